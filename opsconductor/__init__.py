@@ -1,0 +1,8 @@
+"""OpsConductor: durable automation for operations teams."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("opsconductor")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+source"

@@ -1,0 +1,3 @@
+from opsconductor.cli.main import app
+
+app(prog_name="opsconductor")

@@ -1,0 +1,1 @@
+"""The REST API: app factory, dependencies, middleware and one router per domain."""

@@ -1,0 +1,77 @@
+"""The app factory: one FastAPI app with its resources opened and closed by the lifespan."""
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from opsconductor import __version__
+from opsconductor.api.middleware import RequestContextMiddleware
+from opsconductor.api.problems import install_problem_handlers
+from opsconductor.api.routers import health
+from opsconductor.config import Settings
+from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
+from opsconductor.services.users import bootstrap_admin
+from opsconductor.temporal.client import connect
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def announce_generated_admin(username: str, password: str) -> None:
+    # Printed to the console, never logged: log pipelines keep what they see.
+    print(
+        f"\n  First admin created: username {username!r}, password {password!r}\n"
+        "  It is shown only this once; change it after signing in.\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        # The API starts, and /health reports on it, even while Temporal is still coming up.
+        app.state.temporal = await connect(settings, lazy=True)
+        async with unit_of_work(app.state.sessionmaker) as session:
+            password = await bootstrap_admin(session, settings)
+        if password is not None:
+            announce_generated_admin(settings.admin_username, password)
+        logger.info("api started", extra={"version": __version__})
+        try:
+            yield
+        finally:
+            await engine.dispose()
+            logger.info("api stopped")
+
+    app = FastAPI(
+        title="OpsConductor",
+        version=__version__,
+        summary="Durable automation for operations teams",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    install_problem_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    # Added last so it is outermost: every answer, CORS preflights included, gets an id.
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,141 @@
+"""The one place errors become answers: RFC 9457 application/problem+json, with the request id.
+
+Unexpected exceptions answer a bare 500 problem; their stack goes to the log only.
+"""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from asyncpg.exceptions import PostgresConnectionError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from opsconductor.errors import DependencyUnavailable, FieldProblem, InputInvalid, OpsConductorError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://opsconductor.dev/problems/"
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+def request_id_of(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def problem(
+    request: Request,
+    *,
+    status: int,
+    title: str,
+    detail: str,
+    type_uri: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> ProblemResponse:
+    request_id = request_id_of(request)
+    body: dict[str, Any] = {
+        "type": type_uri,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": request_id,
+        **extra,
+    }
+    response_headers = dict(headers or {})
+    if request_id:
+        response_headers["X-Request-ID"] = request_id
+    return ProblemResponse(body, status_code=status, headers=response_headers)
+
+
+def field_path(location: tuple[int | str, ...] | list[int | str]) -> str:
+    return ".".join(str(part) for part in location)
+
+
+async def _domain_error(request: Request, error: Exception) -> ProblemResponse:
+    assert isinstance(error, OpsConductorError)
+    extra = dict(error.extra)
+    if isinstance(error, InputInvalid):
+        extra["errors"] = [item.as_dict() for item in error.problems]
+    return problem(
+        request,
+        status=error.status,
+        title=error.title,
+        detail=error.detail,
+        type_uri=error.type_uri,
+        headers=error.headers,
+        **extra,
+    )
+
+
+async def _validation_error(request: Request, error: Exception) -> ProblemResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = [
+        FieldProblem(path=field_path(item["loc"]), message=item["msg"], type=item["type"])
+        for item in error.errors()
+    ]
+    paths = ", ".join(item.path for item in problems)
+    return await _domain_error(request, InputInvalid(f"invalid input at: {paths}", problems))
+
+
+async def _http_error(request: Request, error: Exception) -> ProblemResponse:
+    assert isinstance(error, StarletteHTTPException)
+    slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+    return problem(
+        request,
+        status=error.status_code,
+        title=_reason(error.status_code),
+        detail=str(error.detail),
+        type_uri=PROBLEM_BASE + slug,
+        headers=dict(error.headers or {}),
+    )
+
+
+async def _database_unreachable(request: Request, error: Exception) -> ProblemResponse:
+    if isinstance(error, DBAPIError) and not _is_connection_problem(error):
+        return await _unexpected_error(request, error)
+    logger.warning("database unreachable", extra={"error": type(error).__name__})
+    return await _domain_error(
+        request, DependencyUnavailable("the database is unreachable; retry shortly")
+    )
+
+
+async def _unexpected_error(request: Request, error: Exception) -> ProblemResponse:
+    logger.error("unhandled error", exc_info=error, extra={"path": request.url.path})
+    return problem(
+        request,
+        status=500,
+        title="Internal error",
+        detail="an unexpected error occurred; the request id locates it in the logs",
+        type_uri=PROBLEM_BASE + "internal",
+    )
+
+
+def _is_connection_problem(error: DBAPIError) -> bool:
+    if error.connection_invalidated or isinstance(error, OperationalError):
+        return True
+    return isinstance(error.orig, (PostgresConnectionError, OSError, ConnectionError))
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(OpsConductorError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_unreachable)
+    app.add_exception_handler(ConnectionError, _database_unreachable)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,211 @@
+"""`opsconductor up`: the embedded default, one command for the whole stack.
+
+It supervises its children: PostgreSQL and the Temporal dev server (unless external ones are
+configured), then the API and one worker on every queue as separate processes. Each child has
+its own session so a Ctrl-C reaches only `up`, which stops them in order: API and worker first
+(letting running activities finish), then Temporal, then PostgreSQL.
+"""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import typer
+
+from opsconductor import __version__
+from opsconductor.api.app import announce_generated_admin
+from opsconductor.cli.console import require_free_port
+from opsconductor.config import Settings
+from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
+from opsconductor.embedded.postgres import EmbeddedPostgres
+from opsconductor.embedded.temporal import TemporalDevServer
+from opsconductor.schema import upgrade_to_head
+from opsconductor.security.keys import load_process_keys
+from opsconductor.services.users import bootstrap_admin
+
+READY_TIMEOUT = 60.0
+CHILD_STOP_TIMEOUT = 30.0
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+def bring_up(settings: Settings) -> int:
+    data_dir = settings.resolved_data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    load_process_keys(settings)
+    _check_ports(settings)
+
+    with ExitStack() as stack:
+        environment = dict(os.environ, OPSCONDUCTOR_DATA_DIR=str(data_dir))
+        postgres_line = f"external ({_redacted(settings.database_url)})"
+        if settings.database_url is None:
+            postgres = EmbeddedPostgres(data_dir / "postgres", settings.postgres_port)
+            _say(f"starting PostgreSQL on 127.0.0.1:{settings.postgres_port}")
+            postgres.start()
+            stack.callback(_stop_step, "PostgreSQL", postgres.stop)
+            environment["OPSCONDUCTOR_DATABASE_URL"] = postgres.url()
+            postgres_line = f"127.0.0.1:{settings.postgres_port} (embedded)"
+
+        temporal_line = f"{settings.temporal_address} (external)"
+        ui_line = "(served by your Temporal deployment)"
+        if settings.temporal_address is None:
+            server = TemporalDevServer(
+                port=settings.temporal_port,
+                ui_port=settings.temporal_ui_port,
+                db_file=data_dir / "temporal" / "temporal.db",
+                log_path=data_dir / "logs" / "temporal.log",
+                namespace=settings.temporal_namespace,
+            )
+            _say(f"starting the Temporal dev server on {server.address}")
+            server.start()
+            stack.callback(_stop_step, "Temporal", server.stop)
+            environment["OPSCONDUCTOR_TEMPORAL_ADDRESS"] = server.address
+            temporal_line = f"{server.address} (dev server, namespace {server.namespace})"
+            ui_line = server.ui_url or ui_line
+
+        resolved = settings.model_copy(
+            update={
+                "database_url": environment.get("OPSCONDUCTOR_DATABASE_URL"),
+                "temporal_address": environment.get("OPSCONDUCTOR_TEMPORAL_ADDRESS"),
+                "data_dir": data_dir,
+            }
+        )
+        _say("applying database migrations")
+        upgrade_to_head(str(resolved.database_url))
+        password = asyncio.run(_bootstrap_admin(resolved))
+        if password is not None:
+            announce_generated_admin(resolved.admin_username, password)
+
+        children = [
+            _spawn("api", ["api"], environment),
+            _spawn("worker", ["worker"], environment),
+        ]
+        stack.callback(_stop_children, children)
+
+        api_url = f"http://{settings.api_host}:{settings.api_port}"
+        if not _wait_until_healthy(api_url, children):
+            _say("the stack did not become healthy; stopping", error=True)
+            return 1
+        _print_banner(api_url, ui_line, temporal_line, postgres_line, data_dir)
+        return _supervise(children)
+    return 0
+
+
+async def _bootstrap_admin(settings: Settings) -> str | None:
+    engine = create_engine(settings)
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            return await bootstrap_admin(session, settings)
+    finally:
+        await engine.dispose()
+
+
+def _check_ports(settings: Settings) -> None:
+    host = settings.api_host
+    require_free_port(host, settings.api_port, "OPSCONDUCTOR_API_PORT")
+    if settings.database_url is None:
+        require_free_port("127.0.0.1", settings.postgres_port, "OPSCONDUCTOR_POSTGRES_PORT")
+    if settings.temporal_address is None:
+        require_free_port("127.0.0.1", settings.temporal_port, "OPSCONDUCTOR_TEMPORAL_PORT")
+        require_free_port("127.0.0.1", settings.temporal_ui_port, "OPSCONDUCTOR_TEMPORAL_UI_PORT")
+
+
+def _spawn(name: str, arguments: list[str], environment: dict[str, str]) -> Child:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "opsconductor", *arguments],
+        env=environment,
+        start_new_session=True,
+    )
+    return Child(name, process)
+
+
+def _wait_until_healthy(api_url: str, children: list[Child]) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if any(child.process.poll() is not None for child in children):
+            return False
+        try:
+            answer = httpx.get(f"{api_url}/health", timeout=5)
+            if answer.status_code == 200 and answer.json()["status"] == "healthy":
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def _supervise(children: list[Child]) -> int:
+    stop_requested = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    while not stop_requested:
+        for child in children:
+            if child.process.poll() is not None:
+                _say(f"{child.name} exited with {child.process.returncode}; stopping", error=True)
+                return 1
+        time.sleep(0.5)
+    _say("stopping")
+    return 0
+
+
+def _stop_children(children: list[Child]) -> None:
+    for child in children:
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.process.wait(CHILD_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
+        _say(f"{child.name} stopped")
+
+
+def _stop_step(name: str, stop: Callable[[], None]) -> None:
+    stop()
+    _say(f"{name} stopped")
+
+
+def _print_banner(
+    api_url: str, ui_line: str, temporal_line: str, postgres_line: str, data_dir: Path
+) -> None:
+    typer.secho(f"\nOpsConductor {__version__} is up.", fg=typer.colors.GREEN, bold=True)
+    for label, value in (
+        ("API", f"{api_url}/api/v1"),
+        ("API docs", f"{api_url}/docs"),
+        ("Health", f"{api_url}/health"),
+        ("Temporal UI", ui_line),
+        ("Temporal", temporal_line),
+        ("PostgreSQL", postgres_line),
+        ("Data", str(data_dir)),
+    ):
+        typer.echo(f"  {label:<12} {value}")
+    typer.echo("Press Ctrl-C to stop.\n")
+
+
+def _say(message: str, *, error: bool = False) -> None:
+    typer.secho(f"up: {message}", err=True, fg=typer.colors.RED if error else None)
+
+
+def _redacted(url: str | None) -> str:
+    if url is None or "@" not in url:
+        return str(url)
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.partition('@')[2]}"

@@ -1,0 +1,116 @@
+"""The one settings class. Every variable is read from the environment with prefix OPSCONDUCTOR_."""
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Values that appear in examples and tutorials; refused as secrets outside development.
+WELL_KNOWN_SECRETS = frozenset(
+    {"", "changeme", "changethis", "change-me", "secret", "password", "admin", "opsconductor"}
+)
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class LogFormat(StrEnum):
+    json = "json"
+    text = "text"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPSCONDUCTOR_", extra="ignore")
+
+    env: Environment = Environment.development
+    data_dir: Path = Path("./.opsconductor")
+
+    database_url: str | None = None
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=20, ge=0)
+    postgres_port: int = Field(default=5433, ge=1, le=65535)
+
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_port: int = Field(default=7233, ge=1, le=65535)
+    temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    admin_username: str = "admin"
+    admin_password: SecretStr | None = None
+    admin_email: str = "admin@example.com"
+
+    master_key: SecretStr | None = None
+    master_keys_old: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    secret_key: SecretStr | None = None
+
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.json
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("master_keys_old", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def _production_refuses_default_secrets(self) -> Self:
+        if self.env is not Environment.production:
+            return self
+        problems: list[str] = []
+        for name in ("master_key", "secret_key"):
+            secret: SecretStr | None = getattr(self, name)
+            if secret is None:
+                problems.append(f"OPSCONDUCTOR_{name.upper()} is required in production")
+            elif secret.get_secret_value().strip().lower() in WELL_KNOWN_SECRETS:
+                problems.append(f"OPSCONDUCTOR_{name.upper()} is a well-known default value")
+        if (
+            self.admin_password is not None
+            and self.admin_password.get_secret_value().strip().lower() in WELL_KNOWN_SECRETS
+        ):
+            problems.append("OPSCONDUCTOR_ADMIN_PASSWORD is a well-known default value")
+        if self.database_url is None:
+            problems.append("OPSCONDUCTOR_DATABASE_URL is required in production")
+        if self.temporal_address is None:
+            problems.append("OPSCONDUCTOR_TEMPORAL_ADDRESS is required in production")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        return self.env is not Environment.production
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,86 @@
+"""The async engine, the per-request session and the database health check."""
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opsconductor.config import Settings
+from opsconductor.errors import ConfigurationError
+
+
+def database_url(settings: Settings) -> str:
+    if settings.database_url is None:
+        raise ConfigurationError(
+            "OPSCONDUCTOR_DATABASE_URL is not set (`opsconductor up` sets it for the embedded "
+            "PostgreSQL; other commands need it)"
+        )
+    url = settings.database_url
+    # Accept the plain form operators paste from elsewhere; we always talk asyncpg.
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+asyncpg://" + url.removeprefix(plain)
+    return url
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        database_url(settings),
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        # A connection broken by a PostgreSQL restart is replaced instead of failing a request.
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # expire_on_commit=False: answers are serialised after the commit and must not lazy-load.
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """One session per unit of work: committed when the work succeeds, rolled back otherwise.
+
+    Services never commit; whoever opens the unit of work (a request, a CLI command) does.
+    """
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    name: str
+    ok: bool
+    duration_ms: float
+    message: str
+
+
+async def check_database(engine: AsyncEngine) -> CheckResult:
+    started = time.perf_counter()
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except (OperationalError, DBAPIError, OSError, TimeoutError) as error:
+        return CheckResult(
+            "database", False, _elapsed_ms(started), f"unreachable: {type(error).__name__}"
+        )
+    return CheckResult("database", True, _elapsed_ms(started), "ok")
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

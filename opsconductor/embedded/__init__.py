@@ -1,0 +1,1 @@
+"""The embedded default: PostgreSQL and the Temporal dev server as child processes of `up`."""

@@ -1,0 +1,30 @@
+"""Shared metadata (with a naming convention, so migrations name constraints predictably)."""
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime
+from sqlmodel import Field, SQLModel
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = SQLModel.metadata
+metadata.naming_convention = NAMING_CONVENTION
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def id_field() -> uuid.UUID:
+    return Field(default_factory=uuid.uuid4, primary_key=True)
+
+
+def timestamp_field() -> datetime:
+    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), nullable=False)

@@ -1,0 +1,1 @@
+"""Keys, password hashing, tokens and access control."""

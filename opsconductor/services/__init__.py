@@ -1,0 +1,1 @@
+"""Domain logic, one module per domain. Services take a session and never commit."""

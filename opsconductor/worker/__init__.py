@@ -1,0 +1,1 @@
+"""The worker process: polls the chosen task queues and runs workflows and activities."""

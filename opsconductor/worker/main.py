@@ -1,0 +1,57 @@
+"""Runs one Temporal worker per chosen queue in this process, and stops them gracefully."""
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from opsconductor.config import Settings
+from opsconductor.temporal.client import connect
+from opsconductor.temporal.queues import TaskQueue
+from opsconductor.worker.registry import activities_for, workflows_for
+
+logger = logging.getLogger(__name__)
+
+# Running activities get this long to finish after a stop is asked; then they are cancelled
+# (through their heartbeats) and Temporal retries them on another worker.
+GRACEFUL_SHUTDOWN = timedelta(seconds=20)
+
+
+def build_workers(client: Client, queues: Sequence[TaskQueue]) -> list[Worker]:
+    return [
+        Worker(
+            client,
+            task_queue=queue.value,
+            workflows=workflows_for(queue),
+            activities=activities_for(queue),
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        )
+        for queue in queues
+    ]
+
+
+async def run_workers(settings: Settings, queues: Sequence[TaskQueue]) -> None:
+    client = await connect(settings)
+    workers = build_workers(client, queues)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    logger.info("worker started", extra={"queues": [queue.value for queue in queues]})
+    running = [asyncio.create_task(worker.run()) for worker in workers]
+    stopped = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopped, *running], return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    logger.info("worker stopping; waiting for running activities")
+    await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
+    outcomes = await asyncio.gather(*running, return_exceptions=True)
+    logger.info("worker stopped")
+    if stopped not in done:
+        # A worker ended on its own (it lost the server for good): fail loudly, not silently.
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        raise RuntimeError("a worker stopped unexpectedly") from (failures[0] if failures else None)

@@ -1,0 +1,59 @@
+"""The fleet probe: asks every task queue to run one activity and reports which answered."""
+
+import asyncio
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from opsconductor.activities.ping import PingReply, PingRequest, ping
+
+
+class ProbeRequest(BaseModel):
+    queues: list[str]
+    # How long a queue may go without a worker picking the task up before it counts as down.
+    wait_seconds: float = 10.0
+
+
+class QueueAnswer(BaseModel):
+    queue: str
+    ok: bool
+    reply: PingReply | None = None
+    error: str | None = None
+
+
+class ProbeReport(BaseModel):
+    answers: list[QueueAnswer]
+
+    @property
+    def all_ok(self) -> bool:
+        return all(answer.ok for answer in self.answers)
+
+
+@workflow.defn(name="fleet-probe")
+class FleetProbeWorkflow:
+    @workflow.run
+    async def run(self, request: ProbeRequest) -> ProbeReport:
+        answers = await asyncio.gather(
+            *(self._ask(queue, request.wait_seconds) for queue in request.queues)
+        )
+        return ProbeReport(answers=list(answers))
+
+    async def _ask(self, queue: str, wait_seconds: float) -> QueueAnswer:
+        try:
+            reply = await workflow.execute_activity(
+                ping,
+                PingRequest(queue=queue),
+                task_queue=queue,
+                schedule_to_start_timeout=timedelta(seconds=wait_seconds),
+                start_to_close_timeout=timedelta(seconds=10),
+                # A queue without a worker must be reported, not waited on forever.
+                retry_policy=RetryPolicy(maximum_attempts=1),
+            )
+        except ActivityError as error:
+            cause = error.cause
+            return QueueAnswer(queue=queue, ok=False, error=str(cause or error))
+        return QueueAnswer(queue=queue, ok=True, reply=reply)
