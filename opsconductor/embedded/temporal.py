@@ -34,6 +34,7 @@ class TemporalDevServer:
     db_file: Path | None = None
     host: str = "127.0.0.1"
     namespace: str = "default"
+    extra_namespaces: tuple[str, ...] = ()
     ui_codec_endpoint: str | None = None
     search_attributes: dict[str, str] = field(default_factory=dict)
     _process: subprocess.Popen[bytes] | None = None
@@ -61,6 +62,8 @@ class TemporalDevServer:
             "--log-level",
             "warn",
         ]
+        for namespace in self.extra_namespaces:
+            command += ["--namespace", namespace]
         if self.db_file is not None:
             command += ["--db-filename", str(self.db_file)]
         if self.ui_port is None:

@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import DateTime
 from sqlmodel import Field, SQLModel
@@ -22,9 +23,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def id_field() -> uuid.UUID:
+def id_field() -> Any:
     return Field(default_factory=uuid.uuid4, primary_key=True)
 
 
-def timestamp_field() -> datetime:
+def timestamp_field() -> Any:
     return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), nullable=False)

@@ -6,7 +6,8 @@ from datetime import timedelta
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, TimeoutType
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from opsconductor.activities.ping import PingReply, PingRequest, ping
@@ -55,5 +56,12 @@ class FleetProbeWorkflow:
             )
         except ActivityError as error:
             cause = error.cause
-            return QueueAnswer(queue=queue, ok=False, error=str(cause or error))
+            if (
+                isinstance(cause, ActivityTimeoutError)
+                and cause.type is TimeoutType.SCHEDULE_TO_START
+            ):
+                message = f"no worker took the task within {wait_seconds:g}s"
+            else:
+                message = str(cause or error)
+            return QueueAnswer(queue=queue, ok=False, error=message)
         return QueueAnswer(queue=queue, ok=True, reply=reply)

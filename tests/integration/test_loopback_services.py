@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from typing import Any
@@ -18,24 +18,6 @@ from tests.fixtures.smtp_sink import SmtpSink
 from tests.fixtures.sshd import LoopbackSshd
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
-    with LoopbackSshd(tmp_path_factory.mktemp("sshd")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def http_receiver() -> Iterator[HttpReceiver]:
-    with HttpReceiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture(scope="module")
-def smtp_sink() -> Iterator[SmtpSink]:
-    with SmtpSink(username="mailer", password="s3cret") as sink:
-        yield sink
 
 
 @asynccontextmanager
@@ -146,7 +128,7 @@ def test_smtp_sink_receives_authenticated_mail(smtp_sink: SmtpSink) -> None:
     message["Subject"] = "Job finished"
     message.set_content("All steps succeeded.")
     with smtplib.SMTP(smtp_sink.host, smtp_sink.port, timeout=10) as client:
-        client.login("mailer", "s3cret")
+        client.login("mailer", "mail-password")
         client.send_message(message)
 
     mail = smtp_sink.wait_for(1, timeout=5)[-1]
