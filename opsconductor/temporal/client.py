@@ -1,11 +1,15 @@
 """The one way every process connects to Temporal, so all of them share one data converter."""
 
+import dataclasses
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 
 from opsconductor.config import Settings
 from opsconductor.errors import ConfigurationError
+from opsconductor.security.keys import ProcessKeys, load_process_keys
+from opsconductor.temporal.codec import EncryptionCodec
 
 
 def temporal_address(settings: Settings) -> str:
@@ -17,9 +21,17 @@ def temporal_address(settings: Settings) -> str:
     return settings.temporal_address
 
 
-def data_converter() -> DataConverter:
-    # Pydantic models in and out of every workflow and activity; one typed input each.
-    return pydantic_data_converter
+def data_converter(keys: ProcessKeys) -> DataConverter:
+    """Pydantic models in and out of every workflow and activity, encrypted on the way out.
+
+    Failure messages and stack traces are moved into an encoded attribute too, because an
+    error message may quote what a remote command printed.
+    """
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec(keys),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 async def connect(settings: Settings, *, lazy: bool = False) -> Client:
@@ -28,6 +40,6 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
     return await Client.connect(
         temporal_address(settings),
         namespace=settings.temporal_namespace,
-        data_converter=data_converter(),
+        data_converter=data_converter(load_process_keys(settings)),
         lazy=lazy,
     )

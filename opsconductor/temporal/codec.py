@@ -1,0 +1,78 @@
+"""The payload codec: every payload Temporal stores (inputs, results, failures' details,
+memos, heartbeats) is AES-256-GCM encrypted before it leaves our processes.
+
+The codec key is derived from the master key (so there is one secret to manage) and each
+payload names the id of the key that sealed it, so retired master keys still decode old history.
+"""
+
+import os
+from collections.abc import Sequence
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import PayloadCodec
+
+from opsconductor.security.envelope import key_id
+from opsconductor.security.keys import ProcessKeys
+
+ENCODING = b"binary/encrypted"
+KEY_ID_METADATA = "encryption-key-id"
+NONCE_BYTES = 12
+_DERIVATION_LABEL = b"opsconductor temporal payload codec v1"
+
+
+class PayloadDecryptionError(Exception):
+    pass
+
+
+def derive_codec_key(master_key: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_DERIVATION_LABEL).derive(
+        master_key
+    )
+
+
+class EncryptionCodec(PayloadCodec):
+    def __init__(self, keys: ProcessKeys):
+        current = derive_codec_key(keys.master_key)
+        self._current_id = key_id(current)
+        self._ciphers = {
+            key_id(derived): AESGCM(derived)
+            for derived in (derive_codec_key(old) for old in keys.retired_master_keys)
+        }
+        self._ciphers[self._current_id] = AESGCM(current)
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self._encrypt(payload) for payload in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self._decrypt(payload) for payload in payloads]
+
+    def _encrypt(self, payload: Payload) -> Payload:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._ciphers[self._current_id].encrypt(
+            nonce, payload.SerializeToString(), self._current_id.encode()
+        )
+        return Payload(
+            metadata={"encoding": ENCODING, KEY_ID_METADATA: self._current_id.encode()},
+            data=nonce + sealed,
+        )
+
+    def _decrypt(self, payload: Payload) -> Payload:
+        # Payloads written before encryption (or by the server itself) pass through untouched.
+        if payload.metadata.get("encoding") != ENCODING:
+            return payload
+        identifier = payload.metadata.get(KEY_ID_METADATA, b"").decode()
+        cipher = self._ciphers.get(identifier)
+        if cipher is None:
+            raise PayloadDecryptionError(
+                f"payload sealed by unknown key {identifier!r}; add the retired master key "
+                "to OPSCONDUCTOR_MASTER_KEYS_OLD"
+            )
+        nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
+        try:
+            return Payload.FromString(cipher.decrypt(nonce, sealed, identifier.encode()))
+        except InvalidTag as error:
+            raise PayloadDecryptionError("payload does not match its key") from error
