@@ -79,7 +79,11 @@ async def _domain_error(request: Request, error: Exception) -> ProblemResponse:
 async def _validation_error(request: Request, error: Exception) -> ProblemResponse:
     assert isinstance(error, RequestValidationError)
     problems = [
-        FieldProblem(path=field_path(item["loc"]), message=item["msg"], type=item["type"])
+        FieldProblem(
+            path=field_path(item["loc"]),
+            message=item["msg"].removeprefix("Value error, "),
+            type=item["type"],
+        )
         for item in error.errors()
     ]
     paths = ", ".join(item.path for item in problems)

@@ -1,0 +1,1 @@
+"""The job document: its schema, validation, templating and the compiler to a run plan."""

@@ -1,0 +1,222 @@
+"""The core action catalog: each action's `with` schema, where it runs, and what it returns.
+
+A `with` model validates the document when a job is saved (fields may hold templates, checked
+for syntax then) and again after rendering, when the step runs.
+"""
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from opsconductor.jobspec.durations import Duration
+from opsconductor.jobspec.templates import Templated, TemplateString
+from opsconductor.temporal.queues import TaskQueue
+
+HttpStatus = Annotated[int, Field(ge=100, le=599)]
+
+
+class ActionInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SshCommand(ActionInput):
+    command: str = Field(min_length=1, description="Run by the login shell of the target user")
+    env: dict[str, str] = Field(default_factory=dict)
+    workdir: str | None = None
+    sudo: Templated[bool] = False
+    expect_exit: Templated[list[int]] = Field(default_factory=lambda: [0])
+
+
+class SshScript(ActionInput):
+    script: str = Field(min_length=1)
+    interpreter: str = "bash"
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    sudo: Templated[bool] = False
+    expect_exit: Templated[list[int]] = Field(default_factory=lambda: [0])
+
+
+class SshUpload(ActionInput):
+    dest: str = Field(min_length=1, description="Absolute path on the target")
+    content: str | None = None
+    file: str | None = Field(default=None, description="A file of the step's library")
+    mode: str = Field(default="0644", pattern=r"^0?[0-7]{3,4}$|\{\{")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "SshUpload":
+        if (self.content is None) == (self.file is None):
+            raise ValueError("give exactly one of `content` or `file`")
+        return self
+
+
+class WinrmPowershell(ActionInput):
+    script: str = Field(min_length=1)
+    expect_exit: Templated[list[int]] = Field(default_factory=lambda: [0])
+
+
+class WinrmCmd(ActionInput):
+    command: str = Field(min_length=1)
+    args: list[str] = Field(default_factory=list)
+    expect_exit: Templated[list[int]] = Field(default_factory=lambda: [0])
+
+
+class HttpRequest(ActionInput):
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    url: str = Field(min_length=1)
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: JsonValue | None = Field(default=None, alias="json")
+    body: str | None = None
+    credential: str | None = Field(default=None, description="A credential name for auth")
+    expect_status: Templated[list[HttpStatus]] = Field(default_factory=lambda: [200])
+    timeout: Duration | TemplateString = Field(default="30s", validate_default=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_body(self) -> "HttpRequest":
+        if self.json_body is not None and self.body is not None:
+            raise ValueError("give `json` or `body`, not both")
+        return self
+
+
+class NotifySend(ActionInput):
+    channel: str = Field(min_length=1)
+    title: str = ""
+    body: str = ""
+
+
+class NmapScan(ActionInput):
+    hosts: str | list[str]
+    ports: str = "22,80,443,5985-5986"
+    arguments: list[str] = Field(default_factory=list)
+
+
+class ControlSleep(ActionInput):
+    duration: Duration | TemplateString
+
+
+class ControlApproval(ActionInput):
+    message: str = Field(min_length=1)
+    approvers: list[str] = Field(
+        default_factory=lambda: ["operator"],
+        description="Roles (admin, operator) or usernames allowed to decide",
+    )
+    timeout: Duration | TemplateString = Field(default="24h", validate_default=True)
+
+
+class JobRun(ActionInput):
+    job: str = Field(min_length=1, description="The name of the job to run")
+    parameters: dict[str, JsonValue] = Field(default_factory=dict)
+    targets: dict[str, JsonValue] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    name: str
+    description: str
+    input_model: type[ActionInput]
+    outputs: tuple[str, ...]
+    # Where the activity runs; None for actions the workflow performs itself.
+    queue: TaskQueue | None
+    # Actions that act on a target cannot be `run_once`: the run has no target to give them.
+    needs_target: bool
+
+    def with_schema(self) -> dict[str, Any]:
+        return self.input_model.model_json_schema(by_alias=True)
+
+
+_REMOTE_OUTPUTS = ("exit_code", "stdout", "stderr")
+
+CORE_ACTIONS: dict[str, ActionSpec] = {
+    spec.name: spec
+    for spec in (
+        ActionSpec(
+            "ssh.command",
+            "Run a command on the target over SSH",
+            SshCommand,
+            _REMOTE_OUTPUTS,
+            TaskQueue.ssh,
+            needs_target=True,
+        ),
+        ActionSpec(
+            "ssh.script",
+            "Upload and run a script on the target over SSH",
+            SshScript,
+            _REMOTE_OUTPUTS,
+            TaskQueue.ssh,
+            needs_target=True,
+        ),
+        ActionSpec(
+            "ssh.upload",
+            "Write a file on the target over SFTP",
+            SshUpload,
+            ("bytes", "sha256"),
+            TaskQueue.ssh,
+            needs_target=True,
+        ),
+        ActionSpec(
+            "winrm.powershell",
+            "Run PowerShell on the target over WinRM",
+            WinrmPowershell,
+            _REMOTE_OUTPUTS,
+            TaskQueue.winrm,
+            needs_target=True,
+        ),
+        ActionSpec(
+            "winrm.cmd",
+            "Run a cmd.exe command on the target over WinRM",
+            WinrmCmd,
+            _REMOTE_OUTPUTS,
+            TaskQueue.winrm,
+            needs_target=True,
+        ),
+        ActionSpec(
+            "http.request",
+            "Send an HTTP request and check its status",
+            HttpRequest,
+            ("status", "headers", "body", "json"),
+            TaskQueue.http,
+            needs_target=False,
+        ),
+        ActionSpec(
+            "notify.send",
+            "Send a notification through a channel",
+            NotifySend,
+            ("delivered",),
+            TaskQueue.notify,
+            needs_target=False,
+        ),
+        ActionSpec(
+            "nmap.scan",
+            "Scan hosts for open ports and services",
+            NmapScan,
+            ("hosts",),
+            TaskQueue.discovery,
+            needs_target=False,
+        ),
+        ActionSpec(
+            "control.sleep",
+            "Wait for a duration (a durable timer)",
+            ControlSleep,
+            (),
+            None,
+            needs_target=False,
+        ),
+        ActionSpec(
+            "control.approval",
+            "Wait for a person to approve or reject",
+            ControlApproval,
+            ("decision", "by", "comment"),
+            None,
+            needs_target=False,
+        ),
+        ActionSpec(
+            "job.run",
+            "Run another job as a child run",
+            JobRun,
+            ("status", "outputs"),
+            None,
+            needs_target=False,
+        ),
+    )
+}

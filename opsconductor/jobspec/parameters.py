@@ -1,0 +1,84 @@
+"""Run parameters checked against the job's declared parameters, with a path per problem."""
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from opsconductor.errors import FieldProblem
+from opsconductor.jobspec.document import ParameterSpec, ParameterType
+
+_PYTHON_TYPES: dict[ParameterType, tuple[type, ...]] = {
+    ParameterType.string: (str,),
+    ParameterType.integer: (int,),
+    ParameterType.number: (int, float),
+    ParameterType.boolean: (bool,),
+    ParameterType.array: (list,),
+    ParameterType.object: (dict,),
+}
+
+
+def _type_matches(kind: ParameterType, value: Any) -> bool:
+    if isinstance(value, bool) and kind is not ParameterType.boolean:
+        return False
+    return isinstance(value, _PYTHON_TYPES[kind])
+
+
+def _value_problems(name: str, spec: ParameterSpec, value: Any) -> list[FieldProblem]:
+    path = f"parameters.{name}"
+    if not _type_matches(spec.type, value):
+        return [FieldProblem(path, f"must be of type {spec.type.value}", "type")]
+    problems = []
+    if spec.enum is not None and value not in spec.enum:
+        problems.append(FieldProblem(path, f"must be one of {spec.enum}", "enum"))
+    if spec.pattern is not None and isinstance(value, str) and not re.search(spec.pattern, value):
+        problems.append(FieldProblem(path, f"must match {spec.pattern}", "pattern"))
+    if isinstance(value, int | float):
+        if spec.minimum is not None and value < spec.minimum:
+            problems.append(FieldProblem(path, f"must be at least {spec.minimum:g}", "minimum"))
+        if spec.maximum is not None and value > spec.maximum:
+            problems.append(FieldProblem(path, f"must be at most {spec.maximum:g}", "maximum"))
+    return problems
+
+
+def resolve_parameters(
+    declared: Mapping[str, ParameterSpec], given: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[FieldProblem]]:
+    """The run's parameters (defaults filled in) and every problem with what was given."""
+    problems = [
+        FieldProblem(f"parameters.{name}", "is not a parameter of this job", "unknown")
+        for name in given
+        if name not in declared
+    ]
+    resolved: dict[str, Any] = {}
+    for name, spec in declared.items():
+        if name in given:
+            value = given[name]
+        elif spec.required:
+            problems.append(FieldProblem(f"parameters.{name}", "is required", "missing"))
+            continue
+        else:
+            value = spec.default
+        if value is not None:
+            problems.extend(_value_problems(name, spec, value))
+        resolved[name] = value
+    return resolved, problems
+
+
+def declaration_problems(declared: Mapping[str, ParameterSpec]) -> list[FieldProblem]:
+    """Defaults that break their own declaration, found when the job is saved."""
+    problems = []
+    for name, spec in declared.items():
+        if spec.pattern is not None:
+            try:
+                re.compile(spec.pattern)
+            except re.error as error:
+                problems.append(
+                    FieldProblem(f"parameters.{name}.pattern", f"invalid pattern: {error}")
+                )
+                continue
+        if spec.default is not None:
+            problems.extend(
+                FieldProblem(f"parameters.{name}.default", problem.message, problem.type)
+                for problem in _value_problems(name, spec, spec.default)
+            )
+    return problems

@@ -1,0 +1,118 @@
+"""Templates in job documents: sandboxed Jinja2 with strict undefined and a `quote` filter.
+
+The sandbox refuses attribute access to internals (`''.__class__` and friends) and the
+environment is immutable, so a template can read its context and nothing else. `secret('name')`
+is answered only where a resolver is given (inside an activity, on the worker); everywhere else,
+the workflow included, it is an error, so a secret can never land in workflow history.
+"""
+
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, TypeAlias, TypeVar
+
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import StringConstraints
+
+TEMPLATE_MARKERS = re.compile(r"\{\{|\{%")
+# Where a typed field (a number, a list) may also be given as a template that renders to one.
+TemplateString = Annotated[str, StringConstraints(pattern=TEMPLATE_MARKERS.pattern)]
+T = TypeVar("T")
+Templated: TypeAlias = T | TemplateString
+
+MAX_RENDERED_CHARACTERS = 1_000_000
+TRUE_WORDS = frozenset({"true", "yes", "1"})
+FALSE_WORDS = frozenset({"false", "no", "0", ""})
+
+SecretResolver = Callable[[str], str]
+
+
+class TemplateProblem(ValueError):
+    """A template that does not parse, or fails to render against its context."""
+
+
+def _quote(value: object) -> str:
+    return shlex.quote(str(value))
+
+
+def _no_secrets(name: str) -> str:
+    raise TemplateProblem(
+        f"secret({name!r}) is resolved only inside an action's `with` block, on the worker"
+    )
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    def __init__(self) -> None:
+        super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+        self.filters["quote"] = _quote
+        self.globals["secret"] = _no_secrets
+
+
+_environment = _Environment()
+
+
+def is_template(value: object) -> bool:
+    return isinstance(value, str) and TEMPLATE_MARKERS.search(value) is not None
+
+
+def syntax_problem(text: str) -> str | None:
+    """Why text does not parse as a template, or None when it does."""
+    try:
+        _environment.parse(text)
+    except TemplateSyntaxError as error:
+        return f"template syntax error on line {error.lineno}: {error.message}"
+    return None
+
+
+def referenced_steps(text: str) -> set[str]:
+    """Step ids a template reads through `steps.<id>` (for validating references)."""
+    tree = _environment.parse(text)
+    return {
+        node.attr
+        for node in tree.find_all(nodes.Getattr)
+        if isinstance(node.node, nodes.Name) and node.node.name == "steps"
+    }
+
+
+def render(text: str, context: Mapping[str, Any], secrets: SecretResolver | None = None) -> str:
+    if not is_template(text):
+        return text
+    try:
+        template = _environment.from_string(text)
+        variables = dict(context)
+        if secrets is not None:
+            variables["secret"] = secrets
+        rendered = template.render(variables)
+    except TemplateProblem:
+        raise
+    except TemplateError as error:
+        raise TemplateProblem(f"template failed: {error}") from error
+    except (TypeError, ValueError, ArithmeticError) as error:
+        raise TemplateProblem(f"template failed: {type(error).__name__}: {error}") from error
+    if len(rendered) > MAX_RENDERED_CHARACTERS:
+        raise TemplateProblem(f"template rendered more than {MAX_RENDERED_CHARACTERS} characters")
+    return rendered
+
+
+def render_value(
+    value: Any, context: Mapping[str, Any], secrets: SecretResolver | None = None
+) -> Any:
+    """Render every string inside a JSON-like value (dicts, lists), keeping its shape."""
+    if isinstance(value, str):
+        return render(value, context, secrets)
+    if isinstance(value, Mapping):
+        return {key: render_value(item, context, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render_value(item, context, secrets) for item in value]
+    return value
+
+
+def render_condition(text: str, context: Mapping[str, Any]) -> bool:
+    """A `when` condition: it must render to true or false (yes/no and 1/0 are accepted)."""
+    word = render(text, context).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise TemplateProblem(f"a condition must render to true or false, got {word[:80]!r}")
