@@ -53,8 +53,19 @@ class Settings(BaseSettings):
     master_keys_old: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     secret_key: SecretStr | None = None
 
+    access_token_minutes: int = Field(default=15, ge=1, le=1440)
+    refresh_token_days: int = Field(default=14, ge=1, le=365)
+    password_reset_hours: int = Field(default=24, ge=1, le=720)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    login_window_seconds: int = Field(default=300, ge=1)
+
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.json
+
+    # http.request refuses link-local addresses (cloud metadata services live there) unless
+    # an operator allows them explicitly.
+    http_allow_link_local: bool = False
 
     @field_validator("cors_origins", mode="before")
     @classmethod

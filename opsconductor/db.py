@@ -36,6 +36,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # A connection broken by a PostgreSQL restart is replaced instead of failing a request.
         pool_pre_ping=True,
         pool_recycle=1800,
+        # Never echo bound values (password hashes, token digests) into errors or logs.
+        hide_parameters=True,
     )
 
 

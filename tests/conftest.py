@@ -15,9 +15,11 @@ from fastapi import FastAPI
 
 from opsconductor.api.app import create_app
 from opsconductor.config import Environment, Settings
+from opsconductor.db import create_engine, create_sessionmaker
 from opsconductor.temporal.client import connect
 from opsconductor.temporal.queues import ALL_QUEUES
 from opsconductor.worker.main import build_workers
+from opsconductor.worker.registry import WorkerResources
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.fixtures.services import (
     build_template,
@@ -121,10 +123,17 @@ def smtp_sink() -> Iterator[SmtpSink]:
 
 
 @pytest.fixture
-async def workers(settings: Settings) -> AsyncIterator[None]:
+async def worker_resources(settings: Settings) -> AsyncIterator[WorkerResources]:
+    engine = create_engine(settings)
+    yield WorkerResources(settings, create_sessionmaker(engine))
+    await engine.dispose()
+
+
+@pytest.fixture
+async def workers(settings: Settings, worker_resources: WorkerResources) -> AsyncIterator[None]:
     """Workers on every task queue, in this process, for the duration of one test."""
     client = await connect(settings)
     async with AsyncExitStack() as stack:
-        for worker in build_workers(client, ALL_QUEUES):
+        for worker in build_workers(client, ALL_QUEUES, worker_resources):
             await stack.enter_async_context(worker)
         yield

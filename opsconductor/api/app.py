@@ -5,21 +5,24 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from opsconductor import __version__
+from opsconductor.api.auth import AUDITED
+from opsconductor.api.deps import API_PREFIX
 from opsconductor.api.middleware import RequestContextMiddleware
 from opsconductor.api.problems import install_problem_handlers
-from opsconductor.api.routers import health
+from opsconductor.api.routers import audit, auth, health, tokens, users
 from opsconductor.config import Settings
 from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
+from opsconductor.security.keys import load_process_keys
 from opsconductor.services.users import bootstrap_admin
 from opsconductor.temporal.client import connect
 
 logger = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
+__all__ = ["API_PREFIX", "create_app"]
 
 
 def announce_generated_admin(username: str, password: str) -> None:
@@ -37,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         app.state.settings = settings
+        app.state.keys = load_process_keys(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         # The API starts, and /health reports on it, even while Temporal is still coming up.
@@ -74,4 +78,14 @@ def create_app(settings: Settings) -> FastAPI:
     # Added last so it is outermost: every answer, CORS preflights included, gets an id.
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    # Every route under the prefix leaves an audit row when it changes something, and its
+    # name (the audit action, e.g. "user.create") doubles as its OpenAPI operationId.
+    api = APIRouter(
+        prefix=API_PREFIX,
+        dependencies=[AUDITED],
+        generate_unique_id_function=lambda route: route.name,
+    )
+    for module in (auth, users, tokens, audit):
+        api.include_router(module.router)
+    app.include_router(api)
     return app

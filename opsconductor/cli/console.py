@@ -1,11 +1,15 @@
 """What every command shares: plain error messages instead of tracebacks."""
 
 import functools
+import logging
+import os
+import sys
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import NoReturn, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from opsconductor.embedded.ports import port_is_free
 from opsconductor.errors import ConfigurationError
@@ -21,6 +25,19 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(EXIT_CONFIGURATION)
 
 
+def exit_now(code: int) -> NoReturn:
+    """Ends a process that has used a Temporal client, skipping interpreter teardown.
+
+    The SDK's runtime threads can outlive the event loop and abort the interpreter while it
+    shuts down (temporalio/sdk-python#300), turning a clean exit into a crash; the work is
+    done and flushed by then, so there is nothing left for teardown to do.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 def fail_on_configuration_errors(command: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(command)
     def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -28,6 +45,12 @@ def fail_on_configuration_errors(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except ConfigurationError as error:
             raise fail(str(error)) from None
+        except (OSError, SQLAlchemyError) as error:
+            raise fail(f"cannot reach a service: {type(error).__name__}: {error}") from None
+        except RuntimeError as error:
+            if "connect" not in str(error).lower():
+                raise
+            raise fail(f"cannot reach Temporal: {error}") from None
         except ValidationError as error:
             problems = "; ".join(
                 f"{'.'.join(str(part) for part in item['loc']) or 'settings'}: {item['msg']}"

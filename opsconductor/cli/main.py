@@ -7,18 +7,22 @@ import typer
 import uvicorn
 
 from opsconductor.api.app import create_app
-from opsconductor.cli.console import fail_on_configuration_errors, require_free_port
+from opsconductor.cli.console import exit_now, fail_on_configuration_errors, require_free_port
 from opsconductor.cli.probe import run_probe
 from opsconductor.cli.up import bring_up
+from opsconductor.cli.users import app as users_app
 from opsconductor.config import Settings
 from opsconductor.db import database_url
 from opsconductor.logging import configure_logging
 from opsconductor.schema import upgrade_to_head
 from opsconductor.security.keys import load_process_keys
+from opsconductor.temporal.client import connect
 from opsconductor.temporal.queues import ALL_QUEUES, TaskQueue
+from opsconductor.temporal.search_attributes import ensure_search_attributes
 from opsconductor.worker.main import run_workers
 
 app = typer.Typer(no_args_is_help=True, help="OpsConductor: durable automation for operations.")
+app.add_typer(users_app, name="user")
 
 
 @app.command()
@@ -59,6 +63,7 @@ def worker(
     configure_logging(settings, service="worker")
     load_process_keys(settings)
     asyncio.run(run_workers(settings, queue or list(ALL_QUEUES)))
+    exit_now(0)
 
 
 @app.command()
@@ -69,6 +74,13 @@ def migrate() -> None:
     configure_logging(settings, service="migrate")
     upgrade_to_head(database_url(settings))
     typer.echo("database schema is up to date")
+    if settings.temporal_address is not None:
+        added = asyncio.run(_register_search_attributes(settings))
+        typer.echo(f"Temporal search attributes registered: {', '.join(added) or 'none missing'}")
+
+
+async def _register_search_attributes(settings: Settings) -> list[str]:
+    return await ensure_search_attributes(await connect(settings))
 
 
 @app.command()
@@ -77,4 +89,4 @@ def check(
     wait: Annotated[float, typer.Option(help="Seconds a queue may take to answer.")] = 10.0,
 ) -> None:
     """Ask every task queue to run one activity; exit non-zero if any queue did not answer."""
-    raise typer.Exit(asyncio.run(run_probe(Settings(), wait)))
+    exit_now(asyncio.run(run_probe(Settings(), wait)))

@@ -30,6 +30,7 @@ from opsconductor.embedded.temporal import TemporalDevServer
 from opsconductor.schema import upgrade_to_head
 from opsconductor.security.keys import load_process_keys
 from opsconductor.services.users import bootstrap_admin
+from opsconductor.temporal.search_attributes import dev_server_search_attributes
 
 READY_TIMEOUT = 60.0
 CHILD_STOP_TIMEOUT = 30.0
@@ -42,10 +43,10 @@ class Child:
 
 
 def bring_up(settings: Settings) -> int:
+    _check_ports(settings)
     data_dir = settings.resolved_data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     load_process_keys(settings)
-    _check_ports(settings)
 
     with ExitStack() as stack:
         environment = dict(os.environ, OPSCONDUCTOR_DATA_DIR=str(data_dir))
@@ -53,8 +54,9 @@ def bring_up(settings: Settings) -> int:
         if settings.database_url is None:
             postgres = EmbeddedPostgres(data_dir / "postgres", settings.postgres_port)
             _say(f"starting PostgreSQL on 127.0.0.1:{settings.postgres_port}")
-            postgres.start()
+            # Registered first: a Ctrl-C during the start must still stop it.
             stack.callback(_stop_step, "PostgreSQL", postgres.stop)
+            postgres.start()
             environment["OPSCONDUCTOR_DATABASE_URL"] = postgres.url()
             postgres_line = f"127.0.0.1:{settings.postgres_port} (embedded)"
 
@@ -67,10 +69,11 @@ def bring_up(settings: Settings) -> int:
                 db_file=data_dir / "temporal" / "temporal.db",
                 log_path=data_dir / "logs" / "temporal.log",
                 namespace=settings.temporal_namespace,
+                search_attributes=dev_server_search_attributes(),
             )
             _say(f"starting the Temporal dev server on {server.address}")
-            server.start()
             stack.callback(_stop_step, "Temporal", server.stop)
+            server.start()
             environment["OPSCONDUCTOR_TEMPORAL_ADDRESS"] = server.address
             temporal_line = f"{server.address} (dev server, namespace {server.namespace})"
             ui_line = server.ui_url or ui_line

@@ -8,6 +8,7 @@ import importlib.util
 import os
 import pwd
 import secrets
+import shlex
 import subprocess
 import tempfile
 from pathlib import Path
@@ -70,7 +71,7 @@ class EmbeddedPostgres:
             f"--pgdata={self.pgdata}",
             f"--log={self.log_path}",
             "-o",
-            f"-h {self.host} -p {self.port} -k {self.root}",
+            f"-h {self.host} -p {self.port} -k {shlex.quote(str(self.root))}",
         )
         if not self._database_exists():
             self._run("createdb", *self._connection_args(), DATABASE)

@@ -120,6 +120,9 @@ class ActionSpec:
     queue: TaskQueue | None
     # Actions that act on a target cannot be `run_once`: the run has no target to give them.
     needs_target: bool
+    # Documented but not yet executable: documents using it are refused when saved, with a
+    # clear message, rather than failing at run time.
+    available: bool = True
 
     def with_schema(self) -> dict[str, Any]:
         return self.input_model.model_json_schema(by_alias=True)
@@ -153,6 +156,7 @@ CORE_ACTIONS: dict[str, ActionSpec] = {
             ("bytes", "sha256"),
             TaskQueue.ssh,
             needs_target=True,
+            available=False,
         ),
         ActionSpec(
             "winrm.powershell",
@@ -161,6 +165,7 @@ CORE_ACTIONS: dict[str, ActionSpec] = {
             _REMOTE_OUTPUTS,
             TaskQueue.winrm,
             needs_target=True,
+            available=False,
         ),
         ActionSpec(
             "winrm.cmd",
@@ -169,6 +174,7 @@ CORE_ACTIONS: dict[str, ActionSpec] = {
             _REMOTE_OUTPUTS,
             TaskQueue.winrm,
             needs_target=True,
+            available=False,
         ),
         ActionSpec(
             "http.request",
@@ -185,6 +191,7 @@ CORE_ACTIONS: dict[str, ActionSpec] = {
             ("delivered",),
             TaskQueue.notify,
             needs_target=False,
+            available=False,
         ),
         ActionSpec(
             "nmap.scan",
@@ -193,6 +200,7 @@ CORE_ACTIONS: dict[str, ActionSpec] = {
             ("hosts",),
             TaskQueue.discovery,
             needs_target=False,
+            available=False,
         ),
         ActionSpec(
             "control.sleep",
@@ -217,6 +225,7 @@ CORE_ACTIONS: dict[str, ActionSpec] = {
             ("status", "outputs"),
             None,
             needs_target=False,
+            available=False,
         ),
     )
 }

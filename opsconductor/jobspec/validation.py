@@ -114,11 +114,18 @@ def _needs_problems(index: int, step: Step, ids: Mapping[str, int]) -> Iterator[
 def _action_problems(index: int, step: Step) -> Iterator[FieldProblem]:
     spec = CORE_ACTIONS.get(step.action)
     if spec is None:
-        known = ", ".join(sorted(CORE_ACTIONS))
+        known = ", ".join(sorted(name for name, item in CORE_ACTIONS.items() if item.available))
         yield FieldProblem(
             _path("steps", index, "action"),
             f"unknown action {step.action!r}; known actions: {known}",
             "unknown_action",
+        )
+        return
+    if not spec.available:
+        yield FieldProblem(
+            _path("steps", index, "action"),
+            f"{step.action} is not available in this version of OpsConductor yet",
+            "unavailable_action",
         )
         return
     if step.run_once and spec.needs_target:

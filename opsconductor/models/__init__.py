@@ -3,7 +3,26 @@
 Importing this package registers every table on `SQLModel.metadata` (alembic reads it).
 """
 
+from opsconductor.models.api_token import ApiToken
+from opsconductor.models.audit import AuditEvent
 from opsconductor.models.base import metadata
+from opsconductor.models.job import Job, JobVersion
+from opsconductor.models.run import Run, RunLogLine, RunStep
+from opsconductor.models.session import AuthSession, RefreshToken
+from opsconductor.models.throttle import LoginThrottle
 from opsconductor.models.user import User
 
-__all__ = ["User", "metadata"]
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "AuthSession",
+    "Job",
+    "JobVersion",
+    "LoginThrottle",
+    "RefreshToken",
+    "Run",
+    "RunLogLine",
+    "RunStep",
+    "User",
+    "metadata",
+]

@@ -8,11 +8,13 @@ from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from opsconductor.config import Settings
+from opsconductor.db import create_engine, create_sessionmaker
 from opsconductor.temporal.client import connect
 from opsconductor.temporal.queues import TaskQueue
-from opsconductor.worker.registry import activities_for, workflows_for
+from opsconductor.worker.registry import WorkerResources, activities_for, workflows_for
 
 logger = logging.getLogger(__name__)
 
@@ -20,15 +22,24 @@ logger = logging.getLogger(__name__)
 # (through their heartbeats) and Temporal retries them on another worker.
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
+# Templates are rendered in workflows; Jinja is pure computation, so it is shared with the
+# sandbox rather than re-imported (and re-checked) for every workflow run.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("jinja2", "markupsafe")
+)
 
-def build_workers(client: Client, queues: Sequence[TaskQueue]) -> list[Worker]:
+
+def build_workers(
+    client: Client, queues: Sequence[TaskQueue], resources: WorkerResources
+) -> list[Worker]:
     return [
         Worker(
             client,
             task_queue=queue.value,
             workflows=workflows_for(queue),
-            activities=activities_for(queue),
+            activities=activities_for(queue, resources),
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+            workflow_runner=WORKFLOW_RUNNER,
         )
         for queue in queues
     ]
@@ -36,7 +47,15 @@ def build_workers(client: Client, queues: Sequence[TaskQueue]) -> list[Worker]:
 
 async def run_workers(settings: Settings, queues: Sequence[TaskQueue]) -> None:
     client = await connect(settings)
-    workers = build_workers(client, queues)
+    engine = create_engine(settings)
+    resources = WorkerResources(settings, create_sessionmaker(engine))
+    try:
+        await _serve(build_workers(client, queues, resources), queues)
+    finally:
+        await engine.dispose()
+
+
+async def _serve(workers: list[Worker], queues: Sequence[TaskQueue]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

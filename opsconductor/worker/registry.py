@@ -1,18 +1,40 @@
 """What each task queue runs. A protocol's activities are registered on its own queue only."""
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opsconductor.activities.http import HttpActions
 from opsconductor.activities.ping import ping
+from opsconductor.activities.run_records import RunRecorder
+from opsconductor.config import Settings
 from opsconductor.temporal.queues import TaskQueue
+from opsconductor.workflows.job_run import JobRunWorkflow
 from opsconductor.workflows.probe import FleetProbeWorkflow
 
-WORKFLOWS: Sequence[type] = (FleetProbeWorkflow,)
+WORKFLOWS: Sequence[type] = (FleetProbeWorkflow, JobRunWorkflow)
 
 
-def activities_for(queue: TaskQueue) -> list[Callable[..., Any]]:
-    # Every queue answers the probe; protocol activities join their queue as they are built.
-    return [ping]
+@dataclass(frozen=True)
+class WorkerResources:
+    """What activities share within one worker process."""
+
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+
+def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callable[..., Any]]:
+    # Every queue answers the probe, so `opsconductor check` can prove each one is served.
+    activities: list[Callable[..., Any]] = [ping]
+    if queue is TaskQueue.orchestration:
+        recorder = RunRecorder(resources.sessionmaker)
+        activities += [recorder.record_step, recorder.record_run_status]
+    elif queue is TaskQueue.http:
+        activities.append(HttpActions(resources.settings).run_step)
+    return activities
 
 
 def workflows_for(queue: TaskQueue) -> Sequence[type]:

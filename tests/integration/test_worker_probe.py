@@ -9,8 +9,9 @@ from opsconductor.config import Settings
 from opsconductor.temporal.client import connect
 from opsconductor.temporal.queues import ALL_QUEUES, TaskQueue
 from opsconductor.worker.main import build_workers
+from opsconductor.worker.registry import WorkerResources
 from opsconductor.workflows.probe import FleetProbeWorkflow, ProbeReport, ProbeRequest
-from tests.fixtures.services import UNSERVED_NAMESPACE
+from tests.fixtures.services import PARTIAL_NAMESPACE
 
 pytestmark = pytest.mark.integration
 
@@ -34,11 +35,13 @@ async def test_every_queue_runs_an_activity(settings: Settings) -> None:
         assert answer.reply.queue == answer.queue
 
 
-async def test_a_queue_without_a_worker_is_reported_not_waited_on(settings: Settings) -> None:
-    isolated = settings.model_copy(update={"temporal_namespace": UNSERVED_NAMESPACE})
+async def test_a_queue_without_a_worker_is_reported_not_waited_on(
+    settings: Settings, worker_resources: WorkerResources
+) -> None:
+    isolated = settings.model_copy(update={"temporal_namespace": PARTIAL_NAMESPACE})
     client = await connect(isolated)
     served = [TaskQueue.orchestration, TaskQueue.ssh]
-    workers = build_workers(client, served)
+    workers = build_workers(client, served, worker_resources)
     async with workers[0], workers[1]:
         report = await probe(client, wait_seconds=1)
     outcome = {answer.queue: answer.ok for answer in report.answers}

@@ -1,0 +1,119 @@
+"""Streams a step's output lines to the run log in PostgreSQL while the step runs.
+
+Lines are buffered briefly and written in batches, so a chatty command costs a few inserts a
+second rather than one per line; `GET /runs/{id}/logs?follow=true` reads them as they land.
+"""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opsconductor.db import unit_of_work
+from opsconductor.models.base import utcnow
+from opsconductor.models.run import RUN_ONCE_TARGET, RunLogLine
+
+logger = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_SECONDS = 0.25
+MAX_BUFFERED_LINES = 500
+MAX_LINE_CHARACTERS = 8192
+
+
+class RunLogStream:
+    """One step's output on one target. Use as an async context manager; `write` never blocks
+    on the database."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        run_id: uuid.UUID,
+        step_id: str,
+        target: str | None,
+        mask: Callable[[str], str] = lambda text: text,
+    ):
+        self._sessionmaker = sessionmaker
+        self._run_id = run_id
+        self._step_id = step_id
+        self._target = target or RUN_ONCE_TARGET
+        self._mask = mask
+        self._pending: list[dict[str, object]] = []
+        self._partial: dict[str, str] = {}
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        self._flusher = asyncio.create_task(self._flush_periodically())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        for stream, rest in self._partial.items():
+            if rest:
+                self._queue(stream, rest)
+        self._partial.clear()
+        try:
+            await self.flush()
+        except (OSError, SQLAlchemyError):
+            # Never fail (and so re-run) a remote command because its log could not be
+            # written; its result carries its output.
+            logger.warning("run log lines lost", extra={"run_id": str(self._run_id)})
+
+    def write(self, stream: str, text: str) -> None:
+        """Accepts output as it arrives, in chunks that may split lines."""
+        buffered = self._partial.get(stream, "") + text
+        *complete, rest = buffered.split("\n")
+        self._partial[stream] = rest
+        for line in complete:
+            self._queue(stream, line)
+
+    def _queue(self, stream: str, line: str) -> None:
+        self._pending.append(
+            {
+                "run_id": self._run_id,
+                "target": self._target,
+                "step_id": self._step_id,
+                "stream": stream,
+                "line": self._mask(line.rstrip("\r"))[:MAX_LINE_CHARACTERS],
+                "created_at": utcnow(),
+            }
+        )
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        try:
+            await self._insert(batch)
+        except BaseException:
+            self._pending = batch + self._pending
+            raise
+
+    async def _insert(self, batch: list[dict[str, object]]) -> None:
+        async with unit_of_work(self._sessionmaker) as session:
+            await session.exec(insert(RunLogLine).values(batch))
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_SECONDS)
+            try:
+                await self.flush()
+            except (OSError, SQLAlchemyError):
+                # The database is briefly away: keep the newest lines and try again. The
+                # step's result still carries its (bounded) output either way.
+                logger.warning(
+                    "run log write failed; retrying", extra={"run_id": str(self._run_id)}
+                )
+                self._pending = self._pending[-MAX_BUFFERED_LINES:]

@@ -1,0 +1,87 @@
+"""What every step activity shares: rendering the `with` block on the worker, masking secrets,
+bounding output, and failing in a way the workflow can read (the last attempt's output rides
+along as failure details, encrypted by the codec like every payload)."""
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from opsconductor.jobspec.runtime import StepRequest, StepResult
+from opsconductor.jobspec.templates import SecretResolver, TemplateProblem, render_value
+
+# Step output kept in history and on the run record; the full output streams to the run log.
+MAX_OUTPUT_CHARACTERS = 64 * 1024
+MASK = "********"
+REJECTED = "StepRejected"
+FAILED = "StepFailed"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class SecretMask:
+    """Remembers every secret revealed to a step so none of them leaves it in clear."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+
+    def remember(self, value: str) -> str:
+        if value:
+            self._values.add(value)
+        return value
+
+    def wrap(self, resolver: SecretResolver) -> SecretResolver:
+        return lambda name: self.remember(resolver(name))
+
+    def apply(self, text: str) -> str:
+        # Longest first, so a secret containing another is masked whole.
+        for value in sorted(self._values, key=len, reverse=True):
+            text = text.replace(value, MASK)
+        return text
+
+
+def bounded(text: str) -> str:
+    if len(text) <= MAX_OUTPUT_CHARACTERS:
+        return text
+    dropped = len(text) - MAX_OUTPUT_CHARACTERS
+    return text[-MAX_OUTPUT_CHARACTERS:] + f"\n[… {dropped} earlier characters in the run log]"
+
+
+def attempt() -> int:
+    return activity.info().attempt
+
+
+def rejected(message: str) -> ApplicationError:
+    """A step that no retry can fix: a template, a value or a credential is wrong."""
+    return ApplicationError(
+        message, StepResult(attempt=attempt()), type=REJECTED, non_retryable=True
+    )
+
+
+def failed(message: str, result: StepResult) -> ApplicationError:
+    """A step that ran and failed; Temporal retries it within the step's retry policy."""
+    return ApplicationError(message, result, type=FAILED)
+
+
+def render_inputs(
+    request: StepRequest,
+    model: type[M],
+    mask: SecretMask,
+    secrets: SecretResolver | None = None,
+    transform: Callable[[dict[str, Any]], dict[str, Any]] = lambda values: values,
+) -> M:
+    """The step's `with` block rendered against its context, then validated by its model."""
+    resolver = mask.wrap(secrets) if secrets is not None else None
+    try:
+        values = render_value(request.with_, request.context, resolver)
+        return model.model_validate(transform(values))
+    except TemplateProblem as error:
+        raise rejected(mask.apply(str(error))) from None
+    except ValidationError as error:
+        problems = "; ".join(
+            f"with.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise rejected(mask.apply(problems)) from None

@@ -1,0 +1,125 @@
+"""Who is asking (authentication), may they (the one `authorized` dependency), and the audit
+row every mutating request leaves behind.
+"""
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.security import OAuth2PasswordBearer, SecurityScopes
+
+from opsconductor.api.deps import API_PREFIX, KeysDep, SessionDep, SessionmakerDep
+from opsconductor.errors import NotAuthenticated, OpsConductorError, PermissionDenied
+from opsconductor.models.audit import Outcome
+from opsconductor.security.rbac import Permission, Principal, allows
+from opsconductor.services import audit
+from opsconductor.services.audit import AuditEntry
+from opsconductor.services.auth import authenticate
+from opsconductor.services.sessions import ClientInfo
+
+# OAuth2 password flow, so the docs page's "Authorize" button signs in with a form post.
+_bearer = OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/auth/login", auto_error=False)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Refusals, as opposed to attempts that went wrong.
+_DENIED_STATUSES = frozenset({401, 403, 429})
+
+
+def client_info(request: Request) -> ClientInfo:
+    # The socket's peer: forwarded-for headers are not trusted (run uvicorn with
+    # --forwarded-allow-ips behind a proxy and it rewrites the peer itself).
+    return ClientInfo(
+        address=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+ClientDep = Annotated[ClientInfo, Depends(client_info)]
+
+
+async def _principal(
+    request: Request,
+    session: SessionDep,
+    keys: KeysDep,
+    bearer: Annotated[str | None, Depends(_bearer)],
+) -> Principal:
+    if not bearer:
+        raise NotAuthenticated()
+    principal = await authenticate(session, keys.signing_key, bearer)
+    request.state.principal = principal
+    return principal
+
+
+async def _authorized(
+    security_scopes: SecurityScopes, principal: Annotated[Principal, Depends(_principal)]
+) -> Principal:
+    for needed in security_scopes.scopes:
+        if not allows(principal.role, Permission(needed)):
+            raise PermissionDenied(f"the {principal.role} role lacks the {needed} permission")
+    return principal
+
+
+def authorized(permission: Permission) -> Any:
+    """The one way a route declares what it needs: `Annotated[Principal, authorized(...)]`.
+
+    A security scope rather than a plain dependency, so the OpenAPI document states each
+    operation's permission (and a test can read it there).
+    """
+    return Security(_authorized, scopes=[permission.value])
+
+
+async def _audited(
+    request: Request,
+    session: SessionDep,
+    sessionmaker: SessionmakerDep,
+    client: ClientDep,
+) -> AsyncIterator[AuditEntry]:
+    """Installed on the whole API router, so no mutating route can forget its audit row.
+
+    The action is the route's name ("user.create"); a route adds the resource id or the
+    actor when it learns them. Success is recorded in the request's transaction, so the row
+    exists exactly when the change does; a failure or refusal in a transaction of its own,
+    because the request's is rolled back.
+    """
+    route = request.scope["route"]
+    assert isinstance(route, APIRoute)
+    entry = AuditEntry.for_action(
+        route.name,
+        resource_id=request.path_params.get("id"),
+        request_id=getattr(request.state, "request_id", None),
+        client_address=client.address,
+    )
+    if request.method in SAFE_METHODS:
+        yield entry
+        return
+    try:
+        yield entry
+    except Exception as error:
+        status = _status_of(error)
+        _take_actor(request, entry)
+        entry.detail["status"] = status
+        outcome = Outcome.denied if status in _DENIED_STATUSES else Outcome.failure
+        await audit.record_separately(sessionmaker, entry, outcome)
+        raise
+    _take_actor(request, entry)
+    audit.record(session, entry, Outcome.success)
+
+
+def _take_actor(request: Request, entry: AuditEntry) -> None:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is not None and entry.actor_id is None:
+        entry.by(principal.user)
+
+
+def _status_of(error: Exception) -> int:
+    if isinstance(error, OpsConductorError):
+        return error.status
+    return 422 if isinstance(error, RequestValidationError) else 500
+
+
+# Installed once on the API router; a route that wants to add to its row takes AuditDep,
+# which resolves (through the dependency cache) to the same entry.
+AUDITED = Depends(_audited, scope="function")
+AuditDep = Annotated[AuditEntry, AUDITED]

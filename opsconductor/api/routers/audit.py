@@ -1,0 +1,26 @@
+"""The audit log, for admins."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from opsconductor.api.auth import authorized
+from opsconductor.api.deps import PageDep, SessionDep
+from opsconductor.models.audit import AuditEvent, AuditEventPublic, AuditFilter
+from opsconductor.models.page import Page
+from opsconductor.security.rbac import Permission, Principal
+from opsconductor.services import audit
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+Auditor = Annotated[Principal, authorized(Permission.audit_read)]
+
+
+@router.get("", name="audit.list", response_model=Page[AuditEventPublic])
+async def list_audit_events(
+    _: Auditor,
+    session: SessionDep,
+    page: PageDep,
+    filters: Annotated[AuditFilter, Query()],
+) -> Page[AuditEvent]:
+    return await audit.list_events(session, filters, page.limit, page.offset)

@@ -1,0 +1,70 @@
+"""The template context of JOBS.md, built from what a run knows so far.
+
+Pure functions over plain data: the workflow uses them to decide `when` conditions, and sends
+their result to activities, which render `with` blocks against it.
+"""
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from opsconductor.jobspec.runtime import RunRequest, StepOutcome, StepStatus, TargetSnapshot
+
+
+def run_summary(succeeded: list[str], failed: list[str], total: int) -> str:
+    text = f"{total} target(s): {len(succeeded)} succeeded, {len(failed)} failed"
+    if failed:
+        shown = ", ".join(failed[:10]) + (" …" if len(failed) > 10 else "")
+        text += f" ({shown})"
+    return text
+
+
+def base_context(
+    request: RunRequest, started_at: datetime, succeeded: list[str], failed: list[str]
+) -> dict[str, Any]:
+    names = [target.name for target in request.targets]
+    return {
+        "params": request.parameters,
+        "job": {"name": request.job_name, "version": request.job_version},
+        "run": {
+            "id": str(request.run_id),
+            "started_at": started_at.isoformat(),
+            "targets": names,
+            "succeeded_targets": list(succeeded),
+            "failed_targets": list(failed),
+            "summary": run_summary(succeeded, failed, len(names)),
+        },
+    }
+
+
+def target_context(
+    base: Mapping[str, Any],
+    target: TargetSnapshot,
+    own_steps: Iterable[StepOutcome],
+    run_once_steps: Iterable[StepOutcome],
+) -> dict[str, Any]:
+    steps = {outcome.step_id: outcome.context() for outcome in run_once_steps}
+    steps.update({outcome.step_id: outcome.context() for outcome in own_steps})
+    return {**base, "target": target.context(), "steps": steps}
+
+
+def run_once_context(
+    base: Mapping[str, Any],
+    per_target: Mapping[str, Iterable[StepOutcome]],
+    run_once_steps: Iterable[StepOutcome],
+) -> dict[str, Any]:
+    """For a run-once step, a per-target step reads as `results` keyed by target name, with
+    `failed` true when it failed anywhere."""
+    steps: dict[str, Any] = {}
+    for target_name, outcomes in per_target.items():
+        for outcome in outcomes:
+            entry = steps.setdefault(
+                outcome.step_id,
+                {"results": {}, "failed": False, "status": StepStatus.succeeded.value},
+            )
+            entry["results"][target_name] = outcome.context()
+            if outcome.failed:
+                entry["failed"] = True
+                entry["status"] = StepStatus.failed.value
+    steps.update({outcome.step_id: outcome.context() for outcome in run_once_steps})
+    return {**base, "steps": steps}

@@ -1,0 +1,64 @@
+"""Jobs and their immutable versions: every save is a new version; runs name the one they ran."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Index, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from opsconductor.models.base import id_field, timestamp_field
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index(
+            "uq_jobs_name_live", "name", unique=True, postgresql_where=text("deleted_at IS NULL")
+        ),
+    )
+
+    id: uuid.UUID = id_field()
+    name: str = Field(max_length=64)
+    description: str = ""
+    current_version: int = 1
+    created_by: str = Field(max_length=64)
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+    deleted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class JobVersion(SQLModel, table=True):
+    __tablename__ = "job_versions"
+    __table_args__ = (UniqueConstraint("job_id", "version"),)
+
+    id: uuid.UUID = id_field()
+    job_id: uuid.UUID = Field(foreign_key="jobs.id", index=True)
+    version: int
+    document: dict[str, Any] = Field(sa_type=JSONB)
+    created_by: str = Field(max_length=64)
+    created_at: datetime = timestamp_field()
+
+
+class JobPublic(SQLModel):
+    id: uuid.UUID
+    name: str
+    description: str
+    version: int
+    document: dict[str, Any]
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class JobVersionPublic(SQLModel):
+    version: int
+    document: dict[str, Any]
+    created_by: str
+    created_at: datetime
+
+
+class ValidationAnswer(SQLModel):
+    valid: bool
+    errors: list[dict[str, str]]

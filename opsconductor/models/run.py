@@ -1,0 +1,136 @@
+"""Run records: what the API shows of runs, written by the workflow's run-record activities."""
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import BigInteger, DateTime, Index, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from opsconductor.jobspec.runtime import RunStatus, StepStatus
+from opsconductor.models.base import id_field, timestamp_field
+
+# Run-once steps have no target; an empty key (not NULL) keeps them unique per run.
+RUN_ONCE_TARGET = ""
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_job_id_created_at", "job_id", "created_at"),)
+
+    id: uuid.UUID = id_field()
+    job_id: uuid.UUID = Field(foreign_key="jobs.id")
+    job_name: str = Field(max_length=64)
+    job_version: int
+    status: RunStatus = Field(sa_type=String(24), index=True)
+    reason: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
+    targets: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONB)
+    triggered_by: str = Field(max_length=128)
+    workflow_id: str = Field(max_length=128)
+    request_id: str | None = Field(default=None, max_length=128)
+    created_at: datetime = timestamp_field()
+    started_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class RunStep(SQLModel, table=True):
+    __tablename__ = "run_steps"
+    __table_args__ = (UniqueConstraint("run_id", "target", "step_id"),)
+
+    id: uuid.UUID = id_field()
+    run_id: uuid.UUID = Field(foreign_key="runs.id", index=True)
+    target: str = Field(max_length=128)
+    step_id: str = Field(max_length=64)
+    status: StepStatus = Field(sa_type=String(16))
+    reason: str | None = None
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    outputs: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
+    attempts: int = 0
+    tolerated: bool = False
+    started_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class RunLogLine(SQLModel, table=True):
+    __tablename__ = "run_logs"
+    __table_args__ = (Index("ix_run_logs_run_id_id", "run_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    run_id: uuid.UUID = Field(foreign_key="runs.id")
+    target: str = Field(max_length=128)
+    step_id: str = Field(max_length=64)
+    stream: str = Field(max_length=8)
+    line: str
+    created_at: datetime = timestamp_field()
+
+
+class RunCreate(SQLModel):
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    targets: dict[str, Any] | None = Field(
+        default=None, description="A target selector overriding the job's (groups, tags, names)"
+    )
+
+
+class RunAccepted(SQLModel):
+    id: uuid.UUID
+    status: RunStatus
+    workflow_id: str
+
+
+class RunListItem(SQLModel):
+    id: uuid.UUID
+    job_id: uuid.UUID
+    job_name: str
+    job_version: int
+    status: RunStatus
+    reason: str | None
+    triggered_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunStepPublic(SQLModel):
+    id: str
+    status: StepStatus
+    reason: str | None
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    outputs: dict[str, Any]
+    attempts: int
+    tolerated: bool
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunTargetPublic(SQLModel):
+    name: str
+    status: StepStatus
+    steps: list[RunStepPublic]
+
+
+class RunDetail(RunListItem):
+    parameters: dict[str, Any]
+    targets: list[RunTargetPublic]
+    steps: list[RunStepPublic]
+    workflow_id: str
+
+
+class RunLogLinePublic(SQLModel):
+    id: int
+    target: str
+    step_id: str
+    stream: str
+    line: str
+    created_at: datetime
+
+
+class ApprovalCreate(SQLModel):
+    step: str = Field(min_length=1)
+    decision: Literal["approve", "reject"]
+    comment: str = Field(default="", max_length=2000)

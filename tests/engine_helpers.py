@@ -1,0 +1,101 @@
+"""Starting job-run workflows straight from a document, for tests of the engine's semantics.
+
+The API's run service does the same with targets resolved from the inventory; these tests give
+the targets directly so each semantic of JOBS.md can be shown on its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client, WorkflowHandle
+
+from opsconductor.db import unit_of_work
+from opsconductor.jobspec.plan import compile_plan
+from opsconductor.jobspec.runtime import RunRequest, RunStatus, RunSummary, TargetSnapshot
+from opsconductor.jobspec.validation import validate_document
+from opsconductor.models.job import Job, JobVersion
+from opsconductor.models.run import Run, RunStep
+from opsconductor.temporal.queues import TaskQueue
+from opsconductor.workflows.job_run import JobRunWorkflow
+
+
+def web_targets(base_url: str, count: int) -> list[TargetSnapshot]:
+    """Targets whose address is the HTTP receiver, so `{{ target.address }}` reaches it."""
+    return [
+        TargetSnapshot(
+            id=uuid.uuid4(),
+            name=f"web-{index}",
+            address=base_url,
+            port=80,
+            protocol="ssh",
+            tags={"index": str(index)},
+        )
+        for index in range(1, count + 1)
+    ]
+
+
+async def start_run(
+    client: Client,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    document: dict[str, Any],
+    targets: list[TargetSnapshot],
+    parameters: dict[str, Any] | None = None,
+) -> WorkflowHandle[JobRunWorkflow, RunSummary]:
+    report = validate_document(document)
+    assert report.document is not None, report.problems
+    assert report.valid, report.problems
+    run_id = uuid.uuid4()
+    async with unit_of_work(sessionmaker) as session:
+        existing = await session.exec(select(Job).where(Job.name == report.document.name))
+        job = existing.first()
+        if job is None:
+            job = Job(name=report.document.name, created_by="test")
+            session.add(job)
+            await session.flush()
+            session.add(JobVersion(job_id=job.id, version=1, document=document, created_by="test"))
+        session.add(
+            Run(
+                id=run_id,
+                job_id=job.id,
+                job_name=job.name,
+                job_version=1,
+                status=RunStatus.queued,
+                triggered_by="test",
+                workflow_id=f"run-{run_id}",
+            )
+        )
+    return await client.start_workflow(
+        JobRunWorkflow.run,
+        RunRequest(
+            run_id=run_id,
+            job_id=job.id,
+            job_name=job.name,
+            job_version=1,
+            plan=compile_plan(report.document),
+            parameters=parameters or {},
+            targets=targets,
+            triggered_by="test",
+        ),
+        id=f"run-{run_id}",
+        task_queue=TaskQueue.orchestration.value,
+    )
+
+
+async def recorded_steps(
+    sessionmaker: async_sessionmaker[AsyncSession], run_id: uuid.UUID
+) -> dict[tuple[str, str], RunStep]:
+    async with sessionmaker() as session:
+        rows = (await session.exec(select(RunStep).where(RunStep.run_id == run_id))).all()
+    return {(row.target, row.step_id): row for row in rows}
+
+
+async def recorded_run(sessionmaker: async_sessionmaker[AsyncSession], run_id: uuid.UUID) -> Run:
+    async with sessionmaker() as session:
+        run = await session.get(Run, run_id)
+    assert run is not None
+    return run

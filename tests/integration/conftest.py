@@ -1,0 +1,33 @@
+"""Signed-in accounts of every role, on top of the root conftest's app and client."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.identity_helpers import ADMIN_PASSWORD, ADMIN_USERNAME, Account, create_user, login
+
+
+@pytest.fixture
+async def admin(client: httpx.AsyncClient) -> Account:
+    """The bootstrapped first admin, signed in."""
+    tokens = await login(client, ADMIN_USERNAME, ADMIN_PASSWORD)
+    me = await client.get(
+        "/api/v1/auth/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    return Account(me.json()["id"], ADMIN_USERNAME, ADMIN_PASSWORD, "admin", tokens)
+
+
+@pytest.fixture
+async def operator(client: httpx.AsyncClient, admin: Account) -> Account:
+    return await create_user(client, admin.headers, "olivia", "operator")
+
+
+@pytest.fixture
+async def viewer(client: httpx.AsyncClient, admin: Account) -> Account:
+    return await create_user(client, admin.headers, "victor", "viewer")
+
+
+@pytest.fixture
+def accounts(admin: Account, operator: Account, viewer: Account) -> dict[str, Account]:
+    return {"admin": admin, "operator": operator, "viewer": viewer}

@@ -1,0 +1,78 @@
+"""Repeated failed sign-ins are throttled per username and per client address."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from opsconductor.config import Settings
+from tests.conftest import make_settings
+from tests.identity_helpers import ADMIN_PASSWORD, api, assert_problem, login
+
+pytestmark = pytest.mark.integration
+
+WINDOW_SECONDS = 2
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, temporal_address: str) -> Settings:
+    return make_settings(
+        tmp_path,
+        database_url=database_url,
+        temporal_address=temporal_address,
+        login_max_failures=3,
+        login_max_failures_per_address=5,
+        login_window_seconds=WINDOW_SECONDS,
+    )
+
+
+async def _fail(client: httpx.AsyncClient, username: str) -> httpx.Response:
+    return await client.post(
+        api("/auth/login"), json={"username": username, "password": "wrong-password"}
+    )
+
+
+async def test_the_username_throttle_engages_and_releases(client: httpx.AsyncClient) -> None:
+    for _ in range(3):
+        assert_problem(await _fail(client, "admin"), 401)
+
+    throttled = await client.post(
+        api("/auth/login"), json={"username": "admin", "password": ADMIN_PASSWORD}
+    )
+
+    body = assert_problem(throttled, 429)
+    assert body["type"].endswith("/too-many-requests")
+    assert 1 <= int(throttled.headers["retry-after"]) <= WINDOW_SECONDS
+
+    await asyncio.sleep(WINDOW_SECONDS + 0.2)
+    await login(client, "admin", ADMIN_PASSWORD)
+
+
+async def test_unknown_usernames_are_throttled_alike(client: httpx.AsyncClient) -> None:
+    for _ in range(3):
+        assert_problem(await _fail(client, "ghost"), 401)
+    assert_problem(await _fail(client, "ghost"), 429)
+
+
+async def test_a_successful_sign_in_resets_the_username_count(client: httpx.AsyncClient) -> None:
+    for _ in range(2):
+        assert_problem(await _fail(client, "admin"), 401)
+    await login(client, "admin", ADMIN_PASSWORD)
+    for _ in range(2):
+        assert_problem(await _fail(client, "admin"), 401)
+    await login(client, "admin", ADMIN_PASSWORD)
+
+
+async def test_the_address_throttle_spans_usernames(client: httpx.AsyncClient) -> None:
+    for number in range(5):
+        assert_problem(await _fail(client, f"user-{number}"), 401)
+
+    throttled = await client.post(
+        api("/auth/login"), json={"username": "admin", "password": ADMIN_PASSWORD}
+    )
+
+    assert_problem(throttled, 429)
+    assert "retry-after" in throttled.headers
