@@ -67,7 +67,13 @@ class Settings(BaseSettings):
     # an operator allows them explicitly.
     http_allow_link_local: bool = False
 
-    @field_validator("cors_origins", mode="before")
+    # Origins of the Temporal Web UI, whose codec calls reach /codec from the browser.
+    codec_ui_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Under `opsconductor up` the dev UI has no login: its codec calls are answered without a
+    # token when they come over loopback from one of codec_ui_origins. Never in production.
+    codec_trust_loopback_ui: bool = False
+
+    @field_validator("cors_origins", "codec_ui_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -107,6 +113,8 @@ class Settings(BaseSettings):
             problems.append("OPSCONDUCTOR_ADMIN_PASSWORD is a well-known default value")
         if self.database_url is None:
             problems.append("OPSCONDUCTOR_DATABASE_URL is required in production")
+        if self.codec_trust_loopback_ui:
+            problems.append("OPSCONDUCTOR_CODEC_TRUST_LOOPBACK_UI is for development only")
         if self.temporal_address is None:
             problems.append("OPSCONDUCTOR_TEMPORAL_ADDRESS is required in production")
         if problems:

@@ -13,12 +13,13 @@ from opsconductor.api.auth import AUDITED
 from opsconductor.api.deps import API_PREFIX
 from opsconductor.api.middleware import RequestContextMiddleware
 from opsconductor.api.problems import install_problem_handlers
-from opsconductor.api.routers import audit, auth, health, tokens, users
+from opsconductor.api.routers import audit, auth, codec, health, tokens, users
 from opsconductor.config import Settings
 from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
 from opsconductor.security.keys import load_process_keys
 from opsconductor.services.users import bootstrap_admin
 from opsconductor.temporal.client import connect
+from opsconductor.temporal.codec import EncryptionCodec
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
         engine = create_engine(settings)
         app.state.settings = settings
         app.state.keys = load_process_keys(settings)
+        app.state.codec = EncryptionCodec(app.state.keys)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         # The API starts, and /health reports on it, even while Temporal is still coming up.
@@ -78,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Added last so it is outermost: every answer, CORS preflights included, gets an id.
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    app.include_router(codec.router)
     # Every route under the prefix leaves an audit row when it changes something, and its
     # name (the audit action, e.g. "user.create") doubles as its OpenAPI operationId.
     api = APIRouter(

@@ -10,7 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
-from opsconductor.api.deps import API_PREFIX, KeysDep, SessionDep, SessionmakerDep
+from opsconductor.api.deps import API_PREFIX, KeysDep, SessionDep, SessionmakerDep, SettingsDep
+from opsconductor.config import Settings
 from opsconductor.errors import NotAuthenticated, OpsConductorError, PermissionDenied
 from opsconductor.models.audit import Outcome
 from opsconductor.security.rbac import Permission, Principal, allows
@@ -23,6 +24,7 @@ from opsconductor.services.sessions import ClientInfo
 _bearer = OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/auth/login", auto_error=False)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LOOPBACK_PEERS = frozenset({"127.0.0.1", "::1"})
 # Refusals, as opposed to attempts that went wrong.
 _DENIED_STATUSES = frozenset({401, 403, 429})
 
@@ -68,6 +70,34 @@ def authorized(permission: Permission) -> Any:
     operation's permission (and a test can read it there).
     """
     return Security(_authorized, scopes=[permission.value])
+
+
+def _trusted_ui_call(request: Request, settings: Settings) -> bool:
+    """A codec call from the dev Web UI, which has no login: loopback peer, known origin."""
+    peer = request.client.host if request.client else ""
+    return (
+        settings.codec_trust_loopback_ui
+        and peer in LOOPBACK_PEERS
+        and request.headers.get("origin") in settings.codec_ui_origins
+    )
+
+
+async def _codec_caller(
+    security_scopes: SecurityScopes,
+    request: Request,
+    session: SessionDep,
+    keys: KeysDep,
+    settings: SettingsDep,
+    bearer: Annotated[str | None, Depends(_bearer)],
+) -> Principal | None:
+    if not bearer and _trusted_ui_call(request, settings):
+        return None
+    return await _authorized(security_scopes, await _principal(request, session, keys, bearer))
+
+
+def codec_caller(permission: Permission) -> Any:
+    """Like `authorized`, but under `up` also admits the dev Web UI (see _trusted_ui_call)."""
+    return Security(_codec_caller, scopes=[permission.value])
 
 
 async def _audited(

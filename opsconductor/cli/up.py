@@ -70,11 +70,13 @@ def bring_up(settings: Settings) -> int:
                 log_path=data_dir / "logs" / "temporal.log",
                 namespace=settings.temporal_namespace,
                 search_attributes=dev_server_search_attributes(),
+                ui_codec_endpoint=f"http://{settings.api_host}:{settings.api_port}/codec",
             )
             _say(f"starting the Temporal dev server on {server.address}")
             stack.callback(_stop_step, "Temporal", server.stop)
             server.start()
             environment["OPSCONDUCTOR_TEMPORAL_ADDRESS"] = server.address
+            environment.update(_dev_ui_codec_access(settings))
             temporal_line = f"{server.address} (dev server, namespace {server.namespace})"
             ui_line = server.ui_url or ui_line
 
@@ -104,6 +106,18 @@ def bring_up(settings: Settings) -> int:
         _print_banner(api_url, ui_line, temporal_line, postgres_line, data_dir)
         return _supervise(children)
     return 0
+
+
+def _dev_ui_codec_access(settings: Settings) -> dict[str, str]:
+    """Lets the dev Web UI (which has no login) decode payloads through our codec endpoint."""
+    origins = [
+        f"http://{host}:{settings.temporal_ui_port}" for host in ("127.0.0.1", "localhost")
+    ]
+    return {
+        "OPSCONDUCTOR_CODEC_UI_ORIGINS": ",".join(origins),
+        "OPSCONDUCTOR_CODEC_TRUST_LOOPBACK_UI": "true",
+        "OPSCONDUCTOR_CORS_ORIGINS": ",".join([*settings.cors_origins, *origins]),
+    }
 
 
 async def _bootstrap_admin(settings: Settings) -> str | None:

@@ -30,6 +30,11 @@ def problems_of(document: dict[str, Any]) -> dict[str, str]:
     return {problem.path: problem.message for problem in report.problems}
 
 
+def test_the_shared_examples_are_where_the_tests_look() -> None:
+    # Without this, a missing ../shared would turn the examples' tests into an empty set.
+    assert len(list(EXAMPLES.glob("*.yaml"))) >= 2, EXAMPLES
+
+
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda path: path.stem)
 def test_shipped_examples_validate(path: Path) -> None:
     report = validate_document(yaml.safe_load(path.read_text()))

@@ -1,0 +1,94 @@
+"""The codec endpoint the Temporal Web UI calls: authenticated, and under `up` open to the
+dev UI over loopback from its origin only."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload
+
+from opsconductor.api.app import create_app
+from opsconductor.config import Settings
+from tests.conftest import make_settings
+from tests.identity_helpers import Account, assert_problem
+
+pytestmark = pytest.mark.integration
+
+UI_ORIGIN = "http://127.0.0.1:8233"
+
+
+def plain(text: str) -> dict[str, object]:
+    return json_format.MessageToDict(
+        Payload(metadata={"encoding": b"json/plain"}, data=f'"{text}"'.encode())
+    )
+
+
+async def test_encode_then_decode_round_trips_for_a_signed_in_user(
+    client: httpx.AsyncClient, viewer: Account
+) -> None:
+    encoded = await client.post(
+        "/codec/encode", json={"payloads": [plain("hello")]}, headers=viewer.headers
+    )
+    assert encoded.status_code == 200, encoded.text
+    sealed = encoded.json()["payloads"][0]
+    assert "hello" not in str(sealed)
+    decoded = await client.post(
+        "/codec/decode", json={"payloads": [sealed]}, headers=viewer.headers
+    )
+    assert decoded.json() == {"payloads": [plain("hello")]}
+
+
+async def test_anonymous_calls_are_refused_by_default(client: httpx.AsyncClient) -> None:
+    answer = await client.post(
+        "/codec/decode", json={"payloads": [plain("x")]}, headers={"Origin": UI_ORIGIN}
+    )
+    assert_problem(answer, 401)
+
+
+@pytest.fixture
+def dev_settings(tmp_path: Path, database_url: str, temporal_address: str) -> Settings:
+    return make_settings(
+        tmp_path,
+        database_url=database_url,
+        temporal_address=temporal_address,
+        codec_ui_origins=[UI_ORIGIN],
+        codec_trust_loopback_ui=True,
+        cors_origins=[UI_ORIGIN],
+    )
+
+
+async def test_under_up_the_dev_ui_decodes_over_loopback_from_its_origin(
+    dev_settings: Settings,
+) -> None:
+    app = create_app(dev_settings)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http,
+    ):
+        body = {"payloads": [plain("x")]}
+        from_ui = await http.post("/codec/encode", json=body, headers={"Origin": UI_ORIGIN})
+        elsewhere = await http.post(
+            "/codec/encode", json=body, headers={"Origin": "http://evil.example"}
+        )
+        preflight = await http.options(
+            "/codec/decode",
+            headers={"Origin": UI_ORIGIN, "Access-Control-Request-Method": "POST"},
+        )
+    assert from_ui.status_code == 200
+    assert elsewhere.status_code == 401
+    assert preflight.headers["Access-Control-Allow-Origin"] == UI_ORIGIN
+
+
+async def test_the_dev_ui_is_not_trusted_from_another_machine(dev_settings: Settings) -> None:
+    app = create_app(dev_settings)
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 50000))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://ops.example") as http,
+    ):
+        answer = await http.post(
+            "/codec/decode", json={"payloads": [plain("x")]}, headers={"Origin": UI_ORIGIN}
+        )
+    assert answer.status_code == 401
