@@ -13,11 +13,25 @@ from opsconductor.api.auth import AUDITED
 from opsconductor.api.deps import API_PREFIX
 from opsconductor.api.middleware import RequestContextMiddleware
 from opsconductor.api.problems import install_problem_handlers
-from opsconductor.api.routers import audit, auth, codec, health, tokens, users
+from opsconductor.api.routers import (
+    audit,
+    auth,
+    codec,
+    credentials,
+    health,
+    jobs,
+    runs,
+    steps,
+    target_groups,
+    targets,
+    tokens,
+    users,
+)
 from opsconductor.config import Settings
 from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
 from opsconductor.security.keys import load_process_keys
 from opsconductor.services.users import bootstrap_admin
+from opsconductor.services.vault import keyring_from
 from opsconductor.temporal.client import connect
 from opsconductor.temporal.codec import EncryptionCodec
 
@@ -42,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
         engine = create_engine(settings)
         app.state.settings = settings
         app.state.keys = load_process_keys(settings)
+        app.state.keyring = keyring_from(app.state.keys)
         app.state.codec = EncryptionCodec(app.state.keys)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
@@ -88,7 +103,18 @@ def create_app(settings: Settings) -> FastAPI:
         dependencies=[AUDITED],
         generate_unique_id_function=lambda route: route.name,
     )
-    for module in (auth, users, tokens, audit):
+    for module in (
+        auth,
+        users,
+        tokens,
+        audit,
+        credentials,
+        targets,
+        target_groups,
+        jobs,
+        runs,
+        steps,
+    ):
         api.include_router(module.router)
     app.include_router(api)
     return app

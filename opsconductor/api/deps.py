@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from opsconductor.config import Settings
 from opsconductor.db import unit_of_work
+from opsconductor.security.envelope import KeyRing
 from opsconductor.security.keys import ProcessKeys
 
 API_PREFIX = "/api/v1"
@@ -34,6 +35,11 @@ def _temporal(request: Request) -> Client:
 def _keys(request: Request) -> ProcessKeys:
     keys: ProcessKeys = request.app.state.keys
     return keys
+
+
+def _keyring(request: Request) -> KeyRing:
+    keyring: KeyRing = request.app.state.keyring
+    return keyring
 
 
 def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -62,6 +68,8 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 TemporalDep = Annotated[Client, Depends(_temporal)]
 KeysDep = Annotated[ProcessKeys, Depends(_keys)]
+# The vault's key ring: the API seals credentials with it and never opens them.
+KeyRingDep = Annotated[KeyRing, Depends(_keyring)]
 # For work that must be committed even when the request's own transaction is rolled back.
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]
 # scope="function": the commit happens before the answer is sent, so a failed commit is never

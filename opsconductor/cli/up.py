@@ -110,9 +110,7 @@ def bring_up(settings: Settings) -> int:
 
 def _dev_ui_codec_access(settings: Settings) -> dict[str, str]:
     """Lets the dev Web UI (which has no login) decode payloads through our codec endpoint."""
-    origins = [
-        f"http://{host}:{settings.temporal_ui_port}" for host in ("127.0.0.1", "localhost")
-    ]
+    origins = [f"http://{host}:{settings.temporal_ui_port}" for host in ("127.0.0.1", "localhost")]
     return {
         "OPSCONDUCTOR_CODEC_UI_ORIGINS": ",".join(origins),
         "OPSCONDUCTOR_CODEC_TRUST_LOOPBACK_UI": "true",

@@ -6,9 +6,11 @@ Importing this package registers every table on `SQLModel.metadata` (alembic rea
 from opsconductor.models.api_token import ApiToken
 from opsconductor.models.audit import AuditEvent
 from opsconductor.models.base import metadata
+from opsconductor.models.credential import Credential, CredentialAccess
 from opsconductor.models.job import Job, JobVersion
 from opsconductor.models.run import Run, RunLogLine, RunStep
 from opsconductor.models.session import AuthSession, RefreshToken
+from opsconductor.models.target import Target, TargetGroup, TargetGroupMember
 from opsconductor.models.throttle import LoginThrottle
 from opsconductor.models.user import User
 
@@ -16,6 +18,8 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "AuthSession",
+    "Credential",
+    "CredentialAccess",
     "Job",
     "JobVersion",
     "LoginThrottle",
@@ -23,6 +27,9 @@ __all__ = [
     "Run",
     "RunLogLine",
     "RunStep",
+    "Target",
+    "TargetGroup",
+    "TargetGroupMember",
     "User",
     "metadata",
 ]

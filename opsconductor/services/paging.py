@@ -1,5 +1,6 @@
 """One page of a query plus the total count, as the list envelope."""
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from sqlalchemy import func
@@ -10,6 +11,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from opsconductor.models.page import Page
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 async def paginate(
@@ -19,3 +21,17 @@ async def paginate(
     total = (await session.exec(counted)).one()
     items = (await session.exec(statement.limit(limit).offset(offset))).all()
     return Page(items=list(items), total=total, limit=limit, offset=offset)
+
+
+async def paginate_as(
+    session: AsyncSession,
+    statement: SelectOfScalar[T],
+    limit: int,
+    offset: int,
+    present: Callable[[AsyncSession, Sequence[T]], Awaitable[list[U]]],
+) -> Page[U]:
+    """`paginate`, with the page's rows turned into answers in one go (so whatever the
+    answers add, e.g. related names, is fetched for the page at once, not row by row)."""
+    page = await paginate(session, statement, limit, offset)
+    items = await present(session, page.items)
+    return Page(items=items, total=page.total, limit=limit, offset=offset)

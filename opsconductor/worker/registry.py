@@ -2,20 +2,27 @@
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opsconductor.activities.connection_test import ConnectionTests
 from opsconductor.activities.http import HttpActions
 from opsconductor.activities.ping import ping
 from opsconductor.activities.run_records import RunRecorder
+from opsconductor.activities.ssh import SshActions
 from opsconductor.config import Settings
+from opsconductor.security.envelope import KeyRing
+from opsconductor.security.keys import load_process_keys
+from opsconductor.services.vault import keyring_from
 from opsconductor.temporal.queues import TaskQueue
+from opsconductor.workflows.connection_test import ConnectionTestWorkflow
 from opsconductor.workflows.job_run import JobRunWorkflow
 from opsconductor.workflows.probe import FleetProbeWorkflow
 
-WORKFLOWS: Sequence[type] = (FleetProbeWorkflow, JobRunWorkflow)
+WORKFLOWS: Sequence[type] = (FleetProbeWorkflow, JobRunWorkflow, ConnectionTestWorkflow)
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,11 @@ class WorkerResources:
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
 
+    @cached_property
+    def keyring(self) -> KeyRing:
+        """The vault's key ring, built once per process (on first use) from the settings."""
+        return keyring_from(load_process_keys(self.settings))
+
 
 def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callable[..., Any]]:
     # Every queue answers the probe, so `opsconductor check` can prove each one is served.
@@ -32,6 +44,10 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
     if queue is TaskQueue.orchestration:
         recorder = RunRecorder(resources.sessionmaker)
         activities += [recorder.record_step, recorder.record_run_status]
+    elif queue is TaskQueue.ssh:
+        activities.append(SshActions(resources.sessionmaker, resources.keyring).run_step)
+        tests = ConnectionTests(resources.sessionmaker, resources.keyring)
+        activities.append(tests.probe)
     elif queue is TaskQueue.http:
         activities.append(HttpActions(resources.settings).run_step)
     return activities

@@ -1,0 +1,163 @@
+"""Opening SSH connections for the worker: the credential from the vault, the host key pinned.
+
+The host key is checked inside the handshake (`validate_host_public_key`), against the
+fingerprint pinned on the target row, read at connection time so an operator's acceptance
+applies at once. With nothing pinned yet the key is trusted on first use and pinned after the
+login succeeds; a different key later is refused until an operator accepts it. Nothing else is
+trusted: no known_hosts file, no ssh-agent, no ~/.ssh keys or config of the worker's user.
+"""
+
+import hmac
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncssh
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opsconductor.db import unit_of_work
+from opsconductor.errors import NotFound
+from opsconductor.models.credential import CredentialKind
+from opsconductor.services import targets
+from opsconductor.services.vault import CredentialUnavailable, Revealed
+
+# asyncssh logs every command it sends at INFO, and a rendered command may hold a secret
+# (`{{ secret('db') }}`): its records below WARNING never reach our log pipeline.
+logging.getLogger("asyncssh").setLevel(logging.WARNING)
+
+CONNECT_TIMEOUT_SECONDS = 20
+KEEPALIVE_SECONDS = 15
+
+
+class SshProblem(Exception):
+    """Why a connection could not be made; `retryable` says whether trying again may help."""
+
+    retryable = False
+
+    def __init__(self, message: str, presented_fingerprint: str | None = None):
+        super().__init__(message)
+        self.presented_fingerprint = presented_fingerprint
+
+
+class HostKeyChanged(SshProblem):
+    pass
+
+
+class AuthenticationFailed(SshProblem):
+    pass
+
+
+class Unreachable(SshProblem):
+    retryable = True
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    target_id: uuid.UUID
+    name: str
+    address: str
+    port: int
+
+
+class _PinnedHostKey(asyncssh.SSHClient):
+    def __init__(self, pinned: str | None):
+        self.pinned = pinned
+        self.presented: str | None = None
+
+    def validate_host_public_key(
+        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+    ) -> bool:
+        self.presented = key.get_fingerprint("sha256")
+        if self.pinned is None:
+            return True  # trust on first use; pinned by the caller once the login succeeds
+        return hmac.compare_digest(self.presented, self.pinned)
+
+
+def _login_options(credential: Revealed) -> dict[str, object]:
+    if credential.kind is CredentialKind.ssh_key:
+        try:
+            key = asyncssh.import_private_key(
+                credential.secret["private_key"], credential.secret.get("passphrase")
+            )
+        except asyncssh.KeyImportError:
+            # Checked when stored, so only a tampered or mis-restored row gets here.
+            raise CredentialUnavailable(
+                f"the private key of credential {credential.name!r} does not load"
+            ) from None
+        return {"client_keys": [key], "password": None, "preferred_auth": ("publickey",)}
+    if credential.kind is CredentialKind.ssh_password:
+        return {
+            "client_keys": None,
+            "password": credential.secret["password"],
+            "preferred_auth": ("password", "keyboard-interactive"),
+        }
+    raise CredentialUnavailable(
+        f"credential {credential.name!r} is a {credential.kind} credential; "
+        "SSH needs ssh_key or ssh_password"
+    )
+
+
+@asynccontextmanager
+async def ssh_connection(
+    sessionmaker: async_sessionmaker[AsyncSession], endpoint: Endpoint, credential: Revealed
+) -> AsyncIterator[tuple[asyncssh.SSHClientConnection, str]]:
+    """A logged-in connection and the host key fingerprint it verified."""
+    async with unit_of_work(sessionmaker) as session:
+        try:
+            pinned = await targets.pinned_host_key(session, endpoint.target_id)
+        except NotFound as error:
+            raise AuthenticationFailed(
+                f"target {endpoint.name!r} is no longer in the inventory, so its host key "
+                "cannot be checked"
+            ) from error
+    checker = _PinnedHostKey(pinned)
+    options = _login_options(credential)
+    try:
+        connection = await asyncssh.connect(
+            endpoint.address,
+            endpoint.port,
+            username=credential.username,
+            client_factory=lambda: checker,
+            known_hosts=([], [], []),
+            agent_path=None,
+            config=None,
+            ignore_encrypted=True,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            keepalive_interval=KEEPALIVE_SECONDS,
+            **options,
+        )
+    except asyncssh.HostKeyNotVerifiable:
+        presented = checker.presented or "an unreadable key"
+        if checker.presented is not None:
+            async with unit_of_work(sessionmaker) as session:
+                await targets.record_refused_host_key(session, endpoint.target_id, presented)
+        raise HostKeyChanged(
+            f"host key for {endpoint.name} changed: expected {pinned}, got {presented}; "
+            "an operator must accept the new key",
+            checker.presented,
+        ) from None
+    except asyncssh.PermissionDenied:
+        raise AuthenticationFailed(
+            f"authentication as {credential.username!r} on {endpoint.name} failed "
+            f"(credential {credential.name!r})",
+            checker.presented,
+        ) from None
+    except (OSError, TimeoutError, asyncssh.Error) as error:
+        # The reason asyncssh or the OS gives never holds the credential's secret.
+        raise Unreachable(
+            f"cannot connect to {endpoint.name} ({endpoint.address}:{endpoint.port}): "
+            f"{type(error).__name__}: {error}",
+            checker.presented,
+        ) from None
+    assert checker.presented is not None
+    try:
+        if pinned is None:
+            async with unit_of_work(sessionmaker) as session:
+                await targets.record_host_key(session, endpoint.target_id, checker.presented)
+        yield connection, checker.presented
+    finally:
+        connection.close()
+        await connection.wait_closed()

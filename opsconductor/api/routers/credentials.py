@@ -1,0 +1,95 @@
+"""Credentials: admins manage them; everyone who may read sees them without secret material."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from sqlmodel import col, select
+
+from opsconductor.api.auth import AuditDep, authorized
+from opsconductor.api.deps import KeyRingDep, PageDep, SessionDep
+from opsconductor.models.credential import (
+    CredentialAccess,
+    CredentialAccessPublic,
+    CredentialCreate,
+    CredentialKind,
+    CredentialPublic,
+    CredentialRotate,
+    CredentialUpdate,
+)
+from opsconductor.models.page import Page
+from opsconductor.security.rbac import Permission, Principal
+from opsconductor.services import vault
+from opsconductor.services.paging import paginate
+
+router = APIRouter(prefix="/credentials", tags=["credentials"])
+
+Reader = Annotated[Principal, authorized(Permission.credentials_read)]
+Manager = Annotated[Principal, authorized(Permission.credentials_manage)]
+
+
+@router.get("", name="credential.list", response_model=Page[CredentialPublic])
+async def list_credentials(
+    _: Reader,
+    session: SessionDep,
+    page: PageDep,
+    kind: Annotated[CredentialKind | None, Query()] = None,
+) -> Page[CredentialPublic]:
+    return await vault.list_credentials(session, kind, page.limit, page.offset)
+
+
+@router.post(
+    "",
+    name="credential.create",
+    response_model=CredentialPublic,
+    status_code=status.HTTP_201_CREATED,
+)
+async def create_credential(
+    body: CredentialCreate, _: Manager, session: SessionDep, keyring: KeyRingDep, entry: AuditDep
+) -> CredentialPublic:
+    credential = await vault.create_credential(session, keyring, body)
+    entry.on("credential", credential.id)
+    entry.detail.update(name=credential.name, kind=credential.kind)
+    return await vault.public(session, credential)
+
+
+@router.get("/{id}", name="credential.read", response_model=CredentialPublic)
+async def get_credential(id: uuid.UUID, _: Reader, session: SessionDep) -> CredentialPublic:
+    return await vault.public(session, await vault.get_credential(session, id))
+
+
+@router.patch("/{id}", name="credential.update", response_model=CredentialPublic)
+async def update_credential(
+    id: uuid.UUID, body: CredentialUpdate, _: Manager, session: SessionDep, entry: AuditDep
+) -> CredentialPublic:
+    entry.detail["fields"] = sorted(body.model_fields_set)
+    return await vault.public(session, await vault.update_credential(session, id, body))
+
+
+@router.post("/{id}/rotate", name="credential.rotate", response_model=CredentialPublic)
+async def rotate_credential(
+    id: uuid.UUID, body: CredentialRotate, _: Manager, session: SessionDep, keyring: KeyRingDep
+) -> CredentialPublic:
+    credential = await vault.rotate_credential(session, keyring, id, body.secret)
+    return await vault.public(session, credential)
+
+
+@router.delete("/{id}", name="credential.delete", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_credential(id: uuid.UUID, _: Manager, session: SessionDep) -> None:
+    await vault.delete_credential(session, id)
+
+
+@router.get(
+    "/{id}/access", name="credential.access_log", response_model=Page[CredentialAccessPublic]
+)
+async def credential_access(
+    id: uuid.UUID, _: Reader, session: SessionDep, page: PageDep
+) -> Page[CredentialAccess]:
+    """When the credential was decrypted (always on a worker), for what, and where."""
+    await vault.get_credential(session, id)
+    statement = (
+        select(CredentialAccess)
+        .where(CredentialAccess.credential_id == id)
+        .order_by(col(CredentialAccess.accessed_at).desc())
+    )
+    return await paginate(session, statement, page.limit, page.offset)

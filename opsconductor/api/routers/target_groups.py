@@ -1,0 +1,74 @@
+"""Target groups: operators manage them; membership through targets' `groups` or PUT members."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from opsconductor.api.auth import AuditDep, authorized
+from opsconductor.api.deps import PageDep, SessionDep
+from opsconductor.models.page import Page
+from opsconductor.models.target import (
+    GroupMembers,
+    TargetGroupCreate,
+    TargetGroupPublic,
+    TargetGroupUpdate,
+)
+from opsconductor.security.rbac import Permission, Principal
+from opsconductor.services import targets
+
+router = APIRouter(prefix="/target-groups", tags=["targets"])
+
+Reader = Annotated[Principal, authorized(Permission.targets_read)]
+Manager = Annotated[Principal, authorized(Permission.targets_manage)]
+
+
+@router.get("", name="target_group.list", response_model=Page[TargetGroupPublic])
+async def list_groups(
+    _: Reader,
+    session: SessionDep,
+    page: PageDep,
+    q: Annotated[str | None, Query(max_length=200, description="Part of the name")] = None,
+) -> Page[TargetGroupPublic]:
+    return await targets.list_groups(session, q, page.limit, page.offset)
+
+
+@router.post(
+    "",
+    name="target_group.create",
+    response_model=TargetGroupPublic,
+    status_code=status.HTTP_201_CREATED,
+)
+async def create_group(
+    body: TargetGroupCreate, _: Manager, session: SessionDep, entry: AuditDep
+) -> TargetGroupPublic:
+    group = await targets.create_group(session, body)
+    entry.on("target_group", group.id)
+    entry.detail["name"] = group.name
+    return await targets.group_public(session, group)
+
+
+@router.get("/{id}", name="target_group.read", response_model=TargetGroupPublic)
+async def get_group(id: uuid.UUID, _: Reader, session: SessionDep) -> TargetGroupPublic:
+    return await targets.group_public(session, await targets.get_group(session, id))
+
+
+@router.patch("/{id}", name="target_group.update", response_model=TargetGroupPublic)
+async def update_group(
+    id: uuid.UUID, body: TargetGroupUpdate, _: Manager, session: SessionDep, entry: AuditDep
+) -> TargetGroupPublic:
+    entry.detail["fields"] = sorted(body.model_fields_set)
+    return await targets.group_public(session, await targets.update_group(session, id, body))
+
+
+@router.put("/{id}/members", name="target_group.set_members", response_model=TargetGroupPublic)
+async def set_members(
+    id: uuid.UUID, body: GroupMembers, _: Manager, session: SessionDep, entry: AuditDep
+) -> TargetGroupPublic:
+    entry.detail["members"] = len(body.target_ids)
+    return await targets.group_public(session, await targets.set_members(session, id, body))
+
+
+@router.delete("/{id}", name="target_group.delete", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_group(id: uuid.UUID, _: Manager, session: SessionDep) -> None:
+    await targets.delete_group(session, id)

@@ -1,0 +1,163 @@
+"""Jobs: saving a document makes a new immutable version; an unchanged document makes none."""
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opsconductor.errors import Conflict, InputInvalid, NotFound
+from opsconductor.jobspec.document import JobDocument
+from opsconductor.jobspec.validation import ValidationReport, validate_document
+from opsconductor.models.base import utcnow
+from opsconductor.models.job import Job, JobPublic, JobVersion
+from opsconductor.models.page import Page
+from opsconductor.services.paging import paginate
+
+
+def checked(raw: Any) -> tuple[JobDocument, dict[str, Any]]:
+    """The validated document, and the form it is stored in (as given, minus nothing)."""
+    report: ValidationReport = validate_document(raw)
+    if not report.valid or report.document is None:
+        paths = ", ".join(problem.path for problem in report.problems[:10])
+        raise InputInvalid(f"the job document is invalid at: {paths}", report.problems)
+    return report.document, report.document.model_dump(mode="json", by_alias=True)
+
+
+async def _get(session: AsyncSession, job_id: uuid.UUID) -> Job:
+    job = await session.get(Job, job_id)
+    if job is None or job.deleted_at is not None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+async def _by_name(session: AsyncSession, name: str) -> Job | None:
+    result = await session.exec(select(Job).where(Job.name == name, col(Job.deleted_at).is_(None)))
+    return result.first()
+
+
+async def current_version(session: AsyncSession, job: Job) -> JobVersion:
+    result = await session.exec(
+        select(JobVersion).where(
+            JobVersion.job_id == job.id, JobVersion.version == job.current_version
+        )
+    )
+    return result.one()
+
+
+def public(job: Job, version: JobVersion) -> JobPublic:
+    return JobPublic(
+        id=job.id,
+        name=job.name,
+        description=job.description,
+        version=version.version,
+        document=version.document,
+        created_by=job.created_by,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+    )
+
+
+async def create_job(session: AsyncSession, raw: Any, actor: str) -> JobPublic:
+    document, stored = checked(raw)
+    if await _by_name(session, document.name) is not None:
+        raise Conflict(f"a job named {document.name!r} already exists")
+    job = Job(name=document.name, description=document.description, created_by=actor)
+    session.add(job)
+    await session.flush()
+    version = JobVersion(job_id=job.id, version=1, document=stored, created_by=actor)
+    session.add(version)
+    await session.flush()
+    return public(job, version)
+
+
+async def update_job(
+    session: AsyncSession, job_id: uuid.UUID, raw: Any, actor: str
+) -> tuple[JobPublic, bool]:
+    """Saves the document as the job's next version; answers whether a version was made."""
+    job = await _get(session, job_id)
+    document, stored = checked(raw)
+    latest = await current_version(session, job)
+    if latest.document == stored:
+        return public(job, latest), False
+    if document.name != job.name:
+        other = await _by_name(session, document.name)
+        if other is not None and other.id != job.id:
+            raise Conflict(f"a job named {document.name!r} already exists")
+    job.name = document.name
+    job.description = document.description
+    job.current_version += 1
+    job.updated_at = utcnow()
+    version = JobVersion(
+        job_id=job.id, version=job.current_version, document=stored, created_by=actor
+    )
+    session.add_all([job, version])
+    await session.flush()
+    return public(job, version), True
+
+
+async def get_job(session: AsyncSession, job_id: uuid.UUID) -> JobPublic:
+    job = await _get(session, job_id)
+    return public(job, await current_version(session, job))
+
+
+async def get_job_version(
+    session: AsyncSession, job_id: uuid.UUID, number: int
+) -> tuple[Job, JobVersion]:
+    job = await _get(session, job_id)
+    result = await session.exec(
+        select(JobVersion).where(JobVersion.job_id == job_id, JobVersion.version == number)
+    )
+    version = result.first()
+    if version is None:
+        raise NotFound(f"job {job_id} has no version {number}")
+    return job, version
+
+
+async def list_jobs(
+    session: AsyncSession, search: str | None, limit: int, offset: int
+) -> Page[JobPublic]:
+    statement = (
+        select(Job, JobVersion)
+        .join(
+            JobVersion,
+            (col(JobVersion.job_id) == col(Job.id))
+            & (col(JobVersion.version) == col(Job.current_version)),
+        )
+        .where(col(Job.deleted_at).is_(None))
+        .order_by(col(Job.name))
+    )
+    if search:
+        pattern = f"%{search.lower()}%"
+        statement = statement.where(
+            func.lower(Job.name).like(pattern) | func.lower(Job.description).like(pattern)
+        )
+    total = (await session.exec(select(func.count()).select_from(statement.subquery()))).one()
+    rows = (await session.exec(statement.limit(limit).offset(offset))).all()
+    return Page(
+        items=[public(job, version) for job, version in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+async def list_versions(
+    session: AsyncSession, job_id: uuid.UUID, limit: int, offset: int
+) -> Page[JobVersion]:
+    await _get(session, job_id)
+    statement = (
+        select(JobVersion)
+        .where(JobVersion.job_id == job_id)
+        .order_by(col(JobVersion.version).desc())
+    )
+    return await paginate(session, statement, limit, offset)
+
+
+async def delete_job(session: AsyncSession, job_id: uuid.UUID) -> None:
+    """Soft delete: runs keep naming the version they ran, and the name becomes free (names
+    are unique among jobs that are not deleted)."""
+    job = await _get(session, job_id)
+    job.deleted_at = utcnow()
+    session.add(job)

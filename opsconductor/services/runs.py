@@ -1,0 +1,258 @@
+"""Runs: accepting a run (parameters, target snapshot, the exact job version), launching its
+workflow after the commit, and reading run records back."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import ValidationError
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError
+
+from opsconductor.errors import DependencyUnavailable, FieldProblem, InputInvalid, NotFound
+from opsconductor.jobspec.document import JobDocument, TargetSelector
+from opsconductor.jobspec.parameters import resolve_parameters
+from opsconductor.jobspec.plan import compile_plan
+from opsconductor.jobspec.runtime import (
+    RunRequest,
+    RunStatus,
+    RunSummary,
+    StepStatus,
+    TargetSnapshot,
+)
+from opsconductor.jobspec.validation import pydantic_problems
+from opsconductor.models.base import utcnow
+from opsconductor.models.page import Page
+from opsconductor.models.run import (
+    RUN_ONCE_TARGET,
+    Run,
+    RunCreate,
+    RunDetail,
+    RunListItem,
+    RunLogLine,
+    RunStep,
+    RunStepPublic,
+    RunTargetPublic,
+)
+from opsconductor.services import jobs
+from opsconductor.services.paging import paginate
+from opsconductor.services.targets import resolve_selector
+from opsconductor.temporal.queues import TaskQueue
+from opsconductor.temporal.search_attributes import JOB_ID, JOB_NAME, TRIGGERED_BY
+from opsconductor.workflows.job_run import JobRunWorkflow
+
+TERMINAL = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    run: Run
+    request: RunRequest
+
+
+def workflow_id_for(run_id: uuid.UUID) -> str:
+    return f"run-{run_id}"
+
+
+async def prepare_run(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    body: RunCreate,
+    triggered_by: str,
+    request_id: str | None,
+) -> PreparedRun:
+    """Validates and stores a queued run of the job's current version (not yet launched)."""
+    job = await jobs.get_job(session, job_id)
+    document = JobDocument.model_validate(job.document)
+    parameters, problems = resolve_parameters(document.parameters, body.parameters)
+    problems = [
+        FieldProblem(f"body.{problem.path}", problem.message, problem.type) for problem in problems
+    ]
+    selector = document.targets
+    if body.targets is not None:
+        try:
+            selector = TargetSelector.model_validate(body.targets)
+        except ValidationError as error:
+            problems += pydantic_problems(error, prefix="body.targets")
+    if problems:
+        raise InputInvalid("the run request is invalid", problems)
+    plan = compile_plan(document)
+    targets = await _resolve(session, selector)
+    if plan.has_per_target_steps and not targets:
+        raise InputInvalid(
+            "the job has per-target steps but its target selector matches no target",
+            [FieldProblem("body.targets", "matches no target", "empty_selection")],
+        )
+    run_id = uuid.uuid4()
+    run = Run(
+        id=run_id,
+        job_id=job.id,
+        job_name=job.name,
+        job_version=job.version,
+        status=RunStatus.queued,
+        parameters=parameters,
+        targets=[target.model_dump(mode="json") for target in targets],
+        triggered_by=triggered_by,
+        workflow_id=workflow_id_for(run_id),
+        request_id=request_id,
+    )
+    session.add(run)
+    await session.flush()
+    request = RunRequest(
+        run_id=run_id,
+        job_id=job.id,
+        job_name=job.name,
+        job_version=job.version,
+        plan=plan,
+        parameters=parameters,
+        targets=targets,
+        triggered_by=triggered_by,
+        request_id=request_id,
+    )
+    return PreparedRun(run=run, request=request)
+
+
+async def _resolve(session: AsyncSession, selector: TargetSelector) -> list[TargetSnapshot]:
+    if selector.is_empty:
+        return []
+    try:
+        return await resolve_selector(session, selector)
+    except InputInvalid as error:
+        raise InputInvalid(
+            error.detail,
+            [FieldProblem(f"body.{item.path}", item.message, item.type) for item in error.problems],
+        ) from None
+
+
+async def launch(
+    temporal: Client, request: RunRequest
+) -> WorkflowHandle[JobRunWorkflow, RunSummary]:
+    """Starts the run's workflow. Called after the run row is committed; the workflow id is the
+    run id, so a repeated launch of the same run cannot start a second workflow."""
+    try:
+        return await temporal.start_workflow(
+            JobRunWorkflow.run,
+            request,
+            id=workflow_id_for(request.run_id),
+            task_queue=TaskQueue.orchestration.value,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(JOB_ID, str(request.job_id)),
+                    SearchAttributePair(JOB_NAME, request.job_name),
+                    SearchAttributePair(TRIGGERED_BY, request.triggered_by),
+                ]
+            ),
+        )
+    except RPCError as error:
+        raise DependencyUnavailable(f"Temporal did not accept the run: {error.message}") from None
+
+
+async def mark_not_launched(session: AsyncSession, run_id: uuid.UUID, reason: str) -> None:
+    await session.exec(
+        update(Run)
+        .where(col(Run.id) == run_id)
+        .values(status=RunStatus.failed.value, reason=reason, finished_at=utcnow())
+    )
+
+
+async def get_run_row(session: AsyncSession, run_id: uuid.UUID) -> Run:
+    run = await session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id}")
+    return run
+
+
+async def list_runs(
+    session: AsyncSession,
+    *,
+    job_id: uuid.UUID | None,
+    status: RunStatus | None,
+    since: datetime | None,
+    limit: int,
+    offset: int,
+) -> Page[Run]:
+    statement = select(Run).order_by(col(Run.created_at).desc(), col(Run.id))
+    if job_id is not None:
+        statement = statement.where(Run.job_id == job_id)
+    if status is not None:
+        statement = statement.where(Run.status == status)
+    if since is not None:
+        statement = statement.where(col(Run.created_at) >= since)
+    return await paginate(session, statement, limit, offset)
+
+
+def _public_step(row: RunStep) -> RunStepPublic:
+    return RunStepPublic(
+        id=row.step_id,
+        status=row.status,
+        reason=row.reason,
+        exit_code=row.exit_code,
+        stdout=row.stdout,
+        stderr=row.stderr,
+        outputs=row.outputs,
+        attempts=row.attempts,
+        tolerated=row.tolerated,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def target_status(steps: Sequence[RunStepPublic]) -> StepStatus:
+    statuses = {step.status for step in steps}
+    if not steps:
+        return StepStatus.pending
+    if StepStatus.running in statuses:
+        return StepStatus.running
+    if any(step.status is StepStatus.failed and not step.tolerated for step in steps):
+        return StepStatus.failed
+    if StepStatus.cancelled in statuses:
+        return StepStatus.cancelled
+    if statuses == {StepStatus.skipped}:
+        return StepStatus.skipped
+    return StepStatus.succeeded
+
+
+async def get_run(session: AsyncSession, run_id: uuid.UUID) -> RunDetail:
+    run = await get_run_row(session, run_id)
+    rows = (
+        await session.exec(
+            select(RunStep)
+            .where(RunStep.run_id == run_id)
+            .order_by(col(RunStep.started_at), col(RunStep.step_id))
+        )
+    ).all()
+    by_target: dict[str, list[RunStepPublic]] = {}
+    for row in rows:
+        by_target.setdefault(row.target, []).append(_public_step(row))
+    targets = [
+        RunTargetPublic(
+            name=snapshot["name"],
+            status=target_status(by_target.get(snapshot["name"], [])),
+            steps=by_target.get(snapshot["name"], []),
+        )
+        for snapshot in run.targets
+    ]
+    return RunDetail(
+        **RunListItem.model_validate(run, from_attributes=True).model_dump(),
+        parameters=run.parameters,
+        targets=targets,
+        steps=by_target.get(RUN_ONCE_TARGET, []),
+        workflow_id=run.workflow_id,
+    )
+
+
+async def log_lines(
+    session: AsyncSession, run_id: uuid.UUID, after: int, limit: int
+) -> list[RunLogLine]:
+    result = await session.exec(
+        select(RunLogLine)
+        .where(RunLogLine.run_id == run_id, col(RunLogLine.id) > after)
+        .order_by(col(RunLogLine.id))
+        .limit(limit)
+    )
+    return list(result.all())

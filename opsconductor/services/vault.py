@@ -1,0 +1,446 @@
+"""The credential vault: sealing secrets (API side) and revealing them (worker side only).
+
+Each credential's secret is a JSON object sealed by the key ring (security/envelope.py) under a
+fresh data key, with associated data binding it to the row's id and kind, so a ciphertext moved
+onto another row does not open. `reveal` is the one function that decrypts; it is called only
+by worker activities and writes a `credential_access` row every time.
+"""
+
+import json
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncssh
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opsconductor.errors import Conflict, FieldProblem, InputInvalid, NotFound
+from opsconductor.models.base import utcnow
+from opsconductor.models.credential import (
+    AccessPurpose,
+    Credential,
+    CredentialAccess,
+    CredentialCreate,
+    CredentialKind,
+    CredentialPublic,
+    CredentialUpdate,
+    TargetRef,
+    WinrmTransport,
+)
+from opsconductor.models.page import Page
+from opsconductor.models.target import Target
+from opsconductor.security.envelope import DecryptionFailed, KeyRing, Sealed
+from opsconductor.security.keys import ProcessKeys
+from opsconductor.services.paging import paginate_as
+
+
+def keyring_from(keys: ProcessKeys) -> KeyRing:
+    return KeyRing(keys.master_key, keys.retired_master_keys)
+
+
+# -- secret shapes ----------------------------------------------------------------------------
+
+
+class _Secret(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SshKeySecret(_Secret):
+    private_key: str = Field(min_length=1, max_length=64 * 1024)
+    passphrase: str | None = Field(default=None, max_length=1024)
+
+
+class PasswordSecret(_Secret):
+    password: str = Field(min_length=1, max_length=4096)
+
+
+class TokenSecret(_Secret):
+    token: str = Field(min_length=1, max_length=16 * 1024)
+
+
+class ValueSecret(_Secret):
+    value: str = Field(min_length=1, max_length=64 * 1024)
+
+
+SECRET_MODELS: dict[CredentialKind, type[_Secret]] = {
+    CredentialKind.ssh_key: SshKeySecret,
+    CredentialKind.ssh_password: PasswordSecret,
+    CredentialKind.winrm: PasswordSecret,
+    CredentialKind.http_basic: PasswordSecret,
+    CredentialKind.http_bearer: TokenSecret,
+    CredentialKind.secret: ValueSecret,
+}
+# Kinds that log in somewhere, and so need the account name.
+NEEDS_USERNAME = frozenset(
+    {
+        CredentialKind.ssh_key,
+        CredentialKind.ssh_password,
+        CredentialKind.winrm,
+        CredentialKind.http_basic,
+    }
+)
+
+
+def _invalid(path: str, message: str) -> InputInvalid:
+    return InputInvalid(f"{path} {message}", [FieldProblem(path, message)])
+
+
+def import_ssh_key(private_key: str, passphrase: str | None) -> asyncssh.SSHKey:
+    """The parsed key, or a 422 naming the field at fault. Messages never quote the input."""
+    try:
+        return asyncssh.import_private_key(private_key, None)
+    except asyncssh.KeyImportError as plain_error:
+        # The one message that tells an encrypted key (well formed) from an unreadable one.
+        encrypted = "passphrase must be specified" in str(plain_error).lower()
+    if not encrypted:
+        raise _invalid(
+            "body.secret.private_key",
+            "is not a private key in a format OpenSSH or PEM (PKCS#1/#8) uses",
+        )
+    if not passphrase:
+        raise _invalid("body.secret.passphrase", "is required: the private key is encrypted")
+    try:
+        return asyncssh.import_private_key(private_key, passphrase)
+    except asyncssh.KeyImportError:
+        raise _invalid("body.secret.passphrase", "does not decrypt the private key") from None
+
+
+def checked_secret(kind: CredentialKind, raw: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The secret validated for its kind, and the public key fingerprint of an SSH key."""
+    try:
+        secret = SECRET_MODELS[kind].model_validate(raw)
+    except ValidationError as error:
+        problems = [
+            FieldProblem(
+                "body.secret." + ".".join(str(part) for part in item["loc"]),
+                item["msg"],
+                item["type"],
+            )
+            for item in error.errors()
+        ]
+        raise InputInvalid(f"the secret of a {kind} credential is invalid", problems) from None
+    fingerprint = None
+    if isinstance(secret, SshKeySecret):
+        key = import_ssh_key(secret.private_key, secret.passphrase)
+        fingerprint = key.get_fingerprint("sha256")
+    return secret.model_dump(exclude_none=True), fingerprint
+
+
+def associated_data(credential_id: uuid.UUID, kind: str) -> bytes:
+    return f"credential:{credential_id}:{kind}".encode()
+
+
+def _seal(keyring: KeyRing, credential: Credential, secret: dict[str, Any]) -> None:
+    sealed = keyring.seal(
+        json.dumps(secret).encode(), associated_data(credential.id, credential.kind)
+    )
+    credential.ciphertext = sealed.ciphertext
+    credential.nonce = sealed.nonce
+    credential.wrapped_key = sealed.wrapped_key
+    credential.key_nonce = sealed.key_nonce
+    credential.key_id = sealed.key_id
+
+
+def sealed_of(credential: Credential) -> Sealed:
+    return Sealed(
+        credential.ciphertext,
+        credential.nonce,
+        credential.wrapped_key,
+        credential.key_nonce,
+        credential.key_id,
+    )
+
+
+def _checked_options(
+    kind: CredentialKind, username: str | None, transport: WinrmTransport | None
+) -> WinrmTransport | None:
+    if kind in NEEDS_USERNAME and not username:
+        raise _invalid("body.username", f"is required for {kind} credentials")
+    if kind is CredentialKind.winrm:
+        return transport or WinrmTransport.ntlm
+    if transport is not None:
+        raise _invalid("body.transport", "applies to winrm credentials only")
+    return None
+
+
+# -- API side: managing credentials (never decrypts) ------------------------------------------
+
+
+async def _by_name(session: AsyncSession, name: str) -> Credential | None:
+    return (await session.exec(select(Credential).where(Credential.name == name))).first()
+
+
+async def get_credential(session: AsyncSession, credential_id: uuid.UUID) -> Credential:
+    credential = await session.get(Credential, credential_id)
+    if credential is None:
+        raise NotFound(f"no credential {credential_id}")
+    return credential
+
+
+async def find_credential(session: AsyncSession, name: str) -> Credential | None:
+    return await _by_name(session, name)
+
+
+async def _targets_using(
+    session: AsyncSession, credential_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[TargetRef]]:
+    rows = await session.exec(
+        select(Target.credential_id, Target.id, Target.name)
+        .where(col(Target.credential_id).in_(credential_ids))
+        .order_by(col(Target.name))
+    )
+    using: dict[uuid.UUID, list[TargetRef]] = {}
+    for credential_id, target_id, name in rows:
+        assert credential_id is not None
+        using.setdefault(credential_id, []).append(TargetRef(id=target_id, name=name))
+    return using
+
+
+def _public(credential: Credential, targets: list[TargetRef]) -> CredentialPublic:
+    return CredentialPublic(
+        id=credential.id,
+        name=credential.name,
+        kind=credential.kind,
+        username=credential.username,
+        description=credential.description,
+        transport=credential.transport,
+        verify_tls=credential.verify_tls,
+        has_secret=bool(credential.ciphertext),
+        public_key_fingerprint=credential.public_key_fingerprint,
+        created_at=credential.created_at,
+        updated_at=credential.updated_at,
+        rotated_at=credential.rotated_at,
+        targets=targets,
+    )
+
+
+async def public(session: AsyncSession, credential: Credential) -> CredentialPublic:
+    using = await _targets_using(session, [credential.id])
+    return _public(credential, using.get(credential.id, []))
+
+
+async def list_credentials(
+    session: AsyncSession, kind: CredentialKind | None, limit: int, offset: int
+) -> Page[CredentialPublic]:
+    statement = select(Credential).order_by(col(Credential.name))
+    if kind is not None:
+        statement = statement.where(Credential.kind == kind)
+    return await paginate_as(session, statement, limit, offset, _publics)
+
+
+async def _publics(session: AsyncSession, rows: Sequence[Credential]) -> list[CredentialPublic]:
+    using = await _targets_using(session, [row.id for row in rows])
+    return [_public(row, using.get(row.id, [])) for row in rows]
+
+
+async def create_credential(
+    session: AsyncSession, keyring: KeyRing, data: CredentialCreate
+) -> Credential:
+    transport = _checked_options(data.kind, data.username, data.transport)
+    secret, fingerprint = checked_secret(data.kind, data.secret)
+    if await _by_name(session, data.name) is not None:
+        raise Conflict(f"a credential named {data.name!r} already exists")
+    credential = Credential(
+        id=uuid.uuid4(),
+        name=data.name,
+        kind=data.kind,
+        username=data.username,
+        description=data.description,
+        transport=transport,
+        verify_tls=data.verify_tls,
+        public_key_fingerprint=fingerprint,
+        ciphertext=b"",
+        nonce=b"",
+        wrapped_key=b"",
+        key_nonce=b"",
+        key_id="",
+    )
+    _seal(keyring, credential, secret)
+    session.add(credential)
+    await session.flush()
+    return credential
+
+
+async def update_credential(
+    session: AsyncSession, credential_id: uuid.UUID, data: CredentialUpdate
+) -> Credential:
+    credential = await get_credential(session, credential_id)
+    changes = data.model_dump(exclude_unset=True)
+    for name in ("name", "verify_tls", "description"):
+        if name in changes and changes[name] is None:
+            raise _invalid(f"body.{name}", "may not be null")
+    renamed = "name" in changes and changes["name"] != credential.name
+    if renamed and await _by_name(session, changes["name"]) is not None:
+        raise Conflict(f"a credential named {changes['name']!r} already exists")
+    for name, value in changes.items():
+        setattr(credential, name, value)
+    credential.transport = _checked_options(
+        CredentialKind(credential.kind), credential.username, credential.transport
+    )
+    credential.updated_at = utcnow()
+    session.add(credential)
+    await session.flush()
+    return credential
+
+
+async def rotate_credential(
+    session: AsyncSession, keyring: KeyRing, credential_id: uuid.UUID, raw: dict[str, Any]
+) -> Credential:
+    """New secret material under a new data key; the id (and every reference to it) stays."""
+    credential = await get_credential(session, credential_id)
+    secret, fingerprint = checked_secret(CredentialKind(credential.kind), raw)
+    _seal(keyring, credential, secret)
+    credential.public_key_fingerprint = fingerprint
+    credential.rotated_at = credential.updated_at = utcnow()
+    session.add(credential)
+    await session.flush()
+    return credential
+
+
+async def delete_credential(session: AsyncSession, credential_id: uuid.UUID) -> None:
+    credential = await get_credential(session, credential_id)
+    users = (await _targets_using(session, [credential.id])).get(credential.id, [])
+    if users:
+        names = ", ".join(target.name for target in users)
+        raise Conflict(
+            f"credential {credential.name!r} is used by {len(users)} target(s): {names}",
+            targets=[target.name for target in users],
+        )
+    await session.delete(credential)
+    await session.flush()
+
+
+# -- worker side: the one way a secret is decrypted ------------------------------------------
+
+
+class CredentialUnavailable(Exception):
+    """The credential is gone, of the wrong kind, or cannot be decrypted with the keys here."""
+
+
+@dataclass(frozen=True, slots=True)
+class Purpose:
+    """Why a secret is decrypted; recorded with every access."""
+
+    kind: AccessPurpose
+    target: str | None = None
+    run_id: uuid.UUID | None = None
+    step_id: str | None = None
+
+    @classmethod
+    def run_step(cls, run_id: uuid.UUID, step_id: str, target: str | None) -> "Purpose":
+        return cls(AccessPurpose.run_step, target, run_id, step_id)
+
+    @classmethod
+    def connection_test(cls, target: str) -> "Purpose":
+        return cls(AccessPurpose.connection_test, target)
+
+
+@dataclass(frozen=True, slots=True)
+class Revealed:
+    """A decrypted credential. repr=False keeps the secret out of tracebacks and logs."""
+
+    id: uuid.UUID
+    name: str
+    kind: CredentialKind
+    username: str | None
+    transport: WinrmTransport | None
+    verify_tls: bool
+    secret: dict[str, str] = field(repr=False)
+
+    def values(self) -> list[str]:
+        """Everything to mask in output."""
+        return [value for value in self.secret.values() if value]
+
+
+async def reveal(
+    session: AsyncSession, keyring: KeyRing, credential_id: uuid.UUID, purpose: Purpose
+) -> Revealed:
+    credential = await session.get(Credential, credential_id)
+    if credential is None:
+        raise CredentialUnavailable(f"credential {credential_id} does not exist")
+    try:
+        plaintext = keyring.open(
+            sealed_of(credential), associated_data(credential.id, credential.kind)
+        )
+    except DecryptionFailed as error:
+        raise CredentialUnavailable(
+            f"credential {credential.name!r} cannot be decrypted: {error}"
+        ) from None
+    session.add(
+        CredentialAccess(
+            credential_id=credential.id,
+            credential_name=credential.name,
+            purpose=purpose.kind,
+            run_id=purpose.run_id,
+            step_id=purpose.step_id,
+            target=purpose.target,
+            worker_host=socket.gethostname(),
+        )
+    )
+    await session.flush()
+    return Revealed(
+        id=credential.id,
+        name=credential.name,
+        kind=CredentialKind(credential.kind),
+        username=credential.username,
+        transport=WinrmTransport(credential.transport) if credential.transport else None,
+        verify_tls=credential.verify_tls,
+        secret=json.loads(plaintext),
+    )
+
+
+async def reveal_named(
+    session: AsyncSession, keyring: KeyRing, name: str, purpose: Purpose
+) -> Revealed:
+    """`reveal` for a credential a job document names (a step's `credential:`, `secret()`)."""
+    credential = await find_credential(session, name)
+    if credential is None:
+        raise CredentialUnavailable(f"no credential named {name!r}")
+    return await reveal(session, keyring, credential.id, purpose)
+
+
+# -- master key rotation ----------------------------------------------------------------------
+
+
+async def key_ids_in_use(session: AsyncSession) -> dict[str, int]:
+    rows = await session.exec(
+        select(Credential.key_id, func.count()).group_by(col(Credential.key_id))
+    )
+    return dict(rows.all())
+
+
+async def rewrap_batch(session: AsyncSession, keyring: KeyRing, limit: int) -> int:
+    """Re-wraps up to `limit` data keys still under a retired (but configured) master key.
+
+    Rows already under the current key are never selected, so an interrupted rotation simply
+    continues; SKIP LOCKED lets two rotations run at once without waiting on each other.
+    """
+    retired = [
+        key_id
+        for key_id in await key_ids_in_use(session)
+        if key_id != keyring.current_id and keyring.knows(key_id)
+    ]
+    if not retired:
+        return 0
+    rows = await session.exec(
+        select(Credential)
+        .where(col(Credential.key_id).in_(retired))
+        .order_by(col(Credential.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    count = 0
+    for credential in rows:
+        sealed = keyring.rewrap(sealed_of(credential))
+        credential.wrapped_key = sealed.wrapped_key
+        credential.key_nonce = sealed.key_nonce
+        credential.key_id = sealed.key_id
+        session.add(credential)
+        count += 1
+    await session.flush()
+    return count

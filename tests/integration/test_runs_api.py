@@ -1,0 +1,206 @@
+"""Runs through the API: start, inspect, approve, cancel, follow — with real workers."""
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fixtures.http_receiver import HttpReceiver
+from tests.identity_helpers import Account, api, assert_problem
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+async def create_job(client: httpx.AsyncClient, who: Account, document: dict[str, Any]) -> str:
+    answer = await client.post(api("/jobs"), json=document, headers=who.headers)
+    assert answer.status_code == 201, answer.text
+    job_id: str = answer.json()["id"]
+    return job_id
+
+
+async def wait_for(
+    client: httpx.AsyncClient, who: Account, run_id: str, statuses: set[str]
+) -> dict[str, Any]:
+    for _ in range(200):
+        run: dict[str, Any] = (await client.get(api(f"/runs/{run_id}"), headers=who.headers)).json()
+        if run["status"] in statuses:
+            return run
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"run {run_id} stayed {run['status']}")
+
+
+def notify_job(receiver: HttpReceiver) -> dict[str, Any]:
+    return {
+        "name": "ping-hook",
+        "parameters": {"level": {"type": "string", "default": "info", "enum": ["info", "warn"]}},
+        "steps": [
+            {
+                "id": "hook",
+                "run_once": True,
+                "action": "http.request",
+                "with": {
+                    "url": receiver.url + "/hook",
+                    "method": "POST",
+                    "json": {"level": "{{ params.level }}", "run": "{{ run.id }}"},
+                },
+            }
+        ],
+    }
+
+
+async def test_a_run_starts_records_its_steps_and_succeeds(
+    client: httpx.AsyncClient, operator: Account, viewer: Account, http_receiver: HttpReceiver
+) -> None:
+    job_id = await create_job(client, operator, notify_job(http_receiver))
+    started = await client.post(
+        api(f"/jobs/{job_id}/runs"),
+        json={"parameters": {"level": "warn"}},
+        headers=operator.headers,
+    )
+    assert started.status_code == 202, started.text
+    accepted = started.json()
+    assert accepted["status"] == "queued"
+    assert accepted["workflow_id"] == f"run-{accepted['id']}"
+
+    run = await wait_for(client, viewer, accepted["id"], TERMINAL)
+    assert run["status"] == "succeeded"
+    assert run["job_version"] == 1
+    assert run["parameters"] == {"level": "warn"}
+    assert run["triggered_by"] == operator.username
+    (step,) = run["steps"]
+    assert step["id"] == "hook"
+    assert step["status"] == "succeeded"
+    assert step["outputs"]["status"] == 200
+    assert http_receiver.requests[0].json == {"level": "warn", "run": accepted["id"]}
+
+    listed = (
+        await client.get(api("/runs"), params={"job_id": job_id}, headers=viewer.headers)
+    ).json()
+    assert [item["id"] for item in listed["items"]] == [accepted["id"]]
+    by_status = (
+        await client.get(api("/runs"), params={"status": "failed"}, headers=viewer.headers)
+    ).json()
+    assert by_status["total"] == 0
+
+
+async def test_bad_parameters_are_refused_with_their_path(
+    client: httpx.AsyncClient, operator: Account, http_receiver: HttpReceiver
+) -> None:
+    job_id = await create_job(client, operator, notify_job(http_receiver))
+    answer = await client.post(
+        api(f"/jobs/{job_id}/runs"),
+        json={"parameters": {"level": "loud", "extra": 1}},
+        headers=operator.headers,
+    )
+    problem = assert_problem(answer, 422)
+    assert {error["path"] for error in problem["errors"]} == {
+        "body.parameters.level",
+        "body.parameters.extra",
+    }
+    assert (await client.get(api("/runs"), headers=operator.headers)).json()["total"] == 0
+
+
+async def test_approvals_through_the_api(
+    client: httpx.AsyncClient, admin: Account, operator: Account, viewer: Account
+) -> None:
+    document = {
+        "name": "gated",
+        "steps": [
+            {
+                "id": "gate",
+                "run_once": True,
+                "action": "control.approval",
+                "with": {"message": "Proceed?", "approvers": ["admin"]},
+            },
+        ],
+    }
+    job_id = await create_job(client, operator, document)
+    run_id = (
+        await client.post(api(f"/jobs/{job_id}/runs"), json={}, headers=operator.headers)
+    ).json()["id"]
+    await wait_for(client, viewer, run_id, {"waiting_approval"})
+
+    decision = {"step": "gate", "decision": "approve", "comment": "go"}
+    assert_problem(
+        await client.post(api(f"/runs/{run_id}/approvals"), json=decision, headers=viewer.headers),
+        403,
+    )
+    refused = await client.post(
+        api(f"/runs/{run_id}/approvals"), json=decision, headers=operator.headers
+    )
+    assert "may not decide" in assert_problem(refused, 403)["detail"]
+    wrong_step = await client.post(
+        api(f"/runs/{run_id}/approvals"), json={**decision, "step": "other"}, headers=admin.headers
+    )
+    assert_problem(wrong_step, 409)
+
+    accepted = await client.post(
+        api(f"/runs/{run_id}/approvals"), json=decision, headers=admin.headers
+    )
+    assert accepted.json() == {"step": "gate", "decision": "approved"}
+    run = await wait_for(client, viewer, run_id, TERMINAL)
+    assert run["status"] == "succeeded"
+    assert run["steps"][0]["outputs"] == {"decision": "approved", "by": "admin", "comment": "go"}
+
+    audit = (
+        await client.get(api("/audit"), params={"action": "run.approve"}, headers=admin.headers)
+    ).json()
+    outcomes = sorted(item["outcome"] for item in audit["items"])
+    assert outcomes == ["denied", "denied", "failure", "success"]
+
+
+async def test_cancel_stops_the_run_and_records_every_step(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    document = {
+        "name": "long",
+        "steps": [
+            {
+                "id": "wait",
+                "run_once": True,
+                "action": "control.sleep",
+                "with": {"duration": "10m"},
+            },
+            {
+                "id": "after",
+                "run_once": True,
+                "needs": ["wait"],
+                "action": "control.sleep",
+                "with": {"duration": "1s"},
+            },
+        ],
+    }
+    job_id = await create_job(client, operator, document)
+    run_id = (
+        await client.post(api(f"/jobs/{job_id}/runs"), json={}, headers=operator.headers)
+    ).json()["id"]
+    running = await wait_for(client, operator, run_id, {"running"})
+    assert running["status"] == "running"
+    answer = await client.post(api(f"/runs/{run_id}/cancel"), headers=operator.headers)
+    assert answer.status_code == 202
+    run = await wait_for(client, operator, run_id, TERMINAL)
+    assert run["status"] == "cancelled"
+    assert {step["id"]: step["status"] for step in run["steps"]} == {
+        "wait": "cancelled",
+        "after": "cancelled",
+    }
+    assert_problem(await client.post(api(f"/runs/{run_id}/cancel"), headers=operator.headers), 409)
+
+
+async def test_following_the_log_of_a_finished_run_ends_the_stream(
+    client: httpx.AsyncClient, operator: Account, http_receiver: HttpReceiver
+) -> None:
+    job_id = await create_job(client, operator, notify_job(http_receiver))
+    run_id = (
+        await client.post(api(f"/jobs/{job_id}/runs"), json={}, headers=operator.headers)
+    ).json()["id"]
+    await wait_for(client, operator, run_id, TERMINAL)
+    async with client.stream(
+        "GET", api(f"/runs/{run_id}/logs"), params={"follow": "true"}, headers=operator.headers
+    ) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        body = (await stream.aread()).decode()
+    assert 'event: end\ndata: {"status": "succeeded"}' in body

@@ -1,0 +1,287 @@
+"""ssh.command and ssh.script through the job-run workflow, against the loopback sshd, with
+targets and credentials from the inventory."""
+
+import asyncio
+import logging
+import secrets
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import col, select
+from temporalio.client import Client, WorkflowFailureError
+
+from opsconductor.config import Settings
+from opsconductor.jobspec.document import TargetSelector
+from opsconductor.jobspec.runtime import RunStatus, TargetSnapshot
+from opsconductor.models.credential import CredentialAccess
+from opsconductor.models.run import RunLogLine
+from opsconductor.services.targets import resolve_selector
+from opsconductor.temporal.client import connect
+from opsconductor.worker.registry import WorkerResources
+from tests.engine_helpers import recorded_steps, start_run
+from tests.fixtures.sshd import LoopbackSshd
+from tests.identity_helpers import Account
+from tests.vault_helpers import key_credential, post_ok, sshd_target
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
+
+
+@pytest.fixture
+async def temporal(settings: Settings) -> Client:
+    return await connect(settings)
+
+
+@pytest.fixture
+async def loopback(
+    client: httpx.AsyncClient,
+    admin: Account,
+    sshd: LoopbackSshd,
+    worker_resources: WorkerResources,
+) -> list[TargetSnapshot]:
+    """The sshd as an inventory target, resolved as a run would resolve it."""
+    credential = await post_ok(client, "/credentials", admin.headers, key_credential(sshd))
+    await post_ok(client, "/targets", admin.headers, sshd_target(sshd, credential["id"]))
+    async with worker_resources.sessionmaker() as session:
+        return await resolve_selector(session, TargetSelector(names=["loopback"]))
+
+
+def job(*steps: dict[str, Any]) -> dict[str, Any]:
+    return {"name": f"ssh-{uuid.uuid4().hex[:8]}", "steps": list(steps)}
+
+
+async def log_lines(resources: WorkerResources, run_id: uuid.UUID) -> list[tuple[str, str]]:
+    async with resources.sessionmaker() as session:
+        rows = await session.exec(
+            select(RunLogLine).where(RunLogLine.run_id == run_id).order_by(col(RunLogLine.id))
+        )
+        return [(row.stream, row.line) for row in rows]
+
+
+async def test_a_command_runs_with_its_output_and_expected_exit(
+    temporal: Client,
+    worker_resources: WorkerResources,
+    loopback: list[TargetSnapshot],
+    sshd: LoopbackSshd,
+) -> None:
+    document = job(
+        {
+            "id": "hello",
+            "action": "ssh.command",
+            "with": {"command": "echo hello; echo err >&2; exit 3", "expect_exit": [3]},
+        },
+        {
+            "id": "where",
+            "needs": ["hello"],
+            "action": "ssh.command",
+            "with": {
+                "command": 'echo "$GREETING from $(pwd) on {{ target.name }}"',
+                "env": {"GREETING": "it's me"},
+                "workdir": "/tmp",
+            },
+        },
+        {
+            "id": "script",
+            "needs": ["where"],
+            "action": "ssh.script",
+            "with": {
+                "script": 'echo "args: $1 $2"\necho "user: $(id -un)"\nexit 0\n',
+                "args": ["one", "two words"],
+            },
+        },
+    )
+    handle = await start_run(temporal, worker_resources.sessionmaker, document, loopback)
+    summary = await handle.result()
+    assert summary.status is RunStatus.succeeded, summary
+    steps = await recorded_steps(worker_resources.sessionmaker, summary.run_id)
+    hello = steps[("loopback", "hello")]
+    assert (hello.status, hello.exit_code, hello.stdout, hello.stderr) == (
+        "succeeded",
+        3,
+        "hello",
+        "err",
+    )
+    assert hello.outputs == {"exit_code": 3, "stdout": "hello", "stderr": "err"}
+    assert steps[("loopback", "where")].stdout == "it's me from /tmp on loopback"
+    assert steps[("loopback", "script")].stdout == f"args: one two words\nuser: {sshd.username}"
+    lines = await log_lines(worker_resources, summary.run_id)
+    assert ("stdout", "hello") in lines
+    assert ("stderr", "err") in lines
+    assert ("stdout", "args: one two words") in lines
+
+
+async def test_secrets_are_masked_everywhere(
+    caplog: pytest.LogCaptureFixture,
+    client: httpx.AsyncClient,
+    admin: Account,
+    temporal: Client,
+    worker_resources: WorkerResources,
+    loopback: list[TargetSnapshot],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    value = "planted-" + secrets.token_hex(8)
+    await post_ok(
+        client,
+        "/credentials",
+        admin.headers,
+        {"name": "db-password", "kind": "secret", "secret": {"value": value}},
+    )
+    document = job(
+        {
+            "id": "leaky",
+            "action": "ssh.command",
+            "with": {
+                "command": "echo \"pw={{ secret('db-password') }}\"; "
+                "echo \"{{ secret('db-password') }}\" >&2; exit 1",
+            },
+        },
+    )
+    handle = await start_run(temporal, worker_resources.sessionmaker, document, loopback)
+    summary = await handle.result()
+    assert summary.status is RunStatus.failed
+    step = (await recorded_steps(worker_resources.sessionmaker, summary.run_id))[
+        ("loopback", "leaky")
+    ]
+    assert (step.stdout, step.stderr, step.exit_code) == ("pw=********", "********", 1)
+    assert value not in f"{step.stdout} {step.stderr} {step.outputs} {step.reason}"
+    lines = await log_lines(worker_resources, summary.run_id)
+    assert ("stdout", "pw=********") in lines
+    assert value not in str(lines)
+    # The worker ran in this process: nothing it (or asyncssh) logged holds the value.
+    assert "planted-" not in caplog.text
+    history = [event async for event in handle.fetch_history_events()]
+    assert value not in str(history)
+
+    async with worker_resources.sessionmaker() as session:
+        access = (
+            await session.exec(
+                select(CredentialAccess).where(CredentialAccess.run_id == summary.run_id)
+            )
+        ).all()
+    assert {(row.credential_name, row.purpose, row.step_id, row.target) for row in access} == {
+        ("db-password", "run_step", "leaky", "loopback"),
+        ("sshd-key", "run_step", "leaky", "loopback"),
+    }
+
+
+async def test_a_failing_command_is_retried_and_its_attempts_recorded(
+    temporal: Client, worker_resources: WorkerResources, loopback: list[TargetSnapshot]
+) -> None:
+    document = job(
+        {
+            "id": "flaky",
+            "action": "ssh.command",
+            "with": {"command": "echo trying; exit 7"},
+            "retry": {"attempts": 3, "interval": "100ms", "backoff": 1},
+        },
+    )
+    handle = await start_run(temporal, worker_resources.sessionmaker, document, loopback)
+    summary = await handle.result()
+    assert summary.status is RunStatus.failed
+    step = (await recorded_steps(worker_resources.sessionmaker, summary.run_id))[
+        ("loopback", "flaky")
+    ]
+    assert (step.status, step.attempts, step.exit_code, step.stdout) == ("failed", 3, 7, "trying")
+    assert step.reason == "exited with 7, expected 0"
+    lines = await log_lines(worker_resources, summary.run_id)
+    assert lines.count(("stdout", "trying")) == 3
+
+
+async def test_rejections_are_not_retried(
+    client: httpx.AsyncClient,
+    operator: Account,
+    temporal: Client,
+    worker_resources: WorkerResources,
+    loopback: list[TargetSnapshot],
+    sshd: LoopbackSshd,
+) -> None:
+    retried = {"retry": {"attempts": 3, "interval": "100ms"}}
+    document = job(
+        {
+            "id": "unknown_secret",
+            "action": "ssh.command",
+            "with": {"command": "echo {{ secret('nope') }}"},
+            **retried,
+        },
+        {
+            "id": "unknown_credential",
+            "action": "ssh.command",
+            "credential": "missing",
+            "with": {"command": "true"},
+            **retried,
+        },
+    )
+    handle = await start_run(temporal, worker_resources.sessionmaker, document, loopback)
+    summary = await handle.result()
+    steps = await recorded_steps(worker_resources.sessionmaker, summary.run_id)
+    assert steps[("loopback", "unknown_secret")].attempts == 1
+    assert steps[("loopback", "unknown_secret")].reason == "no credential named 'nope'"
+    assert steps[("loopback", "unknown_credential")].reason == "no credential named 'missing'"
+
+    # Pin a key the sshd does not have: the step is refused, once, with the reason.
+    target_id = str(loopback[0].id)
+    await client.post(
+        f"/api/v1/targets/{target_id}/host-key",
+        headers=operator.headers,
+        json={"fingerprint": "SHA256:" + "B" * 43},
+    )
+    document = job(
+        {"id": "pinned", "action": "ssh.command", "with": {"command": "true"}, **retried}
+    )
+    handle = await start_run(temporal, worker_resources.sessionmaker, document, loopback)
+    summary = await handle.result()
+    step = (await recorded_steps(worker_resources.sessionmaker, summary.run_id))[
+        ("loopback", "pinned")
+    ]
+    assert step.attempts == 1
+    assert step.reason == (
+        f"host key for loopback changed: expected SHA256:{'B' * 43}, "
+        f"got {sshd.host_key_fingerprint}; an operator must accept the new key"
+    )
+
+
+async def remote_processes(marker: str) -> bytes:
+    process = await asyncio.create_subprocess_exec(
+        "pgrep", "-f", f"sleep 120; touch {marker}", stdout=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await process.communicate()
+    return stdout.strip()
+
+
+@pytest.mark.slow
+async def test_cancelling_a_run_kills_the_remote_command(
+    temporal: Client,
+    worker_resources: WorkerResources,
+    loopback: list[TargetSnapshot],
+) -> None:
+    marker = f"/tmp/opsc-cancel-{uuid.uuid4().hex}"
+    document = job(
+        {
+            "id": "long",
+            "action": "ssh.command",
+            "with": {"command": f"echo started; sleep 120; touch {marker}"},
+        },
+    )
+    handle = await start_run(temporal, worker_resources.sessionmaker, document, loopback)
+    run_id = uuid.UUID(handle.id.removeprefix("run-"))
+    for _ in range(100):
+        if ("stdout", "started") in await log_lines(worker_resources, run_id):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail("the command never started")
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    # Cancellation reaches the activity with its next heartbeat, which the SDK may hold back
+    # for up to 80% of the heartbeat timeout.
+    for _ in range(400):
+        if not await remote_processes(marker):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail("the remote command is still running")
+    steps = await recorded_steps(worker_resources.sessionmaker, run_id)
+    # How the workflow records a cancelled step is job_run's business; it must say so.
+    assert "cancel" in (steps[("loopback", "long")].reason or "").lower()

@@ -1,0 +1,49 @@
+"""Credentials and targets through the API, for the vault, inventory and SSH tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.fixtures.sshd import LoopbackSshd
+from tests.identity_helpers import api
+
+
+async def post_ok(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str], body: dict[str, Any]
+) -> dict[str, Any]:
+    response = await client.post(api(path), headers=headers, json=body)
+    assert response.status_code in (200, 201), response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def key_credential(sshd: LoopbackSshd, name: str = "sshd-key") -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": "ssh_key",
+        "username": sshd.username,
+        "secret": {"private_key": sshd.client_key_text},
+    }
+
+
+def password_credential(sshd: LoopbackSshd, name: str = "sshd-password") -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": "ssh_password",
+        "username": sshd.username,
+        "secret": {"password": sshd.password},
+    }
+
+
+def sshd_target(sshd: LoopbackSshd, credential_id: str, name: str = "loopback") -> dict[str, Any]:
+    return {
+        "name": name,
+        "address": sshd.host,
+        "port": sshd.port,
+        "protocol": "ssh",
+        "credential_id": credential_id,
+        "os": "debian",
+        "tags": {"env": "test"},
+    }
