@@ -1,7 +1,6 @@
 """The shared example jobs validate and run end to end: through the API, over real SSH to the
 loopback sshd, with their webhooks landing on the HTTP receiver and a person approving."""
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +11,11 @@ import yaml
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account, api
+from tests.run_helpers import TERMINAL, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "examples" / "jobs"
-TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 def example(name: str) -> dict[str, Any]:
@@ -67,17 +66,6 @@ async def linux_targets(
                 "groups": groups,
             },
         )
-
-
-async def wait_for(
-    client: httpx.AsyncClient, who: Account, run_id: str, statuses: set[str]
-) -> dict[str, Any]:
-    for _ in range(600):
-        run: dict[str, Any] = (await client.get(api(f"/runs/{run_id}"), headers=who.headers)).json()
-        if run["status"] in statuses:
-            return run
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"run {run_id} stayed {run['status']}")
 
 
 def steps_of(run: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

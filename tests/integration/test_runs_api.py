@@ -1,6 +1,5 @@
 """Runs through the API: start, inspect, approve, cancel, follow — with real workers."""
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -8,10 +7,9 @@ import pytest
 
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.identity_helpers import Account, api, assert_problem
+from tests.run_helpers import TERMINAL, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
-
-TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 async def create_job(client: httpx.AsyncClient, who: Account, document: dict[str, Any]) -> str:
@@ -19,17 +17,6 @@ async def create_job(client: httpx.AsyncClient, who: Account, document: dict[str
     assert answer.status_code == 201, answer.text
     job_id: str = answer.json()["id"]
     return job_id
-
-
-async def wait_for(
-    client: httpx.AsyncClient, who: Account, run_id: str, statuses: set[str]
-) -> dict[str, Any]:
-    for _ in range(200):
-        run: dict[str, Any] = (await client.get(api(f"/runs/{run_id}"), headers=who.headers)).json()
-        if run["status"] in statuses:
-            return run
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"run {run_id} stayed {run['status']}")
 
 
 def notify_job(receiver: HttpReceiver) -> dict[str, Any]:

@@ -1,0 +1,23 @@
+"""Waiting on runs through the API, shared by the run and example tests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from tests.identity_helpers import Account, api
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+async def wait_for(
+    client: httpx.AsyncClient, who: Account, run_id: str, statuses: set[str], polls: int = 600
+) -> dict[str, Any]:
+    for _ in range(polls):
+        run: dict[str, Any] = (await client.get(api(f"/runs/{run_id}"), headers=who.headers)).json()
+        if run["status"] in statuses:
+            return run
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"run {run_id} stayed {run['status']}")
