@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     database_max_overflow: int = Field(default=20, ge=0)
     postgres_port: int = Field(default=5433, ge=1, le=65535)
 
+    # Targets per child workflow of a run (see docs/engine.md, "Scale").
+    run_batch_size: int = Field(default=100, ge=1, le=1000)
+
     temporal_address: str | None = None
     temporal_namespace: str = "default"
     temporal_port: int = Field(default=7233, ge=1, le=65535)

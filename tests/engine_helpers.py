@@ -45,7 +45,9 @@ async def start_run(
     document: dict[str, Any],
     targets: list[TargetSnapshot],
     parameters: dict[str, Any] | None = None,
+    batch_size: int = 2,
 ) -> WorkflowHandle[JobRunWorkflow, RunSummary]:
+    """Small batches by default, so the semantics are shown across batch boundaries too."""
     report = validate_document(document)
     assert report.document is not None, report.problems
     assert report.valid, report.problems
@@ -67,6 +69,7 @@ async def start_run(
                 status=RunStatus.queued,
                 triggered_by="test",
                 workflow_id=f"run-{run_id}",
+                targets=[target.model_dump(mode="json") for target in targets],
             )
         )
     return await client.start_workflow(
@@ -78,8 +81,9 @@ async def start_run(
             job_version=1,
             plan=compile_plan(report.document),
             parameters=parameters or {},
-            targets=targets,
+            target_names=[target.name for target in targets],
             triggered_by="test",
+            batch_size=batch_size,
         ),
         id=f"run-{run_id}",
         task_queue=TaskQueue.orchestration.value,

@@ -6,7 +6,7 @@ queue round trip) and retried by Temporal if the database is briefly away.
 import uuid
 
 from pydantic import BaseModel
-from sqlalchemy import func, update
+from sqlalchemy import func, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
 from opsconductor.db import unit_of_work
-from opsconductor.jobspec.runtime import RunStatus, StepOutcome
+from opsconductor.jobspec.runtime import RunStatus, StepOutcome, TargetSnapshot
 from opsconductor.models.base import utcnow
 from opsconductor.models.run import RUN_ONCE_TARGET, Run, RunStep
 
@@ -24,6 +24,56 @@ TERMINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.
 class StepRecord(BaseModel):
     run_id: uuid.UUID
     outcome: StepOutcome
+
+
+class TargetBatch(BaseModel):
+    run_id: uuid.UUID
+    offset: int
+    count: int
+
+
+class RunClosing(BaseModel):
+    """Every step of the run without a final state gets one: running steps are cancelled;
+    steps that never started are skipped (`run_aborted`), or cancelled when the run was."""
+
+    run_id: uuid.UUID
+    per_target_step_ids: list[str]
+    run_once_step_ids: list[str]
+    reason: str
+    cancelled: bool
+
+
+# One statement for the whole run, so closing a run over 10,000 targets is one history event.
+_CLOSE_RUNNING = text(
+    """
+    UPDATE run_steps SET status = 'cancelled', reason = :reason, finished_at = now()
+    WHERE run_id = :run_id AND status IN ('running', 'pending')
+    """
+)
+_FILL_MISSING = text(
+    """
+    INSERT INTO run_steps (id, run_id, target, step_id, status, reason, stdout, stderr, outputs,
+                           attempts, tolerated, started_at, finished_at)
+    SELECT gen_random_uuid(), :run_id, pending.target, pending.step_id, :status, :reason,
+           '', '', '{}', 0, false, now(), now()
+    FROM (
+        SELECT snapshot ->> 'name', step_id
+        FROM runs, jsonb_array_elements(runs.targets) AS snapshot,
+             unnest(CAST(:per_target AS text[])) AS step_id
+        WHERE runs.id = :run_id
+        UNION ALL
+        SELECT '', step_id FROM unnest(CAST(:run_once AS text[])) AS step_id
+    ) AS pending (target, step_id)
+    ON CONFLICT (run_id, target, step_id) DO NOTHING
+    """
+)
+_TARGET_BATCH = text(
+    """
+    SELECT snapshot FROM runs, jsonb_array_elements(runs.targets) WITH ORDINALITY AS t(snapshot, n)
+    WHERE runs.id = :run_id AND n > :offset AND n <= :offset + :count
+    ORDER BY n
+    """
+)
 
 
 class RunStatusRecord(BaseModel):
@@ -64,6 +114,35 @@ class RunRecorder:
         )
         async with unit_of_work(self._sessionmaker) as session:
             await session.exec(statement)
+
+    @activity.defn(name="load-target-batch")
+    async def load_target_batch(self, batch: TargetBatch) -> list[TargetSnapshot]:
+        async with self._sessionmaker() as session:
+            connection = await session.connection()
+            rows = await connection.execute(
+                _TARGET_BATCH,
+                {"run_id": batch.run_id, "offset": batch.offset, "count": batch.count},
+            )
+            return [TargetSnapshot.model_validate(row.snapshot) for row in rows]
+
+    @activity.defn(name="close-run-steps")
+    async def close_run_steps(self, closing: RunClosing) -> None:
+        # Idempotent: rows already final are left alone by both statements.
+        async with unit_of_work(self._sessionmaker) as session:
+            connection = await session.connection()
+            await connection.execute(
+                _CLOSE_RUNNING, {"run_id": closing.run_id, "reason": closing.reason}
+            )
+            await connection.execute(
+                _FILL_MISSING,
+                {
+                    "run_id": closing.run_id,
+                    "per_target": closing.per_target_step_ids,
+                    "run_once": closing.run_once_step_ids,
+                    "status": "cancelled" if closing.cancelled else "skipped",
+                    "reason": closing.reason if closing.cancelled else "run_aborted",
+                },
+            )
 
     @activity.defn(name="record-run-status")
     async def record_run_status(self, record: RunStatusRecord) -> None:

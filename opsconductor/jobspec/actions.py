@@ -116,10 +116,14 @@ class ActionSpec:
     description: str
     input_model: type[ActionInput]
     outputs: tuple[str, ...]
-    # Where the activity runs; None for actions the workflow performs itself.
+    # Where the activity runs; None for actions the workflow performs itself. (job.run is both:
+    # an orchestration activity prepares the child run, then the workflow starts it.)
     queue: TaskQueue | None
     # Actions that act on a target cannot be `run_once`: the run has no target to give them.
     needs_target: bool
+    # Actions that only make sense once for the whole run. An approval is a decision about the
+    # run: asking per target would flood the approvers and, at scale, the run's history.
+    run_once_only: bool = False
     # Documented but not yet executable: documents using it are refused when saved, with a
     # clear message, rather than failing at run time.
     available: bool = True
@@ -217,15 +221,15 @@ CORE_ACTIONS: dict[str, ActionSpec] = {
             ("decision", "by", "comment"),
             None,
             needs_target=False,
+            run_once_only=True,
         ),
         ActionSpec(
             "job.run",
             "Run another job as a child run",
             JobRun,
-            ("status", "outputs"),
-            None,
+            ("run_id", "status", "outputs"),
+            TaskQueue.orchestration,
             needs_target=False,
-            available=False,
         ),
     )
 }

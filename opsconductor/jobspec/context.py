@@ -4,11 +4,19 @@ Pure functions over plain data: the workflow uses them to decide `when` conditio
 their result to activities, which render `with` blocks against it.
 """
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from opsconductor.jobspec.document import Step
 from opsconductor.jobspec.runtime import RunRequest, StepOutcome, StepStatus, TargetSnapshot
+
+
+def mentions(step: Step, word: str) -> bool:
+    """Whether any template of the step contains `word`. Cheap and conservative: it lets a run
+    over thousands of targets leave lists out of the contexts of steps that cannot read them."""
+    return word in json.dumps([step.with_, step.when, step.credential])
 
 
 def run_summary(succeeded: list[str], failed: list[str], total: int) -> str:
@@ -20,20 +28,28 @@ def run_summary(succeeded: list[str], failed: list[str], total: int) -> str:
 
 
 def base_context(
-    request: RunRequest, started_at: datetime, succeeded: list[str], failed: list[str]
+    request: RunRequest,
+    started_at: datetime,
+    succeeded: list[str],
+    failed: list[str],
+    *,
+    target_lists: bool = True,
 ) -> dict[str, Any]:
-    names = [target.name for target in request.targets]
+    """The run-wide context. Without `target_lists` the three name lists are left out (the
+    summary and counts stay): they are the only parts that grow with the fleet."""
+    names = request.target_names
+    run: dict[str, Any] = {
+        "id": str(request.run_id),
+        "started_at": started_at.isoformat(),
+        "target_count": len(names),
+        "summary": run_summary(succeeded, failed, len(names)),
+    }
+    if target_lists:
+        run.update(targets=names, succeeded_targets=list(succeeded), failed_targets=list(failed))
     return {
         "params": request.parameters,
         "job": {"name": request.job_name, "version": request.job_version},
-        "run": {
-            "id": str(request.run_id),
-            "started_at": started_at.isoformat(),
-            "targets": names,
-            "succeeded_targets": list(succeeded),
-            "failed_targets": list(failed),
-            "summary": run_summary(succeeded, failed, len(names)),
-        },
+        "run": run,
     }
 
 

@@ -4,6 +4,7 @@ Everything here is plain data, safe to import in workflow code, and small enough
 outputs are capped by the activities before they are returned.
 """
 
+import json
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -83,6 +84,20 @@ class StepOutcome(BaseModel):
     def blocks_dependants(self) -> bool:
         return self.failed and not self.tolerated
 
+    def bounded(self, limit: int) -> "StepOutcome":
+        """A copy whose output fits `limit` characters per field, for crossing a workflow
+        boundary where many outcomes share one payload."""
+        outputs = self.outputs
+        if len(json.dumps(outputs, default=str)) > limit:
+            outputs = {"truncated": True}
+        return self.model_copy(
+            update={
+                "stdout": self.stdout[-limit:],
+                "stderr": self.stderr[-limit:],
+                "outputs": outputs,
+            }
+        )
+
     def context(self) -> dict[str, Any]:
         return {
             "status": self.status.value,
@@ -96,8 +111,16 @@ class StepOutcome(BaseModel):
         }
 
 
+DEFAULT_BATCH_SIZE = 100
+
+
 class RunRequest(BaseModel):
-    """The workflow's one input: everything decided when the run was accepted."""
+    """The workflow's one input: everything decided when the run was accepted.
+
+    Targets travel by name only: their snapshots stay in the run row and each target batch
+    loads its own, so a run over 10,000 targets starts with an input far below Temporal's 2 MB
+    payload limit.
+    """
 
     run_id: uuid.UUID
     job_id: uuid.UUID
@@ -105,9 +128,38 @@ class RunRequest(BaseModel):
     job_version: int
     plan: Plan
     parameters: dict[str, Any]
-    targets: list[TargetSnapshot]
+    target_names: list[str]
     triggered_by: str
     request_id: str | None = None
+    parent_run_id: uuid.UUID | None = None
+    # Targets per child workflow; bounds every batch history whatever the size of the run.
+    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1)
+
+
+class BatchRequest(BaseModel):
+    """One child workflow's share of a per-target segment: the targets at
+    [offset, offset + count) of the run's snapshot run the segment's steps as a DAG."""
+
+    run_id: uuid.UUID
+    plan: Plan
+    # The run's template context (params, job, run) as of the batch's start.
+    base: dict[str, Any]
+    offset: int
+    count: int
+    step_ids: list[str]
+    concurrency: int = Field(ge=1)
+    # max_failed_targets, in targets, and how many had failed before this batch started.
+    failure_allowance: int | None = None
+    failed_before: int = 0
+    # Targets of this batch that took part in earlier segments, and their outcomes so far.
+    started: list[str] = Field(default_factory=list)
+    prior: dict[str, list[StepOutcome]] = Field(default_factory=dict)
+    run_once: list[StepOutcome] = Field(default_factory=list)
+
+
+class BatchResult(BaseModel):
+    outcomes: dict[str, list[StepOutcome]]
+    started: list[str]
 
 
 class StepRequest(BaseModel):
@@ -144,3 +196,5 @@ class RunSummary(BaseModel):
     succeeded_targets: list[str]
     failed_targets: list[str]
     reason: str | None = None
+    # The outputs of the run's run-once steps, by step id: what a parent's job.run step sees.
+    outputs: dict[str, Any] = Field(default_factory=dict)

@@ -134,6 +134,12 @@ def _action_problems(index: int, step: Step) -> Iterator[FieldProblem]:
             f"{step.action} acts on a target, so it cannot be run_once",
             "run_once",
         )
+    if spec.run_once_only and not step.run_once:
+        yield FieldProblem(
+            _path("steps", index, "run_once"),
+            f"{step.action} decides for the whole run, so it must be run_once: true",
+            "run_once",
+        )
     try:
         spec.input_model.model_validate(step.with_)
     except ValidationError as error:

@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, DateTime, Index, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from opsconductor.jobspec.runtime import RunStatus, StepStatus
+from opsconductor.jobspec.runtime import DEFAULT_BATCH_SIZE, RunStatus, StepStatus
 from opsconductor.models.base import id_field, timestamp_field
 
 # Run-once steps have no target; an empty key (not NULL) keeps them unique per run.
@@ -30,6 +30,9 @@ class Run(SQLModel, table=True):
     triggered_by: str = Field(max_length=128)
     workflow_id: str = Field(max_length=128)
     request_id: str | None = Field(default=None, max_length=128)
+    # A run started by another run's job.run step.
+    parent_run_id: uuid.UUID | None = Field(default=None, foreign_key="runs.id", index=True)
+    batch_size: int = DEFAULT_BATCH_SIZE
     created_at: datetime = timestamp_field()
     started_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
@@ -89,6 +92,7 @@ class RunListItem(SQLModel):
     status: RunStatus
     reason: str | None
     triggered_by: str
+    parent_run_id: uuid.UUID | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

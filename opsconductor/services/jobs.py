@@ -102,6 +102,13 @@ async def get_job(session: AsyncSession, job_id: uuid.UUID) -> JobPublic:
     return public(job, await current_version(session, job))
 
 
+async def get_job_by_name(session: AsyncSession, name: str) -> JobPublic:
+    job = await _by_name(session, name)
+    if job is None:
+        raise NotFound(f"no job named {name!r}")
+    return public(job, await current_version(session, job))
+
+
 async def get_job_version(
     session: AsyncSession, job_id: uuid.UUID, number: int
 ) -> tuple[Job, JobVersion]:

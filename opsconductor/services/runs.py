@@ -11,7 +11,6 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from opsconductor.errors import DependencyUnavailable, FieldProblem, InputInvalid, NotFound
@@ -19,6 +18,7 @@ from opsconductor.jobspec.document import JobDocument, TargetSelector
 from opsconductor.jobspec.parameters import resolve_parameters
 from opsconductor.jobspec.plan import compile_plan
 from opsconductor.jobspec.runtime import (
+    DEFAULT_BATCH_SIZE,
     RunRequest,
     RunStatus,
     RunSummary,
@@ -27,6 +27,7 @@ from opsconductor.jobspec.runtime import (
 )
 from opsconductor.jobspec.validation import pydantic_problems
 from opsconductor.models.base import utcnow
+from opsconductor.models.job import JobPublic
 from opsconductor.models.page import Page
 from opsconductor.models.run import (
     RUN_ONCE_TARGET,
@@ -43,7 +44,7 @@ from opsconductor.services import jobs
 from opsconductor.services.paging import paginate
 from opsconductor.services.targets import resolve_selector
 from opsconductor.temporal.queues import TaskQueue
-from opsconductor.temporal.search_attributes import JOB_ID, JOB_NAME, TRIGGERED_BY
+from opsconductor.temporal.search_attributes import run_search_attributes
 from opsconductor.workflows.job_run import JobRunWorkflow
 
 TERMINAL = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
@@ -59,15 +60,31 @@ def workflow_id_for(run_id: uuid.UUID) -> str:
     return f"run-{run_id}"
 
 
+@dataclass(frozen=True)
+class RunOrigin:
+    """Who or what asked for a run, and how it is to be executed."""
+
+    triggered_by: str
+    request_id: str | None = None
+    parent_run_id: uuid.UUID | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+
 async def prepare_run(
     session: AsyncSession,
-    job_id: uuid.UUID,
+    job: JobPublic,
     body: RunCreate,
-    triggered_by: str,
-    request_id: str | None,
+    origin: RunOrigin,
+    run_id: uuid.UUID | None = None,
 ) -> PreparedRun:
-    """Validates and stores a queued run of the job's current version (not yet launched)."""
-    job = await jobs.get_job(session, job_id)
+    """Validates and stores a queued run of the job's current version (not yet launched).
+
+    With a `run_id` already stored (a retried child-run activity), answers that run's request
+    unchanged instead of storing a second one."""
+    if run_id is not None and (existing := await session.get(Run, run_id)) is not None:
+        _, version = await jobs.get_job_version(session, existing.job_id, existing.job_version)
+        stored = JobDocument.model_validate(version.document)
+        return PreparedRun(run=existing, request=_request_for(existing, stored))
     document = JobDocument.model_validate(job.document)
     parameters, problems = resolve_parameters(document.parameters, body.parameters)
     problems = [
@@ -88,7 +105,7 @@ async def prepare_run(
             "the job has per-target steps but its target selector matches no target",
             [FieldProblem("body.targets", "matches no target", "empty_selection")],
         )
-    run_id = uuid.uuid4()
+    run_id = run_id or uuid.uuid4()
     run = Run(
         id=run_id,
         job_id=job.id,
@@ -97,24 +114,31 @@ async def prepare_run(
         status=RunStatus.queued,
         parameters=parameters,
         targets=[target.model_dump(mode="json") for target in targets],
-        triggered_by=triggered_by,
+        triggered_by=origin.triggered_by,
         workflow_id=workflow_id_for(run_id),
-        request_id=request_id,
+        request_id=origin.request_id,
+        parent_run_id=origin.parent_run_id,
+        batch_size=origin.batch_size,
     )
     session.add(run)
     await session.flush()
-    request = RunRequest(
-        run_id=run_id,
-        job_id=job.id,
-        job_name=job.name,
-        job_version=job.version,
-        plan=plan,
-        parameters=parameters,
-        targets=targets,
-        triggered_by=triggered_by,
-        request_id=request_id,
+    return PreparedRun(run=run, request=_request_for(run, document))
+
+
+def _request_for(run: Run, document: JobDocument) -> RunRequest:
+    return RunRequest(
+        run_id=run.id,
+        job_id=run.job_id,
+        job_name=run.job_name,
+        job_version=run.job_version,
+        plan=compile_plan(document),
+        parameters=run.parameters,
+        target_names=[snapshot["name"] for snapshot in run.targets],
+        triggered_by=run.triggered_by,
+        request_id=run.request_id,
+        parent_run_id=run.parent_run_id,
+        batch_size=run.batch_size,
     )
-    return PreparedRun(run=run, request=request)
 
 
 async def _resolve(session: AsyncSession, selector: TargetSelector) -> list[TargetSnapshot]:
@@ -140,12 +164,8 @@ async def launch(
             request,
             id=workflow_id_for(request.run_id),
             task_queue=TaskQueue.orchestration.value,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(JOB_ID, str(request.job_id)),
-                    SearchAttributePair(JOB_NAME, request.job_name),
-                    SearchAttributePair(TRIGGERED_BY, request.triggered_by),
-                ]
+            search_attributes=run_search_attributes(
+                request.job_id, request.job_name, request.triggered_by
             ),
         )
     except RPCError as error:
@@ -173,6 +193,7 @@ async def list_runs(
     job_id: uuid.UUID | None,
     status: RunStatus | None,
     since: datetime | None,
+    parent_run_id: uuid.UUID | None = None,
     limit: int,
     offset: int,
 ) -> Page[Run]:
@@ -183,6 +204,8 @@ async def list_runs(
         statement = statement.where(Run.status == status)
     if since is not None:
         statement = statement.where(col(Run.created_at) >= since)
+    if parent_run_id is not None:
+        statement = statement.where(Run.parent_run_id == parent_run_id)
     return await paginate(session, statement, limit, offset)
 
 

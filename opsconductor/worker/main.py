@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 # Running activities get this long to finish after a stop is asked; then they are cancelled
 # (through their heartbeats) and Temporal retries them on another worker.
+HEARTBEAT_THROTTLE = timedelta(seconds=2)
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
 # Templates are rendered in workflows; Jinja is pure computation, so it is shared with the
@@ -40,6 +41,10 @@ def build_workers(
             activities=activities_for(queue, resources),
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
             workflow_runner=WORKFLOW_RUNNER,
+            # Cancellation reaches an activity with its next heartbeat sent to the server;
+            # a short throttle makes a cancelled run stop its remote commands within seconds.
+            max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+            default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         )
         for queue in queues
     ]

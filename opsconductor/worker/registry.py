@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opsconductor.activities.child_runs import ChildRuns
 from opsconductor.activities.connection_test import ConnectionTests
 from opsconductor.activities.http import HttpActions
 from opsconductor.activities.ping import ping
@@ -21,8 +22,14 @@ from opsconductor.temporal.queues import TaskQueue
 from opsconductor.workflows.connection_test import ConnectionTestWorkflow
 from opsconductor.workflows.job_run import JobRunWorkflow
 from opsconductor.workflows.probe import FleetProbeWorkflow
+from opsconductor.workflows.target_batch import TargetBatchWorkflow
 
-WORKFLOWS: Sequence[type] = (FleetProbeWorkflow, JobRunWorkflow, ConnectionTestWorkflow)
+WORKFLOWS: Sequence[type] = (
+    FleetProbeWorkflow,
+    JobRunWorkflow,
+    TargetBatchWorkflow,
+    ConnectionTestWorkflow,
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,13 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
     activities: list[Callable[..., Any]] = [ping]
     if queue is TaskQueue.orchestration:
         recorder = RunRecorder(resources.sessionmaker)
-        activities += [recorder.record_step, recorder.record_run_status]
+        activities += [
+            recorder.record_step,
+            recorder.record_run_status,
+            recorder.load_target_batch,
+            recorder.close_run_steps,
+            ChildRuns(resources.sessionmaker, resources.settings).run_step,
+        ]
     elif queue is TaskQueue.ssh:
         activities.append(SshActions(resources.sessionmaker, resources.keyring).run_step)
         tests = ConnectionTests(resources.sessionmaker, resources.keyring)

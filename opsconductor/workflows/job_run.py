@@ -1,60 +1,49 @@
-"""The job-run workflow: interprets a compiled plan, step by step, target by target.
+"""The job-run workflow: interprets a compiled plan.
 
-Deterministic by construction: templates are rendered with a sandboxed Jinja environment (pure
-computation), time comes from `workflow.now()`, and everything that touches the world (remote
-commands, HTTP, the database) is an activity. Run records are written through a local activity
-so the API can show progress without reading workflow history.
+Run-once steps (approvals, summaries, child runs) run here. Per-target segments run in child
+workflows of at most `batch_size` targets each (workflows/target_batch.py), so the size of every
+history is bounded whatever the size of the fleet. Run records are written through local
+activities, so the API shows progress without reading workflow history.
 """
 
 import asyncio
+import math
 from collections.abc import Sequence
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
-from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+from temporalio.exceptions import CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from opsconductor.activities.run_records import RunRecorder, RunStatusRecord, StepRecord
-    from opsconductor.jobspec.actions import CORE_ACTIONS
-    from opsconductor.jobspec.context import base_context, run_once_context, target_context
+    from opsconductor.activities.run_records import RunClosing, RunRecorder, RunStatusRecord
+    from opsconductor.jobspec.context import base_context, mentions, run_once_context
     from opsconductor.jobspec.document import JobDocument, Order, Step
     from opsconductor.jobspec.durations import parse_duration
-    from opsconductor.jobspec.plan import Segment, SegmentKind
+    from opsconductor.jobspec.plan import SegmentKind
     from opsconductor.jobspec.runtime import (
+        BatchRequest,
+        BatchResult,
         RunRequest,
         RunStatus,
         RunSummary,
-        SkipReason,
         StepOutcome,
-        StepRequest,
-        StepResult,
         StepStatus,
-        TargetSnapshot,
     )
-    from opsconductor.jobspec.templates import TemplateProblem, render, render_condition
+    from opsconductor.jobspec.templates import TemplateProblem
+    from opsconductor.temporal.queues import TaskQueue
     from opsconductor.workflows.approvals import ApprovalDecision, ApprovalGate
-
-DEFAULT_STEP_TIMEOUT = timedelta(minutes=10)
-# Remote commands heartbeat while they run; a worker that dies is noticed this quickly and the
-# step is retried elsewhere (within its retry policy).
-STEP_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
-RECORD_TIMEOUT = timedelta(seconds=30)
-# Errors raised by step activities that no retry can fix (bad template, missing credential).
-NOT_RETRYABLE = ["StepRejected"]
-
-
-def _render(text: str, context: dict[str, object]) -> str:
-    # Jinja takes a lock to create its caches; the sandbox refuses that although rendering is
-    # pure computation over the given context, so it runs unrestricted.
-    with workflow.unsafe.sandbox_unrestricted():
-        return render(text, context)
+    from opsconductor.workflows.step_execution import (
+        RECORD_TIMEOUT,
+        StepExecutor,
+        failed,
+        render_text,
+        run_dag,
+        succeeded,
+    )
+    from opsconductor.workflows.target_batch import TargetBatchWorkflow, output_share
 
 
-def _condition(text: str, context: dict[str, object]) -> bool:
-    with workflow.unsafe.sandbox_unrestricted():
-        return render_condition(text, context)
+class BatchFailed(Exception):
+    """A target batch workflow ended without a result (terminated, or failed outright)."""
 
 
 @workflow.defn(name="job-run")
@@ -65,18 +54,21 @@ class JobRunWorkflow:
         self._started_targets: set[str] = set()
         self._status = RunStatus.queued
         self._approvals = ApprovalGate()
+        self._batches = {"total": 0, "running": 0, "done": 0}
+        self._segments_run = 0
 
     @workflow.query(name="progress")
     def progress(self) -> dict[str, object]:
+        counts: dict[str, int] = {}
         outcomes = [*self._run_once.values()]
         for steps in self._per_target.values():
             outcomes.extend(steps.values())
-        counts: dict[str, int] = {}
         for outcome in outcomes:
             counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
         return {
             "status": self._status.value,
             "steps": counts,
+            "batches": dict(self._batches),
             "failed_targets": self._failed_targets(),
             "waiting_approval": self._approvals.pending(),
         }
@@ -94,25 +86,20 @@ class JobRunWorkflow:
         self._request = request
         self._document: JobDocument = request.plan.document
         self._started_at = workflow.now()
-        self._per_target = {target.name: {} for target in request.targets}
+        self._executor = StepExecutor(request.run_id, {"control.approval": self._approval})
         await self._set_status(RunStatus.running)
-        reason: str | None = None
         try:
             body = self._execute_plan()
             timeout = self._document.timeout
             await (asyncio.wait_for(body, timeout.total_seconds()) if timeout else body)
         except TimeoutError:
             reason = f"the run exceeded its timeout of {self._document.timeout}"
-            await self._abort_remaining(reason)
             return await self._finish(RunStatus.failed, reason)
         except (asyncio.CancelledError, CancelledError):
-            await self._abort_remaining("the run was cancelled", cancelled=True)
             await self._finish(RunStatus.cancelled, "the run was cancelled")
             raise
-        except TemplateProblem as error:
-            reason = str(error)
-            await self._abort_remaining(reason)
-            return await self._finish(RunStatus.failed, reason)
+        except (TemplateProblem, BatchFailed) as error:
+            return await self._finish(RunStatus.failed, str(error))
         return await self._finish(self._final_status(), None)
 
     # -- the plan -------------------------------------------------------------------------
@@ -121,15 +108,16 @@ class JobRunWorkflow:
         concurrency = self._concurrency()
         for segment in self._request.plan.segments:
             if segment.kind is SegmentKind.run_once:
-                await self._run_once_segment(segment)
+                await run_dag(segment.step_ids, self._document, self._run_step_once)
             elif self._document.strategy.order is Order.per_step:
-                await self._per_step_segment(segment, concurrency)
+                for step_id in segment.step_ids:
+                    await self._run_batches([step_id], concurrency)
             else:
-                await self._per_target_segment(segment, concurrency)
+                await self._run_batches(segment.step_ids, concurrency)
 
     def _concurrency(self) -> int:
         value = self._document.strategy.concurrency
-        rendered = _render(str(value), base_context(self._request, self._started_at, [], []))
+        rendered = render_text(str(value), self._base(target_lists=False))
         try:
             return max(1, int(rendered))
         except ValueError as error:
@@ -137,71 +125,84 @@ class JobRunWorkflow:
                 f"strategy.concurrency rendered {rendered!r}, not a number"
             ) from error
 
-    async def _per_target_segment(self, segment: Segment, concurrency: int) -> None:
-        limit = asyncio.Semaphore(concurrency)
+    async def _run_batches(self, step_ids: Sequence[str], concurrency: int) -> None:
+        """Runs steps on every target, batch by batch, holding `concurrency` targets at once.
 
-        async def one_target(target: TargetSnapshot) -> None:
-            async with limit:
-                if not await self._may_start(target, segment.step_ids):
-                    return
-                await self._run_dag(segment.step_ids, target)
-
-        await asyncio.gather(*(one_target(target) for target in self._request.targets))
-
-    async def _per_step_segment(self, segment: Segment, concurrency: int) -> None:
-        limit = asyncio.Semaphore(concurrency)
-        for step_id in segment.step_ids:
-            step = self._document.step(step_id)
-
-            async def one_target(target: TargetSnapshot, step: Step = step) -> None:
-                async with limit:
-                    if await self._may_start(target, [step.id]):
-                        await self._run_step_on_target(step, target)
-
-            await asyncio.gather(*(one_target(target) for target in self._request.targets))
-
-    async def _run_once_segment(self, segment: Segment) -> None:
-        await self._run_dag(segment.step_ids, None)
-
-    async def _run_dag(self, step_ids: Sequence[str], target: TargetSnapshot | None) -> None:
-        """Runs steps as their needs finish; steps with no path between them run side by side."""
-        tasks: dict[str, asyncio.Task[None]] = {}
-
-        async def run_when_ready(step: Step) -> None:
-            await asyncio.gather(*(tasks[need] for need in step.needs if need in tasks))
-            if target is None:
-                await self._run_step_once(step)
-            else:
-                await self._run_step_on_target(step, target)
-
-        for step_id in step_ids:  # topological order: a step's needs already have tasks
-            tasks[step_id] = asyncio.create_task(run_when_ready(self._document.step(step_id)))
-        await asyncio.gather(*tasks.values())
-
-    async def _may_start(self, target: TargetSnapshot, step_ids: Sequence[str]) -> bool:
-        """Whether a target takes part in this segment; if not, its steps are recorded skipped."""
-        if target.name in self._failed_targets():
-            # A target that failed earlier is out of the run: its remaining steps depend on
-            # work that did not happen.
-            reason = SkipReason.upstream_failed
-        elif target.name not in self._started_targets and self._too_many_failed():
-            reason = SkipReason.run_aborted
+        With max_failed_targets, batches run one after another so each starts knowing exactly
+        how many targets have failed; otherwise enough run side by side to fill the limit."""
+        names = self._request.target_names
+        size = self._request.batch_size
+        bounds = [(offset, min(size, len(names) - offset)) for offset in range(0, len(names), size)]
+        if self._failure_allowance() is None:
+            side_by_side = math.ceil(concurrency / size)
+            per_batch = max(1, concurrency // side_by_side)
         else:
-            self._started_targets.add(target.name)
-            return True
-        for step_id in step_ids:
-            if step_id not in self._per_target[target.name]:
-                await self._store(self._skipped(step_id, target.name, reason), target)
-        return False
+            side_by_side, per_batch = 1, min(concurrency, size)
+        self._segments_run += 1
+        self._batches["total"] += len(bounds)
+        lists = any(mentions(self._document.step(step_id), "targets") for step_id in step_ids)
+        limit = asyncio.Semaphore(side_by_side)
 
-    # -- one step -----------------------------------------------------------------------------
+        async def one_batch(offset: int, count: int) -> None:
+            async with limit:
+                members = names[offset : offset + count]
+                if self._too_many_failed() and not self._started_targets.intersection(members):
+                    # Nothing here may start; closing the run records their steps skipped.
+                    self._batches["done"] += 1
+                    return
+                self._batches["running"] += 1
+                try:
+                    result = await self._run_batch(step_ids, offset, members, per_batch, lists)
+                finally:
+                    self._batches["running"] -= 1
+                    self._batches["done"] += 1
+                self._started_targets.update(result.started)
+                for name, outcomes in result.outcomes.items():
+                    own = self._per_target.setdefault(name, {})
+                    own.update({outcome.step_id: outcome for outcome in outcomes})
 
-    async def _run_step_on_target(self, step: Step, target: TargetSnapshot) -> None:
-        own = self._per_target[target.name]
-        needs = [own.get(need) or self._run_once.get(need) for need in step.needs]
-        context = target_context(self._base(), target, own.values(), self._run_once.values())
-        outcome = await self._decide_and_run(step, target, needs, context)
-        await self._store(outcome, target)
+        await asyncio.gather(*(one_batch(offset, count) for offset, count in bounds))
+
+    async def _run_batch(
+        self,
+        step_ids: Sequence[str],
+        offset: int,
+        members: Sequence[str],
+        per_batch: int,
+        lists: bool,
+    ) -> BatchResult:
+        prior = {
+            name: list(self._per_target[name].values())
+            for name in members
+            if name in self._per_target
+        }
+        request = BatchRequest(
+            run_id=self._request.run_id,
+            plan=self._request.plan,
+            base=self._base(target_lists=lists),
+            offset=offset,
+            count=len(members),
+            step_ids=list(step_ids),
+            concurrency=per_batch,
+            failure_allowance=self._failure_allowance(),
+            failed_before=len(self._failed_targets()),
+            started=sorted(self._started_targets.intersection(members)),
+            prior=prior,
+            run_once=list(self._run_once.values()),
+        )
+        try:
+            return await workflow.execute_child_workflow(
+                TargetBatchWorkflow.run,
+                request,
+                id=f"{workflow.info().workflow_id}-s{self._segments_run}-b{offset}",
+                task_queue=TaskQueue.orchestration.value,
+            )
+        except ChildWorkflowError as error:
+            if isinstance(error.cause, CancelledError):
+                raise asyncio.CancelledError from error  # this run is being cancelled
+            raise BatchFailed(f"the batch of targets from {members[0]} failed: {error}") from None
+
+    # -- run-once steps -----------------------------------------------------------------------
 
     async def _run_step_once(self, step: Step) -> None:
         needs: list[StepOutcome | None] = []
@@ -211,129 +212,33 @@ class JobRunWorkflow:
             else:
                 # A per-target need counts as failed when it failed on any target.
                 results = [steps[need] for steps in self._per_target.values() if need in steps]
-                failed = next((result for result in results if result.blocks_dependants), None)
-                needs.append(failed or (results[0] if results else None))
-        per_target = {name: list(steps.values()) for name, steps in self._per_target.items()}
+                failure = next((result for result in results if result.blocks_dependants), None)
+                needs.append(failure or (results[0] if results else None))
+        # Only the per-target steps this step's templates name reach its context, each output
+        # cut to share one payload: a summary over 10,000 targets must still fit.
+        named = [
+            step_id
+            for step_id in (item.id for item in self._document.steps)
+            if step_id not in self._run_once and mentions(step, step_id)
+        ]
+        share = output_share(len(named) * max(1, len(self._per_target)))
+        per_target = {
+            target: [steps[step_id].bounded(share) for step_id in named if step_id in steps]
+            for target, steps in self._per_target.items()
+        }
         context = run_once_context(self._base(), per_target, self._run_once.values())
-        outcome = await self._decide_and_run(step, None, needs, context)
-        await self._store(outcome, None)
-
-    async def _decide_and_run(
-        self,
-        step: Step,
-        target: TargetSnapshot | None,
-        needs: Sequence[StepOutcome | None],
-        context: dict[str, object],
-    ) -> StepOutcome:
-        target_name = target.name if target else None
-        if step.when is None:
-            if any(need is not None and need.blocks_dependants for need in needs):
-                return self._skipped(step.id, target_name, SkipReason.upstream_failed)
-        else:
-            try:
-                if not _condition(step.when, context):
-                    return self._skipped(step.id, target_name, SkipReason.condition)
-            except TemplateProblem as error:
-                return self._failed(step, target_name, f"when: {error}")
-        await self._store(
-            StepOutcome(
-                step_id=step.id,
-                target=target_name,
-                status=StepStatus.running,
-                started_at=workflow.now(),
-            ),
-            target,
-        )
-        return await self._execute(step, target, context)
-
-    async def _execute(
-        self, step: Step, target: TargetSnapshot | None, context: dict[str, object]
-    ) -> StepOutcome:
-        started = workflow.now()
-        target_name = target.name if target else None
-        if step.action == "control.sleep":
-            return await self._sleep(step, target_name, context)
-        if step.action == "control.approval":
-            return await self._approval(step, target_name, context)
-        spec = CORE_ACTIONS[step.action]
-        assert spec.queue is not None
-        try:
-            result = await workflow.execute_activity(
-                f"{spec.queue.value}-step",
-                StepRequest(
-                    run_id=self._request.run_id,
-                    step_id=step.id,
-                    action=step.action,
-                    with_=step.with_,
-                    context=context,
-                    target=target,
-                    credential=step.credential,
-                ),
-                task_queue=spec.queue.value,
-                result_type=StepResult,
-                start_to_close_timeout=step.timeout or DEFAULT_STEP_TIMEOUT,
-                heartbeat_timeout=STEP_HEARTBEAT_TIMEOUT,
-                retry_policy=RetryPolicy(
-                    maximum_attempts=step.retry.attempts,
-                    initial_interval=step.retry.interval,
-                    backoff_coefficient=step.retry.backoff,
-                    maximum_interval=step.retry.max_interval,
-                    non_retryable_error_types=NOT_RETRYABLE,
-                ),
-            )
-        except ActivityError as error:
-            return self._activity_failure(step, target_name, error)
-        return StepOutcome(
-            step_id=step.id,
-            target=target_name,
-            status=StepStatus.succeeded,
-            exit_code=result.exit_code,
-            stdout=result.stdout,
-            stderr=result.stderr,
-            outputs=result.outputs,
-            attempts=result.attempt,
-            started_at=started,
-            finished_at=workflow.now(),
-        )
-
-    def _activity_failure(
-        self, step: Step, target_name: str | None, error: ActivityError
-    ) -> StepOutcome:
-        cause = error.cause
-        last = StepResult()
-        if isinstance(cause, ApplicationError) and cause.details:
-            last = StepResult.model_validate(cause.details[0])
-            message = cause.message
-        elif isinstance(cause, ActivityTimeoutError):
-            message = f"timed out ({cause.type.name.lower() if cause.type else 'timeout'})"
-            last.attempt = step.retry.attempts
-        else:
-            message = str(cause or error)
-        outcome = self._failed(step, target_name, message)
-        outcome.exit_code = last.exit_code
-        outcome.stdout = last.stdout
-        outcome.stderr = last.stderr
-        outcome.attempts = last.attempt
-        return outcome
-
-    async def _sleep(
-        self, step: Step, target_name: str | None, context: dict[str, object]
-    ) -> StepOutcome:
-        try:
-            duration = parse_duration(_render(str(step.with_["duration"]), context))
-        except (TemplateProblem, ValueError) as error:
-            return self._failed(step, target_name, f"with.duration: {error}")
-        await workflow.sleep(duration)
-        return self._succeeded(step, target_name, {})
+        outcome = await self._executor.run(step, None, needs, context)
+        self._run_once[step.id] = outcome
+        await self._executor.record(outcome)
 
     async def _approval(
         self, step: Step, target_name: str | None, context: dict[str, object]
     ) -> StepOutcome:
         try:
-            message = _render(str(step.with_["message"]), context)
-            timeout = parse_duration(_render(str(step.with_.get("timeout", "24h")), context))
+            message = render_text(str(step.with_["message"]), context)
+            timeout = parse_duration(render_text(str(step.with_.get("timeout", "24h")), context))
         except (TemplateProblem, ValueError) as error:
-            return self._failed(step, target_name, str(error))
+            return failed(step, target_name, str(error))
         approvers = [str(item) for item in step.with_.get("approvers", ["operator"])]
         self._approvals.open(step.id, message, approvers)
         await self._set_status(RunStatus.waiting_approval)
@@ -345,99 +250,28 @@ class JobRunWorkflow:
         await self._set_status(RunStatus.running)
         outputs = decision.outputs()
         if decision.approved:
-            return self._succeeded(step, target_name, outputs)
-        outcome = self._failed(step, target_name, decision.summary())
+            return succeeded(step, target_name, outputs)
+        outcome = failed(step, target_name, decision.summary())
         outcome.outputs = outputs
         return outcome
 
-    # -- outcomes and records -----------------------------------------------------------------
+    # -- state and records --------------------------------------------------------------------
 
-    def _base(self) -> dict[str, object]:
-        failed = self._failed_targets()
-        succeeded = [
+    def _base(self, *, target_lists: bool = True) -> dict[str, object]:
+        failed_targets = self._failed_targets()
+        failed_set = set(failed_targets)
+        succeeded_targets = [
             name
-            for name, steps in self._per_target.items()
-            if steps and name not in failed and name in self._started_targets
+            for name in self._request.target_names
+            if name in self._started_targets and name not in failed_set
         ]
-        return base_context(self._request, self._started_at, succeeded, failed)
-
-    def _skipped(self, step_id: str, target: str | None, reason: SkipReason) -> StepOutcome:
-        now = workflow.now()
-        return StepOutcome(
-            step_id=step_id,
-            target=target,
-            status=StepStatus.skipped,
-            reason=reason.value,
-            started_at=now,
-            finished_at=now,
+        return base_context(
+            self._request,
+            self._started_at,
+            succeeded_targets,
+            failed_targets,
+            target_lists=target_lists,
         )
-
-    def _failed(self, step: Step, target: str | None, reason: str) -> StepOutcome:
-        return StepOutcome(
-            step_id=step.id,
-            target=target,
-            status=StepStatus.failed,
-            reason=reason,
-            tolerated=step.on_error.value == "continue",
-            attempts=1,
-            started_at=workflow.now(),
-            finished_at=workflow.now(),
-        )
-
-    def _succeeded(self, step: Step, target: str | None, outputs: dict[str, object]) -> StepOutcome:
-        return StepOutcome(
-            step_id=step.id,
-            target=target,
-            status=StepStatus.succeeded,
-            outputs=outputs,
-            attempts=1,
-            started_at=workflow.now(),
-            finished_at=workflow.now(),
-        )
-
-    async def _store(self, outcome: StepOutcome, target: TargetSnapshot | None) -> None:
-        book = self._run_once if target is None else self._per_target[target.name]
-        previous = book.get(outcome.step_id)
-        if previous is not None and previous.status is StepStatus.running:
-            outcome.started_at = previous.started_at
-        book[outcome.step_id] = outcome
-        await workflow.execute_local_activity_method(
-            RunRecorder.record_step,
-            StepRecord(run_id=self._request.run_id, outcome=outcome),
-            start_to_close_timeout=RECORD_TIMEOUT,
-        )
-
-    async def _abort_remaining(self, reason: str, *, cancelled: bool = False) -> None:
-        """Gives every step without a final state one, so the run record is complete: steps
-        that were running are cancelled; steps that never started are skipped (or cancelled
-        when the whole run was)."""
-        pending: list[tuple[str, TargetSnapshot | None, StepOutcome | None]] = []
-        for step in self._document.steps:
-            owners: list[TargetSnapshot | None] = (
-                [None] if step.run_once else list(self._request.targets)
-            )
-            for target in owners:
-                current = (
-                    self._run_once.get(step.id)
-                    if target is None
-                    else self._per_target[target.name].get(step.id)
-                )
-                if current is None or current.status is StepStatus.running:
-                    pending.append((step.id, target, current))
-        for step_id, target, current in pending:
-            now = workflow.now()
-            was_running = current is not None
-            await self._store(
-                StepOutcome(
-                    step_id=step_id,
-                    target=target.name if target else None,
-                    status=StepStatus.cancelled if cancelled or was_running else StepStatus.skipped,
-                    reason=reason if cancelled or was_running else SkipReason.run_aborted,
-                    started_at=current.started_at if current else now,
-                    finished_at=now,
-                ),
-                target,
-            )
 
     def _failed_targets(self) -> list[str]:
         return [
@@ -454,7 +288,7 @@ class JobRunWorkflow:
         if limit is None:
             return None
         if isinstance(limit, str):
-            return len(self._request.targets) * int(limit.rstrip("%")) // 100
+            return len(self._request.target_names) * int(limit.rstrip("%")) // 100
         return limit
 
     def _too_many_failed(self) -> bool:
@@ -476,16 +310,34 @@ class JobRunWorkflow:
         )
 
     async def _finish(self, status: RunStatus, reason: str | None) -> RunSummary:
+        # Every step without a final state gets one, so the run record is complete.
+        await workflow.execute_local_activity_method(
+            RunRecorder.close_run_steps,
+            RunClosing(
+                run_id=self._request.run_id,
+                per_target_step_ids=[s.id for s in self._document.steps if not s.run_once],
+                run_once_step_ids=[s.id for s in self._document.steps if s.run_once],
+                reason=reason or "the run ended before the step's turn",
+                cancelled=status is RunStatus.cancelled,
+            ),
+            start_to_close_timeout=RECORD_TIMEOUT,
+        )
         await self._set_status(status, reason)
-        failed = self._failed_targets()
+        failed_targets = self._failed_targets()
+        failed_set = set(failed_targets)
         return RunSummary(
             run_id=self._request.run_id,
             status=status,
             succeeded_targets=[
-                target.name
-                for target in self._request.targets
-                if target.name in self._started_targets and target.name not in failed
+                name
+                for name in self._request.target_names
+                if name in self._started_targets and name not in failed_set
             ],
-            failed_targets=failed,
+            failed_targets=failed_targets,
             reason=reason,
+            outputs={
+                step_id: outcome.outputs
+                for step_id, outcome in self._run_once.items()
+                if outcome.status is StepStatus.succeeded
+            },
         )

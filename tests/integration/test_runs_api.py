@@ -191,3 +191,95 @@ async def test_following_the_log_of_a_finished_run_ends_the_stream(
         assert stream.headers["content-type"].startswith("text/event-stream")
         body = (await stream.aread()).decode()
     assert 'event: end\ndata: {"status": "succeeded"}' in body
+
+
+async def test_a_sub_job_runs_as_a_linked_child_run_whose_outputs_later_steps_read(
+    client: httpx.AsyncClient, operator: Account, viewer: Account, http_receiver: HttpReceiver
+) -> None:
+    await create_job(client, operator, notify_job(http_receiver))
+    parent_id = await create_job(
+        client,
+        operator,
+        {
+            "name": "parent",
+            "steps": [
+                {
+                    "id": "sub",
+                    "run_once": True,
+                    "action": "job.run",
+                    "with": {"job": "ping-hook", "parameters": {"level": "warn"}},
+                },
+                {
+                    "id": "report",
+                    "run_once": True,
+                    "needs": ["sub"],
+                    "action": "http.request",
+                    "with": {
+                        "url": http_receiver.url + "/report",
+                        "method": "POST",
+                        "json": {
+                            "child": "{{ steps.sub.outputs.status }}",
+                            "hook": "{{ steps.sub.outputs.outputs.hook.status }}",
+                        },
+                    },
+                },
+            ],
+        },
+    )
+    started = await client.post(api(f"/jobs/{parent_id}/runs"), json={}, headers=operator.headers)
+    parent = await wait_for(client, viewer, started.json()["id"], TERMINAL)
+    assert parent["status"] == "succeeded", parent
+    sub, report = parent["steps"]
+    children = (
+        await client.get(
+            api("/runs"), params={"parent_run_id": parent["id"]}, headers=viewer.headers
+        )
+    ).json()["items"]
+    assert [child["id"] for child in children] == [sub["outputs"]["run_id"]]
+    (child,) = children
+    assert (child["job_name"], child["status"], child["parent_run_id"]) == (
+        "ping-hook",
+        "succeeded",
+        parent["id"],
+    )
+    assert child["triggered_by"] == f"run:{parent['id']}"
+    assert [request.path for request in http_receiver.requests] == ["/hook", "/report"]
+    assert http_receiver.requests[0].json["level"] == "warn"
+    assert http_receiver.requests[1].json == {"child": "succeeded", "hook": "200"}
+    assert report["status"] == "succeeded"
+
+
+async def test_a_failed_sub_job_fails_its_step_and_a_bad_one_names_the_field(
+    client: httpx.AsyncClient, operator: Account, viewer: Account, http_receiver: HttpReceiver
+) -> None:
+    await create_job(client, operator, notify_job(http_receiver))
+    parent_id = await create_job(
+        client,
+        operator,
+        {
+            "name": "bad-parent",
+            "steps": [
+                {
+                    "id": "sub",
+                    "run_once": True,
+                    "action": "job.run",
+                    "with": {"job": "ping-hook", "parameters": {"level": "loud"}},
+                },
+                {
+                    "id": "missing",
+                    "run_once": True,
+                    "on_error": "continue",
+                    "action": "job.run",
+                    "with": {"job": "no-such-job"},
+                },
+            ],
+        },
+    )
+    started = await client.post(api(f"/jobs/{parent_id}/runs"), json={}, headers=operator.headers)
+    parent = await wait_for(client, viewer, started.json()["id"], TERMINAL)
+    assert parent["status"] == "failed"
+    steps = {step["id"]: step for step in parent["steps"]}
+    assert steps["sub"]["status"] == "failed"
+    assert "with.parameters.level" in steps["sub"]["reason"]
+    assert steps["missing"]["reason"] == "with.job: no job named 'no-such-job'"
+    assert http_receiver.requests == []

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from opsconductor.api.auth import AuditDep, authorized
-from opsconductor.api.deps import PageDep, SessionDep, TemporalDep
+from opsconductor.api.deps import PageDep, SessionDep, SettingsDep, TemporalDep
 from opsconductor.errors import DependencyUnavailable
 from opsconductor.jobspec.validation import validate_document
 from opsconductor.models.job import JobPublic, JobVersion, JobVersionPublic, ValidationAnswer
@@ -97,13 +97,17 @@ async def start_run(
     temporal: TemporalDep,
     entry: AuditDep,
     request: Request,
+    settings: SettingsDep,
 ) -> RunAccepted:
     prepared = await runs.prepare_run(
         session,
-        id,
+        await jobs.get_job(session, id),
         body,
-        triggered_by=principal.user.username,
-        request_id=getattr(request.state, "request_id", None),
+        runs.RunOrigin(
+            triggered_by=principal.user.username,
+            request_id=getattr(request.state, "request_id", None),
+            batch_size=settings.run_batch_size,
+        ),
     )
     entry.on("run", prepared.run.id)
     # The run row must exist before its workflow can write to it: commit, then launch.

@@ -48,9 +48,16 @@ async def list_runs(
     job_id: uuid.UUID | None = None,
     status: RunStatus | None = None,
     since: datetime | None = None,
+    parent_run_id: uuid.UUID | None = None,
 ) -> Page[Run]:
     return await runs.list_runs(
-        session, job_id=job_id, status=status, since=since, limit=page.limit, offset=page.offset
+        session,
+        job_id=job_id,
+        status=status,
+        since=since,
+        parent_run_id=parent_run_id,
+        limit=page.limit,
+        offset=page.offset,
     )
 
 

@@ -1,0 +1,304 @@
+"""Running one step, shared by the job-run workflow (run-once steps) and its target batches.
+
+Workflow code: deterministic by construction. Templates are rendered with a sandboxed Jinja
+environment (pure computation), time comes from `workflow.now()`, and everything that touches
+the world (remote commands, HTTP, the database) is an activity.
+"""
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+)
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from opsconductor.activities.run_records import RunRecorder, StepRecord
+    from opsconductor.jobspec.actions import CORE_ACTIONS
+    from opsconductor.jobspec.document import JobDocument, Step
+    from opsconductor.jobspec.durations import parse_duration
+    from opsconductor.jobspec.runtime import (
+        RunRequest,
+        RunSummary,
+        SkipReason,
+        StepOutcome,
+        StepRequest,
+        StepResult,
+        StepStatus,
+        TargetSnapshot,
+    )
+    from opsconductor.jobspec.templates import TemplateProblem, render, render_condition
+    from opsconductor.temporal.queues import TaskQueue
+    from opsconductor.temporal.search_attributes import run_search_attributes
+
+DEFAULT_STEP_TIMEOUT = timedelta(minutes=10)
+# Remote commands heartbeat while they run; a worker that dies is noticed this quickly and the
+# step is retried elsewhere (within its retry policy).
+STEP_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+RECORD_TIMEOUT = timedelta(seconds=30)
+# Errors raised by step activities that no retry can fix (bad template, missing credential).
+NOT_RETRYABLE = ["StepRejected"]
+# A step's input must stay under Temporal's 2 MB payload limit, with room for encryption.
+MAX_STEP_INPUT = 1_500_000
+
+# An action the workflow performs itself: (step, target name, context) -> outcome.
+InWorkflowAction = Callable[[Step, str | None, dict[str, object]], Awaitable[StepOutcome]]
+
+
+def render_text(text: str, context: Mapping[str, object]) -> str:
+    # Jinja takes a lock to create its caches; the sandbox refuses that although rendering is
+    # pure computation over the given context, so it runs unrestricted.
+    with workflow.unsafe.sandbox_unrestricted():
+        return render(text, dict(context))
+
+
+def condition_holds(text: str, context: Mapping[str, object]) -> bool:
+    with workflow.unsafe.sandbox_unrestricted():
+        return render_condition(text, dict(context))
+
+
+def skipped(step_id: str, target: str | None, reason: SkipReason) -> StepOutcome:
+    now = workflow.now()
+    return StepOutcome(
+        step_id=step_id,
+        target=target,
+        status=StepStatus.skipped,
+        reason=reason.value,
+        started_at=now,
+        finished_at=now,
+    )
+
+
+def failed(step: Step, target: str | None, reason: str) -> StepOutcome:
+    return StepOutcome(
+        step_id=step.id,
+        target=target,
+        status=StepStatus.failed,
+        reason=reason,
+        tolerated=step.on_error.value == "continue",
+        attempts=1,
+        started_at=workflow.now(),
+        finished_at=workflow.now(),
+    )
+
+
+def succeeded(step: Step, target: str | None, outputs: dict[str, object]) -> StepOutcome:
+    return StepOutcome(
+        step_id=step.id,
+        target=target,
+        status=StepStatus.succeeded,
+        outputs=outputs,
+        attempts=1,
+        started_at=workflow.now(),
+        finished_at=workflow.now(),
+    )
+
+
+async def run_dag(
+    step_ids: Sequence[str], document: JobDocument, run_step: Callable[[Step], Awaitable[None]]
+) -> None:
+    """Runs steps as their needs finish; steps with no path between them run side by side."""
+    tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def run_when_ready(step: Step) -> None:
+        await asyncio.gather(*(tasks[need] for need in step.needs if need in tasks))
+        await run_step(step)
+
+    for step_id in step_ids:  # topological order: a step's needs already have tasks
+        tasks[step_id] = asyncio.create_task(run_when_ready(document.step(step_id)))
+    await asyncio.gather(*tasks.values())
+
+
+class StepExecutor:
+    """Decides whether a step runs (needs, `when`), runs it, and records every state change."""
+
+    def __init__(
+        self,
+        run_id: uuid.UUID,
+        in_workflow: Mapping[str, InWorkflowAction] | None = None,
+    ) -> None:
+        self._run_id = run_id
+        self._in_workflow: dict[str, InWorkflowAction] = {
+            "control.sleep": self._sleep,
+            **(in_workflow or {}),
+        }
+
+    async def record(self, outcome: StepOutcome) -> None:
+        await workflow.execute_local_activity_method(
+            RunRecorder.record_step,
+            StepRecord(run_id=self._run_id, outcome=outcome),
+            start_to_close_timeout=RECORD_TIMEOUT,
+        )
+
+    async def run(
+        self,
+        step: Step,
+        target: TargetSnapshot | None,
+        needs: Sequence[StepOutcome | None],
+        context: dict[str, object],
+    ) -> StepOutcome:
+        target_name = target.name if target else None
+        if step.when is None:
+            if any(need is not None and need.blocks_dependants for need in needs):
+                return skipped(step.id, target_name, SkipReason.upstream_failed)
+        else:
+            try:
+                if not condition_holds(step.when, context):
+                    return skipped(step.id, target_name, SkipReason.condition)
+            except TemplateProblem as error:
+                return failed(step, target_name, f"when: {error}")
+        started = workflow.now()
+        await self.record(
+            StepOutcome(
+                step_id=step.id,
+                target=target_name,
+                status=StepStatus.running,
+                started_at=started,
+            )
+        )
+        outcome = await self._perform(step, target, context)
+        outcome.started_at = started
+        return outcome
+
+    async def _perform(
+        self, step: Step, target: TargetSnapshot | None, context: dict[str, object]
+    ) -> StepOutcome:
+        target_name = target.name if target else None
+        action = self._in_workflow.get(step.action)
+        if action is not None:
+            return await action(step, target_name, context)
+        request = StepRequest(
+            run_id=self._run_id,
+            step_id=step.id,
+            action=step.action,
+            with_=step.with_,
+            context=context,
+            target=target,
+            credential=step.credential,
+        )
+        size = len(request.model_dump_json())
+        if size > MAX_STEP_INPUT:
+            return failed(
+                step,
+                target_name,
+                f"the step's template context is {size // 1000} kB, over the "
+                f"{MAX_STEP_INPUT // 1000} kB a step may carry; reference fewer targets' "
+                "results in it",
+            )
+        try:
+            result = await self._activity(step, request)
+        except ActivityError as error:
+            return self._activity_failure(step, target_name, error)
+        if step.action == "job.run":
+            return await self._child_run_outcome(step, target_name, result)
+        return StepOutcome(
+            step_id=step.id,
+            target=target_name,
+            status=StepStatus.succeeded,
+            exit_code=result.exit_code,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            outputs=result.outputs,
+            attempts=result.attempt,
+            finished_at=workflow.now(),
+        )
+
+    async def _activity(self, step: Step, request: StepRequest) -> StepResult:
+        spec = CORE_ACTIONS[step.action]
+        assert spec.queue is not None
+        result: StepResult = await workflow.execute_activity(
+            f"{spec.queue.value}-step",
+            request,
+            task_queue=spec.queue.value,
+            result_type=StepResult,
+            start_to_close_timeout=step.timeout or DEFAULT_STEP_TIMEOUT,
+            heartbeat_timeout=STEP_HEARTBEAT_TIMEOUT,
+            retry_policy=RetryPolicy(
+                maximum_attempts=step.retry.attempts,
+                initial_interval=step.retry.interval,
+                backoff_coefficient=step.retry.backoff,
+                maximum_interval=step.retry.max_interval,
+                non_retryable_error_types=NOT_RETRYABLE,
+            ),
+        )
+        return result
+
+    def _activity_failure(
+        self, step: Step, target_name: str | None, error: ActivityError
+    ) -> StepOutcome:
+        cause = error.cause
+        if isinstance(cause, CancelledError):
+            # The run is being cancelled: the step did not fail, it was stopped. Cancellation
+            # goes on up so no further step starts; closing the run records this one cancelled.
+            raise asyncio.CancelledError from error
+        last = StepResult()
+        if isinstance(cause, ApplicationError) and cause.details:
+            last = StepResult.model_validate(cause.details[0])
+            message = cause.message
+        elif isinstance(cause, ActivityTimeoutError):
+            message = f"timed out ({cause.type.name.lower() if cause.type else 'timeout'})"
+            last.attempt = step.retry.attempts
+        else:
+            message = str(cause or error)
+        outcome = failed(step, target_name, message)
+        outcome.exit_code = last.exit_code
+        outcome.stdout = last.stdout
+        outcome.stderr = last.stderr
+        outcome.attempts = last.attempt
+        return outcome
+
+    async def _sleep(
+        self, step: Step, target_name: str | None, context: dict[str, object]
+    ) -> StepOutcome:
+        try:
+            duration = parse_duration(render_text(str(step.with_["duration"]), context))
+        except (TemplateProblem, ValueError) as error:
+            return failed(step, target_name, f"with.duration: {error}")
+        await workflow.sleep(duration)
+        return succeeded(step, target_name, {})
+
+    async def _child_run_outcome(
+        self, step: Step, target_name: str | None, prepared: StepResult
+    ) -> StepOutcome:
+        """The orchestration activity stored the child run; the workflow starts it as a child
+        workflow, so cancelling this run cancels the child, and waits for its end."""
+        request = RunRequest.model_validate(prepared.outputs["request"])
+        try:
+            summary: RunSummary = await workflow.execute_child_workflow(
+                "job-run",
+                request,
+                id=f"run-{request.run_id}",
+                task_queue=TaskQueue.orchestration.value,
+                result_type=RunSummary,
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                search_attributes=run_search_attributes(
+                    request.job_id, request.job_name, request.triggered_by
+                ),
+            )
+        except ChildWorkflowError as error:
+            if isinstance(error.cause, CancelledError):
+                raise asyncio.CancelledError from error  # this run is being cancelled
+            return failed(step, target_name, f"child run {request.run_id}: {error.cause or error}")
+        outputs: dict[str, object] = {
+            "run_id": str(summary.run_id),
+            "status": summary.status.value,
+            "outputs": summary.outputs,
+            "failed_targets": summary.failed_targets,
+        }
+        outcome = succeeded(step, target_name, outputs)
+        if summary.status.value != "succeeded":
+            outcome.status = StepStatus.failed
+            outcome.reason = f"child run {summary.run_id} ended {summary.status.value}" + (
+                f": {summary.reason}" if summary.reason else ""
+            )
+            outcome.tolerated = step.on_error.value == "continue"
+        return outcome

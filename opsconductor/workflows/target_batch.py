@@ -1,0 +1,113 @@
+"""A batch of a run's targets running one per-target segment, as a child of the job-run workflow.
+
+Splitting targets into batches keeps every history bounded: a run over 10,000 targets is a
+parent with one event group per batch, and children of at most `batch_size` targets each, all
+far below Temporal's limits on events, history size and pending activities.
+"""
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from opsconductor.activities.run_records import RunRecorder, TargetBatch
+    from opsconductor.jobspec.context import target_context
+    from opsconductor.jobspec.document import Step
+    from opsconductor.jobspec.runtime import (
+        BatchRequest,
+        BatchResult,
+        SkipReason,
+        StepOutcome,
+        TargetSnapshot,
+    )
+    from opsconductor.workflows.step_execution import StepExecutor, run_dag, skipped
+
+# Outcomes returned to the parent share one payload; each one's output is cut to fit.
+RESULT_BUDGET = 900_000
+LOAD_TIMEOUT = timedelta(seconds=30)
+
+
+def output_share(outcomes: int) -> int:
+    return max(256, min(64 * 1024, RESULT_BUDGET // max(1, 3 * outcomes)))
+
+
+@workflow.defn(name="job-run-batch")
+class TargetBatchWorkflow:
+    @workflow.run
+    async def run(self, request: BatchRequest) -> BatchResult:
+        self._request = request
+        self._document = request.plan.document
+        self._executor = StepExecutor(request.run_id)
+        self._outcomes: dict[str, dict[str, StepOutcome]] = {
+            name: {outcome.step_id: outcome for outcome in outcomes}
+            for name, outcomes in request.prior.items()
+        }
+        self._started = set(request.started)
+        self._segment: dict[str, list[StepOutcome]] = {}
+        targets = await workflow.execute_local_activity_method(
+            RunRecorder.load_target_batch,
+            TargetBatch(run_id=request.run_id, offset=request.offset, count=request.count),
+            start_to_close_timeout=LOAD_TIMEOUT,
+        )
+        limit = asyncio.Semaphore(request.concurrency)
+
+        async def one_target(target: TargetSnapshot) -> None:
+            async with limit:
+                self._outcomes.setdefault(target.name, {})
+                if await self._may_start(target):
+                    await run_dag(
+                        request.step_ids,
+                        self._document,
+                        lambda step: self._run_step(step, target),
+                    )
+
+        await asyncio.gather(*(one_target(target) for target in targets))
+        share = output_share(sum(len(outcomes) for outcomes in self._segment.values()))
+        return BatchResult(
+            outcomes={
+                name: [outcome.bounded(share) for outcome in outcomes]
+                for name, outcomes in self._segment.items()
+            },
+            started=sorted(self._started),
+        )
+
+    def _failed_here(self) -> int:
+        return sum(
+            1
+            for outcomes in self._segment.values()
+            if any(outcome.blocks_dependants for outcome in outcomes)
+        )
+
+    async def _may_start(self, target: TargetSnapshot) -> bool:
+        """Whether a target takes part in this segment; if not, its steps are recorded skipped."""
+        allowance = self._request.failure_allowance
+        if any(outcome.blocks_dependants for outcome in self._outcomes[target.name].values()):
+            # A target that failed earlier is out of the run: its remaining steps depend on
+            # work that did not happen.
+            reason = SkipReason.upstream_failed
+        elif (
+            target.name not in self._started
+            and allowance is not None
+            and self._request.failed_before + self._failed_here() > allowance
+        ):
+            reason = SkipReason.run_aborted
+        else:
+            self._started.add(target.name)
+            return True
+        for step_id in self._request.step_ids:
+            await self._store(skipped(step_id, target.name, reason))
+        return False
+
+    async def _run_step(self, step: Step, target: TargetSnapshot) -> None:
+        own = self._outcomes[target.name]
+        run_once = {outcome.step_id: outcome for outcome in self._request.run_once}
+        needs = [own.get(need) or run_once.get(need) for need in step.needs]
+        context = target_context(self._request.base, target, own.values(), run_once.values())
+        await self._store(await self._executor.run(step, target, needs, context))
+
+    async def _store(self, outcome: StepOutcome) -> None:
+        assert outcome.target is not None
+        self._outcomes[outcome.target][outcome.step_id] = outcome
+        self._segment.setdefault(outcome.target, []).append(outcome)
+        await self._executor.record(outcome)
