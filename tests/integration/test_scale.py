@@ -1,0 +1,104 @@
+"""A run over 10,000 targets, through the API, completes with every history far below
+Temporal's limits (51,200 events, 50 MB), because per-target work runs in batch children."""
+
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+from opsconductor.config import Settings
+from opsconductor.db import unit_of_work
+from opsconductor.models.target import Target
+from opsconductor.temporal.client import connect
+from opsconductor.worker.registry import WorkerResources
+from tests.fixtures.http_receiver import HttpReceiver
+from tests.identity_helpers import Account, api
+from tests.run_helpers import TERMINAL, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
+
+FLEET = 10_000
+EVENT_LIMIT = 51_200
+SIZE_LIMIT = 50 * 1024 * 1024
+
+
+async def plant_fleet(resources: WorkerResources, port: int) -> None:
+    # The inventory is only the setup here; one insert keeps it quick.
+    async with unit_of_work(resources.sessionmaker) as session:
+        session.add_all(
+            Target(
+                name=f"node-{index:05d}",
+                address="127.0.0.1",
+                port=port,
+                tags={"fleet": "scale"},
+            )
+            for index in range(FLEET)
+        )
+
+
+async def history_sizes(temporal: Client, workflow_ids: list[str]) -> dict[str, tuple[int, int]]:
+    sizes = {}
+    for workflow_id in workflow_ids:
+        info = (await temporal.get_workflow_handle(workflow_id).describe()).raw_description
+        execution = info.workflow_execution_info
+        sizes[workflow_id] = (execution.history_length, execution.history_size_bytes)
+    return sizes
+
+
+async def test_ten_thousand_targets_complete_with_bounded_histories(
+    client: httpx.AsyncClient,
+    operator: Account,
+    viewer: Account,
+    settings: Settings,
+    worker_resources: WorkerResources,
+    http_receiver: HttpReceiver,
+) -> None:
+    await plant_fleet(worker_resources, urlsplit(http_receiver.url).port or 80)
+    created = await client.post(
+        api("/jobs"),
+        json={
+            "name": "fleet-ping",
+            "targets": {"tags": {"fleet": "scale"}},
+            "strategy": {"concurrency": 200},
+            "steps": [
+                {
+                    "id": "ping",
+                    "action": "http.request",
+                    "with": {"url": "http://{{ target.address }}:{{ target.port }}/p"},
+                }
+            ],
+        },
+        headers=operator.headers,
+    )
+    assert created.status_code == 201, created.text
+    started = await client.post(
+        api(f"/jobs/{created.json()['id']}/runs"), json={}, headers=operator.headers
+    )
+    assert started.status_code == 202, started.text
+    run_id = started.json()["id"]
+
+    run = await wait_for(client, viewer, run_id, TERMINAL, polls=6000)
+    assert run["status"] == "succeeded", run["reason"]
+    assert len(run["targets"]) == FLEET
+    assert {target["status"] for target in run["targets"]} == {"succeeded"}
+    assert len(http_receiver.requests) == FLEET
+
+    temporal = await connect(settings)
+    parent = f"run-{run_id}"
+    progress = await temporal.get_workflow_handle(parent).query("progress")
+    batches = FLEET // settings.run_batch_size
+    assert progress["batches"] == {"total": batches, "running": 0, "done": batches}
+    children = [f"{parent}-s1-b{offset}" for offset in range(0, FLEET, settings.run_batch_size)]
+    sizes = await history_sizes(temporal, [parent, *children])
+    largest_events = max(sizes.items(), key=lambda item: item[1][0])
+    largest_bytes = max(sizes.items(), key=lambda item: item[1][1])
+    print(
+        f"\n{FLEET} targets in {len(children)} batches: parent history "
+        f"{sizes[parent][0]} events / {sizes[parent][1]} bytes; most events "
+        f"{largest_events[1][0]} ({largest_events[0]}); largest "
+        f"{largest_bytes[1][1]} bytes ({largest_bytes[0]})"
+    )
+    # Far below, not merely below: a tenth of each limit.
+    assert largest_events[1][0] < EVENT_LIMIT / 10
+    assert largest_bytes[1][1] < SIZE_LIMIT / 10
