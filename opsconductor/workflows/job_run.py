@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from opsconductor.jobspec.templates import TemplateProblem, render, render_condition
     from opsconductor.workflows.approvals import ApprovalDecision, ApprovalGate
+    from opsconductor.workflows.notifications import Announcer
 
 DEFAULT_STEP_TIMEOUT = timedelta(minutes=10)
 # Remote commands heartbeat while they run; a worker that dies is noticed this quickly and the
@@ -65,6 +66,7 @@ class JobRunWorkflow:
         self._started_targets: set[str] = set()
         self._status = RunStatus.queued
         self._approvals = ApprovalGate()
+        self._notices = Announcer()
 
     @workflow.query(name="progress")
     def progress(self) -> dict[str, object]:
@@ -96,6 +98,7 @@ class JobRunWorkflow:
         self._started_at = workflow.now()
         self._per_target = {target.name: {} for target in request.targets}
         await self._set_status(RunStatus.running)
+        self._notices.started(request, self._base())
         reason: str | None = None
         try:
             body = self._execute_plan()
@@ -337,6 +340,7 @@ class JobRunWorkflow:
         approvers = [str(item) for item in step.with_.get("approvers", ["operator"])]
         self._approvals.open(step.id, message, approvers)
         await self._set_status(RunStatus.waiting_approval)
+        self._notices.waiting_approval(self._request, context, step.id, message)
         try:
             await workflow.wait_condition(lambda: self._approvals.decided(step.id), timeout=timeout)
         except TimeoutError:
@@ -477,6 +481,7 @@ class JobRunWorkflow:
 
     async def _finish(self, status: RunStatus, reason: str | None) -> RunSummary:
         await self._set_status(status, reason)
+        await self._notices.finished(self._request, self._base(), status, reason)
         failed = self._failed_targets()
         return RunSummary(
             run_id=self._request.run_id,
