@@ -124,7 +124,7 @@ def test_errors_may_not_show_passwords_tokens_or_the_url() -> None:
     for url, secrets in cases.items():
         plugin = apprise.Apprise.instantiate(url)
         assert plugin is not None
-        hidden = url_secrets(url, plugin.url(privacy=True))
+        hidden = url_secrets(url, plugin.url(privacy=True))  # type: ignore[no-untyped-call]
         assert url in hidden
         assert secrets <= set(hidden)
         # Host names and the user name stay readable in errors.
