@@ -27,7 +27,6 @@ from opsconductor.errors import (
     NotFound,
 )
 from opsconductor.models.base import utcnow
-from opsconductor.models.job import Job, JobVersion
 from opsconductor.models.notification import (
     ChannelCreate,
     ChannelPublic,
@@ -42,6 +41,7 @@ from opsconductor.models.notification import (
 )
 from opsconductor.models.page import Page
 from opsconductor.security.envelope import DecryptionFailed, KeyRing
+from opsconductor.services.jobs import DOCUMENT, live_jobs_where
 from opsconductor.services.paging import paginate, paginate_as
 from opsconductor.services.vault import sealed_of, store_sealed
 from opsconductor.temporal.queues import TaskQueue
@@ -160,26 +160,14 @@ async def create_channel(
 async def jobs_using(session: AsyncSession, name: str) -> list[str]:
     """Live jobs whose current version sends to the channel: by a rule or a `notify.send` step
     that names it literally."""
-    document = JobVersion.__table__.c.document  # type: ignore[attr-defined]
-    rows = await session.exec(
-        select(Job.name)
-        .join(
-            JobVersion,
-            (col(JobVersion.job_id) == col(Job.id))
-            & (col(JobVersion.version) == col(Job.current_version)),
-        )
-        .where(
-            col(Job.deleted_at).is_(None),
-            or_(
-                document.contains({"notify": [{"channel": name}]}),
-                document.contains(
-                    {"steps": [{"action": "notify.send", "with": {"channel": name}}]}
-                ),
-            ),
-        )
-        .order_by(col(Job.name))
+    step = {"action": "notify.send", "with": {"channel": name}}
+    return await live_jobs_where(
+        session,
+        or_(
+            DOCUMENT.contains({"notify": [{"channel": name}]}),
+            DOCUMENT.contains({"steps": [step]}),
+        ),
     )
-    return list(rows.all())
 
 
 async def _refuse_if_used(session: AsyncSession, channel: NotificationChannel, doing: str) -> None:

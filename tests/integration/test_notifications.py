@@ -29,19 +29,12 @@ from tests.fixtures.http_receiver import HttpReceiver
 from tests.fixtures.ports import free_port
 from tests.fixtures.smtp_sink import SmtpSink
 from tests.identity_helpers import Account, api, assert_problem
-from tests.run_helpers import TERMINAL, wait_for
+from tests.run_helpers import TERMINAL, post, wait_for
 
 pytestmark = pytest.mark.integration
 with_workers = pytest.mark.usefixtures("workers")
 
 PLANTED = "Planted-Pa55word"
-
-
-async def post(client: httpx.AsyncClient, who: Account, path: str, body: Any) -> dict[str, Any]:
-    answer = await client.post(api(path), json=body, headers=who.headers)
-    assert answer.status_code in (200, 201, 202), answer.text
-    created: dict[str, Any] = answer.json()
-    return created
 
 
 async def run_job(
