@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # an operator allows them explicitly.
     http_allow_link_local: bool = False
 
+    # Where people reach this OpsConductor; notifications link to runs under it.
+    public_url: str = "http://127.0.0.1:8000"
+
     # Origins of the Temporal Web UI, whose codec calls reach /codec from the browser.
     codec_ui_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Under `opsconductor up` the dev UI has no login: its codec calls are answered without a
@@ -89,6 +92,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
     @field_validator("log_level")
     @classmethod

@@ -12,6 +12,13 @@ from tests.identity_helpers import Account, api
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
+async def post(client: httpx.AsyncClient, who: Account, path: str, body: Any) -> dict[str, Any]:
+    answer = await client.post(api(path), json=body, headers=who.headers)
+    assert answer.status_code in (200, 201, 202), answer.text
+    created: dict[str, Any] = answer.json()
+    return created
+
+
 async def wait_for(
     client: httpx.AsyncClient, who: Account, run_id: str, statuses: set[str], polls: int = 600
 ) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """child runs and target batches: runs.parent_run_id and runs.batch_size
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0006
 Create Date: 2026-11-27
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0004"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -20,6 +20,8 @@ from opsconductor.api.routers import (
     credentials,
     health,
     jobs,
+    notification_channels,
+    notifications,
     runs,
     steps,
     target_groups,
@@ -114,6 +116,8 @@ def create_app(settings: Settings) -> FastAPI:
         jobs,
         runs,
         steps,
+        notification_channels,
+        notifications,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -80,9 +80,9 @@ class HttpRequest(ActionInput):
 
 
 class NotifySend(ActionInput):
-    channel: str = Field(min_length=1)
-    title: str = ""
-    body: str = ""
+    channel: str = Field(min_length=1, description="A notification channel's name")
+    title: str = Field(default="", description="A template; empty means a run summary title")
+    body: str = Field(default="", description="A template; empty means a run summary")
 
 
 class NmapScan(ActionInput):
@@ -195,7 +195,6 @@ CORE_ACTIONS: dict[str, ActionSpec] = {
             ("delivered",),
             TaskQueue.notify,
             needs_target=False,
-            available=False,
         ),
         ActionSpec(
             "nmap.scan",

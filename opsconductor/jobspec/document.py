@@ -4,7 +4,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from opsconductor.jobspec.durations import Duration
 from opsconductor.jobspec.templates import TemplateString
@@ -79,16 +79,32 @@ class RunEvent(StrEnum):
     approval = "approval"
 
 
-class NotifyRule(Strict):
-    on: list[RunEvent] = Field(min_length=1)
-    channel: str = Field(min_length=1)
-
-
 class Retry(Strict):
     attempts: int = Field(default=1, ge=1, le=100, description="1 means the step runs once")
     interval: Duration = Field(default=timedelta(seconds=1))
     backoff: float = Field(default=2.0, ge=1.0, le=10.0)
     max_interval: Duration | None = None
+
+
+class NotifyRule(Strict):
+    """Run-level notifications: a message to `channel` at each of the run events in `on`."""
+
+    on: list[RunEvent] = Field(min_length=1)
+    channel: str = Field(min_length=1, description="A notification channel's name")
+    title: str | None = Field(default=None, description="A template; a summary by default")
+    body: str | None = Field(default=None, description="A template; a summary by default")
+    retry: Retry = Field(
+        default_factory=lambda: Retry(attempts=5, interval=timedelta(seconds=2)),
+        description="Delivery attempts and backoff; a failed delivery never fails the run",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, value: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads the bare key `on` as the boolean true.
+        if isinstance(value, dict) and True in value and "on" not in value:
+            value = {("on" if key is True else key): item for key, item in value.items()}
+        return value
 
 
 class OnError(StrEnum):

@@ -83,9 +83,17 @@ def _semantic_problems(document: JobDocument) -> Iterator[FieldProblem]:
     else:
         yield from _reference_problems(document, graph)
     yield from declaration_problems(document.parameters)
+    yield from _notify_problems(document)
     concurrency = document.strategy.concurrency
     if isinstance(concurrency, str) and (problem := syntax_problem(concurrency)):
         yield FieldProblem("strategy.concurrency", problem, "template")
+
+
+def _notify_problems(document: JobDocument) -> Iterator[FieldProblem]:
+    for index, rule in enumerate(document.notify):
+        for name, text in (("title", rule.title), ("body", rule.body)):
+            if text is not None and is_template(text) and (problem := syntax_problem(text)):
+                yield FieldProblem(_path("notify", index, name), problem, "template")
 
 
 def _step_problems(raw: Mapping[str, Any]) -> list[FieldProblem]:

@@ -3,7 +3,7 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -14,6 +14,25 @@ from opsconductor.models.base import utcnow
 from opsconductor.models.job import Job, JobPublic, JobVersion
 from opsconductor.models.page import Page
 from opsconductor.services.paging import paginate
+
+# The stored document, for conditions on the JSONB value (e.g. `.contains({...})`).
+DOCUMENT = JobVersion.__table__.c.document  # type: ignore[attr-defined]
+
+
+async def live_jobs_where(session: AsyncSession, condition: ColumnElement[bool]) -> list[str]:
+    """Names of the jobs (not deleted) whose current version's document meets the condition:
+    what refuses renaming or deleting something that jobs name."""
+    rows = await session.exec(
+        select(Job.name)
+        .join(
+            JobVersion,
+            (col(JobVersion.job_id) == col(Job.id))
+            & (col(JobVersion.version) == col(Job.current_version)),
+        )
+        .where(col(Job.deleted_at).is_(None), condition)
+        .order_by(col(Job.name))
+    )
+    return list(rows.all())
 
 
 def checked(raw: Any) -> tuple[JobDocument, dict[str, Any]]:

@@ -26,7 +26,6 @@ from opsconductor.jobspec.document import TargetSelector
 from opsconductor.jobspec.runtime import TargetSnapshot
 from opsconductor.models.base import utcnow
 from opsconductor.models.credential import Credential, CredentialKind
-from opsconductor.models.job import Job, JobVersion
 from opsconductor.models.page import Page
 from opsconductor.models.target import (
     DEFAULT_PORTS,
@@ -48,6 +47,7 @@ from opsconductor.models.target import (
     TargetPublic,
     TargetUpdate,
 )
+from opsconductor.services.jobs import DOCUMENT, live_jobs_where
 from opsconductor.services.paging import paginate_as
 from opsconductor.temporal.queues import TaskQueue
 from opsconductor.workflows.connection_test import ConnectionTestWorkflow
@@ -362,18 +362,7 @@ async def create_group(session: AsyncSession, data: TargetGroupCreate) -> Target
 
 async def _jobs_selecting(session: AsyncSession, group_name: str) -> list[str]:
     """Live jobs whose current version selects the group by name."""
-    document = JobVersion.__table__.c.document  # type: ignore[attr-defined]
-    rows = await session.exec(
-        select(Job.name)
-        .join(
-            JobVersion,
-            (col(JobVersion.job_id) == col(Job.id))
-            & (col(JobVersion.version) == col(Job.current_version)),
-        )
-        .where(col(Job.deleted_at).is_(None), document["targets"]["groups"].contains([group_name]))
-        .order_by(col(Job.name))
-    )
-    return list(rows.all())
+    return await live_jobs_where(session, DOCUMENT["targets"]["groups"].contains([group_name]))
 
 
 async def update_group(

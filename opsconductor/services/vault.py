@@ -11,7 +11,7 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import asyncssh
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -32,6 +32,7 @@ from opsconductor.models.credential import (
     TargetRef,
     WinrmTransport,
 )
+from opsconductor.models.notification import NotificationChannel
 from opsconductor.models.page import Page
 from opsconductor.models.target import Target
 from opsconductor.security.envelope import DecryptionFailed, KeyRing, Sealed
@@ -135,24 +136,32 @@ def associated_data(credential_id: uuid.UUID, kind: str) -> bytes:
     return f"credential:{credential_id}:{kind}".encode()
 
 
+class SealedRow(Protocol):
+    """A row holding one sealed secret: credentials, notification channels."""
+
+    ciphertext: bytes
+    nonce: bytes
+    wrapped_key: bytes
+    key_nonce: bytes
+    key_id: str
+
+
+def store_sealed(row: SealedRow, sealed: Sealed) -> None:
+    row.ciphertext = sealed.ciphertext
+    row.nonce = sealed.nonce
+    row.wrapped_key = sealed.wrapped_key
+    row.key_nonce = sealed.key_nonce
+    row.key_id = sealed.key_id
+
+
+def sealed_of(row: SealedRow) -> Sealed:
+    return Sealed(row.ciphertext, row.nonce, row.wrapped_key, row.key_nonce, row.key_id)
+
+
 def _seal(keyring: KeyRing, credential: Credential, secret: dict[str, Any]) -> None:
-    sealed = keyring.seal(
-        json.dumps(secret).encode(), associated_data(credential.id, credential.kind)
-    )
-    credential.ciphertext = sealed.ciphertext
-    credential.nonce = sealed.nonce
-    credential.wrapped_key = sealed.wrapped_key
-    credential.key_nonce = sealed.key_nonce
-    credential.key_id = sealed.key_id
-
-
-def sealed_of(credential: Credential) -> Sealed:
-    return Sealed(
-        credential.ciphertext,
-        credential.nonce,
-        credential.wrapped_key,
-        credential.key_nonce,
-        credential.key_id,
+    plaintext = json.dumps(secret).encode()
+    store_sealed(
+        credential, keyring.seal(plaintext, associated_data(credential.id, credential.kind))
     )
 
 
@@ -407,11 +416,46 @@ async def reveal_named(
 # -- master key rotation ----------------------------------------------------------------------
 
 
-async def key_ids_in_use(session: AsyncSession) -> dict[str, int]:
+# Every table whose rows hold a secret sealed by the key ring; `keys rotate` re-wraps them all.
+SEALED_TABLES: tuple[type[Credential] | type[NotificationChannel], ...] = (
+    Credential,
+    NotificationChannel,
+)
+SealedTable = TypeVar("SealedTable", Credential, NotificationChannel)
+
+
+async def _rewrap_rows(
+    session: AsyncSession,
+    keyring: KeyRing,
+    table: type[SealedTable],
+    retired: list[str],
+    limit: int,
+) -> int:
     rows = await session.exec(
-        select(Credential.key_id, func.count()).group_by(col(Credential.key_id))
+        select(table)
+        .where(col(table.key_id).in_(retired))
+        .order_by(col(table.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
     )
-    return dict(rows.all())
+    count = 0
+    for row in rows:
+        sealed = keyring.rewrap(sealed_of(row))
+        row.wrapped_key = sealed.wrapped_key
+        row.key_nonce = sealed.key_nonce
+        row.key_id = sealed.key_id
+        session.add(row)
+        count += 1
+    return count
+
+
+async def key_ids_in_use(session: AsyncSession) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for table in SEALED_TABLES:
+        rows = await session.exec(select(table.key_id, func.count()).group_by(col(table.key_id)))
+        for key_id, count in rows:
+            counts[key_id] = counts.get(key_id, 0) + count
+    return counts
 
 
 async def rewrap_batch(session: AsyncSession, keyring: KeyRing, limit: int) -> int:
@@ -425,22 +469,10 @@ async def rewrap_batch(session: AsyncSession, keyring: KeyRing, limit: int) -> i
         for key_id in await key_ids_in_use(session)
         if key_id != keyring.current_id and keyring.knows(key_id)
     ]
-    if not retired:
-        return 0
-    rows = await session.exec(
-        select(Credential)
-        .where(col(Credential.key_id).in_(retired))
-        .order_by(col(Credential.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
     count = 0
-    for credential in rows:
-        sealed = keyring.rewrap(sealed_of(credential))
-        credential.wrapped_key = sealed.wrapped_key
-        credential.key_nonce = sealed.key_nonce
-        credential.key_id = sealed.key_id
-        session.add(credential)
-        count += 1
+    if retired:
+        count = await _rewrap_rows(session, keyring, Credential, retired, limit)
+    if retired and count < limit:
+        count += await _rewrap_rows(session, keyring, NotificationChannel, retired, limit - count)
     await session.flush()
     return count

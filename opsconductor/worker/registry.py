@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opsconductor.activities.child_runs import ChildRuns
 from opsconductor.activities.connection_test import ConnectionTests
 from opsconductor.activities.http import HttpActions
+from opsconductor.activities.notify import NotifyActions
 from opsconductor.activities.ping import ping
 from opsconductor.activities.run_records import RunRecorder
 from opsconductor.activities.ssh import SshActions
@@ -21,6 +22,7 @@ from opsconductor.services.vault import keyring_from
 from opsconductor.temporal.queues import TaskQueue
 from opsconductor.workflows.connection_test import ConnectionTestWorkflow
 from opsconductor.workflows.job_run import JobRunWorkflow
+from opsconductor.workflows.notifications import ChannelTestWorkflow
 from opsconductor.workflows.probe import FleetProbeWorkflow
 from opsconductor.workflows.target_batch import TargetBatchWorkflow
 
@@ -29,6 +31,7 @@ WORKFLOWS: Sequence[type] = (
     JobRunWorkflow,
     TargetBatchWorkflow,
     ConnectionTestWorkflow,
+    ChannelTestWorkflow,
 )
 
 
@@ -63,6 +66,9 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
         activities.append(tests.probe)
     elif queue is TaskQueue.http:
         activities.append(HttpActions(resources.settings).run_step)
+    elif queue is TaskQueue.notify:
+        notify = NotifyActions(resources.settings, resources.sessionmaker, resources.keyring)
+        activities += [notify.deliver, notify.run_step]
     return activities
 
 

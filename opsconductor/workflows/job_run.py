@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from opsconductor.jobspec.templates import TemplateProblem
     from opsconductor.temporal.queues import TaskQueue
     from opsconductor.workflows.approvals import ApprovalDecision, ApprovalGate
+    from opsconductor.workflows.notifications import Announcer
     from opsconductor.workflows.step_execution import (
         RECORD_TIMEOUT,
         StepExecutor,
@@ -54,6 +55,7 @@ class JobRunWorkflow:
         self._started_targets: set[str] = set()
         self._status = RunStatus.queued
         self._approvals = ApprovalGate()
+        self._notices = Announcer()
         self._batches = {"total": 0, "running": 0, "done": 0}
         self._segments_run = 0
 
@@ -88,6 +90,7 @@ class JobRunWorkflow:
         self._started_at = workflow.now()
         self._executor = StepExecutor(request.run_id, {"control.approval": self._approval})
         await self._set_status(RunStatus.running)
+        self._notices.started(request, self._base())
         try:
             body = self._execute_plan()
             timeout = self._document.timeout
@@ -242,6 +245,7 @@ class JobRunWorkflow:
         approvers = [str(item) for item in step.with_.get("approvers", ["operator"])]
         self._approvals.open(step.id, message, approvers)
         await self._set_status(RunStatus.waiting_approval)
+        self._notices.waiting_approval(self._request, context, step.id, message)
         try:
             await workflow.wait_condition(lambda: self._approvals.decided(step.id), timeout=timeout)
         except TimeoutError:
@@ -323,6 +327,7 @@ class JobRunWorkflow:
             start_to_close_timeout=RECORD_TIMEOUT,
         )
         await self._set_status(status, reason)
+        await self._notices.finished(self._request, self._base(), status, reason)
         failed_targets = self._failed_targets()
         failed_set = set(failed_targets)
         return RunSummary(

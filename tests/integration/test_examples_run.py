@@ -11,7 +11,7 @@ import yaml
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account, api
-from tests.run_helpers import TERMINAL, wait_for
+from tests.run_helpers import TERMINAL, post, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -21,13 +21,6 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "examples" / "jobs"
 def example(name: str) -> dict[str, Any]:
     document: dict[str, Any] = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
     return document
-
-
-async def post(client: httpx.AsyncClient, who: Account, path: str, body: Any) -> dict[str, Any]:
-    answer = await client.post(api(path), json=body, headers=who.headers)
-    assert answer.status_code in (200, 201, 202), answer.text
-    created: dict[str, Any] = answer.json()
-    return created
 
 
 async def linux_targets(

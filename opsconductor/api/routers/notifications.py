@@ -1,0 +1,43 @@
+"""The delivery log: every message sent to a channel, its status, attempts and last error."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter
+
+from opsconductor.api.auth import authorized
+from opsconductor.api.deps import PageDep, SessionDep
+from opsconductor.models.notification import (
+    DeliveryEvent,
+    DeliveryPublic,
+    DeliveryStatus,
+    NotificationDelivery,
+)
+from opsconductor.models.page import Page
+from opsconductor.security.rbac import Permission, Principal
+from opsconductor.services import channels
+
+router = APIRouter(prefix="/notifications", tags=["notifications"])
+
+Reader = Annotated[Principal, authorized(Permission.notifications_read)]
+
+
+@router.get("", name="notification.list", response_model=Page[DeliveryPublic])
+async def list_deliveries(
+    _: Reader,
+    session: SessionDep,
+    page: PageDep,
+    run_id: uuid.UUID | None = None,
+    channel_id: uuid.UUID | None = None,
+    status: DeliveryStatus | None = None,
+    event: DeliveryEvent | None = None,
+) -> Page[NotificationDelivery]:
+    return await channels.list_deliveries(
+        session,
+        run_id=run_id,
+        channel_id=channel_id,
+        status=status,
+        event=event,
+        limit=page.limit,
+        offset=page.offset,
+    )
