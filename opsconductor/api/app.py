@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from opsconductor import __version__
 from opsconductor.api.auth import AUDITED
 from opsconductor.api.deps import API_PREFIX
-from opsconductor.api.metrics import ApiMetrics, MetricsMiddleware
+from opsconductor.api.metrics import ApiMetrics
 from opsconductor.api.middleware import RequestContextMiddleware
 from opsconductor.api.problems import install_problem_handlers
 from opsconductor.api.routers import (
@@ -95,9 +95,9 @@ def create_app(settings: Settings) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.state.metrics = ApiMetrics()
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    # Added last so it is outermost: every answer, CORS preflights included, gets an id.
-    app.add_middleware(RequestContextMiddleware)
+    # Added last so it is outermost: every answer, CORS preflights included, gets an id and
+    # is counted in the metrics.
+    app.add_middleware(RequestContextMiddleware, observers=[app.state.metrics.observe])
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(codec.router)

@@ -5,7 +5,6 @@ Each app has its own registry, so several apps in one process (tests) never coll
 """
 
 import logging
-import time
 from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -14,7 +13,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from opsconductor.jobspec.runtime import RunStatus
 from opsconductor.services.run_metrics import RecordCounter, RecordCounts
@@ -82,6 +81,12 @@ class ApiMetrics:
         self.records = RecordCollector()
         self.registry.register(self.records)
 
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        """Counts an answered HTTP request under its route's template."""
+        route = route_template(scope)
+        self.requests.labels(scope["method"], route, str(status)).inc()
+        self.latency.labels(scope["method"], route).observe(seconds)
+
 
 def route_template(scope: Scope) -> str:
     """The full path template of the route that answered, e.g. `/api/v1/runs/{id}`.
@@ -99,35 +104,6 @@ def route_template(scope: Scope) -> str:
     segments = str(scope["path"]).rstrip("/").split("/")
     depth = template.rstrip("/").count("/")
     return "/".join(segments[: max(0, len(segments) - depth)]) + template
-
-
-class MetricsMiddleware:
-    """Counts each HTTP request under the path template of the route that handled it."""
-
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics):
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_and_remember(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_remember)
-        finally:
-            route = route_template(scope)
-            method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
 
 
 async def count_records(

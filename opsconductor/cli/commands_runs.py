@@ -53,6 +53,8 @@ class RunGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
+RunId = Annotated[uuid.UUID, typer.Argument(metavar="ID", help="The run's id.")]
+
 run_app = typer.Typer(
     cls=RunGroup,
     no_args_is_help=True,
@@ -189,7 +191,7 @@ def start(
 @run_app.command("show")
 @reports_errors
 def show_run(
-    run_id: Annotated[uuid.UUID, typer.Argument(metavar="ID")],
+    run_id: RunId,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """A run with every target's steps."""
@@ -230,7 +232,7 @@ def show_run(
 @run_app.command("cancel")
 @reports_errors
 def cancel(
-    run_id: Annotated[uuid.UUID, typer.Argument(metavar="ID")],
+    run_id: RunId,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Cancel a run; running remote commands are stopped."""
@@ -261,7 +263,7 @@ def waiting_step(run: dict[str, Any]) -> str:
 @run_app.command("approve")
 @reports_errors
 def approve(
-    run_id: Annotated[uuid.UUID, typer.Argument(metavar="ID")],
+    run_id: RunId,
     step: Annotated[
         str | None, typer.Option(help="The approval step; found by itself when only one waits.")
     ] = None,

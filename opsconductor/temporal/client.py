@@ -42,9 +42,15 @@ def interceptors(settings: Settings) -> list[Interceptor]:
     """Client interceptors; the SDK applies them to every worker built on the client too."""
     chosen: list[Interceptor] = [RequestIdInterceptor()]
     if settings.tracing_enabled:
-        # Imported only when asked for: tracing is optional and off by default.
-        from temporalio.contrib.opentelemetry import TracingInterceptor
-
+        # Imported only when asked for: tracing is optional, off by default, and its module
+        # needs the OpenTelemetry SDK, which is not a dependency.
+        try:
+            from temporalio.contrib.opentelemetry import TracingInterceptor
+        except ImportError as error:
+            raise ConfigurationError(
+                f"OPSCONDUCTOR_TRACING_ENABLED needs the OpenTelemetry SDK ({error}); install "
+                "it with `pip install 'opsconductor[tracing]'` or turn tracing off"
+            ) from None
         chosen.append(TracingInterceptor())
     return chosen
 
