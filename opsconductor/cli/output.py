@@ -48,8 +48,8 @@ def print_json_line(value: Any) -> None:
     sys.stdout.flush()
 
 
-def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], title: str = "") -> None:
-    table = Table(title=title or None, box=box.SIMPLE, show_edge=False, header_style="bold")
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> None:
+    table = Table(box=box.SIMPLE, show_edge=False, header_style="bold")
     for name, _ in columns:
         table.add_column(name)
     for row in rows:
