@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     # token when they come over loopback from one of codec_ui_origins. Never in production.
     codec_trust_loopback_ui: bool = False
 
+    # host:port where a worker serves Prometheus metrics (the Temporal SDK's and ours) at
+    # /metrics; unset: none. The API serves its own at /metrics on its port.
+    worker_metrics_address: str | None = Field(default=None, pattern=r"^[^\s:]+:\d{1,5}$")
+    # OpenTelemetry spans for workflow starts, workflows and activities; needs an SDK and an
+    # exporter configured in the process (docs/observability.md).
+    tracing_enabled: bool = False
+
     @field_validator("cors_origins", "codec_ui_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

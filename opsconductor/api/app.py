@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from opsconductor import __version__
 from opsconductor.api.auth import AUDITED
 from opsconductor.api.deps import API_PREFIX
+from opsconductor.api.metrics import ApiMetrics
 from opsconductor.api.middleware import RequestContextMiddleware
 from opsconductor.api.problems import install_problem_handlers
 from opsconductor.api.routers import (
@@ -20,6 +21,7 @@ from opsconductor.api.routers import (
     credentials,
     health,
     jobs,
+    metrics,
     notification_channels,
     notifications,
     runs,
@@ -94,9 +96,12 @@ def create_app(settings: Settings) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    # Added last so it is outermost: every answer, CORS preflights included, gets an id.
-    app.add_middleware(RequestContextMiddleware)
+    app.state.metrics = ApiMetrics()
+    # Added last so it is outermost: every answer, CORS preflights included, gets an id and
+    # is counted in the metrics.
+    app.add_middleware(RequestContextMiddleware, observers=[app.state.metrics.observe])
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(codec.router)
     # Every route under the prefix leaves an audit row when it changes something, and its
     # name (the audit action, e.g. "user.create") doubles as its OpenAPI operationId.

@@ -8,6 +8,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable, Sequence
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,11 +37,16 @@ DOCS_CONTENT_SECURITY_POLICY = (
 DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
 
 
+# Told of every answered request: its scope (with the matched route), status and seconds.
+ResponseObserver = Callable[[Scope, int, float], None]
+
+
 class RequestContextMiddleware:
     """Takes or makes X-Request-ID, returns it, and logs one access line with the duration."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, observers: Sequence[ResponseObserver] = ()):
         self.app = app
+        self.observers = observers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,6 +77,9 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            seconds = time.perf_counter() - started
+            for observe in self.observers:
+                observe(scope, status, seconds)
             access_logger.info(
                 "%s %s %s",
                 scope["method"],
@@ -80,7 +89,7 @@ class RequestContextMiddleware:
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(seconds * 1000, 2),
                     "client": _client_address(scope),
                 },
             )

@@ -7,6 +7,7 @@ import typer
 import uvicorn
 
 from opsconductor.api.app import create_app
+from opsconductor.cli import commands_apply, commands_auth, commands_runs
 from opsconductor.cli.console import exit_now, fail_on_configuration_errors, require_free_port
 from opsconductor.cli.keys import app as keys_app
 from opsconductor.cli.probe import run_probe
@@ -92,3 +93,12 @@ def check(
 ) -> None:
     """Ask every task queue to run one activity; exit non-zero if any queue did not answer."""
     exit_now(asyncio.run(run_probe(Settings(), wait)))
+
+
+# Clients of a running API (docs/cli.md); the commands above run or manage the server itself.
+app.command()(commands_auth.login)
+app.command()(commands_auth.logout)
+app.command()(commands_apply.apply)
+app.add_typer(commands_runs.run_app, name="run")
+app.command()(commands_runs.runs)
+app.add_typer(commands_apply.targets_app, name="targets")

@@ -2,14 +2,18 @@
 
 import dataclasses
 
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
+from temporalio.common import HeaderCodecBehavior
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from opsconductor.config import Settings
+from opsconductor.embedded.ports import port_is_free
 from opsconductor.errors import ConfigurationError
 from opsconductor.security.keys import ProcessKeys, load_process_keys
 from opsconductor.temporal.codec import EncryptionCodec
+from opsconductor.temporal.interceptors import RequestIdInterceptor
 
 
 def temporal_address(settings: Settings) -> str:
@@ -34,12 +38,50 @@ def data_converter(keys: ProcessKeys) -> DataConverter:
     )
 
 
-async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+def interceptors(settings: Settings) -> list[Interceptor]:
+    """Client interceptors; the SDK applies them to every worker built on the client too."""
+    chosen: list[Interceptor] = [RequestIdInterceptor()]
+    if settings.tracing_enabled:
+        # Imported only when asked for: tracing is optional, off by default, and its module
+        # needs the OpenTelemetry SDK, which is not a dependency.
+        try:
+            from temporalio.contrib.opentelemetry import TracingInterceptor
+        except ImportError as error:
+            raise ConfigurationError(
+                f"OPSCONDUCTOR_TRACING_ENABLED needs the OpenTelemetry SDK ({error}); install "
+                "it with `pip install 'opsconductor[tracing]'` or turn tracing off"
+            ) from None
+        chosen.append(TracingInterceptor())
+    return chosen
+
+
+def worker_runtime(settings: Settings) -> Runtime | None:
+    """A runtime that serves the SDK's metrics (and ours, made through its meter) for
+    Prometheus, when OPSCONDUCTOR_WORKER_METRICS_ADDRESS is set."""
+    address = settings.worker_metrics_address
+    if address is None:
+        return None
+    host, _, port = address.rpartition(":")
+    if not port_is_free(host, int(port)):
+        raise ConfigurationError(
+            f"OPSCONDUCTOR_WORKER_METRICS_ADDRESS {address} is already in use (choose another "
+            "port, or stop what is listening there)"
+        )
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+
+
+async def connect(
+    settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None
+) -> Client:
     """lazy=True returns at once and connects on first use, for processes that must start
     (and report) while Temporal is still coming up."""
     return await Client.connect(
         temporal_address(settings),
         namespace=settings.temporal_namespace,
         data_converter=data_converter(load_process_keys(settings)),
+        interceptors=interceptors(settings),
+        # Headers (the request id, trace context) are payloads too: sealed like the rest.
+        header_codec_behavior=HeaderCodecBehavior.CODEC,
+        runtime=runtime,
         lazy=lazy,
     )

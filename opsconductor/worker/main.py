@@ -12,7 +12,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from opsconductor.config import Settings
 from opsconductor.db import create_engine, create_sessionmaker
-from opsconductor.temporal.client import connect
+from opsconductor.temporal.client import connect, worker_runtime
 from opsconductor.temporal.queues import TaskQueue
 from opsconductor.worker.registry import WorkerResources, activities_for, workflows_for
 
@@ -51,7 +51,7 @@ def build_workers(
 
 
 async def run_workers(settings: Settings, queues: Sequence[TaskQueue]) -> None:
-    client = await connect(settings)
+    client = await connect(settings, runtime=worker_runtime(settings))
     engine = create_engine(settings)
     resources = WorkerResources(settings, create_sessionmaker(engine))
     try:

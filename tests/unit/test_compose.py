@@ -352,6 +352,9 @@ def test_settings_accept_the_compose_environment_in_production(
     if service == "api":
         assert settings.api_host == "0.0.0.0"
         assert "http://localhost:8233" in settings.cors_origins
+    if service in WORKERS:
+        # Reachable from a Prometheus in the compose network, where /metrics of the API is too.
+        assert settings.worker_metrics_address == "0.0.0.0:9464"
 
 
 # ----------------------------------------------------------------------------- Dockerfile

@@ -1,0 +1,455 @@
+"""The `opsconductor` client commands against a running stack, as a user runs them.
+
+`opsconductor api` and `opsconductor worker` run as real processes on the session's PostgreSQL
+and Temporal (the worker serving every queue, with its Prometheus endpoint on), and the
+CLI runs as a process too, with its own config directory. The steps run over SSH on the
+session's loopback sshd, so `run --follow` has real output lines to stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from temporalio.client import Client
+
+from opsconductor.temporal.interceptors import REQUEST_ID_HEADER
+from tests.e2e.test_cli import log_entries
+from tests.e2e.test_up import Command, user_env
+from tests.fixtures.ports import free_port
+from tests.fixtures.services import create_test_database, drop_test_database
+from tests.fixtures.sshd import LoopbackSshd
+from tests.identity_helpers import ADMIN_PASSWORD, ADMIN_USERNAME
+from tests.vault_helpers import key_credential
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+EXIT_RUN_FAILED = 3
+EXIT_RUN_CANCELLED = 4
+REPORT_CHARS = 4000
+
+
+@dataclass
+class Stack:
+    url: str
+    worker_metrics: str
+    temporal_address: str
+    api: Command
+    worker: Command
+
+    def report(self) -> str:
+        return f"{self.api.report()}\n{self.worker.report()}"
+
+
+def _healthy(url: str) -> bool:
+    try:
+        answer = httpx.get(f"{url}/health", timeout=5)
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200 and answer.json()["status"] == "healthy"
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    postgres_url: str, temporal_address: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    database_url = await create_test_database(postgres_url)
+    workdir = tmp_path_factory.mktemp("cli-stack")
+    api_port, metrics_port = free_port(), free_port()
+    env = user_env(
+        OPSCONDUCTOR_DATA_DIR=str(workdir / "data"),
+        OPSCONDUCTOR_DATABASE_URL=database_url,
+        OPSCONDUCTOR_TEMPORAL_ADDRESS=temporal_address,
+        OPSCONDUCTOR_MASTER_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        OPSCONDUCTOR_SECRET_KEY=secrets.token_urlsafe(32),
+        OPSCONDUCTOR_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        OPSCONDUCTOR_API_PORT=str(api_port),
+        OPSCONDUCTOR_WORKER_METRICS_ADDRESS=f"127.0.0.1:{metrics_port}",
+        OPSCONDUCTOR_LOG_FORMAT="json",
+    )
+    api = Command(workdir, "api", ["api"], env)
+    worker = Command(workdir, "worker", ["worker"], env)
+    url = f"http://127.0.0.1:{api_port}"
+    try:
+        api.wait_until(lambda: _healthy(url), 90, f"healthy at {url}/health")
+        yield Stack(url, f"http://127.0.0.1:{metrics_port}/metrics", temporal_address, api, worker)
+    finally:
+        api.kill()
+        worker.kill()
+        await drop_test_database(postgres_url, database_url)
+
+
+@dataclass
+class Cli:
+    """The CLI of one user: its own config directory, no token in the environment."""
+
+    stack: Stack
+    home: Path
+
+    def env(self) -> dict[str, str]:
+        return user_env(XDG_CONFIG_HOME=str(self.home / "config"))
+
+    def __call__(
+        self, *arguments: str, stdin: str = "", timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "opsconductor", *arguments],
+            env=self.env(),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            # No terminal: the password prompt reads stdin, and no spinner is drawn.
+            start_new_session=True,
+            check=False,
+        )
+
+    def ok(self, *arguments: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        result = self(*arguments, stdin=stdin)
+        assert result.returncode == 0, shown(result, self.stack)
+        return result
+
+    def login(self) -> None:
+        self.ok(
+            "login", "--url", self.stack.url, "--username", ADMIN_USERNAME, "--password",
+            ADMIN_PASSWORD,
+        )  # fmt: skip
+
+    @property
+    def token(self) -> str:
+        stored = json.loads(
+            (self.home / "config" / "opsconductor" / "credentials.json").read_text()
+        )
+        return str(stored["token"])
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        return httpx.request(
+            method, f"{self.stack.url}/api/v1{path}", headers=headers, timeout=30, **kwargs
+        )
+
+
+def shown(result: subprocess.CompletedProcess[str], stack: Stack | None = None) -> str:
+    text = (
+        f"`{' '.join(map(str, result.args[2:]))}` exited {result.returncode}\n"
+        f"--- stdout:\n{result.stdout[-REPORT_CHARS:]}\n"
+        f"--- stderr:\n{result.stderr[-REPORT_CHARS:]}"
+    )
+    return f"{text}\n{stack.report()}" if stack else text
+
+
+@pytest.fixture
+def cli(stack: Stack, tmp_path: Path) -> Cli:
+    return Cli(stack, tmp_path)
+
+
+def job_yaml(name: str, command: str, *, target: str = "loopback") -> str:
+    return f"""\
+kind: job
+name: {name}
+description: printed by the CLI tests
+parameters:
+  who: {{type: string, default: world}}
+  times: {{type: integer, default: 2}}
+targets:
+  names: [{target}]
+steps:
+  - id: say
+    action: ssh.command
+    with:
+      command: {json.dumps(command)}
+"""
+
+
+def prepare_inventory(cli: Cli, sshd: LoopbackSshd, tmp_path: Path) -> None:
+    """A key credential (through the API: the CLI has no credential commands) and a target
+    imported with `targets import`, naming the credential."""
+    answer = cli.api("POST", "/credentials", json=key_credential(sshd))
+    # The stack lives for the module: an earlier test may have made it already.
+    assert answer.status_code in (201, 409), answer.text
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(
+        "kind: targets\nitems:\n"
+        f"  - {{name: loopback, address: {sshd.host}, port: {sshd.port}, protocol: ssh, "
+        f"credential: sshd-key, tags: {{env: test}}}}\n"
+    )
+    imported = cli.ok("targets", "import", str(targets), "-o", "json")
+    assert [row["result"] for row in json.loads(imported.stdout)] in (["created"], ["updated"])
+
+
+@pytest.fixture
+def operator_cli(cli: Cli, sshd: LoopbackSshd, tmp_path: Path) -> Cli:
+    """Signed in, with the loopback sshd in the inventory as target `loopback`."""
+    cli.login()
+    prepare_inventory(cli, sshd, tmp_path)
+    return cli
+
+
+def test_login_keeps_a_private_token_and_logout_revokes_it(cli: Cli) -> None:
+    signed_in = cli.ok(
+        "login", "--url", f"{cli.stack.url}/api/v1", "--username", ADMIN_USERNAME,
+        stdin=f"{ADMIN_PASSWORD}\n",
+    )  # fmt: skip
+    assert "signed in" in signed_in.stdout
+    directory = cli.home / "config" / "opsconductor"
+    credentials = directory / "credentials.json"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    assert ADMIN_PASSWORD not in credentials.read_text()
+    token = cli.token
+    assert cli.api("GET", "/auth/me").json()["username"] == ADMIN_USERNAME
+
+    listed = cli.ok("runs", "-o", "json")
+    assert json.loads(listed.stdout)["items"] == []
+
+    out = cli.ok("logout")
+    assert "signed out" in out.stdout
+    assert not credentials.exists()
+    gone = httpx.get(
+        f"{cli.stack.url}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert gone.status_code == 401
+
+    refused = cli("runs")
+    assert refused.returncode == 1, shown(refused)
+    assert "opsconductor login" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_wrong_password_and_unreachable_server_read_clearly(cli: Cli) -> None:
+    wrong = cli("login", "--url", cli.stack.url, "-u", ADMIN_USERNAME, "--password", "nope")
+    assert wrong.returncode == 1, shown(wrong)
+    assert "error: Not authenticated (401)" in wrong.stderr, shown(wrong)
+    assert "Traceback" not in wrong.stderr
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    refused = cli("login", "--url", closed, "-u", ADMIN_USERNAME, "--password", "x")
+    assert refused.returncode == 1, shown(refused)
+    assert f"cannot connect to the OpsConductor API at {closed}" in refused.stderr, shown(refused)
+    assert "Traceback" not in refused.stderr
+
+
+def test_apply_is_idempotent_and_run_follow_streams_and_exits_with_the_outcome(
+    operator_cli: Cli, tmp_path: Path
+) -> None:
+    cli = operator_cli
+    job = tmp_path / "greet.yaml"
+    job.write_text(
+        job_yaml(
+            "greet",
+            'for i in $(seq {{ params.times }}); do echo "line $i for {{ params.who }}"; done',
+        )
+    )
+
+    first = cli.ok("apply", "-f", str(job), "-o", "json")
+    assert [(row["name"], row["result"], row["version"]) for row in json.loads(first.stdout)] == [
+        ("greet", "created", 1)
+    ]
+    again = cli.ok("apply", "-f", str(job))
+    assert "unchanged" in again.stdout, shown(again)
+    job_id = json.loads(first.stdout)[0]["id"]
+    assert cli.api("GET", f"/jobs/{job_id}/versions").json()["total"] == 1
+
+    followed = cli("run", "greet", "-p", "who=cli", "-p", "times=3", "--follow")
+    assert followed.returncode == 0, shown(followed, cli.stack)
+    lines = [line for line in followed.stdout.splitlines() if "|" in line]
+    assert lines == [f"loopback say | line {i} for cli" for i in (1, 2, 3)], shown(followed)
+    assert "succeeded" in followed.stdout, shown(followed)
+
+    # A failing run: the exit code follows it.
+    job.write_text(job_yaml("greet", "echo about to fail; exit 7"))
+    changed = cli.ok("apply", "-f", str(job), "-o", "json")
+    assert json.loads(changed.stdout)[0]["result"] == "updated"
+    assert json.loads(changed.stdout)[0]["version"] == 2
+    failing = cli("run", "greet", "--follow", "-o", "json")
+    assert failing.returncode == EXIT_RUN_FAILED, shown(failing, cli.stack)
+    events = [json.loads(line) for line in failing.stdout.splitlines()]
+    assert [event["line"] for event in events if event["event"] == "line"] == ["about to fail"]
+    final = events[-1]["run"]
+    assert final["status"] == "failed"
+    assert final["targets"][0]["steps"][0]["exit_code"] == 7
+
+    listed = json.loads(cli.ok("runs", "--job", "greet", "-o", "json").stdout)
+    assert [run["status"] for run in listed["items"]] == ["failed", "succeeded"]
+    failed_only = cli.ok("runs", "--status", "failed")
+    assert "greet v2" in failed_only.stdout
+    assert "succeeded" not in failed_only.stdout
+    shown_run = cli.ok("run", "show", final["id"])
+    assert "greet v2  failed" in shown_run.stdout, shown(shown_run)
+    step_row = next(line for line in shown_run.stdout.splitlines() if "say" in line)
+    assert step_row.split()[:3] == ["loopback", "say", "failed"], shown(shown_run)
+    assert " 7 " in step_row, shown(shown_run)
+
+    bad_parameter = cli("run", "greet", "-p", "times=many")
+    assert bad_parameter.returncode == 1, shown(bad_parameter)
+    assert "times" in bad_parameter.stderr
+
+
+def test_apply_reports_problems_by_path_and_refuses_unknown_kinds(cli: Cli, tmp_path: Path) -> None:
+    cli.login()
+    invalid = tmp_path / "invalid.yaml"
+    invalid.write_text("name: broken\ntargets: {}\nsteps:\n  - id: a\n    action: no.such.action\n")
+    result = cli("apply", "-f", str(invalid))
+    assert result.returncode == 1, shown(result)
+    assert "steps.0.action" in result.stderr, shown(result)
+
+    library = tmp_path / "library.yaml"
+    library.write_text("kind: library\nname: tools\n")
+    refused = cli("apply", "-f", str(library))
+    assert refused.returncode == 1, shown(refused)
+    assert "unknown kind 'library'" in refused.stderr, shown(refused)
+    for name in ("broken", "tools"):
+        assert cli.api("GET", "/jobs", params={"q": name}).json()["total"] == 0
+
+
+def test_cancel_ends_a_followed_run_with_the_cancelled_exit_code(
+    operator_cli: Cli, tmp_path: Path
+) -> None:
+    cli = operator_cli
+    job = tmp_path / "slow.yaml"
+    job.write_text(job_yaml("slow", "echo started; sleep 60; echo never"))
+    cli.ok("apply", "-f", str(job))
+
+    with (tmp_path / "follow.out").open("w") as out, (tmp_path / "follow.err").open("w") as err:
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "opsconductor", "run", "slow", "--follow"],
+            env=cli.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "started" not in (tmp_path / "follow.out").read_text():
+            assert follower.poll() is None, (tmp_path / "follow.err").read_text()
+            assert time.monotonic() < deadline, "no output line within 60 s"
+            time.sleep(0.2)
+        run_id = (tmp_path / "follow.err").read_text().split()[1]
+        cancelled = cli.ok("run", "cancel", run_id)
+        assert "cancelling" in cancelled.stdout
+        code = follower.wait(60)
+    finally:
+        if follower.poll() is None:
+            os.killpg(follower.pid, signal.SIGKILL)
+    output = (tmp_path / "follow.out").read_text() + (tmp_path / "follow.err").read_text()
+    assert code == EXIT_RUN_CANCELLED, output
+    assert "never" not in output
+    assert f"run {run_id} cancelled" in output
+
+    again = cli("run", "cancel", run_id)
+    assert again.returncode == 1, shown(again)
+    assert "already ended" in again.stderr
+
+
+def metric_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sample(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def test_metrics_move_and_the_request_id_reaches_the_worker_logs(
+    operator_cli: Cli, tmp_path: Path
+) -> None:
+    cli = operator_cli
+    job = tmp_path / "metered.yaml"
+    job.write_text(job_yaml("metered", "echo metered"))
+    job_id = json.loads(cli.ok("apply", "-f", str(job), "-o", "json").stdout)[0]["id"]
+
+    before = metric_samples(httpx.get(f"{cli.stack.url}/metrics").text)
+    request_id = f"e2e-{secrets.token_hex(8)}"
+    started = cli.api("POST", f"/jobs/{job_id}/runs", json={}, headers={"X-Request-ID": request_id})
+    assert started.status_code == 202, started.text
+    run_id = started.json()["id"]
+    finished = cli.ok("run", "show", run_id, "-o", "json")
+    deadline = time.monotonic() + 60
+    while json.loads(finished.stdout)["status"] not in {"succeeded", "failed"}:
+        assert time.monotonic() < deadline, finished.stdout
+        time.sleep(0.3)
+        finished = cli.ok("run", "show", run_id, "-o", "json")
+    assert json.loads(finished.stdout)["status"] == "succeeded", finished.stdout
+
+    after = metric_samples(httpx.get(f"{cli.stack.url}/metrics").text)
+    start_route = {"method": "POST", "route": "/api/v1/jobs/{id}/runs", "status": "202"}
+    assert sample(after, "opsconductor_http_requests_total", **start_route) == (
+        sample(before, "opsconductor_http_requests_total", **start_route) + 1
+    )
+    assert sample(
+        after, "opsconductor_http_request_duration_seconds_count",
+        method="POST", route="/api/v1/jobs/{id}/runs",
+    ) >= 1  # fmt: skip
+    # Route templates, never raw URLs: the run's id is in no label.
+    assert not any(run_id in str(labels) for _, labels in after)
+    assert sample(after, "opsconductor_runs", status="succeeded") == (
+        sample(before, "opsconductor_runs", status="succeeded") + 1
+    )
+    assert sample(after, "opsconductor_steps", action="ssh.command", status="succeeded") == (
+        sample(before, "opsconductor_steps", action="ssh.command", status="succeeded") + 1
+    )
+    assert sample(after, "opsconductor_records_up") == 1
+
+    worker_metrics = httpx.get(cli.stack.worker_metrics, timeout=10).text
+    activity_series = [
+        labels
+        for (name, labels) in metric_samples(worker_metrics)
+        if name.startswith("temporal_activity_execution")
+        and ("activity_type", "ssh-step") in labels
+    ]
+    assert activity_series, worker_metrics[:REPORT_CHARS]
+
+    # The worker's log lines for this run carry the id of the request that started it.
+    def lines_of_run() -> list[dict[str, Any]]:
+        return [
+            entry
+            for entry in log_entries(cli.stack.worker.stderr)
+            if entry.get("request_id") == request_id
+        ]
+
+    cli.stack.worker.wait_until(
+        lambda: any(entry.get("activity") == "ssh-step" for entry in lines_of_run()),
+        30,
+        "logging the ssh-step activity with the request id",
+    )
+    entries = lines_of_run()
+    assert {entry["activity"] for entry in entries if "activity" in entry} >= {
+        "ssh-step",
+        "record-step",
+        "record-run-status",
+    }
+    assert any(entry["message"].startswith("workflow started") for entry in entries), entries
+    assert all(entry.get("workflow_id", f"run-{run_id}") == f"run-{run_id}" for entry in entries)
+
+    # In history the header is sealed by our codec like every other payload.
+    raw = await Client.connect(cli.stack.temporal_address)
+    history = await raw.get_workflow_handle(f"run-{run_id}").fetch_history()
+    headers = [
+        event.workflow_execution_started_event_attributes.header.fields.get(REQUEST_ID_HEADER)
+        for event in history.events
+        if event.HasField("workflow_execution_started_event_attributes")
+    ]
+    assert len(headers) == 1
+    assert headers[0] is not None
+    assert headers[0].metadata["encoding"] == b"binary/encrypted"
+    assert request_id.encode() not in history.to_json().encode()
