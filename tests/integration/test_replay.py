@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHistory
-from temporalio.worker import Replayer
+from temporalio.common import HeaderCodecBehavior
+from temporalio.worker import Interceptor, Replayer
 
 from opsconductor.config import Settings
 from opsconductor.jobspec.runtime import RunStatus
 from opsconductor.security.keys import load_process_keys
-from opsconductor.temporal.client import connect, data_converter
+from opsconductor.temporal.client import connect, data_converter, interceptors
 from opsconductor.worker.main import WORKFLOW_RUNNER
 from opsconductor.worker.registry import WORKFLOWS, WorkerResources
 from opsconductor.workflows.approvals import ApprovalDecision
@@ -53,6 +54,9 @@ def replayer(settings: Settings) -> Replayer:
         workflows=WORKFLOWS,
         data_converter=data_converter(load_process_keys(settings)),
         workflow_runner=WORKFLOW_RUNNER,
+        # As the workers run them: the same interceptors, headers through the codec.
+        interceptors=[item for item in interceptors(settings) if isinstance(item, Interceptor)],
+        header_codec_behavior=HeaderCodecBehavior.CODEC,
     )
 
 
