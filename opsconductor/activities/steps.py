@@ -88,7 +88,8 @@ def render_inputs(
         raise rejected(mask.apply(str(error))) from None
     except ValidationError as error:
         problems = "; ".join(
-            f"with.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+            f"with.{'.'.join(str(part) for part in item['loc'])}: "
+            + item["msg"].removeprefix("Value error, ")
             for item in error.errors()
         )
         raise rejected(mask.apply(problems)) from None
