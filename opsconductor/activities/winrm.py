@@ -21,6 +21,7 @@ import subprocess
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,9 @@ for _name in ("pypsrp", "spnego", "requests_credssp"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 HTTPS_PORT = 5986
+# Commands one worker process runs at once (Temporal's default activity slots); threads are
+# started only as needed.
+MAX_PARALLEL_COMMANDS = 100
 # Each Receive waits this long for output at most: how soon the thread notices a cancel.
 RECEIVE_SECONDS = 5
 OPERATION_SECONDS = 20
@@ -256,6 +260,9 @@ class WinrmActions:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], keyring: KeyRing):
         self._sessionmaker = sessionmaker
         self._credentials = StepCredentials(sessionmaker, keyring)
+        # Its own threads: long commands must not occupy the loop's default executor, which
+        # name resolution for every other connection of this worker waits on.
+        self._threads = ThreadPoolExecutor(MAX_PARALLEL_COMMANDS, thread_name_prefix="winrm")
 
     @activity.defn(name="winrm-step")
     async def run_step(self, request: StepRequest) -> StepResult:
@@ -311,7 +318,7 @@ class WinrmActions:
                 loop.call_soon_threadsafe((stdout if stream == "stdout" else stderr).add, text)
 
             process = _WinrsProcess(connection, command, emit)
-            running = loop.run_in_executor(None, process)
+            running = loop.run_in_executor(self._threads, process)
             running.add_done_callback(_collect)
             try:
                 async with heartbeating():
