@@ -246,12 +246,11 @@ class _WinrsProcess:
                 if fault.code == OPERATION_TIMED_OUT:
                     continue
                 raise
+            done = state == CommandState.DONE
             for name, decoder in streams.items():
-                final = state == CommandState.DONE
-                text = decoder.decode(buffers.get(name, b""), final)
-                if text:
+                if text := decoder.decode(buffers.get(name, b""), final=done):
                     self._emit(name, text)
-            if state == CommandState.DONE:
+            if done:
                 return exit_code
         raise _Cancelled
 

@@ -14,7 +14,7 @@ import pytest
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account, api, assert_problem
 from tests.run_helpers import run_on_target, target_steps
-from tests.vault_helpers import key_credential, post_ok, sshd_target
+from tests.vault_helpers import key_credential, planted_secret, post_ok, sshd_target
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -43,13 +43,7 @@ async def test_an_upload_lands_whole_with_its_mode_and_checksum(
     loopback: str,
     remote_dir: Path,
 ) -> None:
-    token = "planted-" + uuid.uuid4().hex[:12]
-    await post_ok(
-        client,
-        "/credentials",
-        admin.headers,
-        {"name": "app-token", "kind": "secret", "secret": {"value": token}},
-    )
+    token = await planted_secret(client, admin.headers, "app-token")
     dest = remote_dir / "app.conf"
     content = "# managed\nhost = {{ target.name }}\ntoken = {{ secret('app-token') }}\n"
     expected = f"# managed\nhost = {loopback}\ntoken = {token}\n".encode()

@@ -6,6 +6,7 @@ answers with programmed output and exit codes.
 """
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from tests.fixtures.wsman import TERMINATE, FakeWsman, Reply, self_signed_certificate
 from tests.identity_helpers import Account, api
 from tests.run_helpers import TERMINAL, run_on_target, start_job_run, target_steps, wait_for
-from tests.vault_helpers import post_ok
+from tests.vault_helpers import planted_secret, post_ok
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -155,15 +156,14 @@ async def test_an_unexpected_exit_code_fails_the_step_with_its_output(
 
 
 async def test_secrets_reach_the_host_but_never_the_run(
-    client: httpx.AsyncClient, admin: Account, operator: Account, wsman: FakeWsman
+    caplog: pytest.LogCaptureFixture,
+    client: httpx.AsyncClient,
+    admin: Account,
+    operator: Account,
+    wsman: FakeWsman,
 ) -> None:
-    value = "planted-" + uuid.uuid4().hex[:12]
-    await post_ok(
-        client,
-        "/credentials",
-        admin.headers,
-        {"name": "svc-password", "kind": "secret", "secret": {"value": value}},
-    )
+    caplog.set_level(logging.DEBUG)
+    value = await planted_secret(client, admin.headers, "svc-password")
     wsman.reply("net user", Reply(stdout=f"set password {value}\n", stderr=f"{PASSWORD}\n"))
     target = await add_target(client, admin, wsman)
 
@@ -184,6 +184,9 @@ async def test_secrets_reach_the_host_but_never_the_run(
     logs = (await client.get(api(f"/runs/{run['id']}/logs"), headers=operator.headers)).text
     assert value not in str(run) + logs
     assert PASSWORD not in str(run) + logs
+    # The worker ran in this process: nothing it (or pypsrp) logged holds either.
+    assert value not in caplog.text
+    assert PASSWORD not in caplog.text
 
 
 async def test_a_wrong_password_fails_clearly_without_retries(
