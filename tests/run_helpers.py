@@ -38,15 +38,9 @@ async def start_job_run(
     parameters: dict[str, Any] | None = None,
 ) -> str:
     """Saves the document as a new job and starts a run of it; the run's id."""
-    job = await client.post(api("/jobs"), headers=who.headers, json=document)
-    assert job.status_code == 201, job.text
-    answer = await client.post(
-        api(f"/jobs/{job.json()['id']}/runs"),
-        headers=who.headers,
-        json={"parameters": parameters or {}},
-    )
-    assert answer.status_code == 202, answer.text
-    run_id: str = answer.json()["id"]
+    job = await post(client, who, "/jobs", document)
+    run = await post(client, who, f"/jobs/{job['id']}/runs", {"parameters": parameters or {}})
+    run_id: str = run["id"]
     return run_id
 
 
