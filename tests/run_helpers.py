@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import httpx
@@ -28,3 +29,41 @@ async def wait_for(
             return run
         await asyncio.sleep(0.1)
     raise AssertionError(f"run {run_id} stayed {run['status']}")
+
+
+async def start_job_run(
+    client: httpx.AsyncClient,
+    who: Account,
+    document: dict[str, Any],
+    parameters: dict[str, Any] | None = None,
+) -> str:
+    """Saves the document as a new job and starts a run of it; the run's id."""
+    job = await post(client, who, "/jobs", document)
+    run = await post(client, who, f"/jobs/{job['id']}/runs", {"parameters": parameters or {}})
+    run_id: str = run["id"]
+    return run_id
+
+
+async def run_on_target(
+    client: httpx.AsyncClient,
+    who: Account,
+    target: str,
+    *steps: dict[str, Any],
+    parameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Runs the steps on one target through the API, to the run's end."""
+    document = {
+        "name": f"job-{uuid.uuid4().hex[:8]}",
+        "targets": {"names": [target]},
+        "steps": list(steps),
+    }
+    if parameters:
+        document["parameters"] = {name: {"type": "string"} for name in parameters}
+    run_id = await start_job_run(client, who, document, parameters)
+    return await wait_for(client, who, run_id, TERMINAL)
+
+
+def target_steps(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The steps of a run's only target, by id."""
+    (target,) = run["targets"]
+    return {step["id"]: step for step in target["steps"]}

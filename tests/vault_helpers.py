@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import httpx
@@ -47,3 +48,15 @@ def sshd_target(sshd: LoopbackSshd, credential_id: str, name: str = "loopback") 
         "os": "debian",
         "tags": {"env": "test"},
     }
+
+
+async def planted_secret(client: httpx.AsyncClient, headers: dict[str, str], name: str) -> str:
+    """A credential of kind secret with a fresh, recognisable value; the value."""
+    value = "planted-" + secrets.token_hex(8)
+    await post_ok(
+        client,
+        "/credentials",
+        headers,
+        {"name": name, "kind": "secret", "secret": {"value": value}},
+    )
+    return value

@@ -2,18 +2,25 @@
 bounding output, and failing in a way the workflow can read (the last attempt's output rides
 along as failure details, encrypted by the codec like every payload)."""
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from opsconductor.activities.run_log import RunLogStream
 from opsconductor.jobspec.runtime import StepRequest, StepResult
 from opsconductor.jobspec.templates import SecretResolver, TemplateProblem, render_value
 
 # Step output kept in history and on the run record; the full output streams to the run log.
 MAX_OUTPUT_CHARACTERS = 64 * 1024
+# Kept in memory per stream while a command runs: what `bounded` keeps, plus room for its note.
+MAX_CAPTURED = 2 * MAX_OUTPUT_CHARACTERS
+# Heartbeats are how a cancelled run (or a timed-out step) reaches a running activity.
+HEARTBEAT_SECONDS = 5
 MASK = "********"
 REJECTED = "StepRejected"
 FAILED = "StepFailed"
@@ -81,7 +88,61 @@ def render_inputs(
         raise rejected(mask.apply(str(error))) from None
     except ValidationError as error:
         problems = "; ".join(
-            f"with.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+            f"with.{'.'.join(str(part) for part in item['loc'])}: "
+            + item["msg"].removeprefix("Value error, ")
             for item in error.errors()
         )
         raise rejected(mask.apply(problems)) from None
+
+
+def exit_result(exit_code: int | None, stdout: str, stderr: str) -> StepResult:
+    """What a remote command returns; its outputs are the same three values."""
+    return StepResult(
+        attempt=attempt(),
+        exit_code=exit_code,
+        stdout=stdout,
+        stderr=stderr,
+        outputs={"exit_code": exit_code, "stdout": stdout, "stderr": stderr},
+    )
+
+
+def check_exit(result: StepResult, expect: object) -> StepResult:
+    """The result, or a (retryable) failure carrying it when the exit code is not expected."""
+    assert isinstance(expect, list)
+    if result.exit_code not in expect:
+        shown = "a signal" if result.exit_code is None else str(result.exit_code)
+        raise failed(f"exited with {shown}, expected {', '.join(map(str, expect))}", result)
+    return result
+
+
+class OutputTail:
+    """One output stream of a remote command: to the run log as it arrives, and its tail kept
+    for the result."""
+
+    def __init__(self, name: str, log: RunLogStream):
+        self._name = name
+        self._log = log
+        self._text = ""
+
+    def add(self, chunk: str) -> None:
+        self._log.write(self._name, chunk)
+        self._text = (self._text + chunk)[-MAX_CAPTURED:]
+
+    def result(self, mask: SecretMask) -> str:
+        return bounded(mask.apply(self._text).rstrip("\n"))
+
+
+@asynccontextmanager
+async def heartbeating() -> AsyncIterator[None]:
+    """Heartbeats while the body runs, so a cancellation can reach it."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()

@@ -4,13 +4,14 @@ A `with` model validates the document when a job is saved (fields may hold templ
 for syntax then) and again after rendering, when the step runs.
 """
 
+import posixpath
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from opsconductor.jobspec.durations import Duration
-from opsconductor.jobspec.templates import Templated, TemplateString
+from opsconductor.jobspec.templates import Templated, TemplateString, is_template
 from opsconductor.temporal.queues import TaskQueue
 
 HttpStatus = Annotated[int, Field(ge=100, le=599)]
@@ -37,11 +38,35 @@ class SshScript(ActionInput):
     expect_exit: Templated[list[int]] = Field(default_factory=lambda: [0])
 
 
+def dest_problem(value: str) -> str | None:
+    """Why a path is not a plain absolute path to a file, or None when it is."""
+    if "\x00" in value:
+        return "must not contain a NUL character"
+    if not value.startswith("/"):
+        return f"must be an absolute path, got {value!r}"
+    if ".." in value.split("/"):
+        return f"must not contain '..' segments, got {value!r}"
+    if value == "/" or "//" in value or posixpath.normpath(value) != value:
+        return f"must be a normalized path to a file (no '.', '//' or trailing '/'), got {value!r}"
+    return None
+
+
+def _checked_dest(value: str) -> str:
+    # A template is checked by the worker once rendered (whatever it renders to).
+    if not is_template(value) and (problem := dest_problem(value)):
+        raise ValueError(problem)
+    return value
+
+
 class SshUpload(ActionInput):
-    dest: str = Field(min_length=1, description="Absolute path on the target")
-    content: str | None = None
+    dest: Annotated[str, AfterValidator(_checked_dest)] = Field(
+        min_length=1, description="Absolute, normalized path of the file on the target"
+    )
+    content: str | None = Field(default=None, description="The file's text (a template)")
     file: str | None = Field(default=None, description="A file of the step's library")
-    mode: str = Field(default="0644", pattern=r"^0?[0-7]{3,4}$|\{\{")
+    mode: str = Field(
+        default="0644", pattern=r"^0?[0-7]{3,4}$|\{\{", description="Octal, e.g. 0600"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> "SshUpload":
@@ -160,7 +185,6 @@ CORE_ACTIONS: dict[str, ActionSpec] = {
             ("bytes", "sha256"),
             TaskQueue.ssh,
             needs_target=True,
-            available=False,
         ),
         ActionSpec(
             "winrm.powershell",
@@ -169,7 +193,6 @@ CORE_ACTIONS: dict[str, ActionSpec] = {
             _REMOTE_OUTPUTS,
             TaskQueue.winrm,
             needs_target=True,
-            available=False,
         ),
         ActionSpec(
             "winrm.cmd",
@@ -178,7 +201,6 @@ CORE_ACTIONS: dict[str, ActionSpec] = {
             _REMOTE_OUTPUTS,
             TaskQueue.winrm,
             needs_target=True,
-            available=False,
         ),
         ActionSpec(
             "http.request",

@@ -15,6 +15,7 @@ from opsconductor.activities.notify import NotifyActions
 from opsconductor.activities.ping import ping
 from opsconductor.activities.run_records import RunRecorder
 from opsconductor.activities.ssh import SshActions
+from opsconductor.activities.winrm import WinrmActions
 from opsconductor.config import Settings
 from opsconductor.security.envelope import KeyRing
 from opsconductor.security.keys import load_process_keys
@@ -64,6 +65,8 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
         activities.append(SshActions(resources.sessionmaker, resources.keyring).run_step)
         tests = ConnectionTests(resources.sessionmaker, resources.keyring)
         activities.append(tests.probe)
+    elif queue is TaskQueue.winrm:
+        activities.append(WinrmActions(resources.sessionmaker, resources.keyring).run_step)
     elif queue is TaskQueue.http:
         activities.append(HttpActions(resources.settings).run_step)
     elif queue is TaskQueue.notify:

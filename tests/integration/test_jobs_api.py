@@ -141,7 +141,18 @@ async def test_the_step_catalog_lists_available_actions_with_schemas(
         "http.request",
         "control.sleep",
         "control.approval",
+        "ssh.upload",
+        "winrm.powershell",
+        "winrm.cmd",
     } <= names
-    http = next(item for item in catalog["items"] if item["name"] == "http.request")
-    assert "url" in http["with_schema"]["required"]
+    actions = {item["name"]: item for item in catalog["items"]}
+    assert "url" in actions["http.request"]["with_schema"]["required"]
+    upload = actions["ssh.upload"]
+    assert (upload["queue"], upload["outputs"]) == ("ssh", ["bytes", "sha256"])
+    assert upload["with_schema"]["required"] == ["dest"]
+    assert {"dest", "content", "file", "mode"} <= set(upload["with_schema"]["properties"])
+    for name, field in (("winrm.powershell", "script"), ("winrm.cmd", "command")):
+        assert actions[name]["queue"] == "winrm"
+        assert actions[name]["outputs"] == ["exit_code", "stdout", "stderr"]
+        assert actions[name]["with_schema"]["required"] == [field]
     assert "steps" in catalog["job_document_schema"]["properties"]

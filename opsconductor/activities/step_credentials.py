@@ -1,0 +1,117 @@
+"""What a remote step decrypts on the worker: the values its `secret('name')` calls read and
+the credential it logs in with. Every value is remembered by the step's mask, so none of them
+leaves the step in clear."""
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from jinja2 import Environment, TemplateSyntaxError, nodes
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opsconductor.activities.steps import SecretMask, rejected
+from opsconductor.db import unit_of_work
+from opsconductor.jobspec.runtime import StepRequest, TargetSnapshot
+from opsconductor.jobspec.templates import SecretResolver, TemplateProblem, is_template
+from opsconductor.models.credential import CredentialKind
+from opsconductor.security.envelope import KeyRing
+from opsconductor.services.vault import (
+    CredentialUnavailable,
+    Purpose,
+    Revealed,
+    reveal,
+    reveal_named,
+)
+
+_parser = Environment(autoescape=False)  # noqa: S701 (parsing only: nothing is rendered)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def secret_names(with_: dict[str, Any]) -> list[str]:
+    """The names `secret('…')` reads in a `with` block, so they are fetched before rendering
+    (rendering is synchronous; the vault is not). Only literal names are supported."""
+    names: list[str] = []
+    for text in _strings(with_):
+        if not is_template(text):
+            continue
+        try:
+            tree = _parser.parse(text)
+        except TemplateSyntaxError:
+            continue  # rendering reports it, with the step's context
+        for call in tree.find_all(nodes.Call):
+            if not (isinstance(call.node, nodes.Name) and call.node.name == "secret"):
+                continue
+            if len(call.args) != 1 or not isinstance(call.args[0], nodes.Const):
+                raise rejected("secret() takes one literal credential name, e.g. secret('db')")
+            names.append(str(call.args[0].value))
+    return list(dict.fromkeys(names))
+
+
+def _resolver(values: dict[str, str]) -> SecretResolver:
+    def resolve(name: str) -> str:
+        if name not in values:
+            raise TemplateProblem(f"secret({name!r}) takes one literal credential name")
+        return values[name]
+
+    return resolve
+
+
+class StepCredentials:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], keyring: KeyRing):
+        self._sessionmaker = sessionmaker
+        self._keyring = keyring
+
+    async def reveal(
+        self, request: StepRequest, target: TargetSnapshot, mask: SecretMask
+    ) -> tuple[SecretResolver, Revealed]:
+        """The resolver for `secret()` and the login credential (the step's `credential:` or
+        the target's). A missing or unusable credential rejects the step."""
+        purpose = Purpose.run_step(request.run_id, request.step_id, target.name)
+        try:
+            secrets, credential = await self._reveal(request, target, purpose)
+        except CredentialUnavailable as error:
+            raise rejected(str(error)) from None
+        for value in [*credential.values(), *secrets.values()]:
+            mask.remember(value)
+        return _resolver(secrets), credential
+
+    async def _reveal(
+        self, request: StepRequest, target: TargetSnapshot, purpose: Purpose
+    ) -> tuple[dict[str, str], Revealed]:
+        """Each decryption commits its own access row, so a later failure cannot roll the
+        record of an earlier one back."""
+        values: dict[str, str] = {}
+        for name in secret_names(request.with_):
+            revealed = await self._reveal_one(name, None, purpose)
+            if revealed.kind is not CredentialKind.secret:
+                raise CredentialUnavailable(
+                    f"secret({name!r}) reads credentials of kind secret; "
+                    f"{name!r} is {revealed.kind}"
+                )
+            values[name] = revealed.secret["value"]
+        if request.credential is None and target.credential_id is None:
+            raise CredentialUnavailable(
+                f"target {target.name!r} has no credential and the step names none"
+            )
+        credential = await self._reveal_one(request.credential, target.credential_id, purpose)
+        return values, credential
+
+    async def _reveal_one(
+        self, name: str | None, credential_id: uuid.UUID | None, purpose: Purpose
+    ) -> Revealed:
+        async with unit_of_work(self._sessionmaker) as session:
+            if name is not None:
+                return await reveal_named(session, self._keyring, name, purpose)
+            assert credential_id is not None
+            return await reveal(session, self._keyring, credential_id, purpose)
