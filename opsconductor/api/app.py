@@ -20,6 +20,7 @@ from opsconductor.api.routers import (
     credentials,
     health,
     jobs,
+    libraries,
     runs,
     steps,
     target_groups,
@@ -114,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
         jobs,
         runs,
         steps,
+        libraries,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -8,6 +8,7 @@ from opsconductor.models.audit import AuditEvent
 from opsconductor.models.base import metadata
 from opsconductor.models.credential import Credential, CredentialAccess
 from opsconductor.models.job import Job, JobVersion
+from opsconductor.models.library import Library, LibraryVersion
 from opsconductor.models.run import Run, RunLogLine, RunStep
 from opsconductor.models.session import AuthSession, RefreshToken
 from opsconductor.models.target import Target, TargetGroup, TargetGroupMember
@@ -22,6 +23,8 @@ __all__ = [
     "CredentialAccess",
     "Job",
     "JobVersion",
+    "Library",
+    "LibraryVersion",
     "LoginThrottle",
     "RefreshToken",
     "Run",

@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opsconductor.activities.connection_test import ConnectionTests
 from opsconductor.activities.http import HttpActions
 from opsconductor.activities.ping import ping
+from opsconductor.activities.plugins import plugin_activities
 from opsconductor.activities.run_records import RunRecorder
 from opsconductor.activities.ssh import SshActions
 from opsconductor.config import Settings
@@ -50,7 +51,8 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
         activities.append(tests.probe)
     elif queue is TaskQueue.http:
         activities.append(HttpActions(resources.settings).run_step)
-    return activities
+    # Actions of installed plugins (the `opsconductor.actions` entry point) on their queue.
+    return activities + plugin_activities(queue)
 
 
 def workflows_for(queue: TaskQueue) -> Sequence[type]:
