@@ -21,6 +21,7 @@ from opsconductor.api.routers import (
     credentials,
     health,
     jobs,
+    libraries,
     metrics,
     notification_channels,
     notifications,
@@ -123,6 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
         steps,
         notification_channels,
         notifications,
+        libraries,
     ):
         api.include_router(module.router)
     app.include_router(api)

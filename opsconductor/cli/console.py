@@ -1,18 +1,22 @@
 """What every command shares: plain error messages instead of tracebacks."""
 
+import asyncio
 import functools
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import NoReturn, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opsconductor.config import Settings
+from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
 from opsconductor.embedded.ports import port_is_free
-from opsconductor.errors import ConfigurationError
+from opsconductor.errors import ConfigurationError, InputInvalid, OpsConductorError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -67,3 +71,23 @@ def require_free_port(host: str, port: int, setting: str) -> None:
             f"port {port} on {host} is already in use (set {setting} to use another port, "
             "or stop what is listening there)"
         )
+
+
+def run_in_database(work: Callable[[AsyncSession], Awaitable[str]]) -> None:
+    """Runs one unit of work straight on the database and prints what it answers."""
+    settings = Settings()
+
+    async def main() -> str:
+        engine = create_engine(settings)
+        try:
+            async with unit_of_work(create_sessionmaker(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        typer.echo(asyncio.run(main()))
+    except OpsConductorError as error:
+        problems = error.problems if isinstance(error, InputInvalid) else []
+        lines = [error.detail, *(f"  {item.path}: {item.message}" for item in problems)]
+        raise fail("\n".join(lines)) from None

@@ -10,6 +10,7 @@ from opsconductor.api.app import create_app
 from opsconductor.cli import commands_apply, commands_auth, commands_runs
 from opsconductor.cli.console import exit_now, fail_on_configuration_errors, require_free_port
 from opsconductor.cli.keys import app as keys_app
+from opsconductor.cli.libraries import app as libraries_app
 from opsconductor.cli.probe import run_probe
 from opsconductor.cli.up import bring_up
 from opsconductor.cli.users import app as users_app
@@ -26,6 +27,7 @@ from opsconductor.worker.main import run_workers
 app = typer.Typer(no_args_is_help=True, help="OpsConductor: durable automation for operations.")
 app.add_typer(users_app, name="user")
 app.add_typer(keys_app, name="keys")
+app.add_typer(libraries_app, name="libraries")
 
 
 @app.command()

@@ -1,18 +1,14 @@
 """`opsconductor user …`: manage users straight in the database, e.g. to recover a lost admin."""
 
-import asyncio
 import getpass
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 import typer
 from pydantic import TypeAdapter, ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opsconductor.cli.console import fail, fail_on_configuration_errors
-from opsconductor.config import Settings
-from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
-from opsconductor.errors import OpsConductorError
+from opsconductor.cli.console import fail, fail_on_configuration_errors, run_in_database
 from opsconductor.models.audit import Outcome
 from opsconductor.models.base import utcnow
 from opsconductor.models.user import Password, Role, User, UserCreate
@@ -53,23 +49,6 @@ def _password(given: str | None) -> str:
     return first
 
 
-def _run(work: Callable[[AsyncSession], Awaitable[str]]) -> None:
-    settings = Settings()
-
-    async def main() -> str:
-        engine = create_engine(settings)
-        try:
-            async with unit_of_work(create_sessionmaker(engine)) as session:
-                return await work(session)
-        finally:
-            await engine.dispose()
-
-    try:
-        typer.echo(asyncio.run(main()))
-    except OpsConductorError as error:
-        raise fail(error.detail) from None
-
-
 def _audit(session: AsyncSession, action: str, user: User, **detail: object) -> None:
     entry = audit.AuditEntry.for_action(
         action, actor_username=CLI_ACTOR, resource_id=str(user.id), detail=detail
@@ -95,7 +74,7 @@ def create(
         _audit(session, "user.create", user, role=user.role)
         return f"created {user.role} {user.username!r}"
 
-    _run(work)
+    run_in_database(work)
 
 
 @app.command()
@@ -110,7 +89,7 @@ def passwd(username: str, password: PasswordOption = None) -> None:
         _audit(session, "user.update", user, fields=["password"])
         return f"password of {username!r} changed; their sessions have ended"
 
-    _run(work)
+    run_in_database(work)
 
 
 @app.command()
@@ -124,4 +103,4 @@ def disable(username: str) -> None:
         _audit(session, "user.disable", user)
         return f"disabled {username!r}"
 
-    _run(work)
+    run_in_database(work)

@@ -139,7 +139,7 @@ class JobRun(ActionInput):
 class ActionSpec:
     name: str
     description: str
-    input_model: type[ActionInput]
+    input_model: type[BaseModel]
     outputs: tuple[str, ...]
     # Where the activity runs; None for actions the workflow performs itself. (job.run is both:
     # an orchestration activity prepares the child run, then the workflow starts it.)
@@ -152,9 +152,17 @@ class ActionSpec:
     # Documented but not yet executable: documents using it are refused when saved, with a
     # clear message, rather than failing at run time.
     available: bool = True
+    # The activity type that runs it; core protocol actions share one per queue.
+    activity: str | None = None
 
     def with_schema(self) -> dict[str, Any]:
         return self.input_model.model_json_schema(by_alias=True)
+
+    @property
+    def activity_name(self) -> str | None:
+        if self.activity is not None or self.queue is None:
+            return self.activity
+        return f"{self.queue.value}-step"
 
 
 _REMOTE_OUTPUTS = ("exit_code", "stdout", "stderr")

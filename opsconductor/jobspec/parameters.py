@@ -1,4 +1,5 @@
-"""Run parameters checked against the job's declared parameters, with a path per problem."""
+"""Values checked against declared parameters, with a path per problem: a run's parameters
+against its job's, and a library step's `with` against the step's."""
 
 import re
 from collections.abc import Mapping
@@ -6,6 +7,7 @@ from typing import Any
 
 from opsconductor.errors import FieldProblem
 from opsconductor.jobspec.document import ParameterSpec, ParameterType
+from opsconductor.jobspec.templates import is_template
 
 _PYTHON_TYPES: dict[ParameterType, tuple[type, ...]] = {
     ParameterType.string: (str,),
@@ -23,8 +25,7 @@ def _type_matches(kind: ParameterType, value: Any) -> bool:
     return isinstance(value, _PYTHON_TYPES[kind])
 
 
-def _value_problems(name: str, spec: ParameterSpec, value: Any) -> list[FieldProblem]:
-    path = f"parameters.{name}"
+def _value_problems(path: str, spec: ParameterSpec, value: Any) -> list[FieldProblem]:
     if not _type_matches(spec.type, value):
         return [FieldProblem(path, f"must be of type {spec.type.value}", "type")]
     problems = []
@@ -41,11 +42,20 @@ def _value_problems(name: str, spec: ParameterSpec, value: Any) -> list[FieldPro
 
 
 def resolve_parameters(
-    declared: Mapping[str, ParameterSpec], given: Mapping[str, Any]
+    declared: Mapping[str, ParameterSpec],
+    given: Mapping[str, Any],
+    *,
+    prefix: str = "parameters",
+    owner: str = "this job",
+    templates_allowed: bool = False,
 ) -> tuple[dict[str, Any], list[FieldProblem]]:
-    """The run's parameters (defaults filled in) and every problem with what was given."""
+    """The values (defaults filled in) and every problem with what was given.
+
+    With `templates_allowed` (a library step's `with`, rendered only when the step runs), a
+    template stands for any value and is checked when it renders, not here.
+    """
     problems = [
-        FieldProblem(f"parameters.{name}", "is not a parameter of this job", "unknown")
+        FieldProblem(f"{prefix}.{name}", f"is not a parameter of {owner}", "unknown")
         for name in given
         if name not in declared
     ]
@@ -54,18 +64,20 @@ def resolve_parameters(
         if name in given:
             value = given[name]
         elif spec.required:
-            problems.append(FieldProblem(f"parameters.{name}", "is required", "missing"))
+            problems.append(FieldProblem(f"{prefix}.{name}", "is required", "missing"))
             continue
         else:
             value = spec.default
-        if value is not None:
-            problems.extend(_value_problems(name, spec, value))
+        if value is not None and not (templates_allowed and is_template(value)):
+            problems.extend(_value_problems(f"{prefix}.{name}", spec, value))
         resolved[name] = value
     return resolved, problems
 
 
-def declaration_problems(declared: Mapping[str, ParameterSpec]) -> list[FieldProblem]:
-    """Defaults that break their own declaration, found when the job is saved."""
+def declaration_problems(
+    declared: Mapping[str, ParameterSpec], prefix: str = "parameters"
+) -> list[FieldProblem]:
+    """Defaults that break their own declaration, found when the document is saved."""
     problems = []
     for name, spec in declared.items():
         if spec.pattern is not None:
@@ -73,12 +85,9 @@ def declaration_problems(declared: Mapping[str, ParameterSpec]) -> list[FieldPro
                 re.compile(spec.pattern)
             except re.error as error:
                 problems.append(
-                    FieldProblem(f"parameters.{name}.pattern", f"invalid pattern: {error}")
+                    FieldProblem(f"{prefix}.{name}.pattern", f"invalid pattern: {error}")
                 )
                 continue
         if spec.default is not None:
-            problems.extend(
-                FieldProblem(f"parameters.{name}.default", problem.message, problem.type)
-                for problem in _value_problems(name, spec, spec.default)
-            )
+            problems.extend(_value_problems(f"{prefix}.{name}.default", spec, spec.default))
     return problems

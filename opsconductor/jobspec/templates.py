@@ -65,14 +65,25 @@ def syntax_problem(text: str) -> str | None:
     return None
 
 
-def referenced_steps(text: str) -> set[str]:
-    """Step ids a template reads through `steps.<id>` (for validating references)."""
+def referenced_attributes(text: str, name: str) -> set[str]:
+    """Attributes a template reads of one context variable, e.g. `steps.<id>` or
+    `params.<name>` (for validating references)."""
     tree = _environment.parse(text)
     return {
         node.attr
         for node in tree.find_all(nodes.Getattr)
-        if isinstance(node.node, nodes.Name) and node.node.name == "steps"
+        if isinstance(node.node, nodes.Name) and node.node.name == name
     }
+
+
+def referenced_steps(text: str) -> set[str]:
+    """Step ids a template reads through `steps.<id>`."""
+    return referenced_attributes(text, "steps")
+
+
+def reads_variable(text: str, name: str) -> bool:
+    """Whether a template reads a context variable at all (by any attribute, item or loop)."""
+    return any(node.name == name for node in _environment.parse(text).find_all(nodes.Name))
 
 
 def render(text: str, context: Mapping[str, Any], secrets: SecretResolver | None = None) -> str:

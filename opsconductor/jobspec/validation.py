@@ -12,10 +12,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from opsconductor.errors import FieldProblem
-from opsconductor.jobspec.actions import CORE_ACTIONS
+from opsconductor.jobspec.actions import ActionSpec
 from opsconductor.jobspec.document import JobDocument, Step
 from opsconductor.jobspec.graph import ancestors, find_cycle
 from opsconductor.jobspec.parameters import declaration_problems
+from opsconductor.jobspec.plugins import known_actions
 from opsconductor.jobspec.templates import is_template, referenced_steps, syntax_problem
 
 
@@ -27,6 +28,9 @@ class ValidationReport:
     @property
     def valid(self) -> bool:
         return self.document is not None and not self.problems
+
+
+UNAVAILABLE_ACTION = "unavailable_action"
 
 
 def _path(*parts: object) -> str:
@@ -44,19 +48,25 @@ def pydantic_problems(error: ValidationError, prefix: str = "") -> list[FieldPro
     ]
 
 
-def validate_document(raw: Any) -> ValidationReport:
+def validate_document(
+    raw: Any, actions: Mapping[str, ActionSpec] | None = None
+) -> ValidationReport:
+    """`actions` are those a step may use: by default the core catalog and the plugins'."""
     if not isinstance(raw, Mapping):
         return ValidationReport(problems=[FieldProblem("document", "must be an object")])
+    catalog = known_actions() if actions is None else actions
     try:
         document = JobDocument.model_validate(raw)
     except ValidationError as error:
         # Still check the steps that parse, so one structural slip does not hide the rest.
-        return ValidationReport(problems=pydantic_problems(error) + _step_problems(raw))
-    problems = list(_semantic_problems(document))
+        return ValidationReport(problems=pydantic_problems(error) + _step_problems(raw, catalog))
+    problems = list(_semantic_problems(document, catalog))
     return ValidationReport(document=document, problems=problems)
 
 
-def _semantic_problems(document: JobDocument) -> Iterator[FieldProblem]:
+def _semantic_problems(
+    document: JobDocument, actions: Mapping[str, ActionSpec]
+) -> Iterator[FieldProblem]:
     ids: dict[str, int] = {}
     for index, step in enumerate(document.steps):
         if step.id in ids:
@@ -70,7 +80,7 @@ def _semantic_problems(document: JobDocument) -> Iterator[FieldProblem]:
     graph = {step.id: list(step.needs) for step in document.steps}
     for index, step in enumerate(document.steps):
         yield from _needs_problems(index, step, ids)
-        yield from _action_problems(index, step)
+        yield from _action_problems(index, step, actions)
         yield from _template_problems(index, step)
     cycle = find_cycle({node: [n for n in needs if n in ids] for node, needs in graph.items()})
     if cycle:
@@ -96,7 +106,7 @@ def _notify_problems(document: JobDocument) -> Iterator[FieldProblem]:
                 yield FieldProblem(_path("notify", index, name), problem, "template")
 
 
-def _step_problems(raw: Mapping[str, Any]) -> list[FieldProblem]:
+def _step_problems(raw: Mapping[str, Any], actions: Mapping[str, ActionSpec]) -> list[FieldProblem]:
     steps = raw.get("steps")
     if not isinstance(steps, list):
         return []
@@ -106,7 +116,7 @@ def _step_problems(raw: Mapping[str, Any]) -> list[FieldProblem]:
             step = Step.model_validate(item)
         except ValidationError:
             continue
-        problems += [*_action_problems(index, step), *_template_problems(index, step)]
+        problems += [*_action_problems(index, step, actions), *_template_problems(index, step)]
     return problems
 
 
@@ -119,10 +129,12 @@ def _needs_problems(index: int, step: Step, ids: Mapping[str, int]) -> Iterator[
             yield FieldProblem(where, f"unknown step {need!r}", "unknown_step")
 
 
-def _action_problems(index: int, step: Step) -> Iterator[FieldProblem]:
-    spec = CORE_ACTIONS.get(step.action)
+def _action_problems(
+    index: int, step: Step, actions: Mapping[str, ActionSpec]
+) -> Iterator[FieldProblem]:
+    spec = actions.get(step.action)
     if spec is None:
-        known = ", ".join(sorted(name for name, item in CORE_ACTIONS.items() if item.available))
+        known = ", ".join(sorted(name for name, item in actions.items() if item.available))
         yield FieldProblem(
             _path("steps", index, "action"),
             f"unknown action {step.action!r}; known actions: {known}",
@@ -130,12 +142,13 @@ def _action_problems(index: int, step: Step) -> Iterator[FieldProblem]:
         )
         return
     if not spec.available:
+        # Reported, and the `with` block still checked: a library may use an action ahead of
+        # the release that makes it executable (a job using it is refused on this problem).
         yield FieldProblem(
             _path("steps", index, "action"),
             f"{step.action} is not available in this version of OpsConductor yet",
-            "unavailable_action",
+            UNAVAILABLE_ACTION,
         )
-        return
     if step.run_once and spec.needs_target:
         yield FieldProblem(
             _path("steps", index, "run_once"),
@@ -154,19 +167,20 @@ def _action_problems(index: int, step: Step) -> Iterator[FieldProblem]:
         yield from pydantic_problems(error, prefix=_path("steps", index, "with"))
 
 
-def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+def strings_in(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string inside a JSON-like value, with its path."""
     if isinstance(value, str):
         yield path, value
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            yield from _strings(item, _path(path, key))
+            yield from strings_in(item, _path(path, key))
     elif isinstance(value, list):
         for position, item in enumerate(value):
-            yield from _strings(item, _path(path, position))
+            yield from strings_in(item, _path(path, position))
 
 
 def _template_texts(index: int, step: Step) -> Iterator[tuple[str, str]]:
-    yield from _strings(step.with_, _path("steps", index, "with"))
+    yield from strings_in(step.with_, _path("steps", index, "with"))
     if step.when is not None:
         yield _path("steps", index, "when"), step.when
 

@@ -8,6 +8,7 @@ from opsconductor.models.audit import AuditEvent
 from opsconductor.models.base import metadata
 from opsconductor.models.credential import Credential, CredentialAccess
 from opsconductor.models.job import Job, JobVersion
+from opsconductor.models.library import Library, LibraryVersion
 from opsconductor.models.notification import NotificationChannel, NotificationDelivery
 from opsconductor.models.run import Run, RunLogLine, RunStep
 from opsconductor.models.session import AuthSession, RefreshToken
@@ -23,6 +24,8 @@ __all__ = [
     "CredentialAccess",
     "Job",
     "JobVersion",
+    "Library",
+    "LibraryVersion",
     "LoginThrottle",
     "NotificationChannel",
     "NotificationDelivery",

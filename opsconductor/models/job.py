@@ -8,6 +8,7 @@ from sqlalchemy import DateTime, Index, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from opsconductor.jobspec.expansion import LibraryPin
 from opsconductor.models.base import id_field, timestamp_field
 
 
@@ -36,7 +37,12 @@ class JobVersion(SQLModel, table=True):
     id: uuid.UUID = id_field()
     job_id: uuid.UUID = Field(foreign_key="jobs.id", index=True)
     version: int
+    # The document that runs: library steps expanded into core steps.
     document: dict[str, Any] = Field(sa_type=JSONB)
+    # The document as written, when it used library steps (None when it is `document`).
+    source: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
+    # The library versions it was expanded from: [{library, version, steps}].
+    libraries: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONB)
     created_by: str = Field(max_length=64)
     created_at: datetime = timestamp_field()
 
@@ -47,6 +53,8 @@ class JobPublic(SQLModel):
     description: str
     version: int
     document: dict[str, Any]
+    source: dict[str, Any] | None = None
+    libraries: list[LibraryPin] = []
     created_by: str
     created_at: datetime
     updated_at: datetime
@@ -55,6 +63,8 @@ class JobPublic(SQLModel):
 class JobVersionPublic(SQLModel):
     version: int
     document: dict[str, Any]
+    source: dict[str, Any] | None = None
+    libraries: list[LibraryPin] = []
     created_by: str
     created_at: datetime
 

@@ -1,6 +1,11 @@
-"""Jobs: saving a document makes a new immutable version; an unchanged document makes none."""
+"""Jobs: saving a document makes a new immutable version; an unchanged document makes none.
+
+Library steps are expanded when a job is saved (jobspec/expansion.py): a version stores the
+expanded document that runs, the document as written, and the library versions it pinned.
+"""
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, func
@@ -9,10 +14,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.errors import Conflict, InputInvalid, NotFound
 from opsconductor.jobspec.document import JobDocument
-from opsconductor.jobspec.validation import ValidationReport, validate_document
+from opsconductor.jobspec.expansion import JobCheck, LibraryPin, check_job, referenced_libraries
 from opsconductor.models.base import utcnow
 from opsconductor.models.job import Job, JobPublic, JobVersion
 from opsconductor.models.page import Page
+from opsconductor.services.libraries import installed_libraries
 from opsconductor.services.paging import paginate
 
 # The stored document, for conditions on the JSONB value (e.g. `.contains({...})`).
@@ -35,13 +41,50 @@ async def live_jobs_where(session: AsyncSession, condition: ColumnElement[bool])
     return list(rows.all())
 
 
-def checked(raw: Any) -> tuple[JobDocument, dict[str, Any]]:
-    """The validated document, and the form it is stored in (as given, minus nothing)."""
-    report: ValidationReport = validate_document(raw)
+async def check(session: AsyncSession, raw: Any) -> JobCheck:
+    """The document validated with its library steps expanded from the installed libraries."""
+    return check_job(raw, await installed_libraries(session, referenced_libraries(raw)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """What a job version stores of a checked document."""
+
+    document: dict[str, Any]
+    source: dict[str, Any] | None
+    libraries: list[dict[str, Any]]
+
+    def version(self, job_id: uuid.UUID, number: int, actor: str) -> JobVersion:
+        return JobVersion(
+            job_id=job_id,
+            version=number,
+            document=self.document,
+            source=self.source,
+            libraries=self.libraries,
+            created_by=actor,
+        )
+
+    def matches(self, saved: JobVersion) -> bool:
+        return (saved.document, saved.source, saved.libraries) == (
+            self.document,
+            self.source,
+            self.libraries,
+        )
+
+
+async def checked(session: AsyncSession, raw: Any) -> tuple[JobDocument, _Stored]:
+    """The validated document, and what its version stores."""
+    result = await check(session, raw)
+    report = result.report
     if not report.valid or report.document is None:
         paths = ", ".join(problem.path for problem in report.problems[:10])
         raise InputInvalid(f"the job document is invalid at: {paths}", report.problems)
-    return report.document, report.document.model_dump(mode="json", by_alias=True)
+    stored = _Stored(
+        document=report.document.model_dump(mode="json", by_alias=True),
+        source=result.source,
+        libraries=[pin.model_dump() for pin in result.pins],
+    )
+    return report.document, stored
 
 
 async def _get(session: AsyncSession, job_id: uuid.UUID) -> Job:
@@ -72,6 +115,8 @@ def public(job: Job, version: JobVersion) -> JobPublic:
         description=job.description,
         version=version.version,
         document=version.document,
+        source=version.source,
+        libraries=[LibraryPin.model_validate(pin) for pin in version.libraries],
         created_by=job.created_by,
         created_at=job.created_at,
         updated_at=job.updated_at,
@@ -79,13 +124,13 @@ def public(job: Job, version: JobVersion) -> JobPublic:
 
 
 async def create_job(session: AsyncSession, raw: Any, actor: str) -> JobPublic:
-    document, stored = checked(raw)
+    document, stored = await checked(session, raw)
     if await _by_name(session, document.name) is not None:
         raise Conflict(f"a job named {document.name!r} already exists")
     job = Job(name=document.name, description=document.description, created_by=actor)
     session.add(job)
     await session.flush()
-    version = JobVersion(job_id=job.id, version=1, document=stored, created_by=actor)
+    version = stored.version(job.id, 1, actor)
     session.add(version)
     await session.flush()
     return public(job, version)
@@ -96,9 +141,9 @@ async def update_job(
 ) -> tuple[JobPublic, bool]:
     """Saves the document as the job's next version; answers whether a version was made."""
     job = await _get(session, job_id)
-    document, stored = checked(raw)
+    document, stored = await checked(session, raw)
     latest = await current_version(session, job)
-    if latest.document == stored:
+    if stored.matches(latest):
         return public(job, latest), False
     if document.name != job.name:
         other = await _by_name(session, document.name)
@@ -108,9 +153,7 @@ async def update_job(
     job.description = document.description
     job.current_version += 1
     job.updated_at = utcnow()
-    version = JobVersion(
-        job_id=job.id, version=job.current_version, document=stored, created_by=actor
-    )
+    version = stored.version(job.id, job.current_version, actor)
     session.add_all([job, version])
     await session.flush()
     return public(job, version), True

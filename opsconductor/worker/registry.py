@@ -13,6 +13,7 @@ from opsconductor.activities.connection_test import ConnectionTests
 from opsconductor.activities.http import HttpActions
 from opsconductor.activities.notify import NotifyActions
 from opsconductor.activities.ping import ping
+from opsconductor.activities.plugins import plugin_activities
 from opsconductor.activities.run_records import RunRecorder
 from opsconductor.activities.ssh import SshActions
 from opsconductor.activities.winrm import WinrmActions
@@ -72,7 +73,8 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
     elif queue is TaskQueue.notify:
         notify = NotifyActions(resources.settings, resources.sessionmaker, resources.keyring)
         activities += [notify.deliver, notify.run_step]
-    return activities
+    # Actions of installed plugins (the `opsconductor.actions` entry point) on their queue.
+    return activities + plugin_activities(queue)
 
 
 def workflows_for(queue: TaskQueue) -> Sequence[type]:

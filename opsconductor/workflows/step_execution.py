@@ -23,9 +23,10 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from opsconductor.activities.run_records import RunRecorder, StepRecord
-    from opsconductor.jobspec.actions import CORE_ACTIONS
+    from opsconductor.jobspec.actions import ActionSpec
     from opsconductor.jobspec.document import JobDocument, Step
     from opsconductor.jobspec.durations import parse_duration
+    from opsconductor.jobspec.plugins import known_actions
     from opsconductor.jobspec.runtime import (
         RunRequest,
         RunSummary,
@@ -52,6 +53,13 @@ MAX_STEP_INPUT = 1_500_000
 
 # An action the workflow performs itself: (step, target name, context) -> outcome.
 InWorkflowAction = Callable[[Step, str | None, dict[str, object]], Awaitable[StepOutcome]]
+
+
+def _action(name: str) -> ActionSpec:
+    # Plugins are read from entry points once per process, when the worker starts and
+    # registers their activities; here the cached catalog is only looked up.
+    with workflow.unsafe.sandbox_unrestricted():
+        return known_actions()[name]
 
 
 def render_text(text: str, context: Mapping[str, object]) -> str:
@@ -213,10 +221,11 @@ class StepExecutor:
         )
 
     async def _activity(self, step: Step, request: StepRequest) -> StepResult:
-        spec = CORE_ACTIONS[step.action]
+        spec = _action(step.action)
         assert spec.queue is not None
+        assert spec.activity_name is not None
         result: StepResult = await workflow.execute_activity(
-            f"{spec.queue.value}-step",
+            spec.activity_name,
             request,
             task_queue=spec.queue.value,
             result_type=StepResult,

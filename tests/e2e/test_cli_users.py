@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.cli_helpers import run_database_cli
 from tests.identity_helpers import ADMIN_PASSWORD, api, assert_problem, bearer, login
 
 pytestmark = pytest.mark.integration
@@ -18,19 +17,7 @@ pytestmark = pytest.mark.integration
 def opsconductor(
     database_url: str, data_dir: Path, *arguments: str, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OPSCONDUCTOR_")}
-    env |= {"OPSCONDUCTOR_DATABASE_URL": database_url, "OPSCONDUCTOR_DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "opsconductor", "user", *arguments],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        # No controlling terminal, so the password prompt reads the piped stdin.
-        start_new_session=True,
-        check=False,
-    )
+    return run_database_cli(database_url, data_dir, "user", *arguments, stdin=stdin)
 
 
 def create(username: str, password: str, role: str = "viewer") -> tuple[str, ...]:

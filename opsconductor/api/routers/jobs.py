@@ -8,7 +8,6 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from opsconductor.api.auth import AuditDep, authorized
 from opsconductor.api.deps import PageDep, SessionDep, SettingsDep, TemporalDep
 from opsconductor.errors import DependencyUnavailable
-from opsconductor.jobspec.validation import validate_document
 from opsconductor.models.job import JobPublic, JobVersion, JobVersionPublic, ValidationAnswer
 from opsconductor.models.page import Page
 from opsconductor.models.run import RunAccepted, RunCreate
@@ -26,8 +25,10 @@ DocumentBody = Annotated[dict[str, Any], Body(description="A job document (see J
 
 
 @router.post("/validate", name="job.validate", response_model=ValidationAnswer)
-async def validate_job(document: DocumentBody, principal: Author) -> ValidationAnswer:
-    report = validate_document(document)
+async def validate_job(
+    document: DocumentBody, principal: Author, session: SessionDep
+) -> ValidationAnswer:
+    report = (await jobs.check(session, document)).report
     return ValidationAnswer(
         valid=report.valid,
         errors=[{"path": item.path, "message": item.message} for item in report.problems],
@@ -84,6 +85,14 @@ async def list_versions(
     id: uuid.UUID, principal: Reader, session: SessionDep, page: PageDep
 ) -> Page[JobVersion]:
     return await jobs.list_versions(session, id, page.limit, page.offset)
+
+
+@router.get("/{id}/versions/{version}", name="job.version", response_model=JobVersionPublic)
+async def get_version(
+    id: uuid.UUID, version: int, principal: Reader, session: SessionDep
+) -> JobVersion:
+    _, found = await jobs.get_job_version(session, id, version)
+    return found
 
 
 @router.post(

@@ -1,0 +1,61 @@
+"""A throwaway plugin distribution: a module and its dist-info on sys.path, no install."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from opsconductor.jobspec.plugins import plugin_actions
+
+PLUGIN_SOURCE = """
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsconductor.jobspec.plugins import PluginAction
+from opsconductor.jobspec.runtime import StepRequest, StepResult
+from opsconductor.temporal.queues import TaskQueue
+
+
+class PingWith(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str = Field(min_length=1)
+    count: int = Field(default=1, ge=1, le=10)
+
+
+async def ping(request: StepRequest) -> StepResult:
+    return StepResult(outputs={"reachable": True})
+
+
+ACTIONS = [
+    PluginAction(
+        name="acme.ping",
+        description="Ping a host the ACME way",
+        input_model=PingWith,
+        queue=TaskQueue.http,
+        run=ping,
+        outputs=("reachable",),
+    )
+]
+NOT_AN_ACTION = object()
+"""
+
+
+@pytest.fixture
+def acme_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Installs `acme-ops` for one test: `acme.ping` (good) and `broken` (breaks the contract)."""
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "acme_ops.py").write_text(PLUGIN_SOURCE)
+    dist_info = root / "acme_ops-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-ops\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(
+        "[opsconductor.actions]\nacme = acme_ops:ACTIONS\nbroken = acme_ops:NOT_AN_ACTION\n"
+    )
+    monkeypatch.syspath_prepend(str(root))
+    plugin_actions.cache_clear()
+    yield
+    plugin_actions.cache_clear()
+    sys.modules.pop("acme_ops", None)
