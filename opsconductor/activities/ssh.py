@@ -20,9 +20,9 @@ from temporalio import activity
 from opsconductor.activities.run_log import RunLogStream
 from opsconductor.activities.ssh_connect import Endpoint, SshProblem, ssh_connection
 from opsconductor.activities.ssh_upload import (
-    LibraryFiles,
     checked_dest,
     checked_mode,
+    library_files_from,
     upload_bytes,
     write_file,
 )
@@ -85,11 +85,10 @@ class SshActions:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         keyring: KeyRing,
-        library_files: LibraryFiles | None = None,
     ):
         self._sessionmaker = sessionmaker
         self._credentials = StepCredentials(sessionmaker, keyring)
-        self._library_files = library_files
+        self._library_files = library_files_from(sessionmaker)
 
     @activity.defn(name="ssh-step")
     async def run_step(self, request: StepRequest) -> StepResult:

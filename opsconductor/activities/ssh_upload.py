@@ -15,10 +15,14 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 import asyncssh
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.activities.steps import SecretMask, attempt, failed, rejected
+from opsconductor.errors import NotFound
 from opsconductor.jobspec.actions import SshUpload, dest_problem
 from opsconductor.jobspec.runtime import StepRequest, StepResult
+from opsconductor.services.libraries import read_library_file
 
 # A resolver for `with.file`: the bytes of a file of the step's library. Step libraries bring
 # one; without it `file` cannot be answered.
@@ -44,19 +48,28 @@ def checked_dest(inputs: SshUpload, mask: SecretMask) -> str:
     return inputs.dest
 
 
+def library_files_from(sessionmaker: async_sessionmaker[AsyncSession]) -> LibraryFiles:
+    """Reads `file` references (library@version/name, as expansion writes them) from the
+    installed library versions: immutable, so a run always uploads what its job pinned."""
+
+    async def read(request: StepRequest, reference: str) -> bytes:
+        async with sessionmaker() as session:
+            try:
+                return (await read_library_file(session, reference)).encode()
+            except NotFound as error:
+                raise rejected(f"with.file: {error.detail}") from None
+
+    return read
+
+
 async def upload_bytes(
     request: StepRequest,
     inputs: SshUpload,
-    library_files: LibraryFiles | None,
+    library_files: LibraryFiles,
 ) -> bytes:
     if inputs.content is not None:
         return inputs.content.encode()
     assert inputs.file is not None
-    if library_files is None:
-        raise rejected(
-            "with.file: library files need a step library, and this step is not part of one; "
-            "give the text in `content` instead"
-        )
     return await library_files(request, inputs.file)
 
 

@@ -131,16 +131,33 @@ async def test_a_bad_destination_is_refused_naming_the_field(
 async def test_uploads_that_cannot_be_done_say_why(
     client: httpx.AsyncClient, operator: Account, loopback: str
 ) -> None:
+    # A library file that no installed library version holds is refused when the job is saved.
+    refused = await client.post(
+        api("/jobs"),
+        json={
+            "name": "missing-library-file",
+            "steps": [
+                {
+                    "id": "library_file",
+                    "action": "ssh.upload",
+                    "with": {"dest": "/tmp/opsc-never.conf", "file": "nolib@1.0.0/app.conf"},
+                }
+            ],
+        },
+        headers=operator.headers,
+    )
+    problem = assert_problem(refused, 422)
+    assert problem["errors"] == [
+        {
+            "path": "steps.0.with.file",
+            "message": "no library version nolib@1.0.0",
+            "type": "file",
+        }
+    ]
     run = await run_on_target(
         client,
         operator,
         loopback,
-        {
-            "id": "library_file",
-            "action": "ssh.upload",
-            "with": {"dest": "/tmp/opsc-never.conf", "file": "app.conf"},
-            "on_error": "continue",
-        },
         {
             "id": "forbidden",
             "action": "ssh.upload",
@@ -148,10 +165,6 @@ async def test_uploads_that_cannot_be_done_say_why(
         },
     )
     steps = target_steps(run)
-    assert steps["library_file"]["reason"] == (
-        "with.file: library files need a step library, and this step is not part of one; "
-        "give the text in `content` instead"
-    )
     assert steps["forbidden"]["reason"] == "cannot write /root/opsc-never.conf: Permission denied"
     assert not Path("/tmp/opsc-never.conf").exists()
     assert list(Path("/root").glob(".opsc-never.conf.*")) == []
