@@ -18,6 +18,7 @@ from opsconductor.api.routers import (
     auth,
     codec,
     credentials,
+    discovery,
     health,
     jobs,
     runs,
@@ -114,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
         jobs,
         runs,
         steps,
+        discovery,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -7,6 +7,7 @@ from opsconductor.models.api_token import ApiToken
 from opsconductor.models.audit import AuditEvent
 from opsconductor.models.base import metadata
 from opsconductor.models.credential import Credential, CredentialAccess
+from opsconductor.models.discovery import DiscoveryHost, DiscoveryScan
 from opsconductor.models.job import Job, JobVersion
 from opsconductor.models.run import Run, RunLogLine, RunStep
 from opsconductor.models.session import AuthSession, RefreshToken
@@ -20,6 +21,8 @@ __all__ = [
     "AuthSession",
     "Credential",
     "CredentialAccess",
+    "DiscoveryHost",
+    "DiscoveryScan",
     "Job",
     "JobVersion",
     "LoginThrottle",

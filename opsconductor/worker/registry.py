@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.activities.connection_test import ConnectionTests
+from opsconductor.activities.discovery import DiscoveryActions
 from opsconductor.activities.http import HttpActions
 from opsconductor.activities.ping import ping
 from opsconductor.activities.run_records import RunRecorder
@@ -19,10 +20,16 @@ from opsconductor.security.keys import load_process_keys
 from opsconductor.services.vault import keyring_from
 from opsconductor.temporal.queues import TaskQueue
 from opsconductor.workflows.connection_test import ConnectionTestWorkflow
+from opsconductor.workflows.discovery_scan import DiscoveryScanWorkflow
 from opsconductor.workflows.job_run import JobRunWorkflow
 from opsconductor.workflows.probe import FleetProbeWorkflow
 
-WORKFLOWS: Sequence[type] = (FleetProbeWorkflow, JobRunWorkflow, ConnectionTestWorkflow)
+WORKFLOWS: Sequence[type] = (
+    FleetProbeWorkflow,
+    JobRunWorkflow,
+    ConnectionTestWorkflow,
+    DiscoveryScanWorkflow,
+)
 
 
 @dataclass(frozen=True)
@@ -44,12 +51,16 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
     if queue is TaskQueue.orchestration:
         recorder = RunRecorder(resources.sessionmaker)
         activities += [recorder.record_step, recorder.record_run_status]
+        activities.append(DiscoveryActions(resources.sessionmaker).record_status)
     elif queue is TaskQueue.ssh:
         activities.append(SshActions(resources.sessionmaker, resources.keyring).run_step)
         tests = ConnectionTests(resources.sessionmaker, resources.keyring)
         activities.append(tests.probe)
     elif queue is TaskQueue.http:
         activities.append(HttpActions(resources.settings).run_step)
+    elif queue is TaskQueue.discovery:
+        discovery = DiscoveryActions(resources.sessionmaker)
+        activities += [discovery.scan, discovery.run_step]
     return activities
 
 
