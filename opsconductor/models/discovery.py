@@ -121,7 +121,8 @@ class ScanListItem(BaseModel):
     id: uuid.UUID
     name: str
     status: ScanStatus
-    options: ScanOptions
+    # As stored, not re-validated: a scan accepted under older limits must stay readable.
+    options: dict[str, Any] = pydantic.Field(description="hosts, ports, timing, os_detection…")
     requested_by: str
     run_id: uuid.UUID | None
     progress: ScanProgress

@@ -131,7 +131,7 @@ def _list_item(scan: DiscoveryScan) -> ScanListItem:
         id=scan.id,
         name=scan.name,
         status=scan.status,
-        options=ScanOptions.model_validate(scan.options),
+        options=scan.options,
         requested_by=scan.requested_by,
         run_id=scan.run_id,
         progress=ScanProgress(task=scan.progress_task, percent=scan.progress_percent),
