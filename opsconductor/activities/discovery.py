@@ -43,6 +43,7 @@ HEARTBEAT_SECONDS = 2
 MAX_XML_BYTES = 64 * 1024 * 1024
 # A step's outputs live in workflow history and on the run record: keep them bounded.
 MAX_STEP_HOSTS = 256
+MAX_WARNINGS = 20
 SCAN_FAILED = "ScanFailed"
 OS_DETECTION_SKIPPED = (
     "OS detection was skipped: it needs raw sockets, and this discovery worker does not run as root"
@@ -63,17 +64,13 @@ class ScanReport:
     notes: list[str]
 
 
-def _privileged() -> bool:
-    return os.geteuid() == 0
-
-
 async def run_nmap(options: ScanOptions, on_progress: ProgressCallback) -> ScanReport:
     executable = shutil.which("nmap")
     if executable is None:
         raise NmapFailed(
             "nmap is not installed on this discovery worker (Debian: apt install nmap)"
         )
-    privileged = _privileged()
+    privileged = os.geteuid() == 0
     notes = [OS_DETECTION_SKIPPED] if options.os_detection and not privileged else []
     process = await asyncio.create_subprocess_exec(
         executable,
@@ -103,7 +100,9 @@ async def run_nmap(options: ScanOptions, on_progress: ProgressCallback) -> ScanR
     if code != 0:
         raise NmapFailed(f"nmap exited with {code}: {stderr.strip()[:2000]}")
     hosts = await asyncio.to_thread(_parse_report, executable, xml, stderr)
-    return ScanReport(hosts=hosts, notes=notes)
+    # nmap's warnings ("Failed to resolve …") tell why a host is missing from the results.
+    warnings = list(dict.fromkeys(line.strip() for line in stderr.splitlines() if line.strip()))
+    return ScanReport(hosts=hosts, notes=notes + warnings[:MAX_WARNINGS])
 
 
 async def _read_report(stream: asyncio.StreamReader, on_progress: ProgressCallback) -> str:
