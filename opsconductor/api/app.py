@@ -19,6 +19,7 @@ from opsconductor.api.routers import (
     auth,
     codec,
     credentials,
+    discovery,
     health,
     jobs,
     libraries,
@@ -125,6 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
         notification_channels,
         notifications,
         libraries,
+        discovery,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from opsconductor.jobspec.durations import Duration
+from opsconductor.jobspec.scan import DEFAULT_SCAN_PORTS, TemplatedHosts, TemplatedPorts, Timing
 from opsconductor.jobspec.templates import Templated, TemplateString, is_template
 from opsconductor.temporal.queues import TaskQueue
 
@@ -111,9 +112,14 @@ class NotifySend(ActionInput):
 
 
 class NmapScan(ActionInput):
-    hosts: str | list[str]
-    ports: str = "22,80,443,5985-5986"
-    arguments: list[str] = Field(default_factory=list)
+    """The fields of a discovery scan (jobspec/scan.py). There is no free-form `arguments`:
+    nmap's command line is built from these validated fields only."""
+
+    hosts: TemplatedHosts
+    ports: TemplatedPorts = DEFAULT_SCAN_PORTS
+    timing: Templated[Timing] = Timing.T3
+    os_detection: Templated[bool] = False
+    service_detection: Templated[bool] = True
 
 
 class ControlSleep(ActionInput):
@@ -228,12 +234,11 @@ CORE_ACTIONS: dict[str, ActionSpec] = {
         ),
         ActionSpec(
             "nmap.scan",
-            "Scan hosts for open ports and services",
+            "Scan hosts for open ports and services (stored as a discovery scan)",
             NmapScan,
-            ("hosts",),
+            ("hosts", "addresses", "scan_id"),
             TaskQueue.discovery,
             needs_target=False,
-            available=False,
         ),
         ActionSpec(
             "control.sleep",

@@ -7,6 +7,7 @@ from opsconductor.models.api_token import ApiToken
 from opsconductor.models.audit import AuditEvent
 from opsconductor.models.base import metadata
 from opsconductor.models.credential import Credential, CredentialAccess
+from opsconductor.models.discovery import DiscoveryHost, DiscoveryScan
 from opsconductor.models.job import Job, JobVersion
 from opsconductor.models.library import Library, LibraryVersion
 from opsconductor.models.notification import NotificationChannel, NotificationDelivery
@@ -22,6 +23,8 @@ __all__ = [
     "AuthSession",
     "Credential",
     "CredentialAccess",
+    "DiscoveryHost",
+    "DiscoveryScan",
     "Job",
     "JobVersion",
     "Library",

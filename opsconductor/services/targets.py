@@ -187,6 +187,11 @@ async def _group_ids(
     return found
 
 
+async def check_groups(session: AsyncSession, names: Sequence[str], path: str) -> None:
+    """Raises InputInvalid naming each unknown group (at `path.N`)."""
+    await _group_ids(session, names, path)
+
+
 async def _set_groups(
     session: AsyncSession, target: Target, names: Sequence[str], path: str = "body.groups"
 ) -> None:

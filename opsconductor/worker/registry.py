@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.activities.child_runs import ChildRuns
 from opsconductor.activities.connection_test import ConnectionTests
+from opsconductor.activities.discovery import DiscoveryActions
 from opsconductor.activities.http import HttpActions
 from opsconductor.activities.notify import NotifyActions
 from opsconductor.activities.ping import ping
@@ -23,6 +24,7 @@ from opsconductor.security.keys import load_process_keys
 from opsconductor.services.vault import keyring_from
 from opsconductor.temporal.queues import TaskQueue
 from opsconductor.workflows.connection_test import ConnectionTestWorkflow
+from opsconductor.workflows.discovery_scan import DiscoveryScanWorkflow
 from opsconductor.workflows.job_run import JobRunWorkflow
 from opsconductor.workflows.notifications import ChannelTestWorkflow
 from opsconductor.workflows.probe import FleetProbeWorkflow
@@ -34,6 +36,7 @@ WORKFLOWS: Sequence[type] = (
     TargetBatchWorkflow,
     ConnectionTestWorkflow,
     ChannelTestWorkflow,
+    DiscoveryScanWorkflow,
 )
 
 
@@ -62,6 +65,7 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
             recorder.close_run_steps,
             ChildRuns(resources.sessionmaker, resources.settings).run_step,
         ]
+        activities.append(DiscoveryActions(resources.sessionmaker).record_status)
     elif queue is TaskQueue.ssh:
         activities.append(SshActions(resources.sessionmaker, resources.keyring).run_step)
         tests = ConnectionTests(resources.sessionmaker, resources.keyring)
@@ -73,6 +77,9 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
     elif queue is TaskQueue.notify:
         notify = NotifyActions(resources.settings, resources.sessionmaker, resources.keyring)
         activities += [notify.deliver, notify.run_step]
+    elif queue is TaskQueue.discovery:
+        discovery = DiscoveryActions(resources.sessionmaker)
+        activities += [discovery.scan, discovery.run_step]
     # Actions of installed plugins (the `opsconductor.actions` entry point) on their queue.
     return activities + plugin_activities(queue)
 
