@@ -4,16 +4,24 @@ import asyncio
 import ipaddress
 import json
 import socket
+from collections.abc import Generator
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
+from opsconductor.activities.step_credentials import StepCredentials
 from opsconductor.activities.steps import SecretMask, bounded, failed, rejected, render_inputs
 from opsconductor.config import Settings
 from opsconductor.jobspec.actions import HttpRequest
 from opsconductor.jobspec.runtime import StepRequest, StepResult
+from opsconductor.jobspec.templates import is_template
+from opsconductor.models.credential import CredentialKind
+from opsconductor.security.envelope import KeyRing
+from opsconductor.services.vault import Revealed
 
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata"})
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -37,36 +45,72 @@ async def _refuse_link_local(url: str) -> None:
             )
 
 
+def _auth(credential: Revealed | None) -> httpx.Auth | None:
+    if credential is None:
+        return None
+    if credential.kind is CredentialKind.http_basic:
+        return httpx.BasicAuth(credential.username or "", credential.secret["password"])
+    if credential.kind is CredentialKind.http_bearer:
+        return BearerAuth(credential.secret["token"])
+    raise rejected(
+        f"with.credential: {credential.name!r} is a {credential.kind} credential; "
+        "http.request authenticates with http_basic or http_bearer"
+    )
+
+
+class BearerAuth(httpx.Auth):
+    def __init__(self, token: str):
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
 class HttpActions:
-    def __init__(self, settings: Settings):
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        keyring: KeyRing,
+    ):
         self._settings = settings
+        self._credentials = StepCredentials(sessionmaker, keyring)
+        # One client per worker: its connection pool and TLS context are shared by every step
+        # (building a TLS context per request costs more CPU than many requests do).
+        self._client = httpx.AsyncClient(follow_redirects=False)
 
     @activity.defn(name="http-step")
     async def run_step(self, request: StepRequest) -> StepResult:
         mask = SecretMask()
-        inputs = render_inputs(request, HttpRequest, mask)
+        named = request.with_.get("credential")
+        if named is not None and (not isinstance(named, str) or is_template(named)):
+            raise rejected("with.credential: name a credential literally, not with a template")
+        secrets, credential = await self._credentials.reveal_without_target(request, named, mask)
+        inputs = render_inputs(request, HttpRequest, mask, secrets)
         if not self._settings.http_allow_link_local:
             await _refuse_link_local(inputs.url)
         timeout = inputs.timeout.total_seconds() if not isinstance(inputs.timeout, str) else 30
         try:
-            async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-                response = await client.request(
-                    inputs.method,
-                    inputs.url,
-                    headers=inputs.headers,
-                    json=inputs.json_body,
-                    content=inputs.body,
-                )
+            response = await self._client.request(
+                inputs.method,
+                inputs.url,
+                headers=inputs.headers,
+                json=inputs.json_body,
+                content=inputs.body,
+                auth=_auth(credential) or httpx.USE_CLIENT_DEFAULT,
+                timeout=timeout,
+            )
         except httpx.HTTPError as error:
             raise failed(
                 mask.apply(f"{inputs.method} {inputs.url} failed: {type(error).__name__}: {error}"),
                 StepResult(attempt=activity.info().attempt),
             ) from None
-        body = response.content[:MAX_RESPONSE_BYTES].decode(errors="replace")
+        body = mask.apply(response.content[:MAX_RESPONSE_BYTES].decode(errors="replace"))
         outputs: dict[str, Any] = {
             "status": response.status_code,
-            "headers": dict(response.headers),
-            "body": bounded(mask.apply(body)),
+            "headers": {name: mask.apply(value) for name, value in response.headers.items()},
+            "body": bounded(body),
             "json": _json_or_none(body),
         }
         result = StepResult(
@@ -78,8 +122,10 @@ class HttpActions:
         assert isinstance(expected, list)
         if response.status_code not in expected:
             raise failed(
-                f"{inputs.method} {inputs.url} answered {response.status_code}, "
-                f"expected {', '.join(map(str, expected))}",
+                mask.apply(
+                    f"{inputs.method} {inputs.url} answered {response.status_code}, "
+                    f"expected {', '.join(map(str, expected))}"
+                ),
                 result,
             )
         return result

@@ -91,6 +91,31 @@ class StepCredentials:
     ) -> tuple[dict[str, str], Revealed]:
         """Each decryption commits its own access row, so a later failure cannot roll the
         record of an earlier one back."""
+        values = await self._secret_values(request, purpose)
+        if request.credential is None and target.credential_id is None:
+            raise CredentialUnavailable(
+                f"target {target.name!r} has no credential and the step names none"
+            )
+        credential = await self._reveal_one(request.credential, target.credential_id, purpose)
+        return values, credential
+
+    async def reveal_without_target(
+        self, request: StepRequest, credential: str | None, mask: SecretMask
+    ) -> tuple[SecretResolver, Revealed | None]:
+        """For actions that log in to no target (http.request): the values `secret()` reads
+        and, when the step names one, the credential it authenticates with."""
+        owner = request.target.name if request.target else None
+        purpose = Purpose.run_step(request.run_id, request.step_id, owner)
+        try:
+            values = await self._secret_values(request, purpose)
+            revealed = await self._reveal_one(credential, None, purpose) if credential else None
+        except CredentialUnavailable as error:
+            raise rejected(str(error)) from None
+        for value in [*values.values(), *(revealed.values() if revealed else [])]:
+            mask.remember(value)
+        return _resolver(values), revealed
+
+    async def _secret_values(self, request: StepRequest, purpose: Purpose) -> dict[str, str]:
         values: dict[str, str] = {}
         for name in secret_names(request.with_):
             revealed = await self._reveal_one(name, None, purpose)
@@ -100,12 +125,7 @@ class StepCredentials:
                     f"{name!r} is {revealed.kind}"
                 )
             values[name] = revealed.secret["value"]
-        if request.credential is None and target.credential_id is None:
-            raise CredentialUnavailable(
-                f"target {target.name!r} has no credential and the step names none"
-            )
-        credential = await self._reveal_one(request.credential, target.credential_id, purpose)
-        return values, credential
+        return values
 
     async def _reveal_one(
         self, name: str | None, credential_id: uuid.UUID | None, purpose: Purpose

@@ -73,7 +73,9 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
     elif queue is TaskQueue.winrm:
         activities.append(WinrmActions(resources.sessionmaker, resources.keyring).run_step)
     elif queue is TaskQueue.http:
-        activities.append(HttpActions(resources.settings).run_step)
+        activities.append(
+            HttpActions(resources.settings, resources.sessionmaker, resources.keyring).run_step
+        )
     elif queue is TaskQueue.notify:
         notify = NotifyActions(resources.settings, resources.sessionmaker, resources.keyring)
         activities += [notify.deliver, notify.run_step]

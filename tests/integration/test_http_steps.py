@@ -1,0 +1,103 @@
+"""http.request authenticating with vault credentials, against the loopback HTTP receiver: the
+receiver gets the credentials, the run shows none of them."""
+
+import base64
+import json
+
+import httpx
+import pytest
+
+from tests.fixtures.http_receiver import HttpReceiver
+from tests.identity_helpers import Account
+from tests.run_helpers import TERMINAL, start_job_run, wait_for
+from tests.vault_helpers import planted_secret, post_ok
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
+
+
+def call(step_id: str, url: str, **with_: object) -> dict[str, object]:
+    return {
+        "id": step_id,
+        "run_once": True,
+        "action": "http.request",
+        "with": {"url": url, **with_},
+    }
+
+
+async def test_basic_bearer_and_secret_headers_reach_the_service_but_not_the_run(
+    client: httpx.AsyncClient,
+    admin: Account,
+    operator: Account,
+    http_receiver: HttpReceiver,
+) -> None:
+    await post_ok(
+        client,
+        "/credentials",
+        admin.headers,
+        {
+            "name": "svc-basic",
+            "kind": "http_basic",
+            "username": "deploy",
+            "secret": {"password": "basic-pass-4711"},
+        },
+    )
+    await post_ok(
+        client,
+        "/credentials",
+        admin.headers,
+        {"name": "svc-token", "kind": "http_bearer", "secret": {"token": "bearer-tok-4711"}},
+    )
+    api_key = await planted_secret(client, admin.headers, "api-key")
+    # The service echoes what it was sent: a careless action would put it on the record.
+    http_receiver.respond("/echo", status=200, json={"seen": "bearer-tok-4711"})
+    run_id = await start_job_run(
+        client,
+        operator,
+        {
+            "name": "authenticated-calls",
+            "steps": [
+                call("basic", http_receiver.url + "/basic", credential="svc-basic"),
+                call("bearer", http_receiver.url + "/echo", credential="svc-token"),
+                call(
+                    "header",
+                    http_receiver.url + "/header",
+                    headers={"X-Api-Key": "{{ secret('api-key') }}"},
+                ),
+            ],
+        },
+    )
+    run = await wait_for(client, operator, run_id, TERMINAL)
+    assert run["status"] == "succeeded", run
+    seen = {
+        request.path: {name.lower(): value for name, value in request.headers.items()}
+        for request in http_receiver.requests
+    }
+    basic = base64.b64encode(b"deploy:basic-pass-4711").decode()
+    assert seen["/basic"]["authorization"] == f"Basic {basic}"
+    assert seen["/echo"]["authorization"] == "Bearer bearer-tok-4711"
+    assert seen["/header"]["x-api-key"] == api_key
+    recorded = json.dumps(run)
+    for secret in ("basic-pass-4711", "bearer-tok-4711", api_key, basic):
+        assert secret not in recorded
+
+
+async def test_a_credential_of_the_wrong_kind_is_refused_naming_the_field(
+    client: httpx.AsyncClient, admin: Account, operator: Account, http_receiver: HttpReceiver
+) -> None:
+    await planted_secret(client, admin.headers, "not-http")
+    run_id = await start_job_run(
+        client,
+        operator,
+        {
+            "name": "wrong-kind",
+            "steps": [call("call", http_receiver.url + "/x", credential="not-http")],
+        },
+    )
+    run = await wait_for(client, operator, run_id, TERMINAL)
+    (step,) = run["steps"]
+    assert step["status"] == "failed"
+    assert step["reason"] == (
+        "with.credential: 'not-http' is a secret credential; "
+        "http.request authenticates with http_basic or http_bearer"
+    )
+    assert http_receiver.requests == []
