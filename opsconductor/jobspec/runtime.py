@@ -98,6 +98,10 @@ class StepOutcome(BaseModel):
             }
         )
 
+    def without_output(self) -> "StepOutcome":
+        """A copy with its state only, for outcomes no later step reads."""
+        return self.model_copy(update={"stdout": "", "stderr": "", "outputs": {}})
+
     def context(self) -> dict[str, Any]:
         return {
             "status": self.status.value,
@@ -154,6 +158,8 @@ class BatchRequest(BaseModel):
     # Targets of this batch that took part in earlier segments, and their outcomes so far.
     started: list[str] = Field(default_factory=list)
     prior: dict[str, list[StepOutcome]] = Field(default_factory=dict)
+    # Steps whose output a later step reads; the others come back with their state only.
+    keep_output: list[str] = Field(default_factory=list)
     run_once: list[StepOutcome] = Field(default_factory=list)
 
 

@@ -192,6 +192,15 @@ class JobRunWorkflow:
             started=sorted(self._started_targets.intersection(members)),
             prior=prior,
             run_once=list(self._run_once.values()),
+            keep_output=[
+                step_id
+                for step_id in step_ids
+                if any(
+                    mentions(other, step_id)
+                    for other in self._document.steps
+                    if other.id not in step_ids
+                )
+            ],
         )
         try:
             return await workflow.execute_child_workflow(

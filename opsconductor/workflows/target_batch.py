@@ -63,10 +63,21 @@ class TargetBatchWorkflow:
                     )
 
         await asyncio.gather(*(one_target(target) for target in targets))
-        share = output_share(sum(len(outcomes) for outcomes in self._segment.values()))
+        keep = set(request.keep_output)
+        share = output_share(
+            sum(
+                1
+                for outcomes in self._segment.values()
+                for outcome in outcomes
+                if outcome.step_id in keep
+            )
+        )
         return BatchResult(
             outcomes={
-                name: [outcome.bounded(share) for outcome in outcomes]
+                name: [
+                    outcome.bounded(share) if outcome.step_id in keep else outcome.without_output()
+                    for outcome in outcomes
+                ]
                 for name, outcomes in self._segment.items()
             },
             started=sorted(self._started),
