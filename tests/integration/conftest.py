@@ -5,7 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import ADMIN_PASSWORD, ADMIN_USERNAME, Account, create_user, login
+from tests.vault_helpers import key_credential, post_ok, sshd_target
 
 
 @pytest.fixture
@@ -31,3 +33,12 @@ async def viewer(client: httpx.AsyncClient, admin: Account) -> Account:
 @pytest.fixture
 def accounts(admin: Account, operator: Account, viewer: Account) -> dict[str, Account]:
     return {"admin": admin, "operator": operator, "viewer": viewer}
+
+
+@pytest.fixture
+async def loopback(client: httpx.AsyncClient, admin: Account, sshd: LoopbackSshd) -> str:
+    """A target on the loopback sshd with a key credential, made through the API; its name."""
+    credential = await post_ok(client, "/credentials", admin.headers, key_credential(sshd))
+    target = await post_ok(client, "/targets", admin.headers, sshd_target(sshd, credential["id"]))
+    name: str = target["name"]
+    return name

@@ -13,10 +13,9 @@ import pytest
 
 from opsconductor.config import Settings
 from opsconductor.embedded.temporal import temporal_executable
-from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account
 from tests.run_helpers import run_on_target, target_steps
-from tests.vault_helpers import key_credential, planted_secret, post_ok, sshd_target
+from tests.vault_helpers import planted_secret
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -69,17 +68,15 @@ async def test_history_holds_no_secret_and_no_output_while_the_codec_decodes_it(
     admin: Account,
     operator: Account,
     viewer: Account,
-    sshd: LoopbackSshd,
+    loopback: str,
     settings: Settings,
 ) -> None:
-    credential = await post_ok(client, "/credentials", admin.headers, key_credential(sshd))
-    target = await post_ok(client, "/targets", admin.headers, sshd_target(sshd, credential["id"]))
     secret = await planted_secret(client, admin.headers, "history-secret")
     marker = f"marker-{uuid.uuid4().hex}"
     run = await run_on_target(
         client,
         operator,
-        target["name"],
+        loopback,
         {
             "id": "echo",
             "action": "ssh.command",

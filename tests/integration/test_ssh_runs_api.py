@@ -13,20 +13,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from tests.fixtures.ports import free_port
-from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account, api
 from tests.run_helpers import run_on_target, start_job_run, target_steps
-from tests.vault_helpers import key_credential, post_ok, sshd_target
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
-
-
-@pytest.fixture
-async def loopback(client: httpx.AsyncClient, admin: Account, sshd: LoopbackSshd) -> str:
-    credential = await post_ok(client, "/credentials", admin.headers, key_credential(sshd))
-    target = await post_ok(client, "/targets", admin.headers, sshd_target(sshd, credential["id"]))
-    name: str = target["name"]
-    return name
 
 
 async def test_a_retry_succeeds_on_a_later_attempt(

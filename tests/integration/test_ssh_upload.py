@@ -14,17 +14,9 @@ import pytest
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account, api, assert_problem
 from tests.run_helpers import run_on_target, target_steps
-from tests.vault_helpers import key_credential, planted_secret, post_ok, sshd_target
+from tests.vault_helpers import planted_secret
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
-
-
-@pytest.fixture
-async def loopback(client: httpx.AsyncClient, admin: Account, sshd: LoopbackSshd) -> str:
-    credential = await post_ok(client, "/credentials", admin.headers, key_credential(sshd))
-    target = await post_ok(client, "/targets", admin.headers, sshd_target(sshd, credential["id"]))
-    name: str = target["name"]
-    return name
 
 
 @pytest.fixture
