@@ -47,6 +47,12 @@ async def temporal(settings: Settings) -> AsyncIterator[Client]:
             await client.get_schedule_handle(entry.id).delete()
 
 
+@pytest.fixture
+async def job_id(client: httpx.AsyncClient, operator: Account, http_receiver: HttpReceiver) -> str:
+    """A job of one webhook to the receiver (see `notify_job`)."""
+    return await create_job(client, operator, notify_job(http_receiver))
+
+
 async def create_schedule(client: httpx.AsyncClient, who: Account, **body: Any) -> dict[str, Any]:
     answer = await client.post(api("/schedules"), json=body, headers=who.headers)
     assert answer.status_code == 201, answer.text
@@ -83,9 +89,9 @@ async def test_trigger_now_starts_a_run_that_names_the_schedule(
     operator: Account,
     viewer: Account,
     http_receiver: HttpReceiver,
+    job_id: str,
     temporal: Client,
 ) -> None:
-    job_id = await create_job(client, operator, notify_job(http_receiver))
     schedule = await create_schedule(
         client, operator, job_id=job_id, name="nightly-hook", cron=NEVER_SOON,
         parameters={"level": "warn"},
@@ -165,10 +171,9 @@ async def test_backfill_creates_the_runs_of_the_range(
     client: httpx.AsyncClient,
     operator: Account,
     viewer: Account,
-    http_receiver: HttpReceiver,
+    job_id: str,
     temporal: Client,
 ) -> None:
-    job_id = await create_job(client, operator, notify_job(http_receiver))
     # Paused, so no fire of its own joins the backfilled ones; a backfill runs regardless.
     schedule = await create_schedule(
         client, operator, job_id=job_id, name="hourly", cron="0 * * * *", paused=True
@@ -231,13 +236,12 @@ def exists(moment: datetime) -> bool:
 
 
 async def test_next_runs_across_daylight_saving_changes(
-    client: httpx.AsyncClient, operator: Account, viewer: Account, http_receiver: HttpReceiver,
+    client: httpx.AsyncClient, operator: Account, viewer: Account, job_id: str,
     temporal: Client,
 ) -> None:  # fmt: skip
     """02:30 in Berlin on Sundays of March and of October. On the last Sunday of March the
     clocks jump from 02:00 to 03:00: that day has no 02:30, so there is no fire. On the last
     Sunday of October 02:30 happens twice: one fire, at the second (CET, UTC+1)."""
-    job_id = await create_job(client, operator, notify_job(http_receiver))
     march = await create_schedule(
         client, operator, job_id=job_id, cron="30 2 * mar sun", timezone="Europe/Berlin"
     )
@@ -270,9 +274,8 @@ async def test_next_runs_across_daylight_saving_changes(
 
 
 async def test_mistakes_are_422_naming_the_field(
-    client: httpx.AsyncClient, operator: Account, http_receiver: HttpReceiver, temporal: Client
+    client: httpx.AsyncClient, operator: Account, job_id: str, temporal: Client
 ) -> None:
-    job_id = await create_job(client, operator, notify_job(http_receiver))
     cases: list[tuple[dict[str, Any], str, str]] = [
         ({"cron": "61 * * * *"}, "body.cron", "minute field: 61 is out of range 0-59"),
         ({"cron": "@reboot"}, "body.cron", "unknown alias"),
@@ -306,10 +309,9 @@ async def test_changes_reach_temporal_and_viewers_may_only_read(
     client: httpx.AsyncClient,
     operator: Account,
     viewer: Account,
-    http_receiver: HttpReceiver,
+    job_id: str,
     temporal: Client,
 ) -> None:
-    job_id = await create_job(client, operator, notify_job(http_receiver))
     schedule = await create_schedule(client, operator, job_id=job_id, cron="@daily")
     assert schedule["name"].startswith("ping-hook-")
     handle = temporal.get_schedule_handle(f"schedule-{schedule['id']}")
@@ -343,9 +345,8 @@ async def test_changes_reach_temporal_and_viewers_may_only_read(
 
 
 async def test_deleting_the_job_deletes_its_schedules(
-    client: httpx.AsyncClient, operator: Account, http_receiver: HttpReceiver, temporal: Client
+    client: httpx.AsyncClient, operator: Account, job_id: str, temporal: Client
 ) -> None:
-    job_id = await create_job(client, operator, notify_job(http_receiver))
     schedule = await create_schedule(client, operator, job_id=job_id, cron="@daily")
     answer = await client.delete(api(f"/jobs/{job_id}"), headers=operator.headers)
     assert answer.status_code == 204
@@ -358,11 +359,10 @@ async def test_deleting_the_job_deletes_its_schedules(
 async def test_the_reconciler_restores_removes_and_repairs(
     client: httpx.AsyncClient,
     operator: Account,
-    http_receiver: HttpReceiver,
+    job_id: str,
     settings: Settings,
     temporal: Client,
 ) -> None:
-    job_id = await create_job(client, operator, notify_job(http_receiver))
     kept = await create_schedule(client, operator, job_id=job_id, name="kept", cron="@hourly")
     edited = await create_schedule(client, operator, job_id=job_id, name="edited", cron="@daily")
     kept_handle = temporal.get_schedule_handle(f"schedule-{kept['id']}")
@@ -408,11 +408,10 @@ async def wait_until_listed(temporal: Client, schedule_id: str) -> None:
 async def test_the_reconcile_command(
     client: httpx.AsyncClient,
     operator: Account,
-    http_receiver: HttpReceiver,
+    job_id: str,
     settings: Settings,
     temporal: Client,
 ) -> None:
-    job_id = await create_job(client, operator, notify_job(http_receiver))
     schedule = await create_schedule(client, operator, job_id=job_id, cron="@daily")
     await temporal.get_schedule_handle(f"schedule-{schedule['id']}").delete()
     assert settings.master_key is not None
@@ -468,12 +467,11 @@ async def test_a_fire_the_job_no_longer_accepts_is_stored_as_a_failed_run(
 async def test_a_failed_commit_takes_the_temporal_schedule_back(
     client: httpx.AsyncClient,
     operator: Account,
-    http_receiver: HttpReceiver,
+    job_id: str,
     settings: Settings,
     database_url: str,
     temporal: Client,
 ) -> None:
-    job_id = await create_job(client, operator, notify_job(http_receiver))
     engine = create_engine(settings)
     try:
         async with create_sessionmaker(engine)() as session:
@@ -498,11 +496,10 @@ async def test_a_failed_commit_takes_the_temporal_schedule_back(
 async def test_replicas_reconciling_at_once_take_turns(
     client: httpx.AsyncClient,
     operator: Account,
-    http_receiver: HttpReceiver,
+    job_id: str,
     settings: Settings,
     temporal: Client,
 ) -> None:
-    job_id = await create_job(client, operator, notify_job(http_receiver))
     schedule = await create_schedule(client, operator, job_id=job_id, cron="@daily")
     await temporal.get_schedule_handle(f"schedule-{schedule['id']}").delete()
     engines = [create_engine(settings), create_engine(settings)]
@@ -521,11 +518,10 @@ async def test_replicas_reconciling_at_once_take_turns(
 async def test_the_api_reconciles_when_it_starts(
     client: httpx.AsyncClient,
     operator: Account,
-    http_receiver: HttpReceiver,
+    job_id: str,
     settings: Settings,
     temporal: Client,
 ) -> None:
-    job_id = await create_job(client, operator, notify_job(http_receiver))
     schedule = await create_schedule(client, operator, job_id=job_id, cron="@daily")
     handle = temporal.get_schedule_handle(f"schedule-{schedule['id']}")
     await handle.delete()
