@@ -1,7 +1,7 @@
 """The async engine, the per-request session and the database health check."""
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -62,6 +62,16 @@ async def unit_of_work(
             raise
         else:
             await session.commit()
+
+
+async def commit_or_undo(session: AsyncSession, undo: Callable[[], Awaitable[None]]) -> None:
+    """Commits a change that was also made outside the database (a Temporal schedule); if the
+    commit fails, `undo` takes the outside change back, so neither side keeps half of it."""
+    try:
+        await session.commit()
+    except BaseException:
+        await undo()
+        raise
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from tests.fixtures.http_receiver import HttpReceiver
 from tests.identity_helpers import Account, api
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -18,6 +19,31 @@ async def post(client: httpx.AsyncClient, who: Account, path: str, body: Any) ->
     assert answer.status_code in (200, 201, 202), answer.text
     created: dict[str, Any] = answer.json()
     return created
+
+
+async def create_job(client: httpx.AsyncClient, who: Account, document: dict[str, Any]) -> str:
+    job_id: str = (await post(client, who, "/jobs", document))["id"]
+    return job_id
+
+
+def notify_job(receiver: HttpReceiver, name: str = "ping-hook") -> dict[str, Any]:
+    """A job of one run-once webhook to the receiver, with a `level` parameter."""
+    return {
+        "name": name,
+        "parameters": {"level": {"type": "string", "default": "info", "enum": ["info", "warn"]}},
+        "steps": [
+            {
+                "id": "hook",
+                "run_once": True,
+                "action": "http.request",
+                "with": {
+                    "url": receiver.url + "/hook",
+                    "method": "POST",
+                    "json": {"level": "{{ params.level }}", "run": "{{ run.id }}"},
+                },
+            }
+        ],
+    }
 
 
 async def wait_for(

@@ -1,9 +1,10 @@
 """The app factory: one FastAPI app with its resources opened and closed by the lifespan."""
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -27,6 +28,7 @@ from opsconductor.api.routers import (
     notification_channels,
     notifications,
     runs,
+    schedules,
     steps,
     target_groups,
     targets,
@@ -36,6 +38,7 @@ from opsconductor.api.routers import (
 from opsconductor.config import Settings
 from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
 from opsconductor.security.keys import load_process_keys
+from opsconductor.services.schedule_reconciler import reconcile_until_done
 from opsconductor.services.users import bootstrap_admin
 from opsconductor.services.vault import keyring_from
 from opsconductor.temporal.client import connect
@@ -72,10 +75,17 @@ def create_app(settings: Settings) -> FastAPI:
             password = await bootstrap_admin(session, settings)
         if password is not None:
             announce_generated_admin(settings.admin_username, password)
+        # In the background: the API must start (and report its health) while Temporal is away.
+        reconciling = asyncio.create_task(
+            reconcile_until_done(app.state.sessionmaker, app.state.temporal)
+        )
         logger.info("api started", extra={"version": __version__})
         try:
             yield
         finally:
+            reconciling.cancel()
+            with suppress(asyncio.CancelledError):
+                await reconciling
             await engine.dispose()
             logger.info("api stopped")
 
@@ -122,6 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
         target_groups,
         jobs,
         runs,
+        schedules,
         steps,
         notification_channels,
         notifications,

@@ -12,6 +12,7 @@ from opsconductor.cli.console import exit_now, fail_on_configuration_errors, req
 from opsconductor.cli.keys import app as keys_app
 from opsconductor.cli.libraries import app as libraries_app
 from opsconductor.cli.probe import run_probe
+from opsconductor.cli.schedules import app as schedules_app
 from opsconductor.cli.up import bring_up
 from opsconductor.cli.users import app as users_app
 from opsconductor.config import Settings
@@ -28,6 +29,7 @@ app = typer.Typer(no_args_is_help=True, help="OpsConductor: durable automation f
 app.add_typer(users_app, name="user")
 app.add_typer(keys_app, name="keys")
 app.add_typer(libraries_app, name="libraries")
+app.add_typer(schedules_app, name="schedules")
 
 
 @app.command()

@@ -12,6 +12,7 @@ from opsconductor.models.job import Job, JobVersion
 from opsconductor.models.library import Library, LibraryVersion
 from opsconductor.models.notification import NotificationChannel, NotificationDelivery
 from opsconductor.models.run import Run, RunLogLine, RunStep
+from opsconductor.models.schedule import Schedule
 from opsconductor.models.session import AuthSession, RefreshToken
 from opsconductor.models.target import Target, TargetGroup, TargetGroupMember
 from opsconductor.models.throttle import LoginThrottle
@@ -36,6 +37,7 @@ __all__ = [
     "Run",
     "RunLogLine",
     "RunStep",
+    "Schedule",
     "Target",
     "TargetGroup",
     "TargetGroupMember",

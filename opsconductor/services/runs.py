@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import update
@@ -105,24 +106,64 @@ async def prepare_run(
             "the job has per-target steps but its target selector matches no target",
             [FieldProblem("body.targets", "matches no target", "empty_selection")],
         )
-    run_id = run_id or uuid.uuid4()
-    run = Run(
+    run = _new_run(
+        run_id or uuid.uuid4(),
+        job,
+        origin,
+        parameters,
+        status=RunStatus.queued,
+        targets=[target.model_dump(mode="json") for target in targets],
+    )
+    session.add(run)
+    await session.flush()
+    return PreparedRun(run=run, request=_request_for(run, document))
+
+
+async def record_refused(
+    session: AsyncSession,
+    job: JobPublic,
+    body: RunCreate,
+    origin: RunOrigin,
+    run_id: uuid.UUID,
+    reason: str,
+) -> Run:
+    """A run that could not be accepted where nobody was there to be told (a scheduled fire):
+    stored as failed with the reason, so it shows among the job's runs."""
+    run = _new_run(
+        run_id,
+        job,
+        origin,
+        body.parameters,
+        status=RunStatus.failed,
+        reason=reason,
+        finished_at=utcnow(),
+    )
+    session.add(run)
+    await session.flush()
+    return run
+
+
+def _new_run(
+    run_id: uuid.UUID,
+    job: JobPublic,
+    origin: RunOrigin,
+    parameters: dict[str, Any],
+    **fields: Any,
+) -> Run:
+    """A run of the job's current version; `fields` add its status and what goes with it."""
+    return Run(
         id=run_id,
         job_id=job.id,
         job_name=job.name,
         job_version=job.version,
-        status=RunStatus.queued,
         parameters=parameters,
-        targets=[target.model_dump(mode="json") for target in targets],
         triggered_by=origin.triggered_by,
         workflow_id=workflow_id_for(run_id),
         request_id=origin.request_id,
         parent_run_id=origin.parent_run_id,
         batch_size=origin.batch_size,
+        **fields,
     )
-    session.add(run)
-    await session.flush()
-    return PreparedRun(run=run, request=_request_for(run, document))
 
 
 def _request_for(run: Run, document: JobDocument) -> RunRequest:

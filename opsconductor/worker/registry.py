@@ -16,6 +16,7 @@ from opsconductor.activities.notify import NotifyActions
 from opsconductor.activities.ping import ping
 from opsconductor.activities.plugins import plugin_activities
 from opsconductor.activities.run_records import RunRecorder
+from opsconductor.activities.scheduled_runs import ScheduledRuns
 from opsconductor.activities.ssh import SshActions
 from opsconductor.activities.winrm import WinrmActions
 from opsconductor.config import Settings
@@ -28,6 +29,7 @@ from opsconductor.workflows.discovery_scan import DiscoveryScanWorkflow
 from opsconductor.workflows.job_run import JobRunWorkflow
 from opsconductor.workflows.notifications import ChannelTestWorkflow
 from opsconductor.workflows.probe import FleetProbeWorkflow
+from opsconductor.workflows.scheduled_run import ScheduledRunWorkflow
 from opsconductor.workflows.target_batch import TargetBatchWorkflow
 
 WORKFLOWS: Sequence[type] = (
@@ -37,6 +39,7 @@ WORKFLOWS: Sequence[type] = (
     ConnectionTestWorkflow,
     ChannelTestWorkflow,
     DiscoveryScanWorkflow,
+    ScheduledRunWorkflow,
 )
 
 
@@ -64,6 +67,7 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
             recorder.load_target_batch,
             recorder.close_run_steps,
             ChildRuns(resources.sessionmaker, resources.settings).run_step,
+            ScheduledRuns(resources.sessionmaker, resources.settings).create,
         ]
         activities.append(DiscoveryActions(resources.sessionmaker).record_status)
     elif queue is TaskQueue.ssh:

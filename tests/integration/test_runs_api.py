@@ -1,41 +1,13 @@
 """Runs through the API: start, inspect, approve, cancel, follow — with real workers."""
 
-from typing import Any
-
 import httpx
 import pytest
 
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.identity_helpers import Account, api, assert_problem
-from tests.run_helpers import TERMINAL, wait_for
+from tests.run_helpers import TERMINAL, create_job, notify_job, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
-
-
-async def create_job(client: httpx.AsyncClient, who: Account, document: dict[str, Any]) -> str:
-    answer = await client.post(api("/jobs"), json=document, headers=who.headers)
-    assert answer.status_code == 201, answer.text
-    job_id: str = answer.json()["id"]
-    return job_id
-
-
-def notify_job(receiver: HttpReceiver) -> dict[str, Any]:
-    return {
-        "name": "ping-hook",
-        "parameters": {"level": {"type": "string", "default": "info", "enum": ["info", "warn"]}},
-        "steps": [
-            {
-                "id": "hook",
-                "run_once": True,
-                "action": "http.request",
-                "with": {
-                    "url": receiver.url + "/hook",
-                    "method": "POST",
-                    "json": {"level": "{{ params.level }}", "run": "{{ run.id }}"},
-                },
-            }
-        ],
-    }
 
 
 async def test_a_run_starts_records_its_steps_and_succeeds(

@@ -7,12 +7,13 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from opsconductor.api.auth import AuditDep, authorized
 from opsconductor.api.deps import PageDep, SessionDep, SettingsDep, TemporalDep
+from opsconductor.db import commit_or_undo
 from opsconductor.errors import DependencyUnavailable
 from opsconductor.models.job import JobPublic, JobVersion, JobVersionPublic, ValidationAnswer
 from opsconductor.models.page import Page
 from opsconductor.models.run import RunAccepted, RunCreate
 from opsconductor.security.rbac import Permission, Principal
-from opsconductor.services import jobs, runs
+from opsconductor.services import jobs, runs, schedules
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -76,8 +77,12 @@ async def update_job(
 
 
 @router.delete("/{id}", name="job.delete", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_job(id: uuid.UUID, principal: Author, session: SessionDep) -> None:
+async def delete_job(
+    id: uuid.UUID, principal: Author, session: SessionDep, temporal: TemporalDep
+) -> None:
     await jobs.delete_job(session, id)
+    undo = await schedules.delete_job_schedules(session, temporal, id)
+    await commit_or_undo(session, undo)
 
 
 @router.get("/{id}/versions", name="job.versions", response_model=Page[JobVersionPublic])
