@@ -7,7 +7,7 @@ import typer
 import uvicorn
 
 from opsconductor.api.app import create_app
-from opsconductor.cli import commands_apply, commands_auth, commands_runs
+from opsconductor.cli import commands_apply, commands_auth, commands_runs, commands_schedules
 from opsconductor.cli.console import exit_now, fail_on_configuration_errors, require_free_port
 from opsconductor.cli.keys import app as keys_app
 from opsconductor.cli.libraries import app as libraries_app
@@ -106,3 +106,4 @@ app.command()(commands_apply.apply)
 app.add_typer(commands_runs.run_app, name="run")
 app.command()(commands_runs.runs)
 app.add_typer(commands_apply.targets_app, name="targets")
+commands_schedules.register(schedules_app)

@@ -456,3 +456,43 @@ async def test_metrics_move_and_the_request_id_reaches_the_worker_logs(
     assert headers[0] is not None
     assert headers[0].metadata["encoding"] == b"binary/encrypted"
     assert request_id.encode() not in history.to_json().encode()
+
+
+def test_schedules_are_listed_paused_resumed_and_triggered(
+    operator_cli: Cli, tmp_path: Path
+) -> None:
+    cli = operator_cli
+    job = tmp_path / "nightly.yaml"
+    job.write_text(job_yaml("nightly", "echo nightly"))
+    applied = json.loads(cli.ok("apply", "-f", str(job), "-o", "json").stdout)
+    created = cli.api(
+        "POST",
+        "/schedules",
+        json={"job_id": applied[0]["id"], "name": "nightly", "cron": "30 2 * * *"},
+    )
+    assert created.status_code == 201, created.text
+
+    listed = json.loads(cli.ok("schedules", "list", "-o", "json").stdout)["items"]
+    (nightly,) = [item for item in listed if item["name"] == "nightly"]
+    assert len(nightly["next_runs"]) == 5
+    assert "nightly" in cli.ok("schedules", "list").stdout
+
+    paused = json.loads(
+        cli.ok("schedules", "pause", "nightly", "--note", "freeze", "-o", "json").stdout
+    )
+    assert (paused["paused"], paused["note"]) == (True, "freeze")
+    assert "freeze" in cli.ok("schedules", "list").stdout
+    resumed = json.loads(cli.ok("schedules", "resume", "nightly", "-o", "json").stdout)
+    assert resumed["paused"] is False
+
+    cli.ok("schedules", "trigger", "nightly")
+    for _ in range(100):
+        shown_schedule = cli.api("GET", f"/schedules/{nightly['id']}").json()
+        if shown_schedule["recent_runs"]:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the triggered run never appeared among the schedule's recent runs")
+    missing = cli("schedules", "pause", "no-such-schedule")
+    assert missing.returncode == 1, shown(missing)
+    assert "no schedule named 'no-such-schedule'" in missing.stderr
