@@ -12,7 +12,7 @@ from opsconductor.cli.console import fail, fail_on_configuration_errors, run_in_
 from opsconductor.models.audit import Outcome
 from opsconductor.services import audit, libraries
 
-app = typer.Typer(no_args_is_help=True, help="Install step libraries.")
+app = typer.Typer(no_args_is_help=True, help="Install, disable and remove step libraries.")
 
 CLI_ACTOR = "cli"
 
@@ -61,5 +61,45 @@ def install(
             return f"{label} is installed already"
         _audit(session, "library.install", name=answer.name, version=answer.version)
         return f"installed {label}"
+
+    run_in_database(work)
+
+
+LibraryName = Annotated[str, typer.Argument(help="The library's name.")]
+
+
+def _set_enabled(name: str, enabled: bool) -> None:
+    async def work(session: AsyncSession) -> str:
+        await libraries.set_enabled(session, name, enabled)
+        action = "enable" if enabled else "disable"
+        _audit(session, f"library.{action}", name=name)
+        return f"{name}: {action}d (saved job versions keep what they pinned)"
+
+    run_in_database(work)
+
+
+@app.command()
+@fail_on_configuration_errors
+def disable(name: LibraryName) -> None:
+    """Stop new job saves from using a library; saved job versions keep running."""
+    _set_enabled(name, False)
+
+
+@app.command()
+@fail_on_configuration_errors
+def enable(name: LibraryName) -> None:
+    """Let new job saves use a disabled library again."""
+    _set_enabled(name, True)
+
+
+@app.command()
+@fail_on_configuration_errors
+def remove(name: LibraryName) -> None:
+    """Delete a library and its versions; refused while a job's current version uses it."""
+
+    async def work(session: AsyncSession) -> str:
+        await libraries.remove(session, name)
+        _audit(session, "library.remove", name=name)
+        return f"removed {name}"
 
     run_in_database(work)

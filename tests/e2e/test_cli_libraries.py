@@ -50,3 +50,16 @@ async def test_install_the_builtin_libraries_and_a_library_file(
         await client.get(api("/audit"), params={"action": "library.install"}, headers=headers)
     ).json()
     assert [item["actor_username"] for item in events["items"]] == ["cli", "cli"]
+
+    disabled = run_database_cli(database_url, tmp_path, "libraries", "disable", "tools")
+    assert disabled.returncode == 0, disabled.stderr
+    assert (await client.get(api("/libraries/tools"), headers=headers)).json()["enabled"] is False
+    enabled = run_database_cli(database_url, tmp_path, "libraries", "enable", "tools")
+    assert enabled.returncode == 0, enabled.stderr
+    removed = run_database_cli(database_url, tmp_path, "libraries", "remove", "tools")
+    assert removed.stdout.strip() == "removed tools", removed.stderr
+    gone = await client.get(api("/libraries/tools"), headers=headers)
+    assert gone.status_code == 404
+    missing = run_database_cli(database_url, tmp_path, "libraries", "remove", "tools")
+    assert missing.returncode != 0
+    assert "tools" in missing.stderr
