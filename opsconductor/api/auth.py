@@ -14,6 +14,7 @@ from opsconductor.api.deps import API_PREFIX, KeysDep, SessionDep, SessionmakerD
 from opsconductor.config import Settings
 from opsconductor.errors import NotAuthenticated, OpsConductorError, PermissionDenied
 from opsconductor.models.audit import Outcome
+from opsconductor.security.csrf import CSRF_HEADER, csrf_matches
 from opsconductor.security.rbac import Permission, Principal, allows
 from opsconductor.services import audit
 from opsconductor.services.audit import AuditEntry
@@ -23,6 +24,8 @@ from opsconductor.services.sessions import ClientInfo
 # OAuth2 password flow, so the docs page's "Authorize" button signs in with a form post.
 _bearer = OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/auth/login", auto_error=False)
 
+# The console's session: the same access token, in an HttpOnly SameSite=Strict cookie.
+SESSION_COOKIE = "opsconductor_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_PEERS = frozenset({"127.0.0.1", "::1"})
 # Refusals, as opposed to attempts that went wrong.
@@ -47,10 +50,23 @@ async def _principal(
     keys: KeysDep,
     bearer: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
-    if not bearer:
+    # A bearer header always wins; the cookie is only looked at without one.
+    token = bearer or request.cookies.get(SESSION_COOKIE)
+    if not token:
         raise NotAuthenticated()
-    principal = await authenticate(session, keys.signing_key, bearer)
+    principal = await authenticate(session, keys.signing_key, token)
     request.state.principal = principal
+    # A cookie is sent by the browser on its own; a header only by a page of this origin.
+    if (
+        not bearer
+        and request.method not in SAFE_METHODS
+        and not csrf_matches(
+            keys.signing_key, principal.session_id, request.headers.get(CSRF_HEADER)
+        )
+    ):
+        raise PermissionDenied(
+            f"a change made with the session cookie needs the {CSRF_HEADER} header"
+        )
     return principal
 
 
