@@ -68,9 +68,6 @@ class Console:
         # 503 still carries the report: that is the unhealthy answer, not an error.
         return (await self.api.get("/health")).json()
 
-    async def post(self, path: str, body: Any) -> Any:
-        return _json(await self.api.post(f"{API_PREFIX}{path}", json=body))
-
 
 def _json(answer: httpx.Response) -> Any:
     if answer.is_success:

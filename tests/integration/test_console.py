@@ -5,13 +5,15 @@ controls, and every page at 1280 and 390 px wide with no console errors. Screens
 tests/artifacts/console/."""
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from opsconductor.config import Settings
+from tests.conftest import make_settings
 from tests.identity_helpers import Account, api
 from tests.run_helpers import start_job_run, wait_for
 
@@ -20,6 +22,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 ARTIFACTS = Path(__file__).parents[1] / "artifacts" / "console"
 WIDTHS = (1280, 390)
 CHROMIUM = "/usr/bin/chromium"
+TEMPORAL_UI = "http://127.0.0.1:8233"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, temporal_address: str) -> Settings:
+    return make_settings(
+        tmp_path,
+        database_url=database_url,
+        temporal_address=temporal_address,
+        temporal_ui_url=TEMPORAL_UI,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +75,18 @@ class Visitor:
         assert self.errors == [], f"console errors on {name}: {self.errors}"
 
 
+async def swapped(page: Page, act: Awaitable[object]) -> None:
+    """Does `act` and waits until htmx has swapped in and wired up the answer, as a person
+    would before going on."""
+    await page.evaluate(
+        "window.settled = false;"
+        "document.body.addEventListener('htmx:afterSettle', () => { window.settled = true },"
+        " {once: true})"
+    )
+    await act
+    await page.wait_for_function("() => window.settled === true")
+
+
 async def signed_in(browser: Browser, served: httpx.AsyncClient, who: Account) -> Visitor:
     page = await (await browser.new_context()).new_page()
     visitor = Visitor(page, str(served.base_url).rstrip("/"))
@@ -76,35 +101,44 @@ async def signed_in(browser: Browser, served: httpx.AsyncClient, who: Account) -
 
 
 async def test_a_job_built_in_the_forms_runs_with_its_log_arriving_live(
-    browser: Browser, served: httpx.AsyncClient, operator: Account, loopback: str
+    browser: Browser,
+    served: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    operator: Account,
+    loopback: str,
 ) -> None:
     visitor = await signed_in(browser, served, operator)
     page = visitor.page
     await visitor.look("jobs-empty")
     await page.get_by_role("link", name="New job").click()
     document = page.locator("#document")
-    await document.fill(f"name: console-built\ntargets:\n  names: [{loopback}]\nsteps: []\n")
+    await document.fill(
+        "name: console-built\n"
+        "parameters:\n  word: {type: string, default: hello}\n"
+        f"targets:\n  names: [{loopback}]\n"
+        "steps: []\n"
+    )
 
     step_form = page.locator("#step-form")
-    await step_form.get_by_label("Action").select_option("ssh.command")
+    await swapped(page, step_form.get_by_label("Action").select_option("ssh.command"))
     await step_form.get_by_label("Step id").fill("talk")
-    await step_form.get_by_role("button", name="Add step").click()
+    await swapped(page, step_form.get_by_role("button", name="Add step").click())
     # No command: the problem is shown at its field and the document keeps its steps.
     await expect(page.locator('.field-error[data-for="with.command"]')).to_have_text(
         "Field required"
     )
     await expect(document).to_have_value(re.compile(r"steps: \[\]"))
     await page.locator('textarea[name="with.command"]').fill(
-        "echo one; sleep 2; echo two; sleep 1"
+        "echo {{ params.word }}; sleep 2; echo two; sleep 1"
     )
-    await step_form.get_by_role("button", name="Add step").click()
+    await swapped(page, step_form.get_by_role("button", name="Add step").click())
     await expect(document).to_have_value(re.compile(r"id: talk"))
 
-    await step_form.get_by_label("Action").select_option("ssh.command")
+    await swapped(page, step_form.get_by_label("Action").select_option("ssh.command"))
     await step_form.get_by_label("Step id").fill("after")
     await step_form.get_by_label("talk").check()
     await page.locator('textarea[name="with.command"]').fill("echo done")
-    await step_form.get_by_role("button", name="Add step").click()
+    await swapped(page, step_form.get_by_role("button", name="Add step").click())
     await expect(document).to_have_value(re.compile(r"needs:\n\s*- talk"))
     await expect(page.locator("#preview")).to_contain_text("The document is valid.")
     await expect(page.locator("svg.dag .node")).to_have_count(2)
@@ -115,6 +149,9 @@ async def test_a_job_built_in_the_forms_runs_with_its_log_arriving_live(
     await expect(page.locator("h1")).to_contain_text("console-built")
     await visitor.look("job")
 
+    word = page.get_by_label("word")
+    await expect(word).to_have_value("hello")
+    await word.fill("one")
     await page.get_by_role("button", name="Run now").click()
     await expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}$"))
     log = page.locator("#log")
@@ -130,7 +167,23 @@ async def test_a_job_built_in_the_forms_runs_with_its_log_arriving_live(
     )
     await expect(page.locator("#run-status")).to_have_text("succeeded", timeout=10_000)
     await expect(page.locator("table.grid td")).to_have_count(2)
+    workflow = page.get_by_role("link", name=re.compile("in the Temporal Web UI"))
+    assert (await workflow.get_attribute("href") or "").startswith(
+        f"{TEMPORAL_UI}/namespaces/default/workflows/"
+    )
     await visitor.look("run-done")
+
+    # A second version, and its difference from the first.
+    job_link = page.get_by_role("link", name="console-built")
+    job_path = await job_link.get_attribute("href") or ""
+    job = (await client.get(api(job_path), headers=operator.headers)).json()
+    changed = {**job["document"], "description": "now described"}
+    saved = await client.put(api(job_path), json=changed, headers=operator.headers)
+    assert saved.json()["version"] == 2
+    await visitor.open(job_path)
+    await page.get_by_role("link", name="diff with v1").click()
+    await expect(page.locator("pre.diff .add")).to_contain_text(["+description: now described"])
+    await visitor.look("job-diff")
 
     await visitor.open("/runs?status=succeeded")
     await expect(page.locator("table.runs")).to_contain_text("console-built")
@@ -182,10 +235,15 @@ async def test_a_viewer_sees_no_write_controls_and_an_operator_approves(
     await expect(page.locator("#run-form")).to_have_count(0)
     await expect(page.get_by_role("link", name="Edit in the builder")).to_have_count(0)
     await looker.look("job-as-viewer")
-    # The API refuses a change made with the viewer's cookie, whatever the page shows.
+    # The API refuses the viewer's change, CSRF token and all, whatever the page shows.
     cookies = {c["name"]: c["value"] for c in await page.context.cookies()}
-    refused = await served.post(api(f"/runs/{run_id}/cancel"), cookies=cookies)
+    token = await page.locator('meta[name="csrf-token"]').get_attribute("content") or ""
+    async with httpx.AsyncClient(base_url=served.base_url, cookies=cookies) as as_viewer:
+        refused = await as_viewer.post(
+            api(f"/runs/{run_id}/cancel"), headers={"X-CSRF-Token": token}
+        )
     assert refused.status_code == 403
+    assert "runs:cancel" in refused.json()["detail"]
 
     approver = await signed_in(browser, served, operator)
     await approver.open(f"/runs/{run_id}")
@@ -219,18 +277,40 @@ async def test_a_cookie_change_needs_the_session_csrf_token(
         "/login", data={"username": operator.username, "password": operator.password}
     )
     assert signed.status_code == 303
-    cookies = dict(signed.cookies)
-    assert "HttpOnly" in signed.headers["set-cookie"]
-    assert "SameSite=strict" in signed.headers["set-cookie"]
-    job = {"name": "csrf-check", "steps": [GATED["steps"][1] | {"needs": []}]}
-    refused = await served.post(api("/jobs"), json=job, cookies=cookies)
+    for cookie in signed.headers.get_list("set-cookie"):
+        assert "HttpOnly" in cookie
+        assert "SameSite=strict" in cookie
+    nap = {"id": "nap", "run_once": True, "action": "control.sleep", "with": {"duration": "1ms"}}
+    job = {"name": "csrf-check", "steps": [nap]}
+    # `served` keeps the login's cookies from here on.
+    refused = await served.post(api("/jobs"), json=job)
     assert refused.status_code == 403
     assert "X-CSRF-Token" in refused.json()["detail"]
-    page = await served.get("/jobs", cookies=cookies)
+    page = await served.get("/jobs")
     token = re.search(r'name="csrf-token" content="([0-9a-f]+)"', page.text)
     assert token is not None
-    assert "script-src 'self'" in page.headers["content-security-policy"]
-    created = await served.post(
-        api("/jobs"), json=job, cookies=cookies, headers={"X-CSRF-Token": token[1]}
-    )
+    assert "script-src 'self';" in page.headers["content-security-policy"]
+    created = await served.post(api("/jobs"), json=job, headers={"X-CSRF-Token": token[1]})
     assert created.status_code == 201, created.text
+
+
+async def test_an_expired_access_cookie_is_renewed_with_the_refresh_cookie(
+    served: httpx.AsyncClient, operator: Account
+) -> None:
+    signed = await served.post(
+        "/login", data={"username": operator.username, "password": operator.password}
+    )
+    refresh = signed.cookies["opsconductor_refresh"]
+
+    async def runs_page(refresh_cookie: str) -> httpx.Response:
+        cookies = {"opsconductor_session": "expired", "opsconductor_refresh": refresh_cookie}
+        async with httpx.AsyncClient(base_url=served.base_url, cookies=cookies) as browser:
+            return await browser.get("/runs")
+
+    renewed = await runs_page(refresh)
+    assert renewed.status_code == 200
+    assert "olivia" in renewed.text
+    assert renewed.cookies["opsconductor_session"] != "expired"
+    assert renewed.cookies["opsconductor_refresh"] != refresh
+    forged = await runs_page("ort_forged")
+    assert (forged.status_code, forged.headers["location"]) == (303, "/login?next=/runs")
