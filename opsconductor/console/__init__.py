@@ -1,6 +1,7 @@
 """The web console: server-rendered pages at `/`, shipped in the package (see docs/console.md)."""
 
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -17,7 +18,7 @@ async def _login_required(request: Request, error: Exception) -> Response:
     if request.headers.get("HX-Request"):
         # htmx follows redirects inside the element it swaps; send the whole page instead.
         return Response(status_code=204, headers={"HX-Redirect": "/login"})
-    return RedirectResponse(f"/login?next={error.next_path}", status_code=303)
+    return RedirectResponse(f"/login?{urlencode({'next': error.next_path})}", status_code=303)
 
 
 async def _api_error(request: Request, error: Exception) -> HTMLResponse:

@@ -135,9 +135,11 @@ def dag_of(steps: list[Any]) -> Dag:
     depth: dict[str, int] = {}
 
     def depth_of(step_id: str, seen: frozenset[str]) -> int:
+        # A cycle (which the validator reports) is cut where it closes.
         if step_id not in depth:
+            seen = seen | {step_id}
             upstream = [n for n in needs.get(step_id, []) if n in needs and n not in seen]
-            depth[step_id] = 1 + max((depth_of(n, seen | {step_id}) for n in upstream), default=-1)
+            depth[step_id] = 1 + max((depth_of(n, seen) for n in upstream), default=-1)
         return depth[step_id]
 
     rows: dict[int, int] = {}
@@ -157,7 +159,7 @@ def dag_of(steps: list[Any]) -> Dag:
         }
         for step_id, wanted in needs.items()
         for upstream in wanted
-        if upstream in place
+        if upstream in place and upstream != step_id
     ]
     columns = max(depth.values(), default=0) + 1
     return Dag(

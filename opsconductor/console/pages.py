@@ -131,7 +131,8 @@ async def login(
 
 def _local(path: str) -> str:
     # Only a path on this site: a login link must not send anyone elsewhere afterwards.
-    return path if path.startswith("/") and not path.startswith("//") else "/"
+    # "//host" and "/\\host" both leave the site in browsers.
+    return path if path.startswith("/") and not path.startswith(("//", "/\\")) else "/"
 
 
 # --- dashboard ---
@@ -449,26 +450,32 @@ LISTINGS = {
         "Credentials",
         "/credentials",
         "credentials:read",
-        ("name", "kind", "username", "created_at"),
+        ("name", "kind", "username", "has_secret", "public_key_fingerprint", "rotated_at"),
     ),
     "discovery": Listing(
         "Discovery scans",
         "/discovery/scans",
         "discovery:read",
-        ("id", "status", "created_at", "finished_at"),
+        ("name", "status", "hosts_found", "requested_by", "created_at", "finished_at"),
     ),
     "libraries": Listing(
-        "Libraries", "/libraries", "libraries:read", ("name", "enabled", "latest_version")
+        "Libraries",
+        "/libraries",
+        "libraries:read",
+        ("name", "description", "enabled", "latest_version"),
     ),
     "channels": Listing(
-        "Notification channels", "/notification-channels", "channels:read", ("name", "created_at")
+        "Notification channels",
+        "/notification-channels",
+        "channels:read",
+        ("name", "service", "url_redacted", "created_at"),
     ),
     "users": Listing("Users", "/users", "users:read", ("username", "email", "role", "disabled")),
     "audit": Listing(
         "Audit log",
         "/audit",
         "audit:read",
-        ("created_at", "actor_username", "action", "outcome", "resource_type", "client_address"),
+        ("occurred_at", "actor_username", "action", "outcome", "resource_type", "client_address"),
     ),
 }
 

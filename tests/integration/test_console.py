@@ -92,7 +92,7 @@ async def signed_in(browser: Browser, served: httpx.AsyncClient, who: Account) -
     visitor = Visitor(page, str(served.base_url).rstrip("/"))
     await visitor.open("/jobs")
     # Not signed in: the login form, which brings one back afterwards.
-    await expect(page).to_have_url(re.compile(r"/login\?next=/jobs$"))
+    await expect(page).to_have_url(re.compile(r"/login\?next=%2Fjobs$"))
     await page.get_by_label("Username").fill(who.username)
     await page.get_by_label("Password").fill(who.password)
     await page.get_by_role("button", name="Sign in").click()
@@ -313,4 +313,4 @@ async def test_an_expired_access_cookie_is_renewed_with_the_refresh_cookie(
     assert renewed.cookies["opsconductor_session"] != "expired"
     assert renewed.cookies["opsconductor_refresh"] != refresh
     forged = await runs_page("ort_forged")
-    assert (forged.status_code, forged.headers["location"]) == (303, "/login?next=/runs")
+    assert (forged.status_code, forged.headers["location"]) == (303, "/login?next=%2Fruns")
