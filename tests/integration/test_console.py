@@ -12,8 +12,6 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from opsconductor.config import Settings
-from tests.conftest import make_settings
 from tests.identity_helpers import Account, api
 from tests.run_helpers import start_job_run, wait_for
 
@@ -26,13 +24,8 @@ TEMPORAL_UI = "http://127.0.0.1:8233"
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, temporal_address: str) -> Settings:
-    return make_settings(
-        tmp_path,
-        database_url=database_url,
-        temporal_address=temporal_address,
-        temporal_ui_url=TEMPORAL_UI,
-    )
+def settings_overrides() -> dict[str, object]:
+    return {"temporal_ui_url": TEMPORAL_UI}
 
 
 @pytest.fixture(scope="module")
