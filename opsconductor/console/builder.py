@@ -170,5 +170,15 @@ def dag_of(steps: list[Any]) -> Dag:
     )
 
 
+def pruned(value: Any) -> Any:
+    """Without None, empty lists and empty mappings, at any depth: each means "not set"."""
+    if isinstance(value, dict):
+        kept = {key: pruned(item) for key, item in value.items()}
+        return {key: item for key, item in kept.items() if item not in (None, [], {})}
+    if isinstance(value, list):
+        return [pruned(item) for item in value]
+    return value
+
+
 def dump(document: Any) -> str:
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)

@@ -24,6 +24,7 @@ from opsconductor.console.builder import (
     dump,
     fields_of,
     form_field_of,
+    pruned,
     step_from_form,
 )
 from opsconductor.console.session import (
@@ -249,7 +250,7 @@ async def new_job(console: ConsoleDep) -> HTMLResponse:
 @router.get("/jobs/{job_id}/edit")
 async def edit_job(job_id: uuid.UUID, console: ConsoleDep) -> HTMLResponse:
     job = await console.get(f"/jobs/{job_id}")
-    return await _builder(console, job, dump(job["source"] or job["document"]))
+    return await _builder(console, job, dump(_shown(job)))
 
 
 @router.get("/jobs/{job_id}")
@@ -284,8 +285,9 @@ async def job_page(job_id: uuid.UUID, console: ConsoleDep, diff: int | None = No
 
 
 def _shown(version: dict[str, Any]) -> Any:
-    # The document as its author wrote it (library steps unexpanded), where it was kept.
-    return version.get("source") or version["document"]
+    """The document as its author wrote it (library steps unexpanded) where it was kept, less
+    the unset and empty fields the stored, normalized form spells out."""
+    return pruned(version.get("source") or version["document"])
 
 
 # --- the builder ---

@@ -177,6 +177,12 @@ async def test_a_job_built_in_the_forms_runs_with_its_log_arriving_live(
     await page.get_by_role("link", name="diff with v1").click()
     await expect(page.locator("pre.diff .add")).to_contain_text(["+description: now described"])
     await visitor.look("job-diff")
+    # Saved again from the builder unchanged: the same document, so no third version.
+    await page.get_by_role("link", name="Edit in the builder").click()
+    await expect(page.locator("#document")).to_have_value(re.compile(r"description: now described"))
+    await page.get_by_role("button", name="Save job").click()
+    await expect(page).to_have_url(re.compile(f"{job_path}$"))
+    await expect(page.locator("h1")).to_contain_text("v2")
 
     await visitor.open("/runs?status=succeeded")
     await expect(page.locator("table.runs")).to_contain_text("console-built")

@@ -6,6 +6,7 @@ from opsconductor.console.builder import (
     dag_of,
     fields_of,
     form_field_of,
+    pruned,
     step_from_form,
 )
 from opsconductor.console.pages import _local
@@ -76,3 +77,8 @@ def test_after_login_only_a_path_on_this_site_is_followed() -> None:
     assert _local("/runs?status=failed") == "/runs?status=failed"
     for elsewhere in ("https://evil.test/", "//evil.test/", "/\\evil.test/", "runs"):
         assert _local(elsewhere) == "/"
+
+
+def test_a_stored_document_is_shown_without_its_unset_fields() -> None:
+    stored = {"name": "x", "parameters": {}, "steps": [{"id": "a", "when": None, "needs": []}]}
+    assert pruned(stored) == {"name": "x", "steps": [{"id": "a"}]}
