@@ -4,7 +4,7 @@ sends to the API itself."""
 import difflib
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,10 +50,24 @@ templates.env.globals["version"] = __version__
 templates.env.globals["NODE_WIDTH"] = NODE_WIDTH
 templates.env.globals["NODE_HEIGHT"] = NODE_HEIGHT
 
+
+def when(value: str | None) -> str:
+    """An API timestamp as people read it, in UTC: the API answers with offsets."""
+    if not value:
+        return "—"
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+templates.env.filters["when"] = when
+
 RUN_STATUSES = ("queued", "running", "waiting_approval", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 SINCE = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 PAGE = 50
+UPCOMING = 10
 
 
 def html(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
@@ -148,9 +162,23 @@ async def _dashboard(console: Console) -> dict[str, Any]:
     return {
         "health": await console.health(),
         "counts": counts,
+        "upcoming": await _upcoming(console),
         "running": (await console.get("/runs", status="running", limit=20))["items"],
         "waiting": (await console.get("/runs", status="waiting_approval", limit=20))["items"],
     }
+
+
+async def _upcoming(console: Console, job_id: str | None = None) -> list[dict[str, Any]]:
+    """The next fires of the schedules, soonest first."""
+    if not console.can("schedules:read"):
+        return []
+    schedules = (await console.get("/schedules", job_id=job_id, limit=UPCOMING))["items"]
+    fires = [
+        {"at": at, "schedule": schedule}
+        for schedule in schedules
+        for at in schedule["next_runs"][:1]
+    ]
+    return sorted(fires, key=lambda fire: str(fire["at"]))[:UPCOMING]
 
 
 @router.get("/")
@@ -281,6 +309,7 @@ async def job_page(job_id: uuid.UUID, console: ConsoleDep, diff: int | None = No
         diff_lines=diff_lines,
         parameters=parameters,
         document_yaml=dump(_shown(job)),
+        upcoming=await _upcoming(console, str(job_id)),
     )
 
 
@@ -465,6 +494,12 @@ LISTINGS = {
         "/libraries",
         "libraries:read",
         ("name", "description", "enabled", "latest_version"),
+    ),
+    "schedules": Listing(
+        "Schedules",
+        "/schedules",
+        "schedules:read",
+        ("name", "cron", "timezone", "paused", "overlap", "executor", "note"),
     ),
     "channels": Listing(
         "Notification channels",

@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.identity_helpers import Account, api
-from tests.run_helpers import start_job_run, wait_for
+from tests.run_helpers import post, start_job_run, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -254,14 +254,20 @@ async def test_a_viewer_sees_no_write_controls_and_an_operator_approves(
     run = await wait_for(client, operator, run_id, {"succeeded"})
     assert run["steps"][0]["outputs"]["by"] == operator.username
 
+    schedule = {"job_id": run["job_id"], "name": "nightly-gate", "cron": "0 3 * * *"}
+    await post(client, operator, "/schedules", schedule)
     lists = await signed_in(browser, served, admin)
-    for name in ("targets", "groups", "credentials", "discovery", "libraries", "channels"):
+    await lists.open("/")
+    await expect(lists.page.locator("table.upcoming")).to_contain_text("nightly-gate")
+    await expect(lists.page.locator("table.upcoming")).to_contain_text("03:00:00 UTC")
+    await lists.look("dashboard-with-schedule")
+    for name in ("schedules", "targets", "groups", "credentials", "discovery", "libraries"):
         await lists.open(f"/lists/{name}")
         await lists.look(f"list-{name}")
-    for name in ("users", "audit"):
+    for name in ("channels", "users", "audit"):
         await lists.open(f"/lists/{name}")
         await expect(lists.page.locator("table")).to_contain_text(
-            "olivia" if name == "users" else "run.approve"
+            {"channels": "Nothing here yet.", "users": "olivia", "audit": "run.approve"}[name]
         )
         await lists.look(f"list-{name}")
     await lists.page.get_by_role("button", name="Sign out").click()

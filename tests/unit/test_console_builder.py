@@ -9,7 +9,7 @@ from opsconductor.console.builder import (
     pruned,
     step_from_form,
 )
-from opsconductor.console.pages import _local
+from opsconductor.console.pages import _local, when
 from opsconductor.jobspec.plugins import known_actions
 
 
@@ -82,3 +82,8 @@ def test_after_login_only_a_path_on_this_site_is_followed() -> None:
 def test_a_stored_document_is_shown_without_its_unset_fields() -> None:
     stored = {"name": "x", "parameters": {}, "steps": [{"id": "a", "when": None, "needs": []}]}
     assert pruned(stored) == {"name": "x", "steps": [{"id": "a"}]}
+
+
+def test_timestamps_are_shown_in_utc() -> None:
+    assert when("2026-11-27T05:00:00+01:00") == "2026-11-27 04:00:00 UTC"
+    assert when(None) == "—"
