@@ -47,13 +47,17 @@ class Console:
     request: Request
     api: httpx.AsyncClient
     me: dict[str, Any]
-    csrf: str
+    session_id: uuid.UUID
     # A refreshed token pair, set as cookies on the page's answer.
     renewed: dict[str, Any] | None = None
     settings: Settings = field(init=False)
 
     def __post_init__(self) -> None:
         self.settings = self.request.app.state.settings
+
+    @property
+    def csrf(self) -> str:
+        return csrf_token(self.request.app.state.keys.signing_key, self.session_id)
 
     def can(self, permission: str) -> bool:
         return allows(Role(self.me["role"]), Permission(permission))
@@ -118,9 +122,8 @@ async def _console(request: Request) -> AsyncIterator[Console]:
             if me is None:
                 raise LoginRequired(next_path)
         assert token is not None
-        keys = request.app.state.keys
-        session_id: uuid.UUID = read_access_token(keys.signing_key, token).session_id
-        yield Console(request, api, me, csrf_token(keys.signing_key, session_id), renewed)
+        claims = read_access_token(request.app.state.keys.signing_key, token)
+        yield Console(request, api, me, claims.session_id, renewed)
 
 
 ConsoleDep = Annotated[Console, Depends(_console)]

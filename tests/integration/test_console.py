@@ -297,6 +297,13 @@ async def test_a_cookie_change_needs_the_session_csrf_token(
     assert "script-src 'self';" in page.headers["content-security-policy"]
     created = await served.post(api("/jobs"), json=job, headers={"X-CSRF-Token": token[1]})
     assert created.status_code == 201, created.text
+    # The console's own form posts, which change nothing, hold to the same rule.
+    parsed = await served.post("/builder/parse", data={"document": "name: x"})
+    assert parsed.status_code == 403
+    parsed = await served.post(
+        "/builder/parse", data={"document": "name: x"}, headers={"X-CSRF-Token": token[1]}
+    )
+    assert parsed.json() == {"name": "x"}
 
 
 async def test_an_expired_access_cookie_is_renewed_with_the_refresh_cookie(
