@@ -4,6 +4,7 @@ row every mutating request leaves behind.
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -51,7 +52,7 @@ async def _principal(
     bearer: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
     # A bearer header always wins; the cookie is only looked at without one.
-    token = bearer or request.cookies.get(SESSION_COOKIE)
+    token = bearer or session_cookie(request)
     if not token:
         raise NotAuthenticated()
     principal = await authenticate(session, keys.signing_key, token)
@@ -68,6 +69,22 @@ async def _principal(
             f"a change made with the session cookie needs the {CSRF_HEADER} header"
         )
     return principal
+
+
+def from_this_origin(request: Request) -> bool:
+    """Whether a request may use the console's session cookie: not from another origin.
+
+    SameSite=Strict keeps other sites' requests from carrying the cookie, but another port of
+    the same host is the same site: the Temporal Web UI under `up`, which CORS lets read our
+    answers. Browsers name the origin of every cross-origin request, so one naming another
+    origin is answered as if it carried no cookie.
+    """
+    origin = request.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host")
+
+
+def session_cookie(request: Request) -> str | None:
+    return request.cookies.get(SESSION_COOKIE) if from_this_origin(request) else None
 
 
 async def _authorized(

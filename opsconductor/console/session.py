@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import httpx
 from fastapi import Depends, Request, Response
 
-from opsconductor.api.auth import SESSION_COOKIE
+from opsconductor.api.auth import SESSION_COOKIE, from_this_origin
 from opsconductor.api.deps import API_PREFIX
 from opsconductor.config import Settings
 from opsconductor.models.user import Role
@@ -107,8 +107,10 @@ async def _renewed(api: httpx.AsyncClient, refresh_token: str | None) -> dict[st
 
 
 async def _console(request: Request) -> AsyncIterator[Console]:
-    token = request.cookies.get(SESSION_COOKIE)
     next_path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if not from_this_origin(request):
+        raise LoginRequired(next_path)
+    token = request.cookies.get(SESSION_COOKIE)
     async with api_client(request, token) as api:
         me = await _who(api) if token else None
         renewed = None

@@ -297,6 +297,11 @@ async def test_a_cookie_change_needs_the_session_csrf_token(
     assert "script-src 'self';" in page.headers["content-security-policy"]
     created = await served.post(api("/jobs"), json=job, headers={"X-CSRF-Token": token[1]})
     assert created.status_code == 201, created.text
+    # Another origin of the same site (the Temporal Web UI under `up`) gets nothing with it.
+    elsewhere = {"Origin": "http://127.0.0.1:8233"}
+    assert (await served.get(api("/auth/me"), headers=elsewhere)).status_code == 401
+    assert (await served.get("/runs", headers=elsewhere)).status_code == 303
+    assert (await served.get(api("/auth/me"))).status_code == 200
     # The console's own form posts, which change nothing, hold to the same rule.
     parsed = await served.post("/builder/parse", data={"document": "name: x"})
     assert parsed.status_code == 403
