@@ -83,8 +83,18 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, temporal_address: str) -> Settings:
-    return make_settings(tmp_path, database_url=database_url, temporal_address=temporal_address)
+def settings_overrides() -> dict[str, object]:
+    """What a test module changes in the settings: override this fixture, not `settings`."""
+    return {}
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, database_url: str, temporal_address: str, settings_overrides: dict[str, object]
+) -> Settings:
+    return make_settings(
+        tmp_path, database_url=database_url, temporal_address=temporal_address, **settings_overrides
+    )
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from opsconductor.api.routers import (
     users,
 )
 from opsconductor.config import Settings
+from opsconductor.console import install_console
 from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
 from opsconductor.security.keys import load_process_keys
 from opsconductor.services.schedule_reconciler import reconcile_until_done
@@ -141,4 +142,5 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         api.include_router(module.router)
     app.include_router(api)
+    install_console(app)
     return app

@@ -4,6 +4,7 @@ row every mutating request leaves behind.
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +15,7 @@ from opsconductor.api.deps import API_PREFIX, KeysDep, SessionDep, SessionmakerD
 from opsconductor.config import Settings
 from opsconductor.errors import NotAuthenticated, OpsConductorError, PermissionDenied
 from opsconductor.models.audit import Outcome
+from opsconductor.security.csrf import CSRF_HEADER, csrf_matches
 from opsconductor.security.rbac import Permission, Principal, allows
 from opsconductor.services import audit
 from opsconductor.services.audit import AuditEntry
@@ -23,6 +25,8 @@ from opsconductor.services.sessions import ClientInfo
 # OAuth2 password flow, so the docs page's "Authorize" button signs in with a form post.
 _bearer = OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/auth/login", auto_error=False)
 
+# The console's session: the same access token, in an HttpOnly SameSite=Strict cookie.
+SESSION_COOKIE = "opsconductor_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_PEERS = frozenset({"127.0.0.1", "::1"})
 # Refusals, as opposed to attempts that went wrong.
@@ -47,11 +51,40 @@ async def _principal(
     keys: KeysDep,
     bearer: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
-    if not bearer:
+    # A bearer header always wins; the cookie is only looked at without one.
+    token = bearer or session_cookie(request)
+    if not token:
         raise NotAuthenticated()
-    principal = await authenticate(session, keys.signing_key, bearer)
+    principal = await authenticate(session, keys.signing_key, token)
     request.state.principal = principal
+    # A cookie is sent by the browser on its own; a header only by a page of this origin.
+    if (
+        not bearer
+        and request.method not in SAFE_METHODS
+        and not csrf_matches(
+            keys.signing_key, principal.session_id, request.headers.get(CSRF_HEADER)
+        )
+    ):
+        raise PermissionDenied(
+            f"a change made with the session cookie needs the {CSRF_HEADER} header"
+        )
     return principal
+
+
+def from_this_origin(request: Request) -> bool:
+    """Whether a request may use the console's session cookie: not from another origin.
+
+    SameSite=Strict keeps other sites' requests from carrying the cookie, but another port of
+    the same host is the same site: the Temporal Web UI under `up`, which CORS lets read our
+    answers. Browsers name the origin of every cross-origin request, so one naming another
+    origin is answered as if it carried no cookie.
+    """
+    origin = request.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host")
+
+
+def session_cookie(request: Request) -> str | None:
+    return request.cookies.get(SESSION_COOKIE) if from_this_origin(request) else None
 
 
 async def _authorized(

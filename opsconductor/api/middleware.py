@@ -34,6 +34,12 @@ DOCS_CONTENT_SECURITY_POLICY = (
     "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
     "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; connect-src 'self'"
 )
+# The console's pages run only their own scripts and styles (the vendored htmx included);
+# they talk to this origin alone.
+CONSOLE_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+    "script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'"
+)
 DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
 
 

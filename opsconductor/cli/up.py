@@ -61,7 +61,7 @@ def bring_up(settings: Settings) -> int:
             postgres_line = f"127.0.0.1:{settings.postgres_port} (embedded)"
 
         temporal_line = f"{settings.temporal_address} (external)"
-        ui_line = "(served by your Temporal deployment)"
+        ui_line = settings.temporal_ui_url or "(served by your Temporal deployment)"
         if settings.temporal_address is None:
             server = TemporalDevServer(
                 port=settings.temporal_port,
@@ -79,6 +79,9 @@ def bring_up(settings: Settings) -> int:
             environment.update(_dev_ui_codec_access(settings))
             temporal_line = f"{server.address} (dev server, namespace {server.namespace})"
             ui_line = server.ui_url or ui_line
+            if server.ui_url and settings.temporal_ui_url is None:
+                # The console links each run to its workflow in this UI.
+                environment["OPSCONDUCTOR_TEMPORAL_UI_URL"] = server.ui_url
 
         resolved = settings.model_copy(
             update={
@@ -203,6 +206,7 @@ def _print_banner(
 ) -> None:
     typer.secho(f"\nOpsConductor {__version__} is up.", fg=typer.colors.GREEN, bold=True)
     for label, value in (
+        ("Console", f"{api_url}/"),
         ("API", f"{api_url}/api/v1"),
         ("API docs", f"{api_url}/docs"),
         ("Health", f"{api_url}/health"),

@@ -376,6 +376,17 @@ def test_up_first_start_then_restart_keeps_data(tmp_path: Path) -> None:
         ui = httpx.get(f"{stack.ui_url}/", timeout=10, follow_redirects=False)
         assert ui.status_code == 200 or ui.is_redirect, (ui.status_code, ui.text[:500])
 
+        # The console, signed in with the printed password, shows the stack's health.
+        assert banner_value(banner, "Console") == f"{stack.api_url}/", up.report()
+        with httpx.Client(base_url=stack.api_url, timeout=10) as browser:
+            signed = browser.post(
+                "/login", data={"username": admin_username, "password": admin_password}
+            )
+            assert signed.status_code == 303, signed.text[:500]
+            dashboard = browser.get("/")
+        assert dashboard.status_code == 200, dashboard.text[:500]
+        assert "worker:ssh" in dashboard.text
+
         # The same data folder, so `check` uses the keys that `up` generated there.
         check = run_check(
             stack.env(OPSCONDUCTOR_TEMPORAL_ADDRESS=f"127.0.0.1:{stack.temporal_port}")

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
 
+from tests.fixtures.ports import free_port
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import ADMIN_PASSWORD, ADMIN_USERNAME, Account, create_user, login
 from tests.vault_helpers import key_credential, post_ok, sshd_target
@@ -42,3 +48,20 @@ async def loopback(client: httpx.AsyncClient, admin: Account, sshd: LoopbackSshd
     target = await post_ok(client, "/targets", admin.headers, sshd_target(sshd, credential["id"]))
     name: str = target["name"]
     return name
+
+
+@pytest.fixture
+async def served(app: FastAPI, client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    """The app (its lifespan already run by `client`) behind a real HTTP server: the in-process
+    transport buffers whole responses, so only a socket shows a stream arriving live."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        yield http
+    server.should_exit = True
+    await serving

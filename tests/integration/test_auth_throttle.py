@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import httpx
 import pytest
 
-from opsconductor.config import Settings
-from tests.conftest import make_settings
 from tests.identity_helpers import ADMIN_PASSWORD, api, assert_problem, login
 
 pytestmark = pytest.mark.integration
@@ -18,15 +15,12 @@ WINDOW_SECONDS = 2
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, temporal_address: str) -> Settings:
-    return make_settings(
-        tmp_path,
-        database_url=database_url,
-        temporal_address=temporal_address,
-        login_max_failures=3,
-        login_max_failures_per_address=5,
-        login_window_seconds=WINDOW_SECONDS,
-    )
+def settings_overrides() -> dict[str, object]:
+    return {
+        "login_max_failures": 3,
+        "login_max_failures_per_address": 5,
+        "login_window_seconds": WINDOW_SECONDS,
+    }
 
 
 async def _fail(client: httpx.AsyncClient, username: str) -> httpx.Response:

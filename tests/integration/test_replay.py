@@ -28,7 +28,6 @@ from opsconductor.temporal.client import connect, data_converter, interceptors
 from opsconductor.worker.main import WORKFLOW_RUNNER
 from opsconductor.worker.registry import WORKFLOWS, WorkerResources
 from opsconductor.workflows.approvals import ApprovalDecision
-from tests.conftest import make_settings
 from tests.engine_helpers import start_run, web_targets
 from tests.fixtures.http_receiver import HttpReceiver
 
@@ -40,13 +39,8 @@ HISTORY_KEY = base64.b64encode(b"opsconductor-test-histories-key!").decode()
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, temporal_address: str) -> Settings:
-    return make_settings(
-        tmp_path,
-        database_url=database_url,
-        temporal_address=temporal_address,
-        master_key=HISTORY_KEY,
-    )
+def settings_overrides() -> dict[str, object]:
+    return {"master_key": HISTORY_KEY}
 
 
 def replayer(settings: Settings) -> Replayer:

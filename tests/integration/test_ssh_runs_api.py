@@ -1,18 +1,13 @@
 """SSH steps through the API against the loopback sshd: retries that succeed on a later attempt,
 a step timeout, and a run log followed live while the command still prints."""
 
-import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
-from tests.fixtures.ports import free_port
 from tests.identity_helpers import Account, api
 from tests.run_helpers import run_on_target, start_job_run, target_steps
 
@@ -60,23 +55,6 @@ async def test_a_step_timeout_fails_the_step_and_stops_the_command(
         "timed out (start_to_close)",
     )
     assert (steps["after"]["status"], steps["after"]["reason"]) == ("skipped", "upstream_failed")
-
-
-@pytest.fixture
-async def served(app: FastAPI, client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    """The app (its lifespan already run by `client`) behind a real HTTP server: the in-process
-    transport buffers whole responses, so only a socket shows a stream arriving live."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-        yield http
-    server.should_exit = True
-    await serving
 
 
 async def test_the_log_is_followed_live_until_the_run_ends(

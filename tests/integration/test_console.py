@@ -1,0 +1,333 @@
+"""The web console in a real browser (Debian's chromium, driven by Playwright) against the app
+served on a socket: signing in, building and running a job through the forms against the
+loopback sshd with its log arriving live, approving a gated run, a viewer without write
+controls, and every page at 1280 and 390 px wide with no console errors. Screenshots land in
+tests/artifacts/console/."""
+
+import re
+from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.identity_helpers import Account, api
+from tests.run_helpers import post, start_job_run, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
+
+ARTIFACTS = Path(__file__).parents[1] / "artifacts" / "console"
+WIDTHS = (1280, 390)
+CHROMIUM = "/usr/bin/chromium"
+TEMPORAL_UI = "http://127.0.0.1:8233"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    return {"temporal_ui_url": TEMPORAL_UI}
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        yield launched
+        await launched.close()
+
+
+class Visitor:
+    """One signed-in browser context; collects every console error and failed page script."""
+
+    def __init__(self, page: Page, base: str):
+        self.page = page
+        self.base = base
+        self.errors: list[str] = []
+        page.on(
+            "console",
+            lambda message: self.errors.append(message.text) if message.type == "error" else None,
+        )
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    async def open(self, path: str) -> None:
+        await self.page.goto(self.base + path)
+
+    async def look(self, name: str) -> None:
+        """Screenshots at each width; the page must not be wider than the window."""
+        for width in WIDTHS:
+            await self.page.set_viewport_size({"width": width, "height": 900})
+            await self.page.screenshot(path=ARTIFACTS / f"{name}-{width}.png", full_page=True)
+            overflow = await self.page.evaluate(
+                "document.documentElement.scrollWidth - window.innerWidth"
+            )
+            assert overflow <= 0, f"{name} is {overflow}px too wide at {width}px"
+        await self.page.set_viewport_size({"width": WIDTHS[0], "height": 900})
+        assert self.errors == [], f"console errors on {name}: {self.errors}"
+
+
+async def swapped(page: Page, act: Awaitable[object]) -> None:
+    """Does `act` and waits until htmx has swapped in and wired up the answer, as a person
+    would before going on."""
+    await page.evaluate(
+        "window.settled = false;"
+        "document.body.addEventListener('htmx:afterSettle', () => { window.settled = true },"
+        " {once: true})"
+    )
+    await act
+    await page.wait_for_function("() => window.settled === true")
+
+
+async def signed_in(browser: Browser, served: httpx.AsyncClient, who: Account) -> Visitor:
+    page = await (await browser.new_context()).new_page()
+    visitor = Visitor(page, str(served.base_url).rstrip("/"))
+    await visitor.open("/jobs")
+    # Not signed in: the login form, which brings one back afterwards.
+    await expect(page).to_have_url(re.compile(r"/login\?next=%2Fjobs$"))
+    await page.get_by_label("Username").fill(who.username)
+    await page.get_by_label("Password").fill(who.password)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).to_have_url(re.compile(r"/jobs$"))
+    return visitor
+
+
+async def test_a_job_built_in_the_forms_runs_with_its_log_arriving_live(
+    browser: Browser,
+    served: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    operator: Account,
+    loopback: str,
+) -> None:
+    visitor = await signed_in(browser, served, operator)
+    page = visitor.page
+    await visitor.look("jobs-empty")
+    await page.get_by_role("link", name="New job").click()
+    document = page.locator("#document")
+    await document.fill(
+        "name: console-built\n"
+        "parameters:\n  word: {type: string, default: hello}\n"
+        f"targets:\n  names: [{loopback}]\n"
+        "steps: []\n"
+    )
+
+    step_form = page.locator("#step-form")
+    await swapped(page, step_form.get_by_label("Action").select_option("ssh.command"))
+    await step_form.get_by_label("Step id").fill("talk")
+    await swapped(page, step_form.get_by_role("button", name="Add step").click())
+    # No command: the problem is shown at its field and the document keeps its steps.
+    await expect(page.locator('.field-error[data-for="with.command"]')).to_have_text(
+        "Field required"
+    )
+    await expect(document).to_have_value(re.compile(r"steps: \[\]"))
+    await page.locator('textarea[name="with.command"]').fill(
+        "echo {{ params.word }}; sleep 2; echo two; sleep 1"
+    )
+    await swapped(page, step_form.get_by_role("button", name="Add step").click())
+    await expect(document).to_have_value(re.compile(r"id: talk"))
+
+    await swapped(page, step_form.get_by_label("Action").select_option("ssh.command"))
+    await step_form.get_by_label("Step id").fill("after")
+    await step_form.get_by_label("talk").check()
+    await page.locator('textarea[name="with.command"]').fill("echo done")
+    await swapped(page, step_form.get_by_role("button", name="Add step").click())
+    await expect(document).to_have_value(re.compile(r"needs:\n\s*- talk"))
+    await expect(page.locator("#preview")).to_contain_text("The document is valid.")
+    await expect(page.locator("svg.dag .node")).to_have_count(2)
+    await visitor.look("builder")
+
+    await page.get_by_role("button", name="Save job").click()
+    await expect(page).to_have_url(re.compile(r"/jobs/[0-9a-f-]{36}$"))
+    await expect(page.locator("h1")).to_contain_text("console-built")
+    await visitor.look("job")
+
+    word = page.get_by_label("word")
+    await expect(word).to_have_value("hello")
+    await word.fill("one")
+    await page.get_by_role("button", name="Run now").click()
+    await expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}$"))
+    log = page.locator("#log")
+    await expect(log).to_contain_text("one", timeout=30_000)
+    # The first line is on screen while the command still runs: the log is followed live.
+    assert "two" not in await log.inner_text()
+    await expect(page.locator("#run-status")).to_have_text("running")
+    await visitor.look("run-live")
+    await expect(log).to_contain_text("two", timeout=30_000)
+    await expect(log).to_contain_text("done", timeout=30_000)
+    await expect(page.locator("#log-state")).to_have_text(
+        "The run ended: succeeded.", timeout=30_000
+    )
+    await expect(page.locator("#run-status")).to_have_text("succeeded", timeout=10_000)
+    await expect(page.locator("table.grid td")).to_have_count(2)
+    workflow = page.get_by_role("link", name=re.compile("in the Temporal Web UI"))
+    assert (await workflow.get_attribute("href") or "").startswith(
+        f"{TEMPORAL_UI}/namespaces/default/workflows/"
+    )
+    await visitor.look("run-done")
+
+    # A second version, and its difference from the first.
+    job_link = page.get_by_role("link", name="console-built")
+    job_path = await job_link.get_attribute("href") or ""
+    job = (await client.get(api(job_path), headers=operator.headers)).json()
+    changed = {**job["document"], "description": "now described"}
+    saved = await client.put(api(job_path), json=changed, headers=operator.headers)
+    assert saved.json()["version"] == 2
+    await visitor.open(job_path)
+    await page.get_by_role("link", name="diff with v1").click()
+    await expect(page.locator("pre.diff .add")).to_contain_text(["+description: now described"])
+    await visitor.look("job-diff")
+    # Saved again from the builder unchanged: the same document, so no third version.
+    await page.get_by_role("link", name="Edit in the builder").click()
+    await expect(page.locator("#document")).to_have_value(re.compile(r"description: now described"))
+    await page.get_by_role("button", name="Save job").click()
+    await expect(page).to_have_url(re.compile(f"{job_path}$"))
+    await expect(page.locator("h1")).to_contain_text("v2")
+
+    await visitor.open("/runs?status=succeeded")
+    await expect(page.locator("table.runs")).to_contain_text("console-built")
+    await visitor.look("runs")
+    await visitor.open("/")
+    await expect(page.locator("#dashboard")).to_contain_text("worker:ssh")
+    await visitor.look("dashboard")
+
+
+GATED = {
+    "name": "gated",
+    "steps": [
+        {
+            "id": "approve",
+            "run_once": True,
+            "action": "control.approval",
+            "with": {"message": "Go on?", "approvers": ["operator"]},
+        },
+        {
+            "id": "after",
+            "run_once": True,
+            "needs": ["approve"],
+            "action": "control.sleep",
+            "with": {"duration": "100ms"},
+        },
+    ],
+}
+
+
+async def test_a_viewer_sees_no_write_controls_and_an_operator_approves(
+    browser: Browser,
+    served: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    admin: Account,
+    operator: Account,
+    viewer: Account,
+) -> None:
+    run_id = await start_job_run(client, operator, GATED)
+    await wait_for(client, operator, run_id, {"waiting_approval"})
+
+    looker = await signed_in(browser, served, viewer)
+    page = looker.page
+    await expect(page.get_by_role("link", name="New job")).to_have_count(0)
+    await looker.open(f"/runs/{run_id}")
+    await expect(page.locator(".approval")).to_contain_text("Your role cannot decide approvals.")
+    await expect(page.get_by_role("button")).to_have_text(["Sign out"])
+    await looker.look("run-as-viewer")
+    await page.get_by_role("link", name="gated").click()
+    await expect(page.locator("#run-form")).to_have_count(0)
+    await expect(page.get_by_role("link", name="Edit in the builder")).to_have_count(0)
+    await looker.look("job-as-viewer")
+    # The API refuses the viewer's change, CSRF token and all, whatever the page shows.
+    cookies = {c["name"]: c["value"] for c in await page.context.cookies()}
+    token = await page.locator('meta[name="csrf-token"]').get_attribute("content") or ""
+    async with httpx.AsyncClient(base_url=served.base_url, cookies=cookies) as as_viewer:
+        refused = await as_viewer.post(
+            api(f"/runs/{run_id}/cancel"), headers={"X-CSRF-Token": token}
+        )
+    assert refused.status_code == 403
+    assert "runs:cancel" in refused.json()["detail"]
+
+    approver = await signed_in(browser, served, operator)
+    await approver.open(f"/runs/{run_id}")
+    await expect(approver.page.locator("#run-status")).to_have_text("waiting_approval")
+    await approver.look("run-waiting-approval")
+    await approver.page.get_by_label("Comment").fill("looks fine")
+    await approver.page.get_by_role("button", name="Approve").click()
+    await expect(approver.page.locator("#run-status")).to_have_text("succeeded", timeout=20_000)
+    run = await wait_for(client, operator, run_id, {"succeeded"})
+    assert run["steps"][0]["outputs"]["by"] == operator.username
+
+    schedule = {"job_id": run["job_id"], "name": "nightly-gate", "cron": "0 3 * * *"}
+    await post(client, operator, "/schedules", schedule)
+    lists = await signed_in(browser, served, admin)
+    await lists.open("/")
+    await expect(lists.page.locator("table.upcoming")).to_contain_text("nightly-gate")
+    await expect(lists.page.locator("table.upcoming")).to_contain_text("03:00:00 UTC")
+    await lists.look("dashboard-with-schedule")
+    for name in ("schedules", "targets", "groups", "credentials", "discovery", "libraries"):
+        await lists.open(f"/lists/{name}")
+        await lists.look(f"list-{name}")
+    for name in ("channels", "users", "audit"):
+        await lists.open(f"/lists/{name}")
+        await expect(lists.page.locator("table")).to_contain_text(
+            {"channels": "Nothing here yet.", "users": "olivia", "audit": "run.approve"}[name]
+        )
+        await lists.look(f"list-{name}")
+    await lists.page.get_by_role("button", name="Sign out").click()
+    await expect(lists.page).to_have_url(re.compile(r"/login$"))
+    await lists.look("login")
+
+
+async def test_a_cookie_change_needs_the_session_csrf_token(
+    served: httpx.AsyncClient, operator: Account
+) -> None:
+    signed = await served.post(
+        "/login", data={"username": operator.username, "password": operator.password}
+    )
+    assert signed.status_code == 303
+    for cookie in signed.headers.get_list("set-cookie"):
+        assert "HttpOnly" in cookie
+        assert "SameSite=strict" in cookie
+    nap = {"id": "nap", "run_once": True, "action": "control.sleep", "with": {"duration": "1ms"}}
+    job = {"name": "csrf-check", "steps": [nap]}
+    # `served` keeps the login's cookies from here on.
+    refused = await served.post(api("/jobs"), json=job)
+    assert refused.status_code == 403
+    assert "X-CSRF-Token" in refused.json()["detail"]
+    page = await served.get("/jobs")
+    token = re.search(r'name="csrf-token" content="([0-9a-f]+)"', page.text)
+    assert token is not None
+    assert "script-src 'self';" in page.headers["content-security-policy"]
+    created = await served.post(api("/jobs"), json=job, headers={"X-CSRF-Token": token[1]})
+    assert created.status_code == 201, created.text
+    # Another origin of the same site (the Temporal Web UI under `up`) gets nothing with it.
+    elsewhere = {"Origin": "http://127.0.0.1:8233"}
+    assert (await served.get(api("/auth/me"), headers=elsewhere)).status_code == 401
+    assert (await served.get("/runs", headers=elsewhere)).status_code == 303
+    assert (await served.get(api("/auth/me"))).status_code == 200
+    # The console's own form posts, which change nothing, hold to the same rule.
+    parsed = await served.post("/builder/parse", data={"document": "name: x"})
+    assert parsed.status_code == 403
+    parsed = await served.post(
+        "/builder/parse", data={"document": "name: x"}, headers={"X-CSRF-Token": token[1]}
+    )
+    assert parsed.json() == {"name": "x"}
+
+
+async def test_an_expired_access_cookie_is_renewed_with_the_refresh_cookie(
+    served: httpx.AsyncClient, operator: Account
+) -> None:
+    signed = await served.post(
+        "/login", data={"username": operator.username, "password": operator.password}
+    )
+    refresh = signed.cookies["opsconductor_refresh"]
+
+    async def runs_page(refresh_cookie: str) -> httpx.Response:
+        cookies = {"opsconductor_session": "expired", "opsconductor_refresh": refresh_cookie}
+        async with httpx.AsyncClient(base_url=served.base_url, cookies=cookies) as browser:
+            return await browser.get("/runs")
+
+    renewed = await runs_page(refresh)
+    assert renewed.status_code == 200
+    assert "olivia" in renewed.text
+    assert renewed.cookies["opsconductor_session"] != "expired"
+    assert renewed.cookies["opsconductor_refresh"] != refresh
+    forged = await runs_page("ort_forged")
+    assert (forged.status_code, forged.headers["location"]) == (303, "/login?next=%2Fruns")
