@@ -244,7 +244,8 @@ async def list_runs(
     statement = (
         select(Run)
         .options(
-            defer(col(Run.targets), raiseload=True), defer(col(Run.parameters), raiseload=True)
+            defer(Run.targets, raiseload=True),  # type: ignore[arg-type]
+            defer(Run.parameters, raiseload=True),  # type: ignore[arg-type]
         )
         .order_by(col(Run.created_at).desc(), col(Run.id))
     )
