@@ -27,11 +27,26 @@ PLANT_RUNS = text(
 )
 
 
+# The newest planted run is a finished one over every planted target, as a fleet-wide run in
+# the history would be: its snapshots are what a list must not drag along.
+PLANT_FLEET_RUN = text(
+    """
+    UPDATE runs SET targets = (
+        SELECT jsonb_agg(jsonb_build_object('id', id, 'name', name, 'address', address,
+                                            'port', port, 'protocol', protocol, 'tags', tags,
+                                            'vars', vars, 'os', os))
+        FROM targets WHERE tags ->> 'fleet' = 'b4')
+    WHERE workflow_id = 'run-planted-1'
+    """
+)
+
+
 async def plant_runs(stack: Stack, job_id: str, count: int) -> None:
     engine = create_engine(stack.settings)
     try:
         async with engine.begin() as connection:
             await connection.execute(PLANT_RUNS, {"job_id": job_id, "count": count})
+            await connection.execute(PLANT_FLEET_RUN)
             await connection.execute(text("ANALYZE runs"))
             await connection.execute(text("ANALYZE targets"))
     finally:
@@ -40,8 +55,9 @@ async def plant_runs(stack: Stack, job_id: str, count: int) -> None:
 
 async def _hammer(
     stack: Stack, path: str, clients: int, requests_per_client: int
-) -> tuple[list[float], float]:
+) -> tuple[list[float], int, float]:
     latencies: list[float] = []
+    retried: list[str] = []
     async with httpx.AsyncClient(
         timeout=60, limits=httpx.Limits(max_connections=clients), headers=stack.headers
     ) as http:
@@ -49,13 +65,19 @@ async def _hammer(
         async def client() -> None:
             for _ in range(requests_per_client):
                 started = time.perf_counter()
-                answer = await http.get(stack.api(path))
+                try:
+                    answer = await http.get(stack.api(path))
+                except (httpx.ReadError, httpx.RemoteProtocolError):
+                    # uvicorn closed a kept-alive connection as it was reused: counted, the
+                    # request made again on a new connection and timed from the first try.
+                    retried.append(path)
+                    answer = await http.get(stack.api(path))
                 latencies.append(time.perf_counter() - started)
                 answer.raise_for_status()
 
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
-        return latencies, time.perf_counter() - started
+        return latencies, len(retried), time.perf_counter() - started
 
 
 async def bench_b4(
@@ -82,9 +104,9 @@ async def bench_b4(
     rows: list[Row] = []
     case = f"{targets} targets, {runs} runs, {clients} clients"
     for path in ("/targets", "/runs", "/runs?status=failed", "/targets?tag=fleet=b4&offset=5000"):
-        await _hammer(stack, path, clients, 2)
+        await _hammer(stack, path, clients, 2)  # warm-up
         before = stack.cpu_seconds()
-        latencies, seconds = await _hammer(stack, path, clients, requests_per_client)
+        latencies, retried, seconds = await _hammer(stack, path, clients, requests_per_client)
         after = stack.cpu_seconds()
         rows += [
             Row("B4", case, f"GET {path} p50", percentile(latencies, 0.5) * 1000, unit="ms"),
@@ -100,9 +122,11 @@ async def bench_b4(
             Row(
                 "B4",
                 case,
-                f"GET {path} API CPU s/req",
+                f"GET {path} API CPU per request",
                 (after["api"] - before["api"]) / len(latencies) * 1000,
                 unit="ms",
             ),
         ]
+        if retried:
+            rows.append(Row("B4", case, f"GET {path} dropped keep-alives", retried, unit="retried"))
     return rows
