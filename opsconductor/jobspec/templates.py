@@ -9,9 +9,10 @@ the workflow included, it is an error, so a secret can never land in workflow hi
 import re
 import shlex
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Annotated, Any, TypeAlias, TypeVar
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import StringConstraints
 
@@ -52,6 +53,13 @@ class _Environment(ImmutableSandboxedEnvironment):
 _environment = _Environment()
 
 
+@lru_cache(maxsize=1024)
+def _compiled(text: str) -> Template:
+    # Compiling is most of a render's cost (a parse and Python code generation), and a run
+    # renders the same few templates for every target.
+    return _environment.from_string(text)
+
+
 def is_template(value: object) -> bool:
     return isinstance(value, str) and TEMPLATE_MARKERS.search(value) is not None
 
@@ -90,7 +98,7 @@ def render(text: str, context: Mapping[str, Any], secrets: SecretResolver | None
     if not is_template(text):
         return text
     try:
-        template = _environment.from_string(text)
+        template = _compiled(text)
         variables = dict(context)
         if secrets is not None:
             variables["secret"] = secrets

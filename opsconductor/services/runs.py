@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import update
+from sqlalchemy.orm import defer
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WorkflowHandle
@@ -42,7 +43,7 @@ from opsconductor.models.run import (
     RunTargetPublic,
 )
 from opsconductor.services import jobs
-from opsconductor.services.paging import paginate
+from opsconductor.services.paging import paginate_as
 from opsconductor.services.targets import resolve_selector
 from opsconductor.temporal.queues import TaskQueue
 from opsconductor.temporal.search_attributes import run_search_attributes
@@ -237,8 +238,17 @@ async def list_runs(
     parent_run_id: uuid.UUID | None = None,
     limit: int,
     offset: int,
-) -> Page[Run]:
-    statement = select(Run).order_by(col(Run.created_at).desc(), col(Run.id))
+) -> Page[RunListItem]:
+    # A run's target snapshots and parameters are not listed, and a 10,000-target run's
+    # snapshots are megabytes of JSON to decode on every page that shows it.
+    statement = (
+        select(Run)
+        .options(
+            defer(Run.targets, raiseload=True),  # type: ignore[arg-type]
+            defer(Run.parameters, raiseload=True),  # type: ignore[arg-type]
+        )
+        .order_by(col(Run.created_at).desc(), col(Run.id))
+    )
     if job_id is not None:
         statement = statement.where(Run.job_id == job_id)
     if status is not None:
@@ -247,7 +257,11 @@ async def list_runs(
         statement = statement.where(col(Run.created_at) >= since)
     if parent_run_id is not None:
         statement = statement.where(Run.parent_run_id == parent_run_id)
-    return await paginate(session, statement, limit, offset)
+    return await paginate_as(session, statement, limit, offset, _list_items)
+
+
+async def _list_items(session: AsyncSession, rows: Sequence[Run]) -> list[RunListItem]:
+    return [RunListItem.model_validate(row, from_attributes=True) for row in rows]
 
 
 def _public_step(row: RunStep) -> RunStepPublic:

@@ -20,7 +20,6 @@ from opsconductor.jobspec.runtime import RunStatus
 from opsconductor.models.page import Page
 from opsconductor.models.run import (
     ApprovalCreate,
-    Run,
     RunDetail,
     RunListItem,
     RunLogLine,
@@ -49,7 +48,7 @@ async def list_runs(
     status: RunStatus | None = None,
     since: datetime | None = None,
     parent_run_id: uuid.UUID | None = None,
-) -> Page[Run]:
+) -> Page[RunListItem]:
     return await runs.list_runs(
         session,
         job_id=job_id,

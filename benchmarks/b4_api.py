@@ -1,0 +1,132 @@
+"""B4: the list endpoints under 50 concurrent clients, with 10,000 targets and 100,000 runs in
+the database (planted in SQL: the inventory and history are setup, not what is measured)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+from sqlalchemy import text
+
+from benchmarks.fleet import Row, percentile, plant_targets, save_job
+from benchmarks.stack import Stack
+from opsconductor.db import create_engine
+
+PLANT_RUNS = text(
+    """
+    INSERT INTO runs (id, job_id, job_name, job_version, status, reason, parameters, targets,
+                      triggered_by, workflow_id, batch_size, created_at, started_at, finished_at)
+    SELECT gen_random_uuid(), :job_id, 'b4-history', 1,
+           (ARRAY['succeeded', 'failed', 'cancelled'])[1 + n % 3], NULL, '{}'::jsonb,
+           '[]'::jsonb, 'user:admin', 'run-planted-' || n, 100,
+           now() - make_interval(secs => n), now() - make_interval(secs => n),
+           now() - make_interval(secs => n) + interval '2 seconds'
+    FROM generate_series(1, :count) AS n
+    """
+)
+
+
+# The newest planted run is a finished one over every planted target, as a fleet-wide run in
+# the history would be: its snapshots are what a list must not drag along.
+PLANT_FLEET_RUN = text(
+    """
+    UPDATE runs SET targets = (
+        SELECT jsonb_agg(jsonb_build_object('id', id, 'name', name, 'address', address,
+                                            'port', port, 'protocol', protocol, 'tags', tags,
+                                            'vars', vars, 'os', os))
+        FROM targets WHERE tags ->> 'fleet' = 'b4')
+    WHERE workflow_id = 'run-planted-1'
+    """
+)
+
+
+async def plant_runs(stack: Stack, job_id: str, count: int) -> None:
+    engine = create_engine(stack.settings)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(PLANT_RUNS, {"job_id": job_id, "count": count})
+            await connection.execute(PLANT_FLEET_RUN)
+            await connection.execute(text("ANALYZE runs"))
+            await connection.execute(text("ANALYZE targets"))
+    finally:
+        await engine.dispose()
+
+
+async def _hammer(
+    stack: Stack, path: str, clients: int, requests_per_client: int
+) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    retried: list[str] = []
+    async with httpx.AsyncClient(
+        timeout=60, limits=httpx.Limits(max_connections=clients), headers=stack.headers
+    ) as http:
+
+        async def client() -> None:
+            for _ in range(requests_per_client):
+                started = time.perf_counter()
+                try:
+                    answer = await http.get(stack.api(path))
+                except (httpx.ReadError, httpx.RemoteProtocolError):
+                    # uvicorn closed a kept-alive connection as it was reused: counted, the
+                    # request made again on a new connection and timed from the first try.
+                    retried.append(path)
+                    answer = await http.get(stack.api(path))
+                latencies.append(time.perf_counter() - started)
+                answer.raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        return latencies, len(retried), time.perf_counter() - started
+
+
+async def bench_b4(
+    stack: Stack, targets: int, runs: int, clients: int, requests_per_client: int
+) -> list[Row]:
+    async with httpx.AsyncClient(timeout=60) as http:
+        job_id = await save_job(
+            http,
+            stack,
+            {
+                "name": "b4-history",
+                "steps": [
+                    {
+                        "id": "noop",
+                        "action": "control.sleep",
+                        "run_once": True,
+                        "with": {"duration": "1s"},
+                    }
+                ],
+            },
+        )
+    await plant_targets(stack, "b4", targets, 22)
+    await plant_runs(stack, job_id, runs)
+    rows: list[Row] = []
+    case = f"{targets} targets, {runs} runs, {clients} clients"
+    for path in ("/targets", "/runs", "/runs?status=failed", "/targets?tag=fleet=b4&offset=5000"):
+        await _hammer(stack, path, clients, 2)  # warm-up
+        before = stack.cpu_seconds()
+        latencies, retried, seconds = await _hammer(stack, path, clients, requests_per_client)
+        after = stack.cpu_seconds()
+        rows += [
+            Row("B4", case, f"GET {path} p50", percentile(latencies, 0.5) * 1000, unit="ms"),
+            Row(
+                "B4",
+                case,
+                f"GET {path} p99",
+                percentile(latencies, 0.99) * 1000,
+                unit="ms",
+                aim="< 100",
+            ),
+            Row("B4", case, f"GET {path} req/s", len(latencies) / seconds, unit="1/s"),
+            Row(
+                "B4",
+                case,
+                f"GET {path} API CPU per request",
+                (after["api"] - before["api"]) / len(latencies) * 1000,
+                unit="ms",
+            ),
+        ]
+        if retried:
+            rows.append(Row("B4", case, f"GET {path} dropped keep-alives", retried, unit="retried"))
+    return rows
