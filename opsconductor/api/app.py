@@ -98,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url="/redoc",
+        max_body_size=settings.api_max_body_bytes,
     )
     install_problem_handlers(app)
     if settings.cors_origins:

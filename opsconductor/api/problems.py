@@ -92,7 +92,9 @@ async def _validation_error(request: Request, error: Exception) -> ProblemRespon
 
 async def _http_error(request: Request, error: Exception) -> ProblemResponse:
     assert isinstance(error, StarletteHTTPException)
-    slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+    slug = {404: "not-found", 405: "method-not-allowed", 413: "content-too-large"}.get(
+        error.status_code, "http-error"
+    )
     return problem(
         request,
         status=error.status_code,
