@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://opsconductor.dev/problems/"
+HTTP_ERROR_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "content-too-large"}
 
 
 class ProblemResponse(JSONResponse):
