@@ -13,7 +13,7 @@ from opsconductor import __version__
 from opsconductor.api.auth import AUDITED
 from opsconductor.api.deps import API_PREFIX
 from opsconductor.api.metrics import ApiMetrics
-from opsconductor.api.middleware import RequestContextMiddleware
+from opsconductor.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from opsconductor.api.problems import install_problem_handlers
 from opsconductor.api.routers import (
     audit,
@@ -98,7 +98,6 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url="/redoc",
-        max_body_size=settings.api_max_body_bytes,
     )
     install_problem_handlers(app)
     if settings.cors_origins:
@@ -111,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.state.metrics = ApiMetrics()
+    app.add_middleware(BodyLimitMiddleware, limit=settings.api_max_body_bytes)
     # Added last so it is outermost: every answer, CORS preflights included, gets an id and
     # is counted in the metrics.
     app.add_middleware(RequestContextMiddleware, observers=[app.state.metrics.observe])

@@ -91,7 +91,7 @@ async def _validation_error(request: Request, error: Exception) -> ProblemRespon
     return await _domain_error(request, InputInvalid(f"invalid input at: {paths}", problems))
 
 
-async def _http_error(request: Request, error: Exception) -> ProblemResponse:
+async def http_error_problem(request: Request, error: Exception) -> ProblemResponse:
     assert isinstance(error, StarletteHTTPException)
     slug = {404: "not-found", 405: "method-not-allowed", 413: "content-too-large"}.get(
         error.status_code, "http-error"
@@ -142,7 +142,7 @@ def _reason(status: int) -> str:
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OpsConductorError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, http_error_problem)
     app.add_exception_handler(DBAPIError, _database_unreachable)
     app.add_exception_handler(ConnectionError, _database_unreachable)
     app.add_exception_handler(Exception, _unexpected_error)
