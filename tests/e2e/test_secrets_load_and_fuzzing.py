@@ -1,4 +1,5 @@
-"""Planted secrets found nowhere they should not be, and 200 concurrent runs under readers.
+"""Planted secrets found nowhere they should not be, 200 concurrent runs under readers, and
+schemathesis against the OpenAPI document.
 
 `opsconductor api` and `opsconductor worker` run as real processes (DEBUG logging, JSON) on
 the session's PostgreSQL and Temporal, so their logs are what an operator's pipeline sees.
@@ -8,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -323,3 +327,34 @@ async def test_200_concurrent_runs_while_clients_list_runs_and_targets(
     assert set(statuses) == {200, 202}, statuses
     assert len([r for r in receiver.requests if r.path == "/load"]) == LOAD_RUNS
     assert elapsed < LOAD_ENDS_WITHIN
+
+
+# Signing out, changing the password or revoking tokens would end the fuzzer's own session.
+FUZZ_EXCLUDED_PATHS = r"^/api/v1/(auth/(logout|password|refresh)|tokens|users/\{id\}/password)"
+FUZZ_BUDGET_SECONDS = 60
+
+
+def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(
+    stack: ProcessStack, admin: ApiClient, tmp_path: Path
+) -> None:
+    fuzzer = Path(sys.executable).with_name("schemathesis")
+    result = subprocess.run(
+        [
+            str(fuzzer), "run", f"{stack.url}/openapi.json",
+            "--header", f"Authorization: Bearer {admin.token}",
+            "--checks", "not_a_server_error,response_schema_conformance",
+            "--exclude-path-regex", FUZZ_EXCLUDED_PATHS,
+            "--max-examples", "8",
+            "--max-time", str(FUZZ_BUDGET_SECONDS),
+            "--seed", "11",
+            "--workers", "2",
+            "--request-timeout", "20",
+            "--report", "junit",
+            "--report-dir", str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=FUZZ_BUDGET_SECONDS + 120,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, f"{result.stdout[-8000:]}\n{result.stderr[-2000:]}"
