@@ -322,7 +322,8 @@ async def test_200_concurrent_runs_while_clients_list_runs_and_targets(
             starting.set()
             await asyncio.gather(*readers)
     elapsed = time.monotonic() - started
-    assert Counter(run["status"] for run in runs) == Counter({"succeeded": LOAD_RUNS})
+    unsuccessful = [run for run in runs if run["status"] != "succeeded"]
+    assert unsuccessful == [], f"{len(unsuccessful)} of {LOAD_RUNS} runs did not succeed"
     assert all(status < 500 for status in statuses), statuses
     assert set(statuses) == {200, 202}, statuses
     assert len([r for r in receiver.requests if r.path == "/load"]) == LOAD_RUNS
