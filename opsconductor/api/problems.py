@@ -11,6 +11,7 @@ from asyncpg.exceptions import PostgresConnectionError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -25,6 +26,28 @@ HTTP_ERROR_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "content-t
 
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_MEDIA_TYPE
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; some carry more members (`errors`, `jobs`, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str | None
+
+
+_PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": Problem.model_json_schema()}}
+# Documented for every API route, so clients (and schemathesis) know error answers'
+# media type and shape; "4XX" also stands in for FastAPI's default 422 schema.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"description": "A problem with the request", "content": _PROBLEM_CONTENT},
+    "5XX": {"description": "A dependency is unavailable", "content": _PROBLEM_CONTENT},
+}
 
 
 def request_id_of(request: Request) -> str | None:

@@ -330,8 +330,9 @@ async def test_200_concurrent_runs_while_clients_list_runs_and_targets(
     assert elapsed < LOAD_ENDS_WITHIN
 
 
-# Signing out, changing the password or revoking tokens would end the fuzzer's own session.
-FUZZ_EXCLUDED_PATHS = r"^/api/v1/(auth/(logout|password|refresh)|tokens|users/\{id\}/password)"
+# Signing out, changing passwords, ending sessions, revoking tokens or disabling the admin
+# would end the fuzzer's own session and leave the rest of the API untested behind a 401.
+FUZZ_EXCLUDED_PATHS = r"^/api/v1/(auth/(logout|password|refresh|sessions)|tokens|users/\{id\})"
 FUZZ_BUDGET_SECONDS = 60
 
 
@@ -343,12 +344,13 @@ def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(
         [
             str(fuzzer), "run", f"{stack.url}/openapi.json",
             "--header", f"Authorization: Bearer {admin.token}",
-            "--checks", "not_a_server_error,response_schema_conformance",
+            "--checks", "not_a_server_error,response_schema_conformance,content_type_conformance",
             "--exclude-path-regex", FUZZ_EXCLUDED_PATHS,
             "--max-examples", "8",
             "--max-time", str(FUZZ_BUDGET_SECONDS),
             "--seed", "11",
-            "--workers", "2",
+            # One worker: with two threads, hypothesis's ast.parse crashes on Python 3.11.
+            "--workers", "1",
             "--request-timeout", "20",
             "--report", "junit",
             "--report-dir", str(tmp_path),

@@ -236,3 +236,34 @@ async def test_closed_blackholed_and_silent_ssh_targets_fail_their_step_within_i
     # that drops the connection); the step names the target either way.
     assert reasons["blackholed"].startswith("cannot connect to blackholed (10.255.255.1:22): ")
     assert elapsed < 20, elapsed
+
+
+async def test_offsets_past_bigint_and_text_postgres_cannot_store_are_refused_by_field(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    # Each of these was a 500 found by schemathesis.
+    offset = await client.get(
+        api("/users"), params={"offset": 9930183222089251553280}, headers=admin.headers
+    )
+    nul_body = await client.post(
+        api("/target-groups"),
+        json={"name": "fuzzed", "description": "a\u0000b", "vars": {"k\u0000": "v"}},
+        headers=admin.headers,
+    )
+    nul_query = await client.get(api("/targets"), params={"q": "a\u0000"}, headers=admin.headers)
+    surrogate = await client.post(
+        api("/targets"),
+        content=b'{"name": "x", "address": "h", "description": "\\ud909"}',
+        headers={**admin.headers, "Content-Type": "application/json"},
+    )
+    for answer, paths in (
+        (offset, ["query.offset"]),
+        (nul_body, ["body.description", "body.vars.k?"]),
+        (nul_query, ["query.q"]),
+        (surrogate, ["body.description"]),
+    ):
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"] == PROBLEM
+        assert [error["path"] for error in answer.json()["errors"]] == paths, answer.text
+    groups = await client.get(api("/target-groups"), headers=admin.headers)
+    assert groups.json()["total"] == 0
