@@ -14,7 +14,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
 from opsconductor.activities.step_credentials import StepCredentials
-from opsconductor.activities.steps import SecretMask, bounded, failed, rejected, render_inputs
+from opsconductor.activities.steps import (
+    SecretMask,
+    bounded,
+    failed,
+    heartbeating,
+    rejected,
+    render_inputs,
+)
 from opsconductor.config import Settings
 from opsconductor.jobspec.actions import HttpRequest
 from opsconductor.jobspec.runtime import StepRequest, StepResult
@@ -90,6 +97,12 @@ class HttpActions:
 
     @activity.defn(name="http-step")
     async def run_step(self, request: StepRequest) -> StepResult:
+        # Steps have a 30 s heartbeat timeout (so a dead worker is noticed): a request that
+        # waits longer for its answer, or for a busy server to accept it, must heartbeat.
+        async with heartbeating():
+            return await self._run_step(request)
+
+    async def _run_step(self, request: StepRequest) -> StepResult:
         mask = SecretMask()
         named = request.with_.get("credential")
         if named is not None and (not isinstance(named, str) or is_template(named)):
