@@ -22,13 +22,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-async def loopback(client: httpx.AsyncClient, admin: Account, sshd: LoopbackSshd) -> str:
-    credential = await post_ok(client, "/credentials", admin.headers, key_credential(sshd))
-    await post_ok(client, "/targets", admin.headers, sshd_target(sshd, credential["id"]))
-    return "loopback"
-
-
 @pytest.mark.parametrize(
     "attack",
     [
