@@ -260,3 +260,39 @@ async def test_offsets_past_bigint_and_text_postgres_cannot_store_are_refused_by
         assert [error["path"] for error in answer.json()["errors"]] == paths, answer.text
     groups = await client.get(api("/target-groups"), headers=admin.headers)
     assert groups.json()["total"] == 0
+
+
+async def test_a_flood_of_output_is_capped_on_the_record_and_kept_in_the_log(
+    client: httpx.AsyncClient, operator: Account, loopback: str
+) -> None:
+    run = await run_on_target(
+        client,
+        operator,
+        loopback,
+        {
+            "id": "flood",
+            "action": "ssh.command",
+            "with": {"command": "for i in $(seq 6000); do echo line-$i-xxxxxxxxxx; done"},
+        },
+    )
+    stdout = target_steps(run)["flood"]["stdout"]
+    assert run["status"] == "succeeded"
+    kept, note = stdout.rsplit("\n", 1)
+    assert len(kept) <= 64 * 1024
+    assert kept.endswith("line-6000-xxxxxxxxxx")
+    assert note.startswith("[… ")
+    assert note.endswith(" earlier characters in the run log]")
+    # Every line reaches the log. Before: thousands of lines between two flushes went in one
+    # insert past PostgreSQL's parameter limit, and lines a flush held when the step ended
+    # were dropped; the log kept none or a tail of them.
+    lines: list[str] = []
+    while len(lines) < 10000:
+        page = await client.get(
+            api(f"/runs/{run['id']}/logs"),
+            params={"after": len(lines)},
+            headers=operator.headers,
+        )
+        if not page.json():
+            break
+        lines += [entry["line"] for entry in page.json()]
+    assert sorted(lines) == sorted(f"line-{i}-xxxxxxxxxx" for i in range(1, 6001)), lines[:3]
