@@ -296,3 +296,28 @@ async def test_a_flood_of_output_is_capped_on_the_record_and_kept_in_the_log(
             break
         lines += [entry["line"] for entry in page.json()]
     assert sorted(lines) == sorted(f"line-{i}-xxxxxxxxxx" for i in range(1, 6001)), lines[:3]
+
+
+async def test_a_duration_too_large_for_any_clock_is_refused_by_field(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    # A 500 found by schemathesis (an OverflowError in the duration parser).
+    answer = await client.post(
+        api("/jobs"),
+        json={
+            "name": "forever",
+            "steps": [
+                {
+                    "id": "wait",
+                    "run_once": True,
+                    "action": "control.sleep",
+                    "with": {"duration": "1s"},
+                    "timeout": "99999999999999999999d",
+                }
+            ],
+        },
+        headers=operator.headers,
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == PROBLEM
+    assert [error["path"] for error in answer.json()["errors"]] == ["steps.0.timeout"]

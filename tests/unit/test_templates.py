@@ -92,3 +92,11 @@ def test_ordinary_arithmetic_and_formatting_still_render() -> None:
         {},
     )
     assert rendered == "abab 1024 007 v1  x "
+
+
+@pytest.mark.parametrize(
+    "text", ["3651d", "99999999999999999999d", "89498071926h15h85ms5s5216h88d"]
+)
+def test_durations_past_ten_years_are_refused_not_overflowed(text: str) -> None:
+    with pytest.raises(ValueError, match="is longer than 3650d"):
+        parse_duration(text)
