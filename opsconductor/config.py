@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Bodies above this many bytes are refused with 413 before they are parsed, so a client
+    # cannot make the API buffer gigabytes; 8 MiB leaves room for the 5 MiB target import
+    # and library documents with files.
+    api_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     admin_username: str = "admin"
     admin_password: SecretStr | None = None

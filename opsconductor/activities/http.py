@@ -14,7 +14,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
 from opsconductor.activities.step_credentials import StepCredentials
-from opsconductor.activities.steps import SecretMask, bounded, failed, rejected, render_inputs
+from opsconductor.activities.steps import (
+    SecretMask,
+    bounded,
+    failed,
+    heartbeating,
+    rejected,
+    render_inputs,
+)
 from opsconductor.config import Settings
 from opsconductor.jobspec.actions import HttpRequest
 from opsconductor.jobspec.runtime import StepRequest, StepResult
@@ -24,11 +31,14 @@ from opsconductor.security.envelope import KeyRing
 from opsconductor.services.vault import Revealed
 
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata"})
+# AWS also serves its metadata on a unique-local IPv6 address, outside fe80::/10.
+METADATA_ADDRESSES = frozenset({ipaddress.ip_address("fd00:ec2::254")})
 MAX_RESPONSE_BYTES = 1024 * 1024
 
 
 async def _refuse_link_local(url: str) -> None:
-    """Refuse addresses where cloud metadata services answer (169.254.0.0/16, fe80::/10)."""
+    """Refuse addresses where cloud metadata services answer (169.254.0.0/16, fe80::/10,
+    fd00:ec2::254), also when written as IPv4-mapped IPv6."""
     host = urlsplit(url).hostname or ""
     if host.lower() in METADATA_HOSTS:
         raise rejected(f"with.url: {host} is a cloud metadata service")
@@ -38,9 +48,14 @@ async def _refuse_link_local(url: str) -> None:
         return  # the request itself reports the unresolvable name
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
-        if address.is_link_local:
+        # ::ffff:169.254.169.254 reaches the IPv4 address over a dual-stack socket, yet is not
+        # link-local as an IPv6 address.
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if address.is_link_local or address in METADATA_ADDRESSES:
             raise rejected(
-                f"with.url: {host} resolves to the link-local address {address}; set "
+                f"with.url: {host} resolves to {address}, a link-local or cloud metadata "
+                "address; set "
                 "OPSCONDUCTOR_HTTP_ALLOW_LINK_LOCAL=true to allow it"
             )
 
@@ -82,6 +97,12 @@ class HttpActions:
 
     @activity.defn(name="http-step")
     async def run_step(self, request: StepRequest) -> StepResult:
+        # Steps have a 30 s heartbeat timeout (so a dead worker is noticed): a request that
+        # waits longer for its answer, or for a busy server to accept it, must heartbeat.
+        async with heartbeating():
+            return await self._run_step(request)
+
+    async def _run_step(self, request: StepRequest) -> StepResult:
         mask = SecretMask()
         named = request.with_.get("credential")
         if named is not None and (not isinstance(named, str) or is_template(named)):

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from types import TracebackType
 from typing import Self
 
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 FLUSH_INTERVAL_SECONDS = 0.25
 MAX_BUFFERED_LINES = 500
 MAX_LINE_CHARACTERS = 8192
+LINES_PER_INSERT = 1000
 
 
 class RunLogStream:
@@ -59,7 +61,11 @@ class RunLogStream:
         tb: TracebackType | None,
     ) -> None:
         if self._flusher is not None:
+            # Waited for: a flush it was in the middle of puts its lines back on rollback,
+            # and only then does the final flush below see them.
             self._flusher.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._flusher
         for stream, rest in self._partial.items():
             if rest:
                 self._queue(stream, rest)
@@ -103,7 +109,11 @@ class RunLogStream:
 
     async def _insert(self, batch: list[dict[str, object]]) -> None:
         async with unit_of_work(self._sessionmaker) as session:
-            await session.exec(insert(RunLogLine).values(batch))
+            # One statement may bind at most 32,767 parameters (six a line): a command that
+            # prints thousands of lines between two flushes is written in several.
+            for start in range(0, len(batch), LINES_PER_INSERT):
+                chunk = batch[start : start + LINES_PER_INSERT]
+                await session.exec(insert(RunLogLine).values(chunk))
 
     async def _flush_periodically(self) -> None:
         while True:

@@ -18,7 +18,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
 from opsconductor.activities.run_log import RunLogStream
-from opsconductor.activities.ssh_connect import Endpoint, SshProblem, ssh_connection
+from opsconductor.activities.ssh_connect import (
+    CONNECT_TIMEOUT_SECONDS,
+    Endpoint,
+    SshProblem,
+    ssh_connection,
+)
 from opsconductor.activities.ssh_upload import (
     checked_dest,
     checked_mode,
@@ -50,6 +55,15 @@ SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
 
 # What a step does once logged in.
 Operation = Callable[[asyncssh.SSHClientConnection], Awaitable[StepResult]]
+
+
+def _connect_timeout() -> float:
+    """Connecting may take a share of the step's timeout, so a target that never answers
+    fails the step by name ("cannot connect ...") rather than as a bare step timeout."""
+    timeout = activity.info().start_to_close_timeout
+    if timeout is None:
+        return CONNECT_TIMEOUT_SECONDS
+    return max(1.0, min(CONNECT_TIMEOUT_SECONDS, timeout.total_seconds() * 0.75))
 
 
 def _wrapped(command: str, env: dict[str, str], workdir: str | None, sudo: bool) -> str:
@@ -101,7 +115,7 @@ class SshActions:
             operation = await self._upload(request, mask, secrets)
         else:
             operation = self._command(request, mask, secrets)
-        endpoint = Endpoint(target.id, target.name, target.address, target.port)
+        endpoint = Endpoint(target.id, target.name, target.address, target.port, _connect_timeout())
         try:
             async with ssh_connection(self._sessionmaker, endpoint, credential) as (connection, _):
                 return await operation(connection)

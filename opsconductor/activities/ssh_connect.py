@@ -60,6 +60,7 @@ class Endpoint:
     name: str
     address: str
     port: int
+    connect_timeout: float = CONNECT_TIMEOUT_SECONDS
 
 
 class _PinnedHostKey(asyncssh.SSHClient):
@@ -125,7 +126,7 @@ async def ssh_connection(
             agent_path=None,
             config=None,
             ignore_encrypted=True,
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            connect_timeout=endpoint.connect_timeout,
             keepalive_interval=KEEPALIVE_SECONDS,
             **options,
         )
@@ -147,9 +148,10 @@ async def ssh_connection(
         ) from None
     except (OSError, TimeoutError, asyncssh.Error) as error:
         # The reason asyncssh or the OS gives never holds the credential's secret.
+        reason = str(error) or f"no SSH handshake within {endpoint.connect_timeout:g} s"
         raise Unreachable(
             f"cannot connect to {endpoint.name} ({endpoint.address}:{endpoint.port}): "
-            f"{type(error).__name__}: {error}",
+            f"{type(error).__name__}: {reason}",
             checker.presented,
         ) from None
     assert checker.presented is not None

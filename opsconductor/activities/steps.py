@@ -81,11 +81,14 @@ def render_inputs(
 ) -> M:
     """The step's `with` block rendered against its context, then validated by its model."""
     resolver = mask.wrap(secrets) if secrets is not None else None
+    values: dict[str, Any] = {}
+    for name, value in request.with_.items():
+        try:
+            values[name] = render_value(value, request.context, resolver)
+        except TemplateProblem as error:
+            raise rejected(mask.apply(f"with.{name}: {error}")) from None
     try:
-        values = render_value(request.with_, request.context, resolver)
         return model.model_validate(transform(values))
-    except TemplateProblem as error:
-        raise rejected(mask.apply(str(error))) from None
     except ValidationError as error:
         problems = "; ".join(
             f"with.{'.'.join(str(part) for part in item['loc'])}: "

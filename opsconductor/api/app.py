@@ -6,15 +6,15 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from opsconductor import __version__
 from opsconductor.api.auth import AUDITED
-from opsconductor.api.deps import API_PREFIX
+from opsconductor.api.deps import API_PREFIX, refuse_unstorable_text
 from opsconductor.api.metrics import ApiMetrics
-from opsconductor.api.middleware import RequestContextMiddleware
-from opsconductor.api.problems import install_problem_handlers
+from opsconductor.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from opsconductor.api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from opsconductor.api.routers import (
     audit,
     auth,
@@ -110,18 +110,20 @@ def create_app(settings: Settings) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.state.metrics = ApiMetrics()
+    app.add_middleware(BodyLimitMiddleware, limit=settings.api_max_body_bytes)
     # Added last so it is outermost: every answer, CORS preflights included, gets an id and
     # is counted in the metrics.
     app.add_middleware(RequestContextMiddleware, observers=[app.state.metrics.observe])
     app.include_router(health.router)
     app.include_router(metrics.router)
-    app.include_router(codec.router)
+    app.include_router(codec.router, responses=PROBLEM_RESPONSES)
     # Every route under the prefix leaves an audit row when it changes something, and its
     # name (the audit action, e.g. "user.create") doubles as its OpenAPI operationId.
     api = APIRouter(
         prefix=API_PREFIX,
-        dependencies=[AUDITED],
+        dependencies=[Depends(refuse_unstorable_text), AUDITED],
         generate_unique_id_function=lambda route: route.name,
+        responses=PROBLEM_RESPONSES,
     )
     for module in (
         auth,

@@ -1,8 +1,9 @@
 """Annotated dependency aliases shared by every router."""
 
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -11,10 +12,16 @@ from temporalio.client import Client
 
 from opsconductor.config import Settings
 from opsconductor.db import unit_of_work
+from opsconductor.errors import FieldProblem, InputInvalid
 from opsconductor.security.envelope import KeyRing
 from opsconductor.security.keys import ProcessKeys
 
 API_PREFIX = "/api/v1"
+# Past any real list, and far below PostgreSQL's bigint, which a larger offset overflows.
+MAX_OFFSET = 1_000_000_000
+# PostgreSQL text holds no NUL character, and UTF-8 has no lone surrogate halves.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_UNSTORABLE_MESSAGE = "must not contain NUL characters or unpaired surrogates"
 
 
 def _settings(request: Request) -> Settings:
@@ -59,7 +66,8 @@ class PageParams:
 
 
 def _page(
-    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 
@@ -76,3 +84,39 @@ SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionma
 # reported to the client as a success.
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 PageDep = Annotated[PageParams, Depends(_page)]
+
+
+def _unstorable_paths(value: Any, path: str) -> Iterator[str]:
+    if isinstance(value, str):
+        if _UNSTORABLE.search(value):
+            yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            item_path = f"{path}.{_UNSTORABLE.sub('?', key)}"
+            if _UNSTORABLE.search(key):
+                yield item_path
+            yield from _unstorable_paths(item, item_path)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unstorable_paths(item, f"{path}.{index}")
+
+
+async def refuse_unstorable_text(request: Request) -> None:
+    """Text that PostgreSQL cannot store is refused naming its field, instead of failing the
+    query with a 500."""
+    query = request.query_params.multi_items()
+    places = [
+        *_unstorable_paths(dict(request.path_params), "path"),
+        *(f"query.{name}" for name, value in query if _UNSTORABLE.search(value)),
+    ]
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None  # the route's own parsing reports it
+        places += _unstorable_paths(body, "body")
+    if places:
+        raise InputInvalid(
+            f"invalid input at: {', '.join(places)}",
+            [FieldProblem(place, _UNSTORABLE_MESSAGE, "string_unstorable") for place in places],
+        )

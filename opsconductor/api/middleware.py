@@ -10,9 +10,12 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from opsconductor.api.problems import http_error_problem
 from opsconductor.logging import request_id_var
 
 access_logger = logging.getLogger("opsconductor.access")
@@ -113,3 +116,43 @@ def _incoming_request_id(scope: Scope) -> str | None:
 def _client_address(scope: Scope) -> str | None:
     client = scope.get("client")
     return client[0] if client else None
+
+
+class ContentTooLarge(HTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over `limit` bytes with a 413 problem.
+
+    A declared Content-Length over the limit is refused before the app runs; a body sent
+    without one is counted as it arrives, and reading past the limit raises ContentTooLarge,
+    which the problem handlers render. Either way no more than `limit` bytes are buffered.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            response = await http_error_problem(Request(scope), ContentTooLarge(self.limit))
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise ContentTooLarge(self.limit)
+            return message
+
+        await self.app(scope, counting_receive, send)

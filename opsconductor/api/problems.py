@@ -11,6 +11,7 @@ from asyncpg.exceptions import PostgresConnectionError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -20,10 +21,33 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://opsconductor.dev/problems/"
+HTTP_ERROR_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "content-too-large"}
 
 
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_MEDIA_TYPE
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; some carry more members (`errors`, `jobs`, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str | None
+
+
+_PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": Problem.model_json_schema()}}
+# Documented for every API route, so clients (and schemathesis) know error answers'
+# media type and shape; "4XX" also stands in for FastAPI's default 422 schema.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"description": "A problem with the request", "content": _PROBLEM_CONTENT},
+    "5XX": {"description": "A dependency is unavailable", "content": _PROBLEM_CONTENT},
+}
 
 
 def request_id_of(request: Request) -> str | None:
@@ -90,9 +114,11 @@ async def _validation_error(request: Request, error: Exception) -> ProblemRespon
     return await _domain_error(request, InputInvalid(f"invalid input at: {paths}", problems))
 
 
-async def _http_error(request: Request, error: Exception) -> ProblemResponse:
+async def http_error_problem(request: Request, error: Exception) -> ProblemResponse:
     assert isinstance(error, StarletteHTTPException)
-    slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+    slug = {404: "not-found", 405: "method-not-allowed", 413: "content-too-large"}.get(
+        error.status_code, "http-error"
+    )
     return problem(
         request,
         status=error.status_code,
@@ -139,7 +165,7 @@ def _reason(status: int) -> str:
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OpsConductorError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, http_error_problem)
     app.add_exception_handler(DBAPIError, _database_unreachable)
     app.add_exception_handler(ConnectionError, _database_unreachable)
     app.add_exception_handler(Exception, _unexpected_error)

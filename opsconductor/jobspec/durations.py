@@ -15,15 +15,23 @@ _UNITS = {
     "d": timedelta(days=1),
 }
 DURATION_PATTERN = r"^(\d+(ms|s|m|h|d))+$"
+# Far beyond any timeout, window or interval a job needs, and within what timedelta and
+# Temporal's durations hold (a larger one used to fail the request with a 500).
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(text: str) -> timedelta:
     compact = text.strip().replace(" ", "")
     if not re.fullmatch(DURATION_PATTERN, compact):
         raise ValueError(f"{text!r} is not a duration (write e.g. 30s, 5m, 1h30m)")
-    total = sum(
-        (int(amount) * _UNITS[unit] for amount, unit in _PART.findall(compact)), timedelta()
-    )
+    try:
+        total = sum(
+            (int(amount) * _UNITS[unit] for amount, unit in _PART.findall(compact)), timedelta()
+        )
+    except OverflowError:
+        total = MAX_DURATION + timedelta(days=1)
+    if total > MAX_DURATION:
+        raise ValueError(f"{text!r} is longer than {MAX_DURATION.days}d")
     if total <= timedelta():
         raise ValueError("a duration must be longer than zero")
     return total

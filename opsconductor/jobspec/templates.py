@@ -6,13 +6,16 @@ is answered only where a resolver is given (inside an activity, on the worker); 
 the workflow included, it is an error, so a secret can never land in workflow history.
 """
 
+import math
 import re
 import shlex
 from collections.abc import Callable, Mapping
-from functools import lru_cache
+from functools import lru_cache, wraps
 from typing import Annotated, Any, TypeAlias, TypeVar
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import StringConstraints
 
@@ -43,11 +46,87 @@ def _no_secrets(name: str) -> str:
     )
 
 
+# A `%` or `{:...}` field padded to millions of characters: `'%9999999999d' % 1`.
+_WIDE_FORMAT_FIELD = re.compile(r"(%|\{[^{}]*:)[^a-zA-Z%{}]*\d{7,}")
+# 2 ** 100_000 is still cheap; 2 ** 10 ** 10 would take gigabytes.
+MAX_POWER_BITS = 100_000
+
+
+def _refuse_huge(*values: object) -> None:
+    """Refuse arguments that would build strings or numbers of gigabytes before the rendered
+    size is ever checked: the template runs inside the worker (and the workflow)."""
+    for value in values:
+        if isinstance(value, int) and abs(value) > MAX_RENDERED_CHARACTERS:
+            raise SecurityError(f"{value} is too large an argument for a template")
+
+
+def _refuse_wide_format(text: object) -> None:
+    if isinstance(text, str) and _WIDE_FORMAT_FIELD.search(text):
+        raise SecurityError("a format field wider than the rendered output may be")
+
+
+def _refuse_long_repetition(sized: object, count: object) -> None:
+    if (
+        isinstance(sized, str | list | tuple)
+        and isinstance(count, int)
+        and len(sized) * count > MAX_RENDERED_CHARACTERS
+    ):
+        raise SecurityError("a repetition longer than the rendered output may be")
+
+
+def _refuse_huge_power(base: object, exponent: object) -> None:
+    if (
+        isinstance(base, int)
+        and isinstance(exponent, int)
+        and abs(base) > 1
+        and exponent * math.log2(abs(base)) > MAX_POWER_BITS
+    ):
+        raise SecurityError("a power larger than a template may compute")
+
+
+def _bounded_filter(function: Callable[..., Any]) -> Callable[..., Any]:
+    # wraps keeps jinja's pass_context/pass_environment marks on the wrapper.
+    @wraps(function)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        _refuse_huge(*args, *kwargs.values())
+        if function.__name__ == "do_format" and args:
+            _refuse_wide_format(args[-1] if len(args) == 1 else args[0])
+        return function(*args, **kwargs)
+
+    return bounded
+
+
 class _Environment(ImmutableSandboxedEnvironment):
+    """The sandbox, plus bounds on what a template may ask to allocate: `'x' * 10**10`,
+    `2 ** 10**10`, `'x'.ljust(10**10)`, `'x' | center(10**10)`, `lipsum(10**8)`."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
     def __init__(self) -> None:
         super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
         self.filters["quote"] = _quote
+        self.filters = {name: _bounded_filter(f) for name, f in self.filters.items()}
         self.globals["secret"] = _no_secrets
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            _refuse_long_repetition(left, right)
+            _refuse_long_repetition(right, left)
+        elif operator == "**":
+            _refuse_huge_power(left, right)
+        elif operator == "%":
+            _refuse_wide_format(left)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        _refuse_huge(*args, *kwargs.values())
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            _refuse_wide_format(value.__self__)
+        return wrapped
 
 
 _environment = _Environment()

@@ -8,7 +8,6 @@ session's loopback sshd, so `run --follow` has real output lines to stream.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import secrets
@@ -29,11 +28,12 @@ from temporalio.client import Client
 
 from opsconductor.temporal.interceptors import REQUEST_ID_HEADER
 from tests.e2e.test_cli import log_entries
-from tests.e2e.test_up import Command, user_env
+from tests.e2e.test_up import user_env
 from tests.fixtures.ports import free_port
 from tests.fixtures.services import create_test_database, drop_test_database
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import ADMIN_PASSWORD, ADMIN_USERNAME
+from tests.process_stack import ProcessStack, process_stack
 from tests.vault_helpers import key_credential
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -43,53 +43,17 @@ EXIT_RUN_CANCELLED = 4
 REPORT_CHARS = 4000
 
 
-@dataclass
-class Stack:
-    url: str
-    worker_metrics: str
-    temporal_address: str
-    api: Command
-    worker: Command
-
-    def report(self) -> str:
-        return f"{self.api.report()}\n{self.worker.report()}"
-
-
-def _healthy(url: str) -> bool:
-    try:
-        answer = httpx.get(f"{url}/health", timeout=5)
-    except httpx.HTTPError:
-        return False
-    return answer.status_code == 200 and answer.json()["status"] == "healthy"
-
-
 @pytest.fixture(scope="module")
 async def stack(
     postgres_url: str, temporal_address: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
+) -> AsyncIterator[ProcessStack]:
     database_url = await create_test_database(postgres_url)
-    workdir = tmp_path_factory.mktemp("cli-stack")
-    api_port, metrics_port = free_port(), free_port()
-    env = user_env(
-        OPSCONDUCTOR_DATA_DIR=str(workdir / "data"),
-        OPSCONDUCTOR_DATABASE_URL=database_url,
-        OPSCONDUCTOR_TEMPORAL_ADDRESS=temporal_address,
-        OPSCONDUCTOR_MASTER_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-        OPSCONDUCTOR_SECRET_KEY=secrets.token_urlsafe(32),
-        OPSCONDUCTOR_ADMIN_PASSWORD=ADMIN_PASSWORD,
-        OPSCONDUCTOR_API_PORT=str(api_port),
-        OPSCONDUCTOR_WORKER_METRICS_ADDRESS=f"127.0.0.1:{metrics_port}",
-        OPSCONDUCTOR_LOG_FORMAT="json",
-    )
-    api = Command(workdir, "api", ["api"], env)
-    worker = Command(workdir, "worker", ["worker"], env)
-    url = f"http://127.0.0.1:{api_port}"
     try:
-        api.wait_until(lambda: _healthy(url), 90, f"healthy at {url}/health")
-        yield Stack(url, f"http://127.0.0.1:{metrics_port}/metrics", temporal_address, api, worker)
+        with process_stack(
+            tmp_path_factory.mktemp("cli-stack"), database_url, temporal_address
+        ) as running:
+            yield running
     finally:
-        api.kill()
-        worker.kill()
         await drop_test_database(postgres_url, database_url)
 
 
@@ -97,7 +61,7 @@ async def stack(
 class Cli:
     """The CLI of one user: its own config directory, no token in the environment."""
 
-    stack: Stack
+    stack: ProcessStack
     home: Path
 
     def env(self) -> dict[str, str]:
@@ -143,7 +107,7 @@ class Cli:
         )
 
 
-def shown(result: subprocess.CompletedProcess[str], stack: Stack | None = None) -> str:
+def shown(result: subprocess.CompletedProcess[str], stack: ProcessStack | None = None) -> str:
     text = (
         f"`{' '.join(map(str, result.args[2:]))}` exited {result.returncode}\n"
         f"--- stdout:\n{result.stdout[-REPORT_CHARS:]}\n"
@@ -153,7 +117,7 @@ def shown(result: subprocess.CompletedProcess[str], stack: Stack | None = None) 
 
 
 @pytest.fixture
-def cli(stack: Stack, tmp_path: Path) -> Cli:
+def cli(stack: ProcessStack, tmp_path: Path) -> Cli:
     return Cli(stack, tmp_path)
 
 

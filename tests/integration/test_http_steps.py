@@ -3,10 +3,15 @@ receiver gets the credentials, the run shows none of them."""
 
 import base64
 import json
+import uuid
 
 import httpx
 import pytest
+from temporalio.testing import ActivityEnvironment
 
+from opsconductor.activities.http import HttpActions
+from opsconductor.jobspec.runtime import StepRequest
+from opsconductor.worker.registry import WorkerResources
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.identity_helpers import Account
 from tests.run_helpers import TERMINAL, start_job_run, wait_for
@@ -101,3 +106,27 @@ async def test_a_credential_of_the_wrong_kind_is_refused_naming_the_field(
         "http.request authenticates with http_basic or http_bearer"
     )
     assert http_receiver.requests == []
+
+
+async def test_a_request_heartbeats_while_it_waits_for_the_answer(
+    worker_resources: WorkerResources, http_receiver: HttpReceiver
+) -> None:
+    # Steps have a 30 s heartbeat timeout; without heartbeats, an answer (or a busy server's
+    # accept) slower than that failed the step as "timed out (heartbeat)".
+    http_receiver.respond("/slow", delay=0.5)
+    actions = HttpActions(
+        worker_resources.settings, worker_resources.sessionmaker, worker_resources.keyring
+    )
+    beats: list[tuple[object, ...]] = []
+    environment = ActivityEnvironment()
+    environment.on_heartbeat = lambda *details: beats.append(details)
+    request = StepRequest(
+        run_id=uuid.uuid4(),
+        step_id="slow",
+        action="http.request",
+        with_={"url": f"{http_receiver.url}/slow", "timeout": "45s"},
+        context={},
+    )
+    result = await environment.run(actions.run_step, request)
+    assert result.outputs["status"] == 200
+    assert beats

@@ -65,3 +65,38 @@ def test_durations_read_and_write_the_short_form() -> None:
     assert format_duration(parse_duration("250ms")) == "250ms"
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("soon")
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "{{ ('x' * 100000) * 100000 }}",
+        "{{ [0] * 10 ** 9 }}",
+        "{{ 2 ** (10 ** 10) }}",
+        "{{ 'x'.ljust(10 ** 10) }}",
+        "{{ 'x' | center(10 ** 10) }}",
+        "{{ lipsum(n=10 ** 8) }}",
+        "{{ '%9999999999d' % 1 }}",
+        "{{ '%9999999999d' | format(1) }}",
+        "{{ '{:>9999999999}'.format(1) }}",
+    ],
+)
+def test_templates_cannot_allocate_gigabytes(attack: str) -> None:
+    with pytest.raises(TemplateProblem):
+        render(attack, {})
+
+
+def test_ordinary_arithmetic_and_formatting_still_render() -> None:
+    rendered = render(
+        "{{ 'ab' * 2 }} {{ 2 ** 10 }} {{ '%03d' % 7 }} {{ 'v{}'.format(1) }} {{ 'x' | center(3) }}",
+        {},
+    )
+    assert rendered == "abab 1024 007 v1  x "
+
+
+@pytest.mark.parametrize(
+    "text", ["3651d", "99999999999999999999d", "89498071926h15h85ms5s5216h88d"]
+)
+def test_durations_past_ten_years_are_refused_not_overflowed(text: str) -> None:
+    with pytest.raises(ValueError, match="is longer than 3650d"):
+        parse_duration(text)
