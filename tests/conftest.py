@@ -15,9 +15,9 @@ from fastapi import FastAPI
 
 from opsconductor.api.app import create_app
 from opsconductor.config import Environment, Settings
+from opsconductor.contracts.queues import ALL_QUEUES
 from opsconductor.db import create_engine, create_sessionmaker
 from opsconductor.temporal.client import connect
-from opsconductor.temporal.queues import ALL_QUEUES
 from opsconductor.worker.main import build_workers
 from opsconductor.worker.registry import WorkerResources
 from tests.fixtures.http_receiver import HttpReceiver

@@ -14,13 +14,14 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WorkflowHandle
 
+from opsconductor.contracts.queues import TaskQueue
+from opsconductor.contracts.runs import RunRequest, RunStatus, RunSummary
+from opsconductor.contracts.steps import TargetSnapshot
 from opsconductor.db import unit_of_work
 from opsconductor.jobspec.plan import compile_plan
-from opsconductor.jobspec.runtime import RunRequest, RunStatus, RunSummary, TargetSnapshot
 from opsconductor.jobspec.validation import validate_document
 from opsconductor.models.job import Job, JobVersion
 from opsconductor.models.run import Run, RunStep
-from opsconductor.temporal.queues import TaskQueue
 from opsconductor.workflows.job_run import JobRunWorkflow
 
 

@@ -14,8 +14,8 @@ PLUGIN_SOURCE = """
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsconductor.jobspec.plugins import PluginAction
-from opsconductor.jobspec.runtime import StepRequest, StepResult
-from opsconductor.temporal.queues import TaskQueue
+from opsconductor.contracts.steps import StepRequest, StepResult
+from opsconductor.contracts.queues import TaskQueue
 
 
 class PingWith(BaseModel):

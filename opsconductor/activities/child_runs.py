@@ -12,10 +12,10 @@ from temporalio import activity
 
 from opsconductor.activities.steps import SecretMask, rejected, render_inputs
 from opsconductor.config import Settings
+from opsconductor.contracts.steps import StepRequest, StepResult
 from opsconductor.db import unit_of_work
 from opsconductor.errors import InputInvalid, NotFound
 from opsconductor.jobspec.actions import JobRun
-from opsconductor.jobspec.runtime import StepRequest, StepResult
 from opsconductor.models.run import RunCreate
 from opsconductor.services import jobs, runs
 

@@ -9,16 +9,21 @@ import time
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio import activity
 
 from opsconductor.activities.ssh_connect import Endpoint, SshProblem, ssh_connection
+from opsconductor.contracts import implements
+from opsconductor.contracts.connection_tests import (
+    ConnectionTestRequest,
+    ConnectionTestResult,
+    test_connection,
+)
 from opsconductor.db import unit_of_work
-from opsconductor.models.target import ConnectionTestRequest, ConnectionTestResult, Target
+from opsconductor.models.target import Target
 from opsconductor.security.envelope import KeyRing
 from opsconductor.services.vault import CredentialUnavailable, Purpose, reveal
 
-PROBE_COMMAND = "true"
-PROBE_TIMEOUT_SECONDS = 20
+TEST_COMMAND = "true"
+TEST_TIMEOUT_SECONDS = 20
 
 
 class ConnectionTests:
@@ -26,8 +31,8 @@ class ConnectionTests:
         self._sessionmaker = sessionmaker
         self._keyring = keyring
 
-    @activity.defn(name="test-connection")
-    async def probe(self, request: ConnectionTestRequest) -> ConnectionTestResult:
+    @implements(test_connection)
+    async def run_test(self, request: ConnectionTestRequest) -> ConnectionTestResult:
         started = time.perf_counter()
         try:
             async with unit_of_work(self._sessionmaker) as session:
@@ -49,7 +54,7 @@ class ConnectionTests:
                 connection,
                 fingerprint,
             ):
-                result = await connection.run(PROBE_COMMAND, timeout=PROBE_TIMEOUT_SECONDS)
+                result = await connection.run(TEST_COMMAND, timeout=TEST_TIMEOUT_SECONDS)
         except SshProblem as problem:
             return ConnectionTestResult(
                 ok=False,
@@ -63,16 +68,16 @@ class ConnectionTests:
             return ConnectionTestResult(
                 ok=False,
                 latency_ms=_elapsed_ms(started),
-                detail=f"`{PROBE_COMMAND}` did not finish within {PROBE_TIMEOUT_SECONDS}s",
+                detail=f"`{TEST_COMMAND}` did not finish within {TEST_TIMEOUT_SECONDS}s",
             )
         ok = result.exit_status == 0
         return ConnectionTestResult(
             ok=ok,
             latency_ms=_elapsed_ms(started),
             detail=(
-                f"logged in as {credential.username!r} and ran `{PROBE_COMMAND}`"
+                f"logged in as {credential.username!r} and ran `{TEST_COMMAND}`"
                 if ok
-                else f"logged in, but `{PROBE_COMMAND}` exited with {result.exit_status}"
+                else f"logged in, but `{TEST_COMMAND}` exited with {result.exit_status}"
             ),
             host_key_fingerprint=fingerprint,
         )

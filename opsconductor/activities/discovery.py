@@ -25,17 +25,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from opsconductor.activities.steps import SecretMask, attempt, bounded, render_inputs
+from opsconductor.contracts import discovery as contract
+from opsconductor.contracts import implements
+from opsconductor.contracts.discovery import ScanRequest, ScanStatus, ScanStatusRecord, ScanSummary
+from opsconductor.contracts.steps import StepRequest, StepResult
 from opsconductor.db import unit_of_work
-from opsconductor.jobspec.runtime import StepRequest, StepResult
 from opsconductor.jobspec.scan import ScanOptions, nmap_arguments
-from opsconductor.models.discovery import (
-    DiscoveredHost,
-    OpenPort,
-    ScanRequest,
-    ScanStatus,
-    ScanStatusRecord,
-    ScanSummary,
-)
+from opsconductor.models.discovery import DiscoveredHost, OpenPort
 from opsconductor.services import discovery
 
 HEARTBEAT_SECONDS = 2
@@ -186,7 +182,7 @@ class DiscoveryActions:
             await discovery.record_hosts(session, scan_id, report.hosts)
         return report
 
-    @activity.defn(name="record-scan-status")
+    @implements(contract.record_scan_status)
     async def record_status(self, record: ScanStatusRecord) -> None:
         """Run by the discovery-scan workflow as a local activity on the orchestration worker."""
         async with unit_of_work(self._sessionmaker) as session:
@@ -194,7 +190,7 @@ class DiscoveryActions:
                 session, record.scan_id, record.status, record.reason, record.notes
             )
 
-    @activity.defn(name="nmap-scan")
+    @implements(contract.nmap_scan)
     async def scan(self, request: ScanRequest) -> ScanSummary:
         async with unit_of_work(self._sessionmaker) as session:
             await discovery.mark_running(session, request.scan_id)

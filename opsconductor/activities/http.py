@@ -23,8 +23,8 @@ from opsconductor.activities.steps import (
     render_inputs,
 )
 from opsconductor.config import Settings
+from opsconductor.contracts.steps import StepRequest, StepResult
 from opsconductor.jobspec.actions import HttpRequest
-from opsconductor.jobspec.runtime import StepRequest, StepResult
 from opsconductor.jobspec.templates import is_template
 from opsconductor.models.credential import CredentialKind
 from opsconductor.security.envelope import KeyRing

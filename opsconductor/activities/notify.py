@@ -27,19 +27,22 @@ from temporalio.exceptions import ApplicationError
 
 from opsconductor.activities.steps import SecretMask, failed, rejected, render_inputs
 from opsconductor.config import Settings
-from opsconductor.db import unit_of_work
-from opsconductor.jobspec.actions import NotifySend
-from opsconductor.jobspec.messages import DEFAULT_BODY, DEFAULT_TITLE, run_facts, run_link
-from opsconductor.jobspec.runtime import StepRequest, StepResult
-from opsconductor.jobspec.templates import TemplateProblem, render
-from opsconductor.models.base import utcnow
-from opsconductor.models.notification import (
+from opsconductor.contracts import implements
+from opsconductor.contracts.notifications import (
+    UNDELIVERABLE,
     DeliveryEvent,
     DeliveryOutcome,
     DeliveryRequest,
     DeliveryStatus,
-    NotificationDelivery,
+    notify_deliver,
 )
+from opsconductor.contracts.steps import StepRequest, StepResult
+from opsconductor.db import unit_of_work
+from opsconductor.jobspec.actions import NotifySend
+from opsconductor.jobspec.messages import DEFAULT_BODY, DEFAULT_TITLE, run_facts, run_link
+from opsconductor.jobspec.templates import TemplateProblem, render
+from opsconductor.models.base import utcnow
+from opsconductor.models.notification import NotificationDelivery
 from opsconductor.security.envelope import KeyRing
 from opsconductor.services.channels import (
     ChannelUnavailable,
@@ -47,7 +50,6 @@ from opsconductor.services.channels import (
     quiet_apprise,
     reveal_channel,
 )
-from opsconductor.workflows.notifications import UNDELIVERABLE
 
 # apprise's bound on one send; below the activities' timeouts (and the steps' heartbeat timeout,
 # since a send does not heartbeat).
@@ -157,7 +159,7 @@ class NotifyActions:
         self._sessionmaker = sessionmaker
         self._keyring = keyring
 
-    @activity.defn(name="notify-deliver")
+    @implements(notify_deliver)
     async def deliver(self, request: DeliveryRequest) -> DeliveryOutcome:
         delivery = _Delivery(request.delivery_id, request.channel, request.event, request.run_id)
 

@@ -7,24 +7,15 @@ activity shows that it also runs work, with our data converter, end to end.
 import os
 import socket
 
-from pydantic import BaseModel
 from temporalio import activity
 
 from opsconductor import __version__
+from opsconductor.contracts import implements
+from opsconductor.contracts import probe as contract
+from opsconductor.contracts.probe import PingReply, PingRequest
 
 
-class PingRequest(BaseModel):
-    queue: str
-
-
-class PingReply(BaseModel):
-    queue: str
-    host: str
-    pid: int
-    version: str
-
-
-@activity.defn(name="ping")
+@implements(contract.ping)
 async def ping(request: PingRequest) -> PingReply:
     return PingReply(
         queue=activity.info().task_queue,

@@ -5,9 +5,9 @@ from typing import Any
 
 from temporalio import activity
 
+from opsconductor.contracts.queues import TaskQueue
+from opsconductor.contracts.steps import StepRequest, StepResult
 from opsconductor.jobspec.plugins import PluginAction, plugin_actions
-from opsconductor.jobspec.runtime import StepRequest, StepResult
-from opsconductor.temporal.queues import TaskQueue
 
 
 def _activity(action: PluginAction) -> Callable[[StepRequest], Any]:

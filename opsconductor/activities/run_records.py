@@ -5,43 +5,25 @@ queue round trip) and retried by Temporal if the database is briefly away.
 
 import uuid
 
-from pydantic import BaseModel
 from sqlalchemy import func, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio import activity
 
+from opsconductor.contracts import implements
+from opsconductor.contracts import runs as contract
+from opsconductor.contracts.runs import (
+    TERMINAL_RUN_STATUSES,
+    RunClosing,
+    RunStatusRecord,
+    StepRecord,
+    TargetBatch,
+)
+from opsconductor.contracts.steps import TargetSnapshot
 from opsconductor.db import unit_of_work
-from opsconductor.jobspec.runtime import RunStatus, StepOutcome, TargetSnapshot
 from opsconductor.models.base import utcnow
 from opsconductor.models.run import RUN_ONCE_TARGET, Run, RunStep
-
-TERMINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
-
-
-class StepRecord(BaseModel):
-    run_id: uuid.UUID
-    outcome: StepOutcome
-
-
-class TargetBatch(BaseModel):
-    run_id: uuid.UUID
-    offset: int
-    count: int
-
-
-class RunClosing(BaseModel):
-    """Every step of the run without a final state gets one: running steps are cancelled;
-    steps that never started are skipped (`run_aborted`), or cancelled when the run was."""
-
-    run_id: uuid.UUID
-    per_target_step_ids: list[str]
-    run_once_step_ids: list[str]
-    reason: str
-    cancelled: bool
-
 
 # One statement for the whole run, so closing a run over 10,000 targets is one history event.
 _CLOSE_RUNNING = text(
@@ -76,17 +58,11 @@ _TARGET_BATCH = text(
 )
 
 
-class RunStatusRecord(BaseModel):
-    run_id: uuid.UUID
-    status: RunStatus
-    reason: str | None = None
-
-
 class RunRecorder:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]):
         self._sessionmaker = sessionmaker
 
-    @activity.defn(name="record-step")
+    @implements(contract.record_step)
     async def record_step(self, record: StepRecord) -> None:
         outcome = record.outcome
         values = {
@@ -115,7 +91,7 @@ class RunRecorder:
         async with unit_of_work(self._sessionmaker) as session:
             await session.exec(statement)
 
-    @activity.defn(name="load-target-batch")
+    @implements(contract.load_target_batch)
     async def load_target_batch(self, batch: TargetBatch) -> list[TargetSnapshot]:
         async with self._sessionmaker() as session:
             connection = await session.connection()
@@ -125,7 +101,7 @@ class RunRecorder:
             )
             return [TargetSnapshot.model_validate(row.snapshot) for row in rows]
 
-    @activity.defn(name="close-run-steps")
+    @implements(contract.close_run_steps)
     async def close_run_steps(self, closing: RunClosing) -> None:
         # Idempotent: rows already final are left alone by both statements.
         async with unit_of_work(self._sessionmaker) as session:
@@ -144,7 +120,7 @@ class RunRecorder:
                 },
             )
 
-    @activity.defn(name="record-run-status")
+    @implements(contract.record_run_status)
     async def record_run_status(self, record: RunStatusRecord) -> None:
         now = utcnow()
         values: dict[str, object] = {
@@ -153,7 +129,7 @@ class RunRecorder:
             # The first start is kept: leaving an approval wait must not move it.
             "started_at": func.coalesce(Run.started_at, now),
         }
-        if record.status in TERMINAL_STATUSES:
+        if record.status in TERMINAL_RUN_STATUSES:
             values["finished_at"] = now
         statement = update(Run).where(col(Run.id) == record.run_id).values(values)
         async with unit_of_work(self._sessionmaker) as session:

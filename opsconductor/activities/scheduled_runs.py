@@ -5,38 +5,23 @@ row: the parameters are checked against the job's current version and the target
 to a snapshot, exactly as for `POST /jobs/{id}/runs`.
 """
 
-import uuid
-
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
 from opsconductor.config import Settings
+from opsconductor.contracts import implements
+from opsconductor.contracts.runs import RunStatus
+from opsconductor.contracts.schedules import (
+    ScheduledRunPrepared,
+    ScheduledRunStart,
+    create_scheduled_run,
+)
 from opsconductor.db import unit_of_work
 from opsconductor.errors import InputInvalid, NotFound
-from opsconductor.jobspec.runtime import RunRequest, RunStatus
 from opsconductor.models.run import Run, RunCreate
 from opsconductor.models.schedule import Schedule
 from opsconductor.services import jobs, runs
-
-
-class ScheduledFire(BaseModel):
-    """The input the Temporal schedule gives each `scheduled-run` workflow."""
-
-    schedule_id: uuid.UUID
-
-
-class ScheduledRunStart(BaseModel):
-    schedule_id: uuid.UUID
-    run_id: uuid.UUID
-
-
-class ScheduledRunPrepared(BaseModel):
-    """The run to start, or why there is none (a refusal is stored as a failed run)."""
-
-    request: RunRequest | None = None
-    reason: str | None = None
 
 
 class ScheduledRuns:
@@ -44,7 +29,7 @@ class ScheduledRuns:
         self._sessionmaker = sessionmaker
         self._settings = settings
 
-    @activity.defn(name="create-scheduled-run")
+    @implements(create_scheduled_run)
     async def create(self, start: ScheduledRunStart) -> ScheduledRunPrepared:
         async with unit_of_work(self._sessionmaker) as session:
             schedule = await session.get(Schedule, start.schedule_id)

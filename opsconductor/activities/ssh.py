@@ -43,8 +43,8 @@ from opsconductor.activities.steps import (
     rejected,
     render_inputs,
 )
+from opsconductor.contracts.steps import StepRequest, StepResult
 from opsconductor.jobspec.actions import SshCommand, SshScript, SshUpload
-from opsconductor.jobspec.runtime import StepRequest, StepResult
 from opsconductor.jobspec.templates import SecretResolver
 from opsconductor.security.envelope import KeyRing
 

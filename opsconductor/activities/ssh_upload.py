@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.activities.steps import SecretMask, attempt, failed, rejected
+from opsconductor.contracts.steps import StepRequest, StepResult
 from opsconductor.errors import NotFound
 from opsconductor.jobspec.actions import SshUpload, dest_problem
-from opsconductor.jobspec.runtime import StepRequest, StepResult
 from opsconductor.services.libraries import read_library_file
 
 # A resolver for `with.file`: the bytes of a file of the step's library. Step libraries bring

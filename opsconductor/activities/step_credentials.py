@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.activities.steps import SecretMask, rejected
+from opsconductor.contracts.steps import StepRequest, TargetSnapshot
 from opsconductor.db import unit_of_work
-from opsconductor.jobspec.runtime import StepRequest, TargetSnapshot
 from opsconductor.jobspec.templates import SecretResolver, TemplateProblem, is_template
 from opsconductor.models.credential import CredentialKind
 from opsconductor.security.envelope import KeyRing

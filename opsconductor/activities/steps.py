@@ -12,7 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from opsconductor.activities.run_log import RunLogStream
-from opsconductor.jobspec.runtime import StepRequest, StepResult
+from opsconductor.contracts.steps import StepRequest, StepResult
 from opsconductor.jobspec.templates import SecretResolver, TemplateProblem, render_value
 
 # Step output kept in history and on the run record; the full output streams to the run log.

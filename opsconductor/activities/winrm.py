@@ -54,8 +54,8 @@ from opsconductor.activities.steps import (
     rejected,
     render_inputs,
 )
+from opsconductor.contracts.steps import StepRequest, StepResult, TargetSnapshot
 from opsconductor.jobspec.actions import WinrmCmd, WinrmPowershell
-from opsconductor.jobspec.runtime import StepRequest, StepResult, TargetSnapshot
 from opsconductor.models.credential import CredentialKind, WinrmTransport
 from opsconductor.security.envelope import KeyRing
 from opsconductor.services.vault import Revealed

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import Scope
 
-from opsconductor.jobspec.runtime import RunStatus
+from opsconductor.contracts.runs import RunStatus
 from opsconductor.services.run_metrics import RecordCounter, RecordCounts
 
 logger = logging.getLogger(__name__)

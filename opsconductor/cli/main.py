@@ -16,12 +16,12 @@ from opsconductor.cli.schedules import app as schedules_app
 from opsconductor.cli.up import bring_up
 from opsconductor.cli.users import app as users_app
 from opsconductor.config import Settings
+from opsconductor.contracts.queues import ALL_QUEUES, TaskQueue
 from opsconductor.db import database_url
 from opsconductor.logging import configure_logging
 from opsconductor.schema import upgrade_to_head
 from opsconductor.security.keys import load_process_keys
 from opsconductor.temporal.client import connect
-from opsconductor.temporal.queues import ALL_QUEUES, TaskQueue
 from opsconductor.temporal.search_attributes import ensure_search_attributes
 from opsconductor.worker.main import run_workers
 

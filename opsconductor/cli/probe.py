@@ -7,9 +7,10 @@ import typer
 from temporalio.client import WorkflowFailureError
 
 from opsconductor.config import Settings
+from opsconductor.contracts.probe import ProbeReport, ProbeRequest
+from opsconductor.contracts.queues import ALL_QUEUES, TaskQueue
 from opsconductor.temporal.client import connect
-from opsconductor.temporal.queues import ALL_QUEUES, TaskQueue
-from opsconductor.workflows.probe import FleetProbeWorkflow, ProbeReport, ProbeRequest
+from opsconductor.workflows.probe import FleetProbeWorkflow
 
 # Beyond the queues' own wait: time for the probe workflow itself to be picked up and finish.
 PROBE_MARGIN_SECONDS = 10.0

@@ -34,6 +34,7 @@ from opsconductor.console.session import (
     clear_session_cookies,
     set_session_cookies,
 )
+from opsconductor.contracts.runs import TERMINAL_RUN_STATUSES, RunStatus
 from opsconductor.db import unit_of_work
 from opsconductor.errors import NotAuthenticated, TooManyRequests
 from opsconductor.models.audit import Outcome
@@ -62,8 +63,7 @@ def when(value: str | None) -> str:
 
 templates.env.filters["when"] = when
 
-RUN_STATUSES = ("queued", "running", "waiting_approval", "succeeded", "failed", "cancelled")
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+RUN_STATUSES = tuple(status.value for status in RunStatus)
 SINCE = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 PAGE = 50
 UPCOMING = 10
@@ -241,7 +241,7 @@ async def _run(console: Console, run_id: uuid.UUID) -> dict[str, Any]:
         "step_ids": step_ids,
         "cells": cells,
         "pending": pending,
-        "terminal": run["status"] in TERMINAL,
+        "terminal": run["status"] in TERMINAL_RUN_STATUSES,
         "temporal_link": temporal_link,
     }
 

@@ -10,10 +10,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from opsconductor.contracts.queues import TaskQueue
 from opsconductor.jobspec.durations import Duration
 from opsconductor.jobspec.scan import DEFAULT_SCAN_PORTS, TemplatedHosts, TemplatedPorts, Timing
 from opsconductor.jobspec.templates import Templated, TemplateString, is_template
-from opsconductor.temporal.queues import TaskQueue
 
 HttpStatus = Annotated[int, Field(ge=100, le=599)]
 

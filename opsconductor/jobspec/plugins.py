@@ -25,9 +25,9 @@ from importlib.metadata import entry_points
 
 from pydantic import BaseModel
 
+from opsconductor.contracts.queues import TaskQueue
+from opsconductor.contracts.steps import StepRequest, StepResult
 from opsconductor.jobspec.actions import CORE_ACTIONS, ActionSpec
-from opsconductor.jobspec.runtime import StepRequest, StepResult
-from opsconductor.temporal.queues import TaskQueue
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import pydantic
@@ -11,20 +10,10 @@ from sqlalchemy import Column, DateTime, ForeignKey, Index, String, UniqueConstr
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from opsconductor.contracts.discovery import ScanStatus
 from opsconductor.jobspec.scan import ScanOptions
 from opsconductor.models.base import id_field, timestamp_field
 from opsconductor.models.target import Tags, TargetPublic
-
-
-class ScanStatus(StrEnum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-
-TERMINAL_SCAN_STATUSES = frozenset({ScanStatus.succeeded, ScanStatus.failed, ScanStatus.cancelled})
 
 
 class OpenPort(BaseModel):
@@ -42,25 +31,6 @@ class DiscoveredHost(BaseModel):
     # nmap's OS class family ("Linux", "Windows"), which an import uses for the target's os.
     os_family: str | None = None
     open_ports: list[OpenPort] = pydantic.Field(default_factory=list)
-
-
-class ScanRequest(BaseModel):
-    """The discovery-scan workflow's and its nmap activity's input."""
-
-    scan_id: uuid.UUID
-    options: ScanOptions
-
-
-class ScanSummary(BaseModel):
-    hosts_found: int
-    notes: list[str] = pydantic.Field(default_factory=list)
-
-
-class ScanStatusRecord(BaseModel):
-    scan_id: uuid.UUID
-    status: ScanStatus
-    reason: str | None = None
-    notes: list[str] = pydantic.Field(default_factory=list)
 
 
 class DiscoveryScan(SQLModel, table=True):

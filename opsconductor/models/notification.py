@@ -7,35 +7,15 @@ activity on every attempt and read by `GET /notifications`.
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
-from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import DateTime, Index, LargeBinary, String, Text
 from sqlmodel import Field, SQLModel
 
+from opsconductor.contracts.notifications import DeliveryEvent, DeliveryStatus
 from opsconductor.models.base import id_field, timestamp_field
 
 CHANNEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 MAX_URL_CHARACTERS = 8192
-
-
-class DeliveryEvent(StrEnum):
-    """Why a message was sent: a job rule's run event, a `notify.send` step, or a test-send."""
-
-    start = "start"
-    success = "success"
-    failure = "failure"
-    approval = "approval"
-    step = "step"
-    test = "test"
-
-
-class DeliveryStatus(StrEnum):
-    # Not delivered yet: the first attempt is running, or a failed one will be retried.
-    pending = "pending"
-    delivered = "delivered"
-    failed = "failed"
 
 
 class NotificationChannel(SQLModel, table=True):
@@ -134,24 +114,3 @@ class DeliveryPublic(SQLModel):
     created_at: datetime
     updated_at: datetime
     delivered_at: datetime | None
-
-
-class DeliveryRequest(BaseModel):
-    """One message to one channel, as the `notify-deliver` activity receives it: the channel by
-    name (only the worker reveals its URL) and the message as templates over `context`."""
-
-    delivery_id: uuid.UUID
-    channel: str
-    event: DeliveryEvent
-    run_id: uuid.UUID | None = None
-    # None: the default title and body (jobspec/messages.py).
-    title: str | None = None
-    body: str | None = None
-    context: dict[str, Any] = {}
-
-
-class DeliveryOutcome(BaseModel):
-    delivery_id: uuid.UUID
-    status: DeliveryStatus
-    attempts: int
-    detail: str

@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, DateTime, Index, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from opsconductor.jobspec.runtime import DEFAULT_BATCH_SIZE, RunStatus, StepStatus
+from opsconductor.contracts.runs import DEFAULT_BATCH_SIZE, RunStatus, StepStatus
 from opsconductor.models.base import id_field, timestamp_field
 
 # Run-once steps have no target; an empty key (not NULL) keeps them unique per run.

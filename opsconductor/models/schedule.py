@@ -13,10 +13,10 @@ from sqlalchemy import String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from opsconductor.contracts.runs import RunStatus
 from opsconductor.jobspec.cron import CronError, normalize, parse
 from opsconductor.jobspec.document import TargetSelector
 from opsconductor.jobspec.durations import Duration
-from opsconductor.jobspec.runtime import RunStatus
 from opsconductor.models.base import id_field, timestamp_field
 
 SCHEDULE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator
 from sqlalchemy import Column, ForeignKey, Index, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -143,19 +143,6 @@ class HostKeyAccept(SQLModel):
 
     fingerprint: str | None = Field(default=None, schema_extra={"pattern": FINGERPRINT_PATTERN})
     accept_presented: bool = False
-
-
-class ConnectionTestRequest(BaseModel):
-    """The connection-test workflow's input: an id only, the worker reads everything else."""
-
-    target_id: uuid.UUID
-
-
-class ConnectionTestResult(BaseModel):
-    ok: bool
-    latency_ms: float | None = None
-    detail: str
-    host_key_fingerprint: str | None = None
 
 
 class TargetGroupCreate(SQLModel):

@@ -19,6 +19,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from opsconductor.contracts.notifications import (
+    DeliveryEvent,
+    DeliveryOutcome,
+    DeliveryRequest,
+    DeliveryStatus,
+    channel_test_workflow_id,
+)
+from opsconductor.contracts.queues import TaskQueue
 from opsconductor.errors import (
     Conflict,
     DependencyUnavailable,
@@ -32,10 +40,6 @@ from opsconductor.models.notification import (
     ChannelPublic,
     ChannelTestResult,
     ChannelUpdate,
-    DeliveryEvent,
-    DeliveryOutcome,
-    DeliveryRequest,
-    DeliveryStatus,
     NotificationChannel,
     NotificationDelivery,
 )
@@ -44,7 +48,6 @@ from opsconductor.security.envelope import DecryptionFailed, KeyRing
 from opsconductor.services.jobs import DOCUMENT, live_jobs_where
 from opsconductor.services.paging import paginate, paginate_as
 from opsconductor.services.vault import sealed_of, store_sealed
-from opsconductor.temporal.queues import TaskQueue
 from opsconductor.workflows.notifications import ChannelTestWorkflow
 
 TEST_TIMEOUT = timedelta(seconds=60)
@@ -225,7 +228,7 @@ async def test_channel(client: Client, channel: NotificationChannel) -> ChannelT
         outcome: DeliveryOutcome = await client.execute_workflow(
             ChannelTestWorkflow.run,
             request,
-            id=f"channel-test-{request.delivery_id}",
+            id=channel_test_workflow_id(request.delivery_id),
             task_queue=TaskQueue.orchestration.value,
             execution_timeout=TEST_TIMEOUT,
         )

@@ -14,6 +14,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from opsconductor.contracts.discovery import (
+    TERMINAL_SCAN_STATUSES,
+    ScanRequest,
+    ScanStatus,
+    scan_workflow_id,
+)
+from opsconductor.contracts.queues import TaskQueue
+from opsconductor.contracts.steps import StepRequest, TargetSnapshot
 from opsconductor.errors import (
     Conflict,
     DependencyUnavailable,
@@ -21,12 +29,10 @@ from opsconductor.errors import (
     InputInvalid,
     NotFound,
 )
-from opsconductor.jobspec.runtime import StepRequest, TargetSnapshot
 from opsconductor.jobspec.scan import ScanOptions
 from opsconductor.models.base import utcnow
 from opsconductor.models.credential import Credential
 from opsconductor.models.discovery import (
-    TERMINAL_SCAN_STATUSES,
     DiscoveredHost,
     DiscoveryHost,
     DiscoveryScan,
@@ -37,8 +43,6 @@ from opsconductor.models.discovery import (
     ScanImportResult,
     ScanListItem,
     ScanProgress,
-    ScanRequest,
-    ScanStatus,
     SkippedAddress,
 )
 from opsconductor.models.page import Page
@@ -46,7 +50,6 @@ from opsconductor.models.run import Run
 from opsconductor.models.target import TARGET_NAME_PATTERN, Protocol, Target, TargetCreate
 from opsconductor.services import targets
 from opsconductor.services.paging import paginate_as
-from opsconductor.temporal.queues import TaskQueue
 from opsconductor.workflows.discovery_scan import DiscoveryScanWorkflow
 
 # Step scans get ids derived from run and step, so a retried step replaces its own scan.
@@ -55,10 +58,6 @@ SSH_PORT = 22
 WINRM_PORTS = (5985, 5986)
 _TARGET_NAME = re.compile(TARGET_NAME_PATTERN)
 NO_LOGIN_PORT = "no SSH (22, or a port nmap identified as ssh) or WinRM (5985/5986) port is open"
-
-
-def workflow_id_for(scan_id: uuid.UUID) -> str:
-    return f"discovery-scan-{scan_id}"
 
 
 def step_scan_id(run_id: uuid.UUID, step_id: str, target: TargetSnapshot | None) -> uuid.UUID:
@@ -78,7 +77,7 @@ async def create_scan(session: AsyncSession, body: ScanCreate, requested_by: str
         status=ScanStatus.queued,
         options=options.model_dump(mode="json"),
         requested_by=requested_by,
-        workflow_id=workflow_id_for(scan_id),
+        workflow_id=scan_workflow_id(scan_id),
     )
     session.add(scan)
     await session.flush()

@@ -15,18 +15,21 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-from opsconductor.errors import DependencyUnavailable, FieldProblem, InputInvalid, NotFound
-from opsconductor.jobspec.document import JobDocument, TargetSelector
-from opsconductor.jobspec.parameters import resolve_parameters
-from opsconductor.jobspec.plan import compile_plan
-from opsconductor.jobspec.runtime import (
+from opsconductor.contracts.queues import TaskQueue
+from opsconductor.contracts.runs import (
     DEFAULT_BATCH_SIZE,
     RunRequest,
     RunStatus,
     RunSummary,
     StepStatus,
-    TargetSnapshot,
+    run_search_attributes,
+    run_workflow_id,
 )
+from opsconductor.contracts.steps import TargetSnapshot
+from opsconductor.errors import DependencyUnavailable, FieldProblem, InputInvalid, NotFound
+from opsconductor.jobspec.document import JobDocument, TargetSelector
+from opsconductor.jobspec.parameters import resolve_parameters
+from opsconductor.jobspec.plan import compile_plan
 from opsconductor.jobspec.validation import pydantic_problems
 from opsconductor.models.base import utcnow
 from opsconductor.models.job import JobPublic
@@ -45,21 +48,13 @@ from opsconductor.models.run import (
 from opsconductor.services import jobs
 from opsconductor.services.paging import paginate_as
 from opsconductor.services.targets import resolve_selector
-from opsconductor.temporal.queues import TaskQueue
-from opsconductor.temporal.search_attributes import run_search_attributes
 from opsconductor.workflows.job_run import JobRunWorkflow
-
-TERMINAL = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
 
 
 @dataclass(frozen=True)
 class PreparedRun:
     run: Run
     request: RunRequest
-
-
-def workflow_id_for(run_id: uuid.UUID) -> str:
-    return f"run-{run_id}"
 
 
 @dataclass(frozen=True)
@@ -159,7 +154,7 @@ def _new_run(
         job_version=job.version,
         parameters=parameters,
         triggered_by=origin.triggered_by,
-        workflow_id=workflow_id_for(run_id),
+        workflow_id=run_workflow_id(run_id),
         request_id=origin.request_id,
         parent_run_id=origin.parent_run_id,
         batch_size=origin.batch_size,
@@ -204,11 +199,9 @@ async def launch(
         return await temporal.start_workflow(
             JobRunWorkflow.run,
             request,
-            id=workflow_id_for(request.run_id),
+            id=run_workflow_id(request.run_id),
             task_queue=TaskQueue.orchestration.value,
-            search_attributes=run_search_attributes(
-                request.job_id, request.job_name, request.triggered_by
-            ),
+            search_attributes=run_search_attributes(request),
         )
     except RPCError as error:
         raise DependencyUnavailable(f"Temporal did not accept the run: {error.message}") from None

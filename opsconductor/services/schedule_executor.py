@@ -30,16 +30,13 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from opsconductor.activities.scheduled_runs import ScheduledFire
+from opsconductor.contracts.queues import TaskQueue
+from opsconductor.contracts.schedules import ScheduledFire, fire_workflow_id, temporal_schedule_id
 from opsconductor.errors import DependencyUnavailable
 from opsconductor.jobspec.cron import Cron, parse
 from opsconductor.models.schedule import OverlapPolicy
 from opsconductor.models.schedule import Schedule as ScheduleRow
-from opsconductor.temporal.queues import TaskQueue
 from opsconductor.workflows.scheduled_run import ScheduledRunWorkflow
-
-SCHEDULE_ID_PREFIX = "schedule-"
-FIRE_WORKFLOW_PREFIX = "scheduled-run-"
 
 OVERLAP = {
     OverlapPolicy.skip: ScheduleOverlapPolicy.SKIP,
@@ -53,16 +50,12 @@ _ALL_DAYS_OF_MONTH = frozenset(range(1, 32))
 _ALL_DAYS_OF_WEEK = frozenset(range(7))
 
 
-def temporal_id(schedule_id: uuid.UUID) -> str:
-    return f"{SCHEDULE_ID_PREFIX}{schedule_id}"
-
-
 def desired(row: ScheduleRow) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
             ScheduledRunWorkflow.run,
             ScheduledFire(schedule_id=row.id),
-            id=f"{FIRE_WORKFLOW_PREFIX}{row.id}",
+            id=fire_workflow_id(row.id),
             task_queue=TaskQueue.orchestration.value,
         ),
         spec=ScheduleSpec(calendars=calendars(parse(row.cron)), time_zone_name=row.timezone),
@@ -133,7 +126,7 @@ async def _temporal(doing: str) -> AsyncIterator[None]:
 
 async def put(client: Client, schedule_id: uuid.UUID, schedule: Schedule) -> None:
     """Creates or replaces `schedule-<id>` (idempotent)."""
-    handle = client.get_schedule_handle(temporal_id(schedule_id))
+    handle = client.get_schedule_handle(temporal_schedule_id(schedule_id))
 
     async def replace() -> None:
         await handle.update(lambda _: ScheduleUpdate(schedule=schedule), rpc_timeout=RPC_TIMEOUT)
@@ -146,7 +139,7 @@ async def put(client: Client, schedule_id: uuid.UUID, schedule: Schedule) -> Non
                 raise
             try:
                 await client.create_schedule(
-                    temporal_id(schedule_id), schedule, rpc_timeout=RPC_TIMEOUT
+                    temporal_schedule_id(schedule_id), schedule, rpc_timeout=RPC_TIMEOUT
                 )
             except ScheduleAlreadyRunningError:
                 # Created by someone else since our update: ours replaces it.
@@ -155,7 +148,7 @@ async def put(client: Client, schedule_id: uuid.UUID, schedule: Schedule) -> Non
 
 async def remove(client: Client, schedule_id: uuid.UUID) -> None:
     """Deletes `schedule-<id>`; one already gone is fine (idempotent)."""
-    await remove_by_temporal_id(client, temporal_id(schedule_id))
+    await remove_by_temporal_id(client, temporal_schedule_id(schedule_id))
 
 
 async def remove_by_temporal_id(client: Client, schedule_temporal_id: str) -> None:
@@ -171,7 +164,7 @@ async def describe(client: Client, schedule_id: uuid.UUID) -> ScheduleDescriptio
     """None when the schedule is missing on Temporal."""
     async with _temporal("describe the schedule"):
         try:
-            return await client.get_schedule_handle(temporal_id(schedule_id)).describe(
+            return await client.get_schedule_handle(temporal_schedule_id(schedule_id)).describe(
                 rpc_timeout=RPC_TIMEOUT
             )
         except RPCError as error:
@@ -182,7 +175,7 @@ async def describe(client: Client, schedule_id: uuid.UUID) -> ScheduleDescriptio
 
 async def trigger(client: Client, schedule_id: uuid.UUID, overlap: OverlapPolicy) -> None:
     async with _temporal("trigger the schedule"):
-        await client.get_schedule_handle(temporal_id(schedule_id)).trigger(
+        await client.get_schedule_handle(temporal_schedule_id(schedule_id)).trigger(
             overlap=OVERLAP[overlap], rpc_timeout=RPC_TIMEOUT
         )
 
@@ -193,7 +186,7 @@ async def matching_times(
     """The fire times in [first, last] (whole seconds), as Temporal computes them."""
     request = ListScheduleMatchingTimesRequest(
         namespace=client.namespace,
-        schedule_id=temporal_id(schedule_id),
+        schedule_id=temporal_schedule_id(schedule_id),
         # Temporal lists the times after its start and up to its end; fires fall on whole
         # seconds, so one second earlier takes `first` in.
         start_time=_timestamp(first - timedelta(seconds=1)),
@@ -211,7 +204,7 @@ async def backfill(
 ) -> None:
     """Fires every time in [first, last] (Temporal's backfill takes both ends in)."""
     async with _temporal("backfill the schedule"):
-        await client.get_schedule_handle(temporal_id(schedule_id)).backfill(
+        await client.get_schedule_handle(temporal_schedule_id(schedule_id)).backfill(
             ScheduleBackfill(start_at=first, end_at=last, overlap=OVERLAP[overlap]),
             rpc_timeout=RPC_TIMEOUT,
         )

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from opsconductor.contracts.schedules import TEMPORAL_SCHEDULE_PREFIX, temporal_schedule_id
 from opsconductor.db import unit_of_work
 from opsconductor.errors import DependencyUnavailable
 from opsconductor.models.schedule import Schedule
@@ -52,18 +53,18 @@ async def reconcile(
         await session.exec(select(func.set_config("lock_timeout", LOCK_WAIT, True)))
         await hold_all(session)
         rows = (await session.exec(select(Schedule))).all()
-        wanted = {executor.temporal_id(row.id) for row in rows}
+        wanted = {temporal_schedule_id(row.id) for row in rows}
         for row in rows:
             desired = executor.desired(row)
             found = await executor.describe(temporal, row.id)
             if found is None:
                 await executor.put(temporal, row.id, desired)
-                report.created.append(executor.temporal_id(row.id))
+                report.created.append(temporal_schedule_id(row.id))
                 continue
             drift = await executor.drift(temporal, found, desired)
             if drift.parts:
                 await executor.put(temporal, row.id, desired)
-                report.updated.append(executor.temporal_id(row.id))
+                report.updated.append(temporal_schedule_id(row.id))
                 logger.info(
                     "schedule put back in step",
                     extra={"schedule_id": str(row.id), "drift": list(drift.parts)},
@@ -83,7 +84,7 @@ async def _ours_on_temporal(temporal: Client) -> list[str]:
     try:
         listing = await temporal.list_schedules(rpc_timeout=executor.RPC_TIMEOUT)
         return [
-            entry.id async for entry in listing if entry.id.startswith(executor.SCHEDULE_ID_PREFIX)
+            entry.id async for entry in listing if entry.id.startswith(TEMPORAL_SCHEDULE_PREFIX)
         ]
     except (RPCError, RuntimeError, OSError) as error:
         raise DependencyUnavailable(f"Temporal did not list its schedules: {error}") from None

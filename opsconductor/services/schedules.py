@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, ScheduleDescription
 
+from opsconductor.contracts.schedules import scheduled_run_id
 from opsconductor.errors import (
     Conflict,
     DependencyUnavailable,
@@ -44,7 +45,6 @@ from opsconductor.models.schedule import (
 from opsconductor.services import jobs
 from opsconductor.services import schedule_executor as executor
 from opsconductor.services.paging import paginate
-from opsconductor.workflows.scheduled_run import scheduled_run_id
 
 # The advisory lock between changes (shared) and the reconciler (exclusive): the reconciler
 # never sees a change half made, e.g. a Temporal schedule whose row is not committed yet.

@@ -15,6 +15,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from opsconductor.contracts.connection_tests import (
+    ConnectionTestRequest,
+    ConnectionTestResult,
+    connection_test_workflow_id,
+)
+from opsconductor.contracts.queues import TaskQueue
+from opsconductor.contracts.steps import TargetSnapshot
 from opsconductor.errors import (
     Conflict,
     DependencyUnavailable,
@@ -23,14 +30,11 @@ from opsconductor.errors import (
     NotFound,
 )
 from opsconductor.jobspec.document import TargetSelector
-from opsconductor.jobspec.runtime import TargetSnapshot
 from opsconductor.models.base import utcnow
 from opsconductor.models.credential import Credential, CredentialKind
 from opsconductor.models.page import Page
 from opsconductor.models.target import (
     DEFAULT_PORTS,
-    ConnectionTestRequest,
-    ConnectionTestResult,
     GroupMembers,
     HostKeyAccept,
     ImportProblem,
@@ -49,7 +53,6 @@ from opsconductor.models.target import (
 )
 from opsconductor.services.jobs import DOCUMENT, live_jobs_where
 from opsconductor.services.paging import paginate_as
-from opsconductor.temporal.queues import TaskQueue
 from opsconductor.workflows.connection_test import ConnectionTestWorkflow
 
 # Which credential kinds can log in over which protocol.
@@ -631,7 +634,7 @@ async def probe_connection(client: Client, target: Target) -> ConnectionTestResu
         return await client.execute_workflow(
             ConnectionTestWorkflow.run,
             ConnectionTestRequest(target_id=target.id),
-            id=f"connection-test-{target.id}-{uuid.uuid4().hex[:8]}",
+            id=connection_test_workflow_id(target.id, uuid.uuid4().hex[:8]),
             task_queue=TaskQueue.orchestration.value,
             execution_timeout=CONNECTION_TEST_TIMEOUT,
         )

@@ -9,8 +9,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetSyste
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from opsconductor.contracts.queues import TaskQueue
 from opsconductor.db import CheckResult
-from opsconductor.temporal.queues import TaskQueue
 
 # Workers re-poll at least once a minute (long polls end after ~60 s); a poller not seen for
 # longer than this has gone away, even if the server still lists it.

@@ -4,32 +4,14 @@ A Temporal cluster starts without them: `opsconductor migrate` and the worker re
 missing ones; the embedded dev server is started with them.
 """
 
-import uuid
-
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
-JOB_ID = SearchAttributeKey.for_keyword("OpsJobId")
-JOB_NAME = SearchAttributeKey.for_keyword("OpsJobName")
-TRIGGERED_BY = SearchAttributeKey.for_keyword("OpsTriggeredBy")
-RUN_SEARCH_ATTRIBUTES = (JOB_ID, JOB_NAME, TRIGGERED_BY)
-
-
-def run_search_attributes(
-    job_id: uuid.UUID, job_name: str, triggered_by: str
-) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(JOB_ID, str(job_id)),
-            SearchAttributePair(JOB_NAME, job_name),
-            SearchAttributePair(TRIGGERED_BY, triggered_by),
-        ]
-    )
+from opsconductor.contracts.runs import RUN_SEARCH_ATTRIBUTES
 
 
 def dev_server_search_attributes() -> dict[str, str]:

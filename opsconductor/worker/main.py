@@ -11,9 +11,9 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from opsconductor.config import Settings
+from opsconductor.contracts.queues import TaskQueue
 from opsconductor.db import create_engine, create_sessionmaker
 from opsconductor.temporal.client import connect, worker_runtime
-from opsconductor.temporal.queues import TaskQueue
 from opsconductor.worker.registry import WorkerResources, activities_for, workflows_for
 
 logger = logging.getLogger(__name__)

@@ -20,10 +20,10 @@ from opsconductor.activities.scheduled_runs import ScheduledRuns
 from opsconductor.activities.ssh import SshActions
 from opsconductor.activities.winrm import WinrmActions
 from opsconductor.config import Settings
+from opsconductor.contracts.queues import TaskQueue
 from opsconductor.security.envelope import KeyRing
 from opsconductor.security.keys import load_process_keys
 from opsconductor.services.vault import keyring_from
-from opsconductor.temporal.queues import TaskQueue
 from opsconductor.workflows.connection_test import ConnectionTestWorkflow
 from opsconductor.workflows.discovery_scan import DiscoveryScanWorkflow
 from opsconductor.workflows.job_run import JobRunWorkflow
@@ -73,7 +73,7 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
     elif queue is TaskQueue.ssh:
         activities.append(SshActions(resources.sessionmaker, resources.keyring).run_step)
         tests = ConnectionTests(resources.sessionmaker, resources.keyring)
-        activities.append(tests.probe)
+        activities.append(tests.run_test)
     elif queue is TaskQueue.winrm:
         activities.append(WinrmActions(resources.sessionmaker, resources.keyring).run_step)
     elif queue is TaskQueue.http:

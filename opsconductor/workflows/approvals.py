@@ -3,16 +3,14 @@
 from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 
+from opsconductor.contracts.runs import (
+    APPROVAL_NOT_PENDING,
+    APPROVAL_NOT_PERMITTED,
+    ApprovalDecision,
+)
+
 # A role approver admits that role and every role above it.
 ROLE_RANK = {"viewer": 0, "operator": 1, "admin": 2}
-
-
-class ApprovalDecision(BaseModel):
-    step: str
-    approve: bool
-    by: str
-    role: str
-    comment: str = ""
 
 
 class PendingApproval(BaseModel):
@@ -36,11 +34,6 @@ class ApprovalOutcome(BaseModel):
             return "no decision before the approval timed out"
         note = f": {self.comment}" if self.comment else ""
         return f"rejected by {self.by}{note}"
-
-
-# Failure types the API maps to answers: 409 (nothing to decide) and 403 (not an approver).
-NOT_PENDING = "ApprovalNotPending"
-NOT_PERMITTED = "ApprovalNotPermitted"
 
 
 def may_decide(approvers: list[str], username: str, role: str) -> bool:
@@ -68,13 +61,13 @@ class ApprovalGate:
         pending = self._pending.get(decision.step)
         if pending is None or decision.step in self._decisions:
             raise ApplicationError(
-                f"step {decision.step!r} is not waiting for approval", type=NOT_PENDING
+                f"step {decision.step!r} is not waiting for approval", type=APPROVAL_NOT_PENDING
             )
         if not may_decide(pending.approvers, decision.by, decision.role):
             raise ApplicationError(
                 f"{decision.by} may not decide step {decision.step!r} "
                 f"(approvers: {', '.join(pending.approvers)})",
-                type=NOT_PERMITTED,
+                type=APPROVAL_NOT_PERMITTED,
             )
 
     def decide(self, decision: ApprovalDecision) -> str:

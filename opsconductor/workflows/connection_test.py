@@ -11,24 +11,28 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
-    from opsconductor.models.target import ConnectionTestRequest, ConnectionTestResult
-    from opsconductor.temporal.queues import TaskQueue
+    from opsconductor.contracts.connection_tests import (
+        CONNECTION_TEST_WORKFLOW,
+        ConnectionTestRequest,
+        ConnectionTestResult,
+        test_connection,
+    )
+    from opsconductor.contracts.queues import TaskQueue
 
 # How long the test may wait for an ssh worker to pick it up, and then run.
 WORKER_WAIT = timedelta(seconds=15)
 TEST_TIMEOUT = timedelta(seconds=60)
 
 
-@workflow.defn(name="connection-test")
+@workflow.defn(name=CONNECTION_TEST_WORKFLOW)
 class ConnectionTestWorkflow:
     @workflow.run
     async def run(self, request: ConnectionTestRequest) -> ConnectionTestResult:
         try:
             result: ConnectionTestResult = await workflow.execute_activity(
-                "test-connection",
+                test_connection,
                 request,
                 task_queue=TaskQueue.ssh.value,
-                result_type=ConnectionTestResult,
                 schedule_to_start_timeout=WORKER_WAIT,
                 start_to_close_timeout=TEST_TIMEOUT,
                 # One attempt: the operator is waiting for this answer, not for retries.

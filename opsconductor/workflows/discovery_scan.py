@@ -21,13 +21,16 @@ from temporalio.exceptions import (
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from opsconductor.models.discovery import (
+    from opsconductor.contracts.discovery import (
+        DISCOVERY_SCAN_WORKFLOW,
         ScanRequest,
         ScanStatus,
         ScanStatusRecord,
         ScanSummary,
+        nmap_scan,
+        record_scan_status,
     )
-    from opsconductor.temporal.queues import TaskQueue
+    from opsconductor.contracts.queues import TaskQueue
 
 # How long a scan may wait for a discovery worker before it fails with that reason.
 WORKER_WAIT = timedelta(minutes=10)
@@ -39,7 +42,7 @@ RECORD_TIMEOUT = timedelta(seconds=30)
 CANCELLED = "the scan was cancelled"
 
 
-@workflow.defn(name="discovery-scan")
+@workflow.defn(name=DISCOVERY_SCAN_WORKFLOW)
 class DiscoveryScanWorkflow:
     def __init__(self) -> None:
         self._status = ScanStatus.queued
@@ -54,10 +57,9 @@ class DiscoveryScanWorkflow:
         self._status = ScanStatus.running
         try:
             summary: ScanSummary = await workflow.execute_activity(
-                "nmap-scan",
+                nmap_scan,
                 request,
                 task_queue=TaskQueue.discovery.value,
-                result_type=ScanSummary,
                 schedule_to_start_timeout=WORKER_WAIT,
                 start_to_close_timeout=SCAN_TIMEOUT,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
@@ -87,7 +89,7 @@ class DiscoveryScanWorkflow:
     ) -> None:
         self._status = status
         await workflow.execute_local_activity(
-            "record-scan-status",
+            record_scan_status,
             ScanStatusRecord(
                 scan_id=request.scan_id, status=status, reason=reason, notes=notes or []
             ),

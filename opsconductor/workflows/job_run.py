@@ -14,23 +14,31 @@ from temporalio import workflow
 from temporalio.exceptions import CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from opsconductor.activities.run_records import RunClosing, RunRecorder, RunStatusRecord
-    from opsconductor.jobspec.context import base_context, mentions, run_once_context
-    from opsconductor.jobspec.document import JobDocument, Order, Step
-    from opsconductor.jobspec.durations import parse_duration
-    from opsconductor.jobspec.plan import SegmentKind
-    from opsconductor.jobspec.runtime import (
+    from opsconductor.contracts.queues import TaskQueue
+    from opsconductor.contracts.runs import (
+        DECIDE_APPROVAL_UPDATE,
+        JOB_RUN_WORKFLOW,
+        PROGRESS_QUERY,
+        ApprovalDecision,
         BatchRequest,
         BatchResult,
+        RunClosing,
         RunRequest,
         RunStatus,
+        RunStatusRecord,
         RunSummary,
         StepOutcome,
         StepStatus,
+        batch_workflow_id,
+        close_run_steps,
+        record_run_status,
     )
+    from opsconductor.jobspec.document import JobDocument, Order, Step
+    from opsconductor.jobspec.durations import parse_duration
+    from opsconductor.jobspec.plan import SegmentKind
     from opsconductor.jobspec.templates import TemplateProblem
-    from opsconductor.temporal.queues import TaskQueue
-    from opsconductor.workflows.approvals import ApprovalDecision, ApprovalGate
+    from opsconductor.workflows.approvals import ApprovalGate
+    from opsconductor.workflows.context import base_context, mentions, run_once_context
     from opsconductor.workflows.notifications import Announcer
     from opsconductor.workflows.step_execution import (
         RECORD_TIMEOUT,
@@ -47,7 +55,7 @@ class BatchFailed(Exception):
     """A target batch workflow ended without a result (terminated, or failed outright)."""
 
 
-@workflow.defn(name="job-run")
+@workflow.defn(name=JOB_RUN_WORKFLOW)
 class JobRunWorkflow:
     def __init__(self) -> None:
         self._per_target: dict[str, dict[str, StepOutcome]] = {}
@@ -59,7 +67,7 @@ class JobRunWorkflow:
         self._batches = {"total": 0, "running": 0, "done": 0}
         self._segments_run = 0
 
-    @workflow.query(name="progress")
+    @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> dict[str, object]:
         counts: dict[str, int] = {}
         outcomes = [*self._run_once.values()]
@@ -75,7 +83,7 @@ class JobRunWorkflow:
             "waiting_approval": self._approvals.pending(),
         }
 
-    @workflow.update(name="decide-approval")
+    @workflow.update(name=DECIDE_APPROVAL_UPDATE)
     async def decide_approval(self, decision: ApprovalDecision) -> str:
         return self._approvals.decide(decision)
 
@@ -206,7 +214,7 @@ class JobRunWorkflow:
             return await workflow.execute_child_workflow(
                 TargetBatchWorkflow.run,
                 request,
-                id=f"{workflow.info().workflow_id}-s{self._segments_run}-b{offset}",
+                id=batch_workflow_id(workflow.info().workflow_id, self._segments_run, offset),
                 task_queue=TaskQueue.orchestration.value,
             )
         except ChildWorkflowError as error:
@@ -316,16 +324,16 @@ class JobRunWorkflow:
 
     async def _set_status(self, status: RunStatus, reason: str | None = None) -> None:
         self._status = status
-        await workflow.execute_local_activity_method(
-            RunRecorder.record_run_status,
+        await workflow.execute_local_activity(
+            record_run_status,
             RunStatusRecord(run_id=self._request.run_id, status=status, reason=reason),
             start_to_close_timeout=RECORD_TIMEOUT,
         )
 
     async def _finish(self, status: RunStatus, reason: str | None) -> RunSummary:
         # Every step without a final state gets one, so the run record is complete.
-        await workflow.execute_local_activity_method(
-            RunRecorder.close_run_steps,
+        await workflow.execute_local_activity(
+            close_run_steps,
             RunClosing(
                 run_id=self._request.run_id,
                 per_target_step_ids=[s.id for s in self._document.steps if not s.run_once],

@@ -16,20 +16,20 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from opsconductor.jobspec.document import NotifyRule, RunEvent
-    from opsconductor.jobspec.messages import run_facts
-    from opsconductor.jobspec.runtime import RunRequest, RunStatus
-    from opsconductor.models.notification import (
+    from opsconductor.contracts.notifications import (
+        CHANNEL_TEST_WORKFLOW,
+        UNDELIVERABLE,
         DeliveryEvent,
         DeliveryOutcome,
         DeliveryRequest,
         DeliveryStatus,
+        notify_deliver,
     )
-    from opsconductor.temporal.queues import TaskQueue
+    from opsconductor.contracts.queues import TaskQueue
+    from opsconductor.contracts.runs import RunRequest, RunStatus
+    from opsconductor.jobspec.document import NotifyRule, RunEvent
+    from opsconductor.jobspec.messages import run_facts
 
-DELIVER_ACTIVITY = "notify-deliver"
-# Errors no retry can fix: an unknown channel, a template that does not render.
-UNDELIVERABLE = "Undeliverable"
 # One attempt: apprise's own call is bounded well within it (activities/notify.py).
 ATTEMPT_TIMEOUT = timedelta(seconds=60)
 # How long a test-send may wait for a notify worker to pick it up.
@@ -100,17 +100,16 @@ class Announcer:
             )
             self._sending.append(
                 workflow.start_activity(
-                    DELIVER_ACTIVITY,
+                    notify_deliver,
                     delivery,
                     task_queue=TaskQueue.notify.value,
-                    result_type=DeliveryOutcome,
                     start_to_close_timeout=ATTEMPT_TIMEOUT,
                     retry_policy=_retry_policy(rule),
                 )
             )
 
 
-@workflow.defn(name="notification-channel-test")
+@workflow.defn(name=CHANNEL_TEST_WORKFLOW)
 class ChannelTestWorkflow:
     """Runs one delivery attempt of a test message and answers how it went. A workflow
     (rather than the API sending it) because only notify workers open a channel's URL."""
@@ -119,10 +118,9 @@ class ChannelTestWorkflow:
     async def run(self, request: DeliveryRequest) -> DeliveryOutcome:
         try:
             outcome: DeliveryOutcome = await workflow.execute_activity(
-                DELIVER_ACTIVITY,
+                notify_deliver,
                 request,
                 task_queue=TaskQueue.notify.value,
-                result_type=DeliveryOutcome,
                 schedule_to_start_timeout=WORKER_WAIT,
                 start_to_close_timeout=ATTEMPT_TIMEOUT,
                 # One attempt: the operator is waiting for this answer, not for retries.

@@ -3,38 +3,23 @@
 import asyncio
 from datetime import timedelta
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from opsconductor.activities.ping import PingReply, PingRequest, ping
+    from opsconductor.contracts.probe import (
+        FLEET_PROBE_WORKFLOW,
+        PingRequest,
+        ProbeReport,
+        ProbeRequest,
+        QueueAnswer,
+        ping,
+    )
 
 
-class ProbeRequest(BaseModel):
-    queues: list[str]
-    # How long a queue may go without a worker picking the task up before it counts as down.
-    wait_seconds: float = 10.0
-
-
-class QueueAnswer(BaseModel):
-    queue: str
-    ok: bool
-    reply: PingReply | None = None
-    error: str | None = None
-
-
-class ProbeReport(BaseModel):
-    answers: list[QueueAnswer]
-
-    @property
-    def all_ok(self) -> bool:
-        return all(answer.ok for answer in self.answers)
-
-
-@workflow.defn(name="fleet-probe")
+@workflow.defn(name=FLEET_PROBE_WORKFLOW)
 class FleetProbeWorkflow:
     @workflow.run
     async def run(self, request: ProbeRequest) -> ProbeReport:

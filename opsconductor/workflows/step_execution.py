@@ -22,24 +22,25 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from opsconductor.activities.run_records import RunRecorder, StepRecord
-    from opsconductor.jobspec.actions import ActionSpec
-    from opsconductor.jobspec.document import JobDocument, Step
-    from opsconductor.jobspec.durations import parse_duration
-    from opsconductor.jobspec.plugins import known_actions
-    from opsconductor.jobspec.runtime import (
+    from opsconductor.contracts.queues import TaskQueue
+    from opsconductor.contracts.runs import (
+        JOB_RUN_WORKFLOW,
         RunRequest,
         RunSummary,
         SkipReason,
         StepOutcome,
-        StepRequest,
-        StepResult,
+        StepRecord,
         StepStatus,
-        TargetSnapshot,
+        record_step,
+        run_search_attributes,
+        run_workflow_id,
     )
+    from opsconductor.contracts.steps import StepRequest, StepResult, TargetSnapshot
+    from opsconductor.jobspec.actions import ActionSpec
+    from opsconductor.jobspec.document import JobDocument, Step
+    from opsconductor.jobspec.durations import parse_duration
+    from opsconductor.jobspec.plugins import known_actions
     from opsconductor.jobspec.templates import TemplateProblem, render, render_condition
-    from opsconductor.temporal.queues import TaskQueue
-    from opsconductor.temporal.search_attributes import run_search_attributes
 
 DEFAULT_STEP_TIMEOUT = timedelta(minutes=10)
 # Remote commands heartbeat while they run; a worker that dies is noticed this quickly and the
@@ -141,8 +142,8 @@ class StepExecutor:
         }
 
     async def record(self, outcome: StepOutcome) -> None:
-        await workflow.execute_local_activity_method(
-            RunRecorder.record_step,
+        await workflow.execute_local_activity(
+            record_step,
             StepRecord(run_id=self._run_id, outcome=outcome),
             start_to_close_timeout=RECORD_TIMEOUT,
         )
@@ -283,15 +284,15 @@ class StepExecutor:
         request = RunRequest.model_validate(prepared.outputs["request"])
         try:
             summary: RunSummary = await workflow.execute_child_workflow(
-                "job-run",
+                # By name: this module is part of the job-run workflow, which cannot import
+                # itself here without a cycle (job_run -> step_execution -> job_run).
+                JOB_RUN_WORKFLOW,
                 request,
-                id=f"run-{request.run_id}",
+                id=run_workflow_id(request.run_id),
                 task_queue=TaskQueue.orchestration.value,
                 result_type=RunSummary,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-                search_attributes=run_search_attributes(
-                    request.job_id, request.job_name, request.triggered_by
-                ),
+                search_attributes=run_search_attributes(request),
             )
         except ChildWorkflowError as error:
             if isinstance(error.cause, CancelledError):

@@ -11,16 +11,18 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from opsconductor.activities.run_records import RunRecorder, TargetBatch
-    from opsconductor.jobspec.context import target_context
-    from opsconductor.jobspec.document import Step
-    from opsconductor.jobspec.runtime import (
+    from opsconductor.contracts.runs import (
+        TARGET_BATCH_WORKFLOW,
         BatchRequest,
         BatchResult,
         SkipReason,
         StepOutcome,
-        TargetSnapshot,
+        TargetBatch,
+        load_target_batch,
     )
+    from opsconductor.contracts.steps import TargetSnapshot
+    from opsconductor.jobspec.document import Step
+    from opsconductor.workflows.context import target_context
     from opsconductor.workflows.step_execution import StepExecutor, run_dag, skipped
 
 # Outcomes returned to the parent share one payload; each one's output is cut to fit.
@@ -32,7 +34,7 @@ def output_share(outcomes: int) -> int:
     return max(256, min(64 * 1024, RESULT_BUDGET // max(1, 3 * outcomes)))
 
 
-@workflow.defn(name="job-run-batch")
+@workflow.defn(name=TARGET_BATCH_WORKFLOW)
 class TargetBatchWorkflow:
     @workflow.run
     async def run(self, request: BatchRequest) -> BatchResult:
@@ -45,8 +47,8 @@ class TargetBatchWorkflow:
         }
         self._started = set(request.started)
         self._segment: dict[str, list[StepOutcome]] = {}
-        targets = await workflow.execute_local_activity_method(
-            RunRecorder.load_target_batch,
+        targets = await workflow.execute_local_activity(
+            load_target_batch,
             TargetBatch(run_id=request.run_id, offset=request.offset, count=request.count),
             start_to_close_timeout=LOAD_TIMEOUT,
         )

@@ -23,8 +23,8 @@ from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from opsconductor.contracts.queues import ALL_QUEUES
 from opsconductor.schema import head_revision
-from opsconductor.temporal.queues import ALL_QUEUES
 from tests.e2e.test_up import (
     Command,
     queue_answers,

@@ -27,9 +27,9 @@ import asyncpg
 import httpx
 import pytest
 
+from opsconductor.contracts.queues import ALL_QUEUES
 from opsconductor.embedded.postgres import SYSTEM_USER
 from opsconductor.security.passwords import verify_password
-from opsconductor.temporal.queues import ALL_QUEUES
 from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.slow

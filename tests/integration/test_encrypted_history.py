@@ -10,11 +10,12 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 
 from opsconductor.config import Settings
+from opsconductor.contracts.probe import ProbeRequest
+from opsconductor.contracts.queues import TaskQueue
 from opsconductor.security.keys import load_process_keys
 from opsconductor.temporal.client import connect
 from opsconductor.temporal.codec import EncryptionCodec, PayloadDecryptionError
-from opsconductor.temporal.queues import TaskQueue
-from opsconductor.workflows.probe import FleetProbeWorkflow, ProbeRequest
+from opsconductor.workflows.probe import FleetProbeWorkflow
 
 pytestmark = pytest.mark.integration
 

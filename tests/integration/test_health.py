@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from opsconductor.api.app import create_app
-from opsconductor.temporal.queues import ALL_QUEUES
+from opsconductor.contracts.queues import ALL_QUEUES
 from tests.conftest import make_settings
 from tests.fixtures.services import UNSERVED_NAMESPACE
 

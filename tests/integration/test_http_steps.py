@@ -10,7 +10,7 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from opsconductor.activities.http import HttpActions
-from opsconductor.jobspec.runtime import StepRequest
+from opsconductor.contracts.steps import StepRequest
 from opsconductor.worker.registry import WorkerResources
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.identity_helpers import Account

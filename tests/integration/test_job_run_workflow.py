@@ -8,10 +8,9 @@ import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from opsconductor.config import Settings
-from opsconductor.jobspec.runtime import RunStatus
+from opsconductor.contracts.runs import ApprovalDecision, RunStatus
 from opsconductor.temporal.client import connect
 from opsconductor.worker.registry import WorkerResources
-from opsconductor.workflows.approvals import ApprovalDecision
 from tests.engine_helpers import recorded_run, recorded_steps, start_run, web_targets
 from tests.fixtures.http_receiver import HttpReceiver
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from temporalio import activity
 
-from opsconductor.temporal.queues import TaskQueue
+from opsconductor.contracts.queues import TaskQueue
 from opsconductor.worker.registry import WorkerResources, activities_for
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account, api, assert_problem

@@ -22,12 +22,11 @@ from temporalio.common import HeaderCodecBehavior
 from temporalio.worker import Interceptor, Replayer
 
 from opsconductor.config import Settings
-from opsconductor.jobspec.runtime import RunStatus
+from opsconductor.contracts.runs import ApprovalDecision, RunStatus
 from opsconductor.security.keys import load_process_keys
 from opsconductor.temporal.client import connect, data_converter, interceptors
 from opsconductor.worker.main import WORKFLOW_RUNNER
 from opsconductor.worker.registry import WORKFLOWS, WorkerResources
-from opsconductor.workflows.approvals import ApprovalDecision
 from tests.engine_helpers import start_run, web_targets
 from tests.fixtures.http_receiver import HttpReceiver
 

@@ -13,8 +13,9 @@ from sqlmodel import col, select
 from temporalio.client import Client, WorkflowFailureError
 
 from opsconductor.config import Settings
+from opsconductor.contracts.runs import RunStatus
+from opsconductor.contracts.steps import TargetSnapshot
 from opsconductor.jobspec.document import TargetSelector
-from opsconductor.jobspec.runtime import RunStatus, TargetSnapshot
 from opsconductor.models.credential import CredentialAccess
 from opsconductor.models.run import RunLogLine
 from opsconductor.services.targets import resolve_selector

@@ -6,11 +6,12 @@ import pytest
 from temporalio.client import Client
 
 from opsconductor.config import Settings
+from opsconductor.contracts.probe import ProbeReport, ProbeRequest
+from opsconductor.contracts.queues import ALL_QUEUES, TaskQueue
 from opsconductor.temporal.client import connect
-from opsconductor.temporal.queues import ALL_QUEUES, TaskQueue
 from opsconductor.worker.main import build_workers
 from opsconductor.worker.registry import WorkerResources
-from opsconductor.workflows.probe import FleetProbeWorkflow, ProbeReport, ProbeRequest
+from opsconductor.workflows.probe import FleetProbeWorkflow
 from tests.fixtures.services import PARTIAL_NAMESPACE
 
 pytestmark = pytest.mark.integration

@@ -24,8 +24,8 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from opsconductor.config import Environment, Settings
+from opsconductor.contracts.queues import ALL_QUEUES
 from opsconductor.security.keys import load_process_keys
-from opsconductor.temporal.queues import ALL_QUEUES
 from opsconductor.worker.main import GRACEFUL_SHUTDOWN
 
 ROOT = Path(__file__).resolve().parents[2]

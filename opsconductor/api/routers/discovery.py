@@ -7,6 +7,7 @@ from fastapi import APIRouter, status
 
 from opsconductor.api.auth import AuditDep, authorized
 from opsconductor.api.deps import PageDep, SessionDep, TemporalDep
+from opsconductor.contracts.discovery import ScanStatus
 from opsconductor.errors import DependencyUnavailable
 from opsconductor.models.discovery import (
     ScanCreate,
@@ -14,7 +15,6 @@ from opsconductor.models.discovery import (
     ScanImport,
     ScanImportResult,
     ScanListItem,
-    ScanStatus,
 )
 from opsconductor.models.page import Page
 from opsconductor.security.rbac import Permission, Principal

@@ -8,9 +8,9 @@ from pydantic import BaseModel
 
 from opsconductor import __version__
 from opsconductor.api.deps import EngineDep, TemporalDep
+from opsconductor.contracts.queues import ALL_QUEUES
 from opsconductor.db import CheckResult, check_database
 from opsconductor.temporal.health import check_queue_pollers, check_temporal
-from opsconductor.temporal.queues import ALL_QUEUES
 
 router = APIRouter(tags=["health"])
 

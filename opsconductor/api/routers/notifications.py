@@ -7,12 +7,8 @@ from fastapi import APIRouter
 
 from opsconductor.api.auth import authorized
 from opsconductor.api.deps import PageDep, SessionDep
-from opsconductor.models.notification import (
-    DeliveryEvent,
-    DeliveryPublic,
-    DeliveryStatus,
-    NotificationDelivery,
-)
+from opsconductor.contracts.notifications import DeliveryEvent, DeliveryStatus
+from opsconductor.models.notification import DeliveryPublic, NotificationDelivery
 from opsconductor.models.page import Page
 from opsconductor.security.rbac import Permission, Principal
 from opsconductor.services import channels

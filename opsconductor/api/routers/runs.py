@@ -15,8 +15,14 @@ from temporalio.service import RPCError
 
 from opsconductor.api.auth import AuditDep, authorized
 from opsconductor.api.deps import PageDep, SessionDep, SessionmakerDep, TemporalDep
+from opsconductor.contracts.runs import (
+    APPROVAL_NOT_PENDING,
+    APPROVAL_NOT_PERMITTED,
+    TERMINAL_RUN_STATUSES,
+    ApprovalDecision,
+    RunStatus,
+)
 from opsconductor.errors import Conflict, DependencyUnavailable, PermissionDenied
-from opsconductor.jobspec.runtime import RunStatus
 from opsconductor.models.page import Page
 from opsconductor.models.run import (
     ApprovalCreate,
@@ -27,7 +33,6 @@ from opsconductor.models.run import (
 )
 from opsconductor.security.rbac import Permission, Principal
 from opsconductor.services import runs
-from opsconductor.workflows.approvals import NOT_PENDING, NOT_PERMITTED, ApprovalDecision
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -96,7 +101,7 @@ async def run_logs(
                 cursor = line.id or cursor
                 payload = RunLogLinePublic.model_validate(line, from_attributes=True)
                 yield f"id: {cursor}\nevent: line\ndata: {payload.model_dump_json()}\n\n"
-            if not lines and run.status in runs.TERMINAL:
+            if not lines and run.status in TERMINAL_RUN_STATUSES:
                 yield f"event: end\ndata: {json.dumps({'status': run.status})}\n\n"
                 return
             if not lines:
@@ -112,7 +117,7 @@ async def cancel_run(
     id: uuid.UUID, principal: Canceller, session: SessionDep, temporal: TemporalDep
 ) -> dict[str, str]:
     run = await runs.get_run_row(session, id)
-    if run.status in runs.TERMINAL:
+    if run.status in TERMINAL_RUN_STATUSES:
         raise Conflict(f"run {id} already ended ({run.status})")
     try:
         await temporal.get_workflow_handle(run.workflow_id).cancel()
@@ -134,7 +139,7 @@ async def decide_approval(
 ) -> dict[str, str]:
     run = await runs.get_run_row(session, id)
     entry.detail.update({"step": body.step, "decision": body.decision})
-    if run.status in runs.TERMINAL:
+    if run.status in TERMINAL_RUN_STATUSES:
         raise Conflict(f"run {id} already ended ({run.status})")
     decision = ApprovalDecision(
         step=body.step,
@@ -148,9 +153,9 @@ async def decide_approval(
         outcome = await handle.execute_update("decide-approval", decision, result_type=str)
     except WorkflowUpdateFailedError as error:
         cause = error.cause
-        if isinstance(cause, ApplicationError) and cause.type == NOT_PERMITTED:
+        if isinstance(cause, ApplicationError) and cause.type == APPROVAL_NOT_PERMITTED:
             raise PermissionDenied(cause.message) from None
-        if isinstance(cause, ApplicationError) and cause.type == NOT_PENDING:
+        if isinstance(cause, ApplicationError) and cause.type == APPROVAL_NOT_PENDING:
             raise Conflict(cause.message) from None
         raise
     except RPCError as error:

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query, Request, status
 
 from opsconductor.api.auth import AuditDep, authorized
 from opsconductor.api.deps import PageDep, SessionDep, TemporalDep
+from opsconductor.contracts.connection_tests import ConnectionTestResult
 from opsconductor.errors import BadRequest, FieldProblem, InputInvalid
 from opsconductor.models.page import Page
 from opsconductor.models.target import (
-    ConnectionTestResult,
     HostKeyAccept,
     ImportReport,
     Protocol,

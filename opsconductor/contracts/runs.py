@@ -1,7 +1,8 @@
-"""What flows between the API, the job-run workflow and the step activities at run time.
+"""The run's Temporal contract: the job-run workflow's input and result, its target batches,
+the step outcomes it records, the run-record activities, approvals, ids, names and statuses.
 
-Everything here is plain data, safe to import in workflow code, and small enough for history:
-outputs are capped by the activities before they are returned.
+Plain data, safe in workflow code, and small enough for history: outputs are capped by the
+activities before they are returned.
 """
 
 import json
@@ -11,8 +12,27 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
+from opsconductor.contracts import activity_contract
+from opsconductor.contracts.steps import TargetSnapshot
 from opsconductor.jobspec.plan import Plan
+
+JOB_RUN_WORKFLOW = "job-run"
+TARGET_BATCH_WORKFLOW = "job-run-batch"
+# The update an approver's decision is sent as, and the query the progress is read from.
+DECIDE_APPROVAL_UPDATE = "decide-approval"
+PROGRESS_QUERY = "progress"
+
+
+def run_workflow_id(run_id: uuid.UUID) -> str:
+    """A run's workflow id is its run id: a repeated start of one run cannot start a second
+    workflow, and the API finds a run's workflow from its row alone."""
+    return f"run-{run_id}"
+
+
+def batch_workflow_id(run_workflow: str, segment: int, offset: int) -> str:
+    return f"{run_workflow}-s{segment}-b{offset}"
 
 
 class RunStatus(StrEnum):
@@ -38,23 +58,6 @@ class SkipReason(StrEnum):
     upstream_failed = "upstream_failed"
     # The run stopped starting targets (max_failed_targets) or ended before the step's turn.
     run_aborted = "run_aborted"
-
-
-class TargetSnapshot(BaseModel):
-    """A target as it was when the run started; later edits do not change a running run."""
-
-    id: uuid.UUID
-    name: str
-    address: str
-    port: int
-    protocol: str
-    credential_id: uuid.UUID | None = None
-    os: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-    vars: dict[str, Any] = Field(default_factory=dict)
-
-    def context(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"credential_id"})
 
 
 class StepOutcome(BaseModel):
@@ -168,34 +171,6 @@ class BatchResult(BaseModel):
     started: list[str]
 
 
-class StepRequest(BaseModel):
-    """One step on one target (or once for the run), as sent to a protocol activity.
-
-    `with_` is still a template: the activity renders it, so `secret('name')` is resolved on
-    the worker and never enters history.
-    """
-
-    run_id: uuid.UUID
-    step_id: str
-    action: str
-    with_: dict[str, Any]
-    context: dict[str, Any]
-    target: TargetSnapshot | None = None
-    credential: str | None = None
-
-
-class StepResult(BaseModel):
-    """What a step activity returns, or attaches to its failure so the last attempt's output
-    is still shown."""
-
-    attempt: int = 1
-    exit_code: int | None = None
-    stdout: str = ""
-    stderr: str = ""
-    outputs: dict[str, Any] = Field(default_factory=dict)
-    error: str | None = None
-
-
 class RunSummary(BaseModel):
     run_id: uuid.UUID
     status: RunStatus
@@ -204,3 +179,97 @@ class RunSummary(BaseModel):
     reason: str | None = None
     # The outputs of the run's run-once steps, by step id: what a parent's job.run step sees.
     outputs: dict[str, Any] = Field(default_factory=dict)
+
+
+TERMINAL_RUN_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
+
+
+# -- run records: written by local activities on the orchestration worker ----------------------
+
+
+class StepRecord(BaseModel):
+    run_id: uuid.UUID
+    outcome: StepOutcome
+
+
+class TargetBatch(BaseModel):
+    run_id: uuid.UUID
+    offset: int
+    count: int
+
+
+class RunClosing(BaseModel):
+    """Every step of the run without a final state gets one: running steps are cancelled;
+    steps that never started are skipped (`run_aborted`), or cancelled when the run was."""
+
+    run_id: uuid.UUID
+    per_target_step_ids: list[str]
+    run_once_step_ids: list[str]
+    reason: str
+    cancelled: bool
+
+
+class RunStatusRecord(BaseModel):
+    run_id: uuid.UUID
+    status: RunStatus
+    reason: str | None = None
+
+
+_CONTRACT = "a contract: workers register its implementation (activities/run_records.py)"
+
+
+@activity_contract
+async def record_step(record: StepRecord) -> None:
+    """Upserts one step's outcome on the run record (idempotent by run, target and step)."""
+    raise NotImplementedError(_CONTRACT)
+
+
+@activity_contract
+async def record_run_status(record: RunStatusRecord) -> None:
+    raise NotImplementedError(_CONTRACT)
+
+
+@activity_contract
+async def load_target_batch(batch: TargetBatch) -> list[TargetSnapshot]:
+    """The snapshots of the run's targets at [offset, offset + count)."""
+    raise NotImplementedError(_CONTRACT)
+
+
+@activity_contract
+async def close_run_steps(closing: RunClosing) -> None:
+    raise NotImplementedError(_CONTRACT)
+
+
+# -- approvals ------------------------------------------------------------------------------
+
+
+class ApprovalDecision(BaseModel):
+    step: str
+    approve: bool
+    by: str
+    role: str
+    comment: str = ""
+
+
+# Failure types of a refused decision, which the API answers as 409 (nothing to decide) and
+# 403 (not an approver).
+APPROVAL_NOT_PENDING = "ApprovalNotPending"
+APPROVAL_NOT_PERMITTED = "ApprovalNotPermitted"
+
+
+# -- search attributes: how the Temporal UI and CLI find a job's runs ---------------------------
+
+JOB_ID = SearchAttributeKey.for_keyword("OpsJobId")
+JOB_NAME = SearchAttributeKey.for_keyword("OpsJobName")
+TRIGGERED_BY = SearchAttributeKey.for_keyword("OpsTriggeredBy")
+RUN_SEARCH_ATTRIBUTES = (JOB_ID, JOB_NAME, TRIGGERED_BY)
+
+
+def run_search_attributes(request: RunRequest) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(JOB_ID, str(request.job_id)),
+            SearchAttributePair(JOB_NAME, request.job_name),
+            SearchAttributePair(TRIGGERED_BY, request.triggered_by),
+        ]
+    )

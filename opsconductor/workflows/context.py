@@ -9,8 +9,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from opsconductor.contracts.runs import RunRequest, StepOutcome, StepStatus
+from opsconductor.contracts.steps import TargetSnapshot
 from opsconductor.jobspec.document import Step
-from opsconductor.jobspec.runtime import RunRequest, StepOutcome, StepStatus, TargetSnapshot
 
 
 def mentions(step: Step, word: str) -> bool:
