@@ -2,7 +2,7 @@
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,14 +56,18 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+# The transaction rule, everywhere: services never commit. Whoever opens the unit of work
+# commits it: a request (the `SessionDep` dependency), a CLI command, an activity. Work that
+# must be kept even when the surrounding unit of work is rolled back (a refused login's audit
+# row, the login throttle's counter) goes through `side_transaction`, and nothing else opens a
+# committing session of its own.
+
+
 @asynccontextmanager
 async def unit_of_work(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
-    """One session per unit of work: committed when the work succeeds, rolled back otherwise.
-
-    Services never commit; whoever opens the unit of work (a request, a CLI command) does.
-    """
+    """One session per unit of work: committed when the work succeeds, rolled back otherwise."""
     async with sessionmaker() as session:
         try:
             yield session
@@ -72,6 +76,14 @@ async def unit_of_work(
             raise
         else:
             await session.commit()
+
+
+def side_transaction(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AbstractAsyncContextManager[AsyncSession]:
+    """A unit of work beside the caller's, committed on its own: what it writes stays even when
+    the caller's transaction is rolled back (the refused login's audit row is the example)."""
+    return unit_of_work(sessionmaker)
 
 
 async def commit_or_undo(session: AsyncSession, undo: Callable[[], Awaitable[None]]) -> None:
