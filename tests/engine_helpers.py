@@ -1,7 +1,7 @@
 """Starting job-run workflows straight from a document, for tests of the engine's semantics.
 
 The API's run service does the same with targets resolved from the inventory; these tests give
-the targets directly so each semantic of JOBS.md can be shown on its own.
+the targets directly so each semantic of docs/jobs.md can be shown on its own.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`opsconductor apply -f FILE` and `opsconductor targets import FILE`.
 
 A file holds one or more YAML (or JSON) documents separated by `---`. `kind` says what each
-is: `job` (the default: a job document as in JOBS.md), `target` (one target, the fields of
+is: `job` (the default: a job document as in docs/jobs.md), `target` (one target, the fields of
 `POST /targets`), or `targets` (`items:`, a list of them). Applying is idempotent: a job
 whose document is unchanged gets no new version, and targets are upserted by name.
 """

@@ -1,4 +1,4 @@
-"""The template context of JOBS.md, built from what a run knows so far.
+"""The template context of a job document (docs/jobs.md), built from what a run knows so far.
 
 Pure functions over plain data: the workflow uses them to decide `when` conditions, and sends
 their result to activities, which render `with` blocks against it.

@@ -1,5 +1,5 @@
-"""The shared example jobs validate and run end to end: through the API, over real SSH to the
-loopback sshd, with their webhooks landing on the HTTP receiver and a person approving."""
+"""The example jobs in examples/ validate and run end to end: through the API, over real SSH to
+the loopback sshd, with their webhooks landing on the HTTP receiver and a person approving."""
 
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,8 @@ from tests.run_helpers import TERMINAL, post, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "examples" / "jobs"
+# The example jobs shipped with the repository: <repo>/examples.
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def example(name: str) -> dict[str, Any]:

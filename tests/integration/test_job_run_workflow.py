@@ -1,5 +1,5 @@
 """The job-run workflow against a real Temporal server, with http.request steps that reach
-the loopback HTTP receiver: the semantics of JOBS.md, one at a time."""
+the loopback HTTP receiver: the semantics of docs/jobs.md, one at a time."""
 
 import asyncio
 from typing import Any

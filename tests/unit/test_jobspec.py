@@ -13,7 +13,8 @@ from opsconductor.jobspec.parameters import resolve_parameters
 from opsconductor.jobspec.plan import SegmentKind, compile_plan
 from opsconductor.jobspec.validation import validate_document
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "examples" / "jobs"
+# The example jobs shipped with the repository: <repo>/examples, two levels above this file.
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def job(*steps: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -30,8 +31,8 @@ def problems_of(document: dict[str, Any]) -> dict[str, str]:
     return {problem.path: problem.message for problem in report.problems}
 
 
-def test_the_shared_examples_are_where_the_tests_look() -> None:
-    # Without this, a missing ../shared would turn the examples' tests into an empty set.
+def test_the_examples_are_where_the_tests_look() -> None:
+    # Without this, a moved examples/ folder would turn the examples' tests into an empty set.
     assert len(list(EXAMPLES.glob("*.yaml"))) >= 2, EXAMPLES
 
 

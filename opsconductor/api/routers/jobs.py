@@ -22,7 +22,7 @@ Author = Annotated[Principal, authorized(Permission.jobs_manage)]
 Runner = Annotated[Principal, authorized(Permission.jobs_run)]
 # The job document is validated by our own validator, which names the path of each problem
 # inside the document; its JSON Schema is published at GET /steps and in the docs.
-DocumentBody = Annotated[dict[str, Any], Body(description="A job document (see JOBS.md)")]
+DocumentBody = Annotated[dict[str, Any], Body(description="A job document (see docs/jobs.md)")]
 
 
 @router.post("/validate", name="job.validate", response_model=ValidationAnswer)
