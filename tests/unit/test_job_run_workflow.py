@@ -1,23 +1,610 @@
-"""smoke"""
-from collections.abc import AsyncIterator
+"""The job-run workflow (and its target batches) with every activity stubbed in memory: no
+PostgreSQL, no sshd, no HTTP receiver; only the Temporal dev server of the test session.
+
+Each test starts a run the way the run service does and asserts what a user would see: the
+run's summary and status, and the step records written (status, reason, attempts). Durations
+are sub-second (the job document accepts `ms`), so no test waits on a real clock for long.
+"""
+
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
 import pytest
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError, CancelledError
 
-from tests.workflow_stubs import RunStatus, StubWorld, stub_world
+from tests.workflow_stubs import (
+    DECIDE_APPROVAL,
+    NOT_PENDING,
+    NOT_PERMITTED,
+    ApprovalDecision,
+    RunBook,
+    RunStatus,
+    SkipReason,
+    StepCall,
+    StepResult,
+    StepStatus,
+    StubWorld,
+    fail,
+    hang,
+    hold_until_active,
+    reject,
+    stub_world,
+    succeed,
+)
+
+RUN_TIMEOUT = 10.0
 
 
 @pytest.fixture(scope="module")
-async def world(temporal_address: str) -> AsyncIterator[StubWorld]:
-    async with stub_world(temporal_address) as world:
+async def world() -> AsyncIterator[StubWorld]:
+    async with stub_world() as world:
         yield world
 
 
-def ssh(step_id: str, **extra):
-    return {"id": step_id, "action": "ssh.command", "with": {"command": f"echo {step_id}"}, **extra}
+def ssh(step_id: str, **extra: Any) -> dict[str, Any]:
+    return {"id": step_id, "action": "ssh.command", "with": {"command": f"run {step_id}"}, **extra}
 
 
-async def test_smoke(world: StubWorld) -> None:
-    handle, book = await world.start({"name": "smoke", "steps": [ssh("a"), ssh("b", needs=["a"])]}, 3)
+def job(*steps: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"name": "unit-job", "steps": list(steps), **fields}
+
+
+def failing(step_id: str, targets: Iterable[str], message: str = "exit status 1"):
+    """Fails `step_id` on `targets` (every attempt); everything else succeeds."""
+    doomed = set(targets)
+
+    async def behaviour(call: StepCall, book: RunBook) -> StepResult | None:
+        if call.step_id == step_id and call.target in doomed:
+            raise fail(call, message, stdout=f"attempt {call.attempt} broke\n")
+        return await succeed(call, book)
+
+    return behaviour
+
+
+def order(book: RunBook) -> list[tuple[str | None, str]]:
+    return [(call.target, call.step_id) for call in book.calls]
+
+
+# -- strategy: order and concurrency ----------------------------------------------------------
+
+
+async def test_per_target_order_takes_each_target_through_all_its_steps(world: StubWorld):
+    document = job(
+        ssh("a"), ssh("b", needs=["a"]), strategy={"order": "per-target", "concurrency": 1}
+    )
+    handle, book = await world.start(document, 3, batch_size=2)
+
     summary = await handle.result()
-    assert summary.status is RunStatus.succeeded, summary
-    print(book.table())
+
+    assert summary.status is RunStatus.succeeded
+    assert summary.succeeded_targets == ["t1", "t2", "t3"]
+    assert order(book) == [
+        ("t1", "a"), ("t1", "b"), ("t2", "a"), ("t2", "b"), ("t3", "a"), ("t3", "b"),
+    ]  # fmt: skip
+    assert book.peak == 1
+    assert {key: status for key, (status, _) in book.table().items()} == {
+        (target, step): "succeeded" for target in ("t1", "t2", "t3") for step in ("a", "b")
+    }
+    assert [record.status for record in book.statuses] == [RunStatus.running, RunStatus.succeeded]
+
+
+async def test_per_step_order_finishes_a_step_on_every_target_before_the_next(world: StubWorld):
+    document = job(
+        ssh("a"), ssh("b", needs=["a"]), strategy={"order": "per-step", "concurrency": 1}
+    )
+    handle, book = await world.start(document, 3, batch_size=2)
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.succeeded
+    assert order(book) == [
+        ("t1", "a"), ("t2", "a"), ("t3", "a"), ("t1", "b"), ("t2", "b"), ("t3", "b"),
+    ]  # fmt: skip
+    # One segment per step, each split into batches of two targets.
+    assert [(batch.offset, batch.count) for batch in book.batches] == [(0, 2), (2, 1)] * 2
+
+
+@pytest.mark.parametrize(
+    ("targets", "batch_size", "concurrency"),
+    [(6, 100, 3), (8, 2, 4), (4, 100, 1)],
+    ids=["one-batch", "across-batches", "one-at-a-time"],
+)
+async def test_concurrency_is_reached_and_never_exceeded(
+    world: StubWorld, targets: int, batch_size: int, concurrency: int
+):
+    handle, book = await world.start(
+        job(ssh("a"), strategy={"concurrency": concurrency}),
+        targets,
+        batch_size=batch_size,
+        behaviour=hold_until_active(concurrency),
+    )
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.succeeded
+    assert len(book.calls) == targets
+    assert book.peak == concurrency
+
+
+async def test_concurrency_may_be_a_template_over_the_parameters(world: StubWorld):
+    document = job(
+        ssh("a"),
+        parameters={"width": {"type": "integer", "default": 2}},
+        strategy={"concurrency": "{{ params.width }}"},
+    )
+    handle, book = await world.start(document, 4, behaviour=hold_until_active(2))
+
+    assert (await handle.result()).status is RunStatus.succeeded
+    assert book.peak == 2
+
+
+async def test_a_concurrency_template_that_is_not_a_number_fails_the_run(world: StubWorld):
+    document = job(ssh("a"), strategy={"concurrency": "{{ 'wide' }}"})
+    handle, book = await world.start(document, 2)
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    assert summary.reason == "strategy.concurrency rendered 'wide', not a number"
+    assert book.calls == []
+    # Closing the run records every step that never ran as skipped.
+    assert book.table() == {
+        ("t1", "a"): ("skipped", "run_aborted"),
+        ("t2", "a"): ("skipped", "run_aborted"),
+    }
+
+
+# -- needs, when, on_error --------------------------------------------------------------------
+
+
+async def test_a_failed_step_skips_its_dependants_on_that_target_only(world: StubWorld):
+    handle, book = await world.start(
+        job(ssh("a"), ssh("b", needs=["a"])), 3, behaviour=failing("a", ["t2"])
+    )
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    assert summary.reason is None
+    assert summary.failed_targets == ["t2"]
+    assert summary.succeeded_targets == ["t1", "t3"]
+    assert book.table() == {
+        ("t1", "a"): ("succeeded", None),
+        ("t1", "b"): ("succeeded", None),
+        ("t2", "a"): ("failed", "exit status 1"),
+        ("t2", "b"): ("skipped", SkipReason.upstream_failed.value),
+        ("t3", "a"): ("succeeded", None),
+        ("t3", "b"): ("succeeded", None),
+    }
+    broken = book.row("t2", "a")
+    assert (broken.exit_code, broken.stdout, broken.attempts) == (1, "attempt 1 broke\n", 1)
+    assert not broken.tolerated
+    assert book.calls_of("b", "t2") == []
+
+
+async def test_when_decides_per_target_and_can_read_a_failed_need(world: StubWorld):
+    document = job(
+        ssh("a"),
+        ssh("only_t1", when="{{ target.name == 't1' }}"),
+        ssh("rollback", needs=["a"], when="{{ steps.a.failed }}"),
+    )
+    handle, book = await world.start(document, 3, behaviour=failing("a", ["t3"]))
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    assert summary.failed_targets == ["t3"]
+    table = book.table()
+    assert [table[(t, "only_t1")] for t in ("t1", "t2", "t3")] == [
+        ("succeeded", None),
+        ("skipped", "condition"),
+        ("skipped", "condition"),
+    ]
+    # A `when` replaces the default "all needs succeeded": the rollback runs where a failed.
+    assert [table[(t, "rollback")] for t in ("t1", "t2", "t3")] == [
+        ("skipped", "condition"),
+        ("skipped", "condition"),
+        ("succeeded", None),
+    ]
+
+
+async def test_a_when_that_does_not_render_fails_the_step(world: StubWorld):
+    handle, book = await world.start(job(ssh("a", when="{{ nothing.here }}")), 1)
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    status, reason = book.table()[("t1", "a")]
+    assert status == "failed"
+    assert reason is not None and reason.startswith("when: ")
+    assert book.calls == []
+
+
+async def test_on_error_continue_records_the_failure_but_the_run_goes_on(world: StubWorld):
+    document = job(ssh("a", on_error="continue"), ssh("b", needs=["a"]))
+    handle, book = await world.start(document, 2, behaviour=failing("a", ["t2"]))
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.succeeded
+    assert summary.failed_targets == []
+    assert summary.succeeded_targets == ["t1", "t2"]
+    tolerated = book.row("t2", "a")
+    assert (tolerated.status, tolerated.reason, tolerated.tolerated) == (
+        StepStatus.failed,
+        "exit status 1",
+        True,
+    )
+    assert book.table()[("t2", "b")] == ("succeeded", None)
+
+
+async def test_on_error_fail_is_the_default_and_fails_the_run(world: StubWorld):
+    document = job(ssh("a", on_error="fail"), ssh("b"))
+    handle, book = await world.start(document, 2, behaviour=failing("a", ["t1", "t2"]))
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    # Listed in the order the targets' batches reported, not in target order.
+    assert sorted(summary.failed_targets) == ["t1", "t2"]
+    # `b` needs nothing: it still runs on the failed targets.
+    assert book.table()[("t1", "b")] == ("succeeded", None)
+
+
+# -- retries and timeouts ---------------------------------------------------------------------
+
+
+async def test_a_retried_step_that_succeeds_records_its_attempts(world: StubWorld):
+    async def flaky(call: StepCall, book: RunBook) -> StepResult | None:
+        if call.attempt < 3:
+            raise fail(call, f"attempt {call.attempt} failed")
+        return await succeed(call, book)
+
+    document = job(ssh("a", retry={"attempts": 5, "interval": "10ms", "backoff": 1.0}))
+    handle, book = await world.start(document, 1, behaviour=flaky)
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.succeeded
+    assert [(call.attempt, call.end) for call in book.calls] == [
+        (1, "failed"),
+        (2, "failed"),
+        (3, "succeeded"),
+    ]
+    row = book.row("t1", "a")
+    assert (row.status, row.attempts, row.reason) == (StepStatus.succeeded, 3, None)
+
+
+async def test_a_step_failing_every_attempt_records_the_last_one(world: StubWorld):
+    document = job(ssh("a", retry={"attempts": 3, "interval": "10ms"}))
+    handle, book = await world.start(document, 1, behaviour=failing("a", ["t1"], "disk full"))
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    assert [call.attempt for call in book.calls] == [1, 2, 3]
+    row = book.row("t1", "a")
+    assert (row.status, row.reason, row.attempts) == (StepStatus.failed, "disk full", 3)
+    assert row.stdout == "attempt 3 broke\n"
+
+
+async def test_a_rejected_step_is_not_retried(world: StubWorld):
+    async def rejecting(call: StepCall, book: RunBook) -> StepResult | None:
+        raise reject(call, "credential 'deploy' not found")
+
+    document = job(ssh("a", retry={"attempts": 5, "interval": "10ms"}))
+    handle, book = await world.start(document, 1, behaviour=rejecting)
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    assert len(book.calls) == 1
+    row = book.row("t1", "a")
+    assert (row.reason, row.attempts) == ("credential 'deploy' not found", 1)
+
+
+async def test_a_step_timeout_stops_each_attempt(world: StubWorld):
+    document = job(ssh("a", timeout="200ms", retry={"attempts": 2, "interval": "10ms"}), ssh("b"))
+    behaviour = failing("none", [])
+
+    async def slow_a(call: StepCall, book: RunBook) -> StepResult | None:
+        return await (hang(call, book) if call.step_id == "a" else behaviour(call, book))
+
+    handle, book = await world.start(document, 1, behaviour=slow_a)
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    assert summary.failed_targets == ["t1"]
+    row = book.row("t1", "a")
+    assert (row.status, row.reason, row.attempts) == (
+        StepStatus.failed,
+        "timed out (start_to_close)",
+        2,
+    )
+    assert book.table()[("t1", "b")] == ("succeeded", None)
+    # Each attempt was stopped on the worker, not left running.
+    attempts = book.calls_of("a", "t1")
+    assert [call.attempt for call in attempts] == [1, 2]
+    await book.until(lambda: all(call.end == "cancelled" for call in attempts), 2.0)
+
+
+async def test_the_run_timeout_fails_the_run_and_closes_its_steps(world: StubWorld):
+    document = job(ssh("a"), ssh("b", needs=["a"]), timeout="300ms")
+    handle, book = await world.start(document, 2, behaviour=hang)
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    assert summary.reason is not None
+    assert summary.reason.startswith("the run exceeded its timeout of ")
+    assert book.statuses[-1].status is RunStatus.failed
+    assert book.statuses[-1].reason == summary.reason
+    table = book.table()
+    # The steps that were running are closed cancelled, with the run's reason; those that
+    # never started are skipped.
+    assert [table[(t, "a")] for t in ("t1", "t2")] == [("cancelled", summary.reason)] * 2
+    assert [table[(t, "b")] for t in ("t1", "t2")] == [("skipped", "run_aborted")] * 2
+
+
+# -- max_failed_targets -----------------------------------------------------------------------
+
+
+async def test_max_failed_targets_stops_starting_targets_within_a_batch(world: StubWorld):
+    document = job(ssh("a"), strategy={"concurrency": 1, "max_failed_targets": 1})
+    handle, book = await world.start(document, 5, behaviour=failing("a", ["t1", "t2"]))
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    assert summary.failed_targets == ["t1", "t2"]
+    assert summary.succeeded_targets == []
+    assert order(book) == [("t1", "a"), ("t2", "a")]
+    assert [book.table()[(t, "a")] for t in ("t3", "t4", "t5")] == [
+        ("skipped", "run_aborted")
+    ] * 3
+
+
+async def test_max_failed_targets_leaves_later_batches_unstarted(world: StubWorld):
+    document = job(ssh("a"), strategy={"concurrency": 1, "max_failed_targets": 1})
+    handle, book = await world.start(
+        document, 5, batch_size=2, behaviour=failing("a", ["t1", "t2"])
+    )
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    assert summary.failed_targets == ["t1", "t2"]
+    # The first batch went over the limit: no later batch was even loaded ...
+    assert [(batch.offset, batch.count) for batch in book.batches] == [(0, 2)]
+    # ... and closing the run records their steps skipped.
+    assert [book.table()[(t, "a")] for t in ("t3", "t4", "t5")] == [
+        ("skipped", "run_aborted")
+    ] * 3
+
+
+async def test_max_failed_targets_as_a_percent(world: StubWorld):
+    # 20% of 5 targets: one may fail; the second failure stops the run starting targets.
+    document = job(ssh("a"), strategy={"concurrency": 1, "max_failed_targets": "20%"})
+    handle, book = await world.start(document, 5, behaviour=failing("a", ["t2", "t3"]))
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    assert summary.failed_targets == ["t2", "t3"]
+    assert summary.succeeded_targets == ["t1"]
+    assert order(book) == [("t1", "a"), ("t2", "a"), ("t3", "a")]
+    assert [book.table()[(t, "a")] for t in ("t4", "t5")] == [("skipped", "run_aborted")] * 2
+
+
+async def test_failures_within_max_failed_targets_let_the_run_succeed(world: StubWorld):
+    # 40% of 5 targets: two may fail, and every target is still tried.
+    document = job(ssh("a"), strategy={"concurrency": 1, "max_failed_targets": "40%"})
+    handle, book = await world.start(
+        document, 5, batch_size=2, behaviour=failing("a", ["t1", "t2"])
+    )
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.succeeded
+    assert summary.failed_targets == ["t1", "t2"]
+    assert summary.succeeded_targets == ["t3", "t4", "t5"]
+    assert len(book.calls) == 5
+
+
+# -- approvals --------------------------------------------------------------------------------
+
+
+def approval_job(timeout: str = "5s", approvers: list[str] | None = None) -> dict[str, Any]:
+    gate: dict[str, Any] = {
+        "id": "gate",
+        "action": "control.approval",
+        "run_once": True,
+        "with": {"message": "deploy to {{ run.target_count }} targets?", "timeout": timeout},
+    }
+    if approvers is not None:
+        gate["with"]["approvers"] = approvers
+    return job(gate, ssh("deploy", needs=["gate"]))
+
+
+async def waiting(book: RunBook) -> None:
+    await book.until(lambda: book.status is RunStatus.waiting_approval)
+
+
+async def test_an_approved_gate_lets_the_targets_run(world: StubWorld):
+    handle, book = await world.start(approval_job(), 2)
+    await waiting(book)
+    assert book.table() == {(None, "gate"): ("running", None)}
+    assert book.calls == []
+
+    answer = await handle.execute_update(
+        DECIDE_APPROVAL,
+        ApprovalDecision(step="gate", approve=True, by="olivia", role="operator", comment="go"),
+        result_type=str,
+    )
+    summary = await handle.result()
+
+    assert answer == "approved"
+    assert summary.status is RunStatus.succeeded
+    assert summary.outputs == {"gate": {"decision": "approved", "by": "olivia", "comment": "go"}}
+    assert [record.status for record in book.statuses] == [
+        RunStatus.running,
+        RunStatus.waiting_approval,
+        RunStatus.running,
+        RunStatus.succeeded,
+    ]
+    assert book.table()[(None, "gate")] == ("succeeded", None)
+    assert {call.target for call in book.calls} == {"t1", "t2"}
+
+
+async def test_a_rejected_gate_fails_the_run_and_skips_the_targets(world: StubWorld):
+    handle, book = await world.start(approval_job(), 2)
+    await waiting(book)
+
+    answer = await handle.execute_update(
+        DECIDE_APPROVAL,
+        ApprovalDecision(step="gate", approve=False, by="ada", role="admin", comment="not today"),
+        result_type=str,
+    )
+    summary = await handle.result()
+
+    assert answer == "rejected"
+    assert summary.status is RunStatus.failed
+    assert summary.failed_targets == []
+    gate = book.row(None, "gate")
+    assert (gate.status, gate.reason) == (StepStatus.failed, "rejected by ada: not today")
+    assert gate.outputs == {"decision": "rejected", "by": "ada", "comment": "not today"}
+    assert [book.table()[(t, "deploy")] for t in ("t1", "t2")] == [
+        ("skipped", "upstream_failed")
+    ] * 2
+    assert book.calls == []
+
+
+async def test_an_undecided_gate_expires(world: StubWorld):
+    handle, book = await world.start(approval_job(timeout="300ms"), 1)
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    gate = book.row(None, "gate")
+    assert (gate.status, gate.reason) == (
+        StepStatus.failed,
+        "no decision before the approval timed out",
+    )
+    assert gate.outputs == {"decision": "expired", "by": None, "comment": ""}
+    assert book.table()[("t1", "deploy")] == ("skipped", "upstream_failed")
+    assert [record.status for record in book.statuses] == [
+        RunStatus.running,
+        RunStatus.waiting_approval,
+        RunStatus.running,
+        RunStatus.failed,
+    ]
+
+
+async def test_a_decision_by_someone_not_an_approver_is_refused(world: StubWorld):
+    handle, book = await world.start(approval_job(approvers=["admin"]), 1)
+    await waiting(book)
+
+    for decision, refusal in [
+        (ApprovalDecision(step="gate", approve=True, by="olivia", role="operator"), NOT_PERMITTED),
+        (ApprovalDecision(step="other", approve=True, by="ada", role="admin"), NOT_PENDING),
+    ]:
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(DECIDE_APPROVAL, decision, result_type=str)
+        assert isinstance(refused.value.cause, ApplicationError)
+        assert refused.value.cause.type == refusal
+
+    # Refused decisions change nothing: the gate still waits, and a named approver decides.
+    assert book.status is RunStatus.waiting_approval
+    await handle.execute_update(
+        DECIDE_APPROVAL,
+        ApprovalDecision(step="gate", approve=True, by="root", role="admin"),
+        result_type=str,
+    )
+    assert (await handle.result()).status is RunStatus.succeeded
+
+
+# -- cancel -----------------------------------------------------------------------------------
+
+
+async def test_a_cancelled_run_ends_cancelled_with_its_steps(world: StubWorld):
+    handle, book = await world.start(job(ssh("a"), ssh("b", needs=["a"])), 2, behaviour=hang)
+    await book.until(lambda: len(book.calls) == 2)
+
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as ended:
+        await handle.result()
+
+    assert isinstance(ended.value.cause, CancelledError)
+    assert book.statuses[-1].status is RunStatus.cancelled
+    assert book.statuses[-1].reason == "the run was cancelled"
+    assert book.table() == {
+        (target, step): ("cancelled", "the run was cancelled")
+        for target in ("t1", "t2")
+        for step in ("a", "b")
+    }
+    # The running commands were stopped, not left behind.
+    await book.until(lambda: all(call.end == "cancelled" for call in book.calls), 2.0)
+
+
+async def test_a_run_cancelled_while_waiting_for_approval(world: StubWorld):
+    handle, book = await world.start(approval_job(), 2)
+    await waiting(book)
+
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+
+    assert book.statuses[-1].status is RunStatus.cancelled
+    assert book.table() == {
+        (None, "gate"): ("cancelled", "the run was cancelled"),
+        ("t1", "deploy"): ("cancelled", "the run was cancelled"),
+        ("t2", "deploy"): ("cancelled", "the run was cancelled"),
+    }
+    assert book.calls == []
+
+
+# -- batching ---------------------------------------------------------------------------------
+
+
+async def test_targets_run_in_child_workflows_of_batch_size(world: StubWorld):
+    summary_step = {
+        "id": "report",
+        "action": "http.request",
+        "run_once": True,
+        "needs": ["b"],
+        "when": "{{ true }}",
+        "with": {"url": "http://receiver/report", "json": {"s": "{{ run.summary }}"}},
+    }
+    document = job(ssh("a"), ssh("b", needs=["a"]), summary_step, ssh("c", needs=["report"]))
+    handle, book = await world.start(document, 5, batch_size=2, behaviour=failing("a", ["t4"]))
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    assert summary.failed_targets == ["t4"]
+    assert summary.succeeded_targets == ["t1", "t2", "t3", "t5"]
+    # Two per-target segments (before and after the run-once step), three batches each; the
+    # batches of a segment run side by side.
+    loaded = [(batch.offset, batch.count) for batch in book.batches]
+    assert sorted(loaded[:3]) == sorted(loaded[3:]) == [(0, 2), (2, 2), (4, 1)]
+    children = []
+    async for event in handle.fetch_history_events():
+        if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+            attributes = event.start_child_workflow_execution_initiated_event_attributes
+            children.append((attributes.workflow_type.name, attributes.workflow_id))
+    assert sorted(children) == [
+        ("job-run-batch", f"{handle.id}-s{segment}-b{offset}")
+        for segment in (1, 2)
+        for offset in (0, 2, 4)
+    ]
+    # The run-once step saw every batch's outcome.
+    report = book.calls_of("report")
+    assert len(report) == 1
+    assert report[0].context["run"]["summary"] == "5 target(s): 4 succeeded, 1 failed (t4)"
+    table = book.table()
+    assert table[("t4", "b")] == ("skipped", "upstream_failed")
+    # A target that failed earlier is out of the run: later segments skip it.
+    assert table[("t4", "c")] == ("skipped", "upstream_failed")
+    assert [table[(t, "c")] for t in ("t1", "t2", "t3", "t5")] == [("succeeded", None)] * 4
