@@ -19,7 +19,7 @@ import dataclasses
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import timedelta
 from typing import Any
 
@@ -293,10 +293,8 @@ def hold_until_active(count: int, timeout: float = 2.0) -> Behaviour:
     so a test sees the concurrency a run reaches without guessing at sleeps."""
 
     async def behaviour(call: StepCall, book: RunBook) -> StepResult | None:
-        try:
+        with suppress(TimeoutError):
             await book.until(lambda: book.peak >= count, timeout)
-        except TimeoutError:
-            pass
         return await succeed(call, book)
 
     return behaviour
@@ -362,7 +360,8 @@ class StubWorld:
         """Starts a run the way services/runs.py does: a validated document compiled to a
         plan, the targets snapshotted (here made up), the workflow id from the run id."""
         report = validate_document(document)
-        assert report.document is not None and report.valid, report.problems
+        assert report.valid, report.problems
+        assert report.document is not None
         values, problems = resolve_parameters(report.document.parameters, parameters or {})
         assert not problems, problems
         names = [f"t{n}" for n in range(1, targets + 1)] if isinstance(targets, int) else targets

@@ -33,8 +33,6 @@ from tests.workflow_stubs import (
     succeed,
 )
 
-RUN_TIMEOUT = 10.0
-
 
 @pytest.fixture(scope="module")
 async def world() -> AsyncIterator[StubWorld]:
@@ -93,7 +91,7 @@ async def test_per_step_order_finishes_a_step_on_every_target_before_the_next(wo
     document = job(
         ssh("a"), ssh("b", needs=["a"]), strategy={"order": "per-step", "concurrency": 1}
     )
-    handle, book = await world.start(document, 3, batch_size=2)
+    handle, book = await world.start(document, 3)
 
     summary = await handle.result()
 
@@ -101,8 +99,8 @@ async def test_per_step_order_finishes_a_step_on_every_target_before_the_next(wo
     assert order(book) == [
         ("t1", "a"), ("t2", "a"), ("t3", "a"), ("t1", "b"), ("t2", "b"), ("t3", "b"),
     ]  # fmt: skip
-    # One segment per step, each split into batches of two targets.
-    assert [(batch.offset, batch.count) for batch in book.batches] == [(0, 2), (2, 1)] * 2
+    # One segment (and child workflow) per step.
+    assert [(batch.offset, batch.count) for batch in book.batches] == [(0, 3), (0, 3)]
 
 
 @pytest.mark.parametrize(
@@ -217,7 +215,8 @@ async def test_a_when_that_does_not_render_fails_the_step(world: StubWorld):
     assert summary.status is RunStatus.failed
     status, reason = book.table()[("t1", "a")]
     assert status == "failed"
-    assert reason is not None and reason.startswith("when: ")
+    assert reason is not None
+    assert reason.startswith("when: ")
     assert book.calls == []
 
 
@@ -361,9 +360,7 @@ async def test_max_failed_targets_stops_starting_targets_within_a_batch(world: S
     assert summary.failed_targets == ["t1", "t2"]
     assert summary.succeeded_targets == []
     assert order(book) == [("t1", "a"), ("t2", "a")]
-    assert [book.table()[(t, "a")] for t in ("t3", "t4", "t5")] == [
-        ("skipped", "run_aborted")
-    ] * 3
+    assert [book.table()[(t, "a")] for t in ("t3", "t4", "t5")] == [("skipped", "run_aborted")] * 3
 
 
 async def test_max_failed_targets_leaves_later_batches_unstarted(world: StubWorld):
@@ -379,9 +376,7 @@ async def test_max_failed_targets_leaves_later_batches_unstarted(world: StubWorl
     # The first batch went over the limit: no later batch was even loaded ...
     assert [(batch.offset, batch.count) for batch in book.batches] == [(0, 2)]
     # ... and closing the run records their steps skipped.
-    assert [book.table()[(t, "a")] for t in ("t3", "t4", "t5")] == [
-        ("skipped", "run_aborted")
-    ] * 3
+    assert [book.table()[(t, "a")] for t in ("t3", "t4", "t5")] == [("skipped", "run_aborted")] * 3
 
 
 async def test_max_failed_targets_as_a_percent(world: StubWorld):
@@ -401,9 +396,7 @@ async def test_max_failed_targets_as_a_percent(world: StubWorld):
 async def test_failures_within_max_failed_targets_let_the_run_succeed(world: StubWorld):
     # 40% of 5 targets: two may fail, and every target is still tried.
     document = job(ssh("a"), strategy={"concurrency": 1, "max_failed_targets": "40%"})
-    handle, book = await world.start(
-        document, 5, batch_size=2, behaviour=failing("a", ["t1", "t2"])
-    )
+    handle, book = await world.start(document, 5, behaviour=failing("a", ["t1", "t2"]))
 
     summary = await handle.result()
 
