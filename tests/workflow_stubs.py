@@ -30,43 +30,56 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-# -- what crosses the boundary (issue 16: switch these to opsconductor.contracts) -------------
-from opsconductor.activities.run_records import (
-    RunClosing,
-    RunRecorder,
-    RunStatusRecord,
-    StepRecord,
-    TargetBatch,
-)
+# -- what crosses the boundary: opsconductor.contracts (issue 16) ------------------------------
 from opsconductor.activities.steps import FAILED as STEP_FAILED
 from opsconductor.activities.steps import REJECTED as STEP_REJECTED
+from opsconductor.contracts import implements
+from opsconductor.contracts.queues import TaskQueue
+from opsconductor.contracts.runs import (
+    APPROVAL_NOT_PENDING as NOT_PENDING,
+)
+from opsconductor.contracts.runs import (
+    APPROVAL_NOT_PERMITTED as NOT_PERMITTED,
+)
+from opsconductor.contracts.runs import (
+    DECIDE_APPROVAL_UPDATE as DECIDE_APPROVAL,
+)
+from opsconductor.contracts.runs import (
+    RUN_SEARCH_ATTRIBUTES,
+    ApprovalDecision,
+    RunClosing,
+    RunRequest,
+    RunStatus,
+    RunStatusRecord,
+    RunSummary,
+    SkipReason,
+    StepOutcome,
+    StepRecord,
+    StepStatus,
+    TargetBatch,
+    batch_workflow_id,
+    close_run_steps,
+    load_target_batch,
+    record_run_status,
+    record_step,
+    run_search_attributes,
+    run_workflow_id,
+)
+from opsconductor.contracts.steps import StepRequest, StepResult, TargetSnapshot
 from opsconductor.embedded.temporal import temporal_executable
 from opsconductor.jobspec.actions import CORE_ACTIONS
 from opsconductor.jobspec.parameters import resolve_parameters
 from opsconductor.jobspec.plan import compile_plan
-from opsconductor.jobspec.runtime import (
-    RunRequest,
-    RunStatus,
-    RunSummary,
-    SkipReason,
-    StepOutcome,
-    StepRequest,
-    StepResult,
-    StepStatus,
-    TargetSnapshot,
-)
 from opsconductor.jobspec.validation import validate_document
 from opsconductor.security.keys import ProcessKeys
 from opsconductor.temporal.client import data_converter
 from opsconductor.temporal.interceptors import RequestIdInterceptor
-from opsconductor.temporal.queues import TaskQueue
-from opsconductor.temporal.search_attributes import RUN_SEARCH_ATTRIBUTES, run_search_attributes
 from opsconductor.worker.main import WORKFLOW_RUNNER
-from opsconductor.workflows.approvals import NOT_PENDING, NOT_PERMITTED, ApprovalDecision
 from opsconductor.workflows.job_run import JobRunWorkflow
 from opsconductor.workflows.target_batch import TargetBatchWorkflow
 
 __all__ = [
+    "DECIDE_APPROVAL",
     "NOT_PENDING",
     "NOT_PERMITTED",
     "STEP_FAILED",
@@ -82,23 +95,11 @@ __all__ = [
     "StepStatus",
     "StubWorld",
     "TaskQueue",
+    "batch_workflow_id",
     "stub_world",
 ]
 
 
-def _activity_name(function: Callable[..., Any]) -> str:
-    definition = activity._Definition.must_from_callable(function)
-    assert definition.name is not None
-    return definition.name
-
-
-# The run-record activities, called by the workflows as local activities.
-RECORD_STEP = _activity_name(RunRecorder.record_step)
-RECORD_RUN_STATUS = _activity_name(RunRecorder.record_run_status)
-LOAD_TARGET_BATCH = _activity_name(RunRecorder.load_target_batch)
-CLOSE_RUN_STEPS = _activity_name(RunRecorder.close_run_steps)
-DECIDE_APPROVAL = "decide-approval"
-PROGRESS = "progress"
 # The step activities of the core protocol actions, by queue (job.run prepares a child run on
 # the orchestration queue: not stubbed here).
 STEP_ACTIVITIES: dict[str, str] = {
@@ -109,10 +110,6 @@ STEP_ACTIVITIES: dict[str, str] = {
     and spec.queue is not TaskQueue.orchestration
 }
 WORKFLOWS: tuple[type, ...] = (JobRunWorkflow, TargetBatchWorkflow)
-
-
-def run_workflow_id(run_id: uuid.UUID) -> str:
-    return f"run-{run_id}"
 
 
 # -- one run's world ------------------------------------------------------------------------
@@ -317,20 +314,20 @@ class StubWorld:
     def activities(self) -> tuple[list[Callable[..., Any]], dict[str, Callable[..., Any]]]:
         """(run-record stubs for the orchestration worker, step stub by protocol queue)."""
 
-        @activity.defn(name=RECORD_STEP)
-        async def record_step(record: StepRecord) -> None:
+        @implements(record_step)
+        async def record_step_stub(record: StepRecord) -> None:
             await self.book(record.run_id).record_step(record)
 
-        @activity.defn(name=RECORD_RUN_STATUS)
-        async def record_run_status(record: RunStatusRecord) -> None:
+        @implements(record_run_status)
+        async def record_run_status_stub(record: RunStatusRecord) -> None:
             await self.book(record.run_id).record_run_status(record)
 
-        @activity.defn(name=LOAD_TARGET_BATCH)
-        async def load_target_batch(batch: TargetBatch) -> list[TargetSnapshot]:
+        @implements(load_target_batch)
+        async def load_target_batch_stub(batch: TargetBatch) -> list[TargetSnapshot]:
             return await self.book(batch.run_id).load_target_batch(batch)
 
-        @activity.defn(name=CLOSE_RUN_STEPS)
-        async def close_run_steps(closing: RunClosing) -> None:
+        @implements(close_run_steps)
+        async def close_run_steps_stub(closing: RunClosing) -> None:
             await self.book(closing.run_id).close_run_steps(closing)
 
         def step_stub(name: str) -> Callable[..., Any]:
@@ -341,10 +338,10 @@ class StubWorld:
             return run_step
 
         records: list[Callable[..., Any]] = [
-            record_step,
-            record_run_status,
-            load_target_batch,
-            close_run_steps,
+            record_step_stub,
+            record_run_status_stub,
+            load_target_batch_stub,
+            close_run_steps_stub,
         ]
         return records, {queue: step_stub(name) for queue, name in STEP_ACTIVITIES.items()}
 
@@ -390,9 +387,7 @@ class StubWorld:
             request,
             id=run_workflow_id(run_id),
             task_queue=TaskQueue.orchestration.value,
-            search_attributes=run_search_attributes(
-                request.job_id, request.job_name, request.triggered_by
-            ),
+            search_attributes=run_search_attributes(request),
             # A stuck run fails its test instead of hanging the suite.
             execution_timeout=timedelta(seconds=20),
         )

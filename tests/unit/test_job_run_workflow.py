@@ -25,6 +25,7 @@ from tests.workflow_stubs import (
     StepResult,
     StepStatus,
     StubWorld,
+    batch_workflow_id,
     fail,
     hang,
     hold_until_active,
@@ -588,7 +589,7 @@ async def test_targets_run_in_child_workflows_of_batch_size(world: StubWorld):
             attributes = event.start_child_workflow_execution_initiated_event_attributes
             children.append((attributes.workflow_type.name, attributes.workflow_id))
     assert sorted(children) == [
-        ("job-run-batch", f"{handle.id}-s{segment}-b{offset}")
+        ("job-run-batch", batch_workflow_id(handle.id, segment, offset))
         for segment in (1, 2)
         for offset in (0, 2, 4)
     ]
