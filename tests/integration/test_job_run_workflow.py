@@ -216,26 +216,6 @@ async def test_approval_approve_reject_and_refusal(
     assert [request.path for request in http_receiver.requests] == ["/act"]
 
 
-async def test_approval_times_out_as_a_rejection(
-    client: Client, worker_resources: WorkerResources, http_receiver: HttpReceiver
-) -> None:
-    document = {
-        "name": "unanswered",
-        "steps": [
-            {
-                "id": "approve",
-                "run_once": True,
-                "action": "control.approval",
-                "with": {"message": "anyone?", "timeout": "1s"},
-            }
-        ],
-    }
-    summary = await (await start_run(client, worker_resources.sessionmaker, document, [])).result()
-    assert summary.status is RunStatus.failed
-    steps = await recorded_steps(worker_resources.sessionmaker, summary.run_id)
-    assert steps[("", "approve")].reason == "no decision before the approval timed out"
-
-
 async def test_the_run_timeout_ends_the_run_and_completes_its_record(
     client: Client, worker_resources: WorkerResources, http_receiver: HttpReceiver
 ) -> None:
