@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         record_run_status,
     )
     from opsconductor.jobspec.document import JobDocument, Order, Step
-    from opsconductor.jobspec.durations import parse_duration
+    from opsconductor.jobspec.durations import format_duration, parse_duration
     from opsconductor.jobspec.plan import SegmentKind
     from opsconductor.jobspec.templates import TemplateProblem
     from opsconductor.workflows.approvals import ApprovalGate
@@ -104,7 +104,7 @@ class JobRunWorkflow:
             timeout = self._document.timeout
             await (asyncio.wait_for(body, timeout.total_seconds()) if timeout else body)
         except TimeoutError:
-            reason = f"the run exceeded its timeout of {self._document.timeout}"
+            reason = f"the run exceeded its timeout of {format_duration(self._document.timeout)}"
             return await self._finish(RunStatus.failed, reason)
         except (asyncio.CancelledError, CancelledError):
             await self._finish(RunStatus.cancelled, "the run was cancelled")
@@ -279,20 +279,29 @@ class JobRunWorkflow:
     # -- state and records --------------------------------------------------------------------
 
     def _base(self, *, target_lists: bool = True) -> dict[str, object]:
-        failed_targets = self._failed_targets()
-        failed_set = set(failed_targets)
-        succeeded_targets = [
-            name
-            for name in self._request.target_names
-            if name in self._started_targets and name not in failed_set
-        ]
         return base_context(
             self._request,
             self._started_at,
-            succeeded_targets,
-            failed_targets,
+            self._succeeded_targets(),
+            self._failed_targets(),
             target_lists=target_lists,
         )
+
+    def _succeeded_targets(self) -> list[str]:
+        """Started targets with no failure, in target order. A target whose every step was
+        skipped because something upstream failed (a rejected approval gate) did nothing: it
+        is neither succeeded nor failed."""
+        failed = set(self._failed_targets())
+        return [
+            name
+            for name in self._request.target_names
+            if name in self._started_targets
+            and name not in failed
+            and not all(
+                outcome.status is StepStatus.skipped and outcome.failed
+                for outcome in self._per_target.get(name, {}).values()
+            )
+        ]
 
     def _failed_targets(self) -> list[str]:
         return [
@@ -345,17 +354,11 @@ class JobRunWorkflow:
         )
         await self._set_status(status, reason)
         await self._notices.finished(self._request, self._base(), status, reason)
-        failed_targets = self._failed_targets()
-        failed_set = set(failed_targets)
         return RunSummary(
             run_id=self._request.run_id,
             status=status,
-            succeeded_targets=[
-                name
-                for name in self._request.target_names
-                if name in self._started_targets and name not in failed_set
-            ],
-            failed_targets=failed_targets,
+            succeeded_targets=self._succeeded_targets(),
+            failed_targets=self._failed_targets(),
             reason=reason,
             outputs={
                 step_id: outcome.outputs

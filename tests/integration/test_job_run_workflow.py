@@ -235,7 +235,7 @@ async def test_the_run_timeout_ends_the_run_and_completes_its_record(
     }
     summary = await (await start_run(client, worker_resources.sessionmaker, document, [])).result()
     assert summary.status is RunStatus.failed
-    assert summary.reason == "the run exceeded its timeout of 0:00:01"
+    assert summary.reason == "the run exceeded its timeout of 1s"
     steps = await recorded_steps(worker_resources.sessionmaker, summary.run_id)
     assert steps[("", "nap")].status == "cancelled"
     assert (steps[("", "after")].status, steps[("", "after")].reason) == ("skipped", "run_aborted")
