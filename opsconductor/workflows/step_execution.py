@@ -41,12 +41,12 @@ with workflow.unsafe.imports_passed_through():
     from opsconductor.jobspec.durations import parse_duration
     from opsconductor.jobspec.plugins import known_actions
     from opsconductor.jobspec.templates import TemplateProblem, render, render_condition
+    from opsconductor.workflows.records import write_record
 
 DEFAULT_STEP_TIMEOUT = timedelta(minutes=10)
 # Remote commands heartbeat while they run; a worker that dies is noticed this quickly and the
 # step is retried elsewhere (within its retry policy).
 STEP_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
-RECORD_TIMEOUT = timedelta(seconds=30)
 # Errors raised by step activities that no retry can fix (bad template, missing credential).
 NOT_RETRYABLE = ["StepRejected"]
 # A step's input must stay under Temporal's 2 MB payload limit, with room for encryption.
@@ -142,10 +142,11 @@ class StepExecutor:
         }
 
     async def record(self, outcome: StepOutcome) -> None:
-        await workflow.execute_local_activity(
+        await write_record(
             record_step,
             StepRecord(run_id=self._run_id, outcome=outcome),
-            start_to_close_timeout=RECORD_TIMEOUT,
+            f"the record of step {outcome.step_id}"
+            + (f" on {outcome.target}" if outcome.target else ""),
         )
 
     async def run(
