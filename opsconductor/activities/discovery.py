@@ -33,6 +33,7 @@ from opsconductor.db import unit_of_work
 from opsconductor.jobspec.scan import ScanOptions, nmap_arguments
 from opsconductor.models.discovery import DiscoveredHost, OpenPort
 from opsconductor.services import discovery
+from opsconductor.text import storable, storable_or_none
 
 HEARTBEAT_SECONDS = 2
 # nmap's XML for the largest scan allowed stays far below this; past it, something is wrong.
@@ -187,7 +188,11 @@ class DiscoveryActions:
         """Run by the discovery-scan workflow as a local activity on the orchestration worker."""
         async with unit_of_work(self._sessionmaker) as session:
             await discovery.record_outcome(
-                session, record.scan_id, record.status, record.reason, record.notes
+                session,
+                record.scan_id,
+                record.status,
+                storable_or_none(record.reason),
+                [storable(note) for note in record.notes],
             )
 
     @implements(contract.nmap_scan)

@@ -29,6 +29,7 @@ from opsconductor.jobspec.templates import is_template
 from opsconductor.models.credential import CredentialKind
 from opsconductor.security.envelope import KeyRing
 from opsconductor.services.vault import Revealed
+from opsconductor.text import OUTPUT_ERRORS, storable
 
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata"})
 # AWS also serves its metadata on a unique-local IPv6 address, outside fe80::/10.
@@ -127,7 +128,9 @@ class HttpActions:
                 mask.apply(f"{inputs.method} {inputs.url} failed: {type(error).__name__}: {error}"),
                 StepResult(attempt=activity.info().attempt),
             ) from None
-        body = mask.apply(response.content[:MAX_RESPONSE_BYTES].decode(errors="replace"))
+        body = mask.apply(
+            storable(response.content[:MAX_RESPONSE_BYTES].decode(errors=OUTPUT_ERRORS))
+        )
         outputs: dict[str, Any] = {
             "status": response.status_code,
             "headers": {name: mask.apply(value) for name, value in response.headers.items()},

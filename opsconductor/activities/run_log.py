@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opsconductor.db import unit_of_work
 from opsconductor.models.base import utcnow
 from opsconductor.models.run import RUN_ONCE_TARGET, RunLogLine
+from opsconductor.text import storable
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class RunLogStream:
                 "target": self._target,
                 "step_id": self._step_id,
                 "stream": stream,
-                "line": self._mask(line.rstrip("\r"))[:MAX_LINE_CHARACTERS],
+                "line": storable(self._mask(line.rstrip("\r")))[:MAX_LINE_CHARACTERS],
                 "created_at": utcnow(),
             }
         )

@@ -1,6 +1,7 @@
 """The run-record writer: the workflow reports step outcomes and run status here, and the API
 reads them from PostgreSQL. Run as local activities on the orchestration worker: cheap (no task
-queue round trip) and retried by Temporal if the database is briefly away.
+queue round trip) and retried by Temporal if the database is briefly away, for at most
+`RECORD_GIVE_UP` (opsconductor.contracts.runs); then the run fails with the database's error.
 """
 
 import uuid
@@ -24,6 +25,7 @@ from opsconductor.contracts.steps import TargetSnapshot
 from opsconductor.db import unit_of_work
 from opsconductor.models.base import utcnow
 from opsconductor.models.run import RUN_ONCE_TARGET, Run, RunStep
+from opsconductor.text import storable, storable_json, storable_or_none
 
 # One statement for the whole run, so closing a run over 10,000 targets is one history event.
 _CLOSE_RUNNING = text(
@@ -65,13 +67,15 @@ class RunRecorder:
     @implements(contract.record_step)
     async def record_step(self, record: StepRecord) -> None:
         outcome = record.outcome
+        # Whatever a command printed or a plugin returned is stored: NUL and lone surrogates,
+        # which PostgreSQL refuses, are escaped (opsconductor.text), never a failed write.
         values = {
             "status": outcome.status.value,
-            "reason": outcome.reason,
+            "reason": storable_or_none(outcome.reason),
             "exit_code": outcome.exit_code,
-            "stdout": outcome.stdout,
-            "stderr": outcome.stderr,
-            "outputs": outcome.outputs,
+            "stdout": storable(outcome.stdout),
+            "stderr": storable(outcome.stderr),
+            "outputs": storable_json(outcome.outputs),
             "attempts": outcome.attempts,
             "tolerated": outcome.tolerated,
             "started_at": outcome.started_at,
@@ -107,7 +111,7 @@ class RunRecorder:
         async with unit_of_work(self._sessionmaker) as session:
             connection = await session.connection()
             await connection.execute(
-                _CLOSE_RUNNING, {"run_id": closing.run_id, "reason": closing.reason}
+                _CLOSE_RUNNING, {"run_id": closing.run_id, "reason": storable(closing.reason)}
             )
             await connection.execute(
                 _FILL_MISSING,
@@ -116,7 +120,7 @@ class RunRecorder:
                     "per_target": closing.per_target_step_ids,
                     "run_once": closing.run_once_step_ids,
                     "status": "cancelled" if closing.cancelled else "skipped",
-                    "reason": closing.reason if closing.cancelled else "run_aborted",
+                    "reason": storable(closing.reason) if closing.cancelled else "run_aborted",
                 },
             )
 
@@ -125,7 +129,7 @@ class RunRecorder:
         now = utcnow()
         values: dict[str, object] = {
             "status": record.status.value,
-            "reason": record.reason,
+            "reason": storable_or_none(record.reason),
             # The first start is kept: leaving an approval wait must not move it.
             "started_at": func.coalesce(Run.started_at, now),
         }

@@ -47,6 +47,7 @@ from opsconductor.contracts.steps import StepRequest, StepResult
 from opsconductor.jobspec.actions import SshCommand, SshScript, SshUpload
 from opsconductor.jobspec.templates import SecretResolver
 from opsconductor.security.envelope import KeyRing
+from opsconductor.text import OUTPUT_ERRORS
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Shells take a script on stdin with `-s -- args`; other interpreters (python, perl, ruby)
@@ -174,7 +175,10 @@ class SshActions:
     ) -> StepResult:
         async with self._log(request, mask) as log:
             stdout, stderr = OutputTail("stdout", log), OutputTail("stderr", log)
-            process = await connection.create_process(command, encoding="utf-8", errors="replace")
+            # Lossless: bytes that are not UTF-8 arrive as `\\xNN` (opsconductor.text's rule).
+            process = await connection.create_process(
+                command, encoding="utf-8", errors=OUTPUT_ERRORS
+            )
             try:
                 async with heartbeating():
                     if stdin is not None:

@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 from opsconductor.activities.run_log import RunLogStream
 from opsconductor.contracts.steps import StepRequest, StepResult
 from opsconductor.jobspec.templates import SecretResolver, TemplateProblem, render_value
+from opsconductor.text import storable
 
 # Step output kept in history and on the run record; the full output streams to the run log.
 MAX_OUTPUT_CHARACTERS = 64 * 1024
@@ -128,6 +129,7 @@ class OutputTail:
         self._text = ""
 
     def add(self, chunk: str) -> None:
+        chunk = storable(chunk)  # NUL as `\\x00`, like the record and the log keep it
         self._log.write(self._name, chunk)
         self._text = (self._text + chunk)[-MAX_CAPTURED:]
 

@@ -59,6 +59,7 @@ from opsconductor.jobspec.actions import WinrmCmd, WinrmPowershell
 from opsconductor.models.credential import CredentialKind, WinrmTransport
 from opsconductor.security.envelope import KeyRing
 from opsconductor.services.vault import Revealed
+from opsconductor.text import OUTPUT_ERRORS
 
 # pypsrp logs every message it sends at DEBUG, and a command line may hold a secret.
 for _name in ("pypsrp", "spnego", "requests_credssp"):
@@ -183,10 +184,11 @@ def readable_stderr(text: str) -> str:
 
 class _Decoded:
     """A byte stream from Windows as text: UTF-8 (the shell's codepage) with CRLF as LF, even
-    when a character or a CRLF is split between two Receive answers."""
+    when a character or a CRLF is split between two Receive answers. Bytes that are not UTF-8
+    arrive as `\\xNN` (opsconductor.text's rule)."""
 
     def __init__(self) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors=OUTPUT_ERRORS)
         self._carriage_return = False
 
     def decode(self, data: bytes, final: bool = False) -> str:

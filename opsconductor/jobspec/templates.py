@@ -173,9 +173,59 @@ def reads_variable(text: str, name: str) -> bool:
     return any(node.name == name for node in _environment.parse(text).find_all(nodes.Name))
 
 
-def render(text: str, context: Mapping[str, Any], secrets: SecretResolver | None = None) -> str:
+# What a template rendered inside a workflow may not use: each can answer differently when the
+# workflow is replayed, and a replay that takes another branch fails the run. (Jinja has no
+# clock global; `range`, `cycler`, `joiner` and `namespace` are deterministic.)
+NONDETERMINISTIC_FILTERS = frozenset({"random"})
+NONDETERMINISTIC_GLOBALS = frozenset({"lipsum"})
+# Filters that apply another filter named by a string argument: `xs | map('random')`.
+_FILTER_APPLYING = frozenset({"map"})
+
+
+@lru_cache(maxsize=1024)
+def nondeterminism(text: str) -> str | None:
+    """Why a template could render differently on a workflow replay, or None. A template that
+    does not parse is None here (syntax_problem reports it)."""
+    if not is_template(text):
+        return None
+    try:
+        tree = _environment.parse(text)
+    except TemplateSyntaxError:
+        return None
+    used: set[str] = set()
+    for node in tree.find_all(nodes.Filter):
+        if node.name in NONDETERMINISTIC_FILTERS:
+            used.add(f"the {node.name!r} filter")
+        elif node.name in _FILTER_APPLYING:
+            used.update(
+                f"the {arg.value!r} filter"
+                for arg in node.args
+                if isinstance(arg, nodes.Const) and arg.value in NONDETERMINISTIC_FILTERS
+            )
+    for name in tree.find_all(nodes.Name):
+        if name.name in NONDETERMINISTIC_GLOBALS:
+            used.add(f"{name.name}()")
+    if not used:
+        return None
+    return (
+        f"uses {', '.join(sorted(used))}, which gives another answer on a replay; a template "
+        "the workflow renders (when, strategy.concurrency, control.* with) must be deterministic"
+    )
+
+
+def render(
+    text: str,
+    context: Mapping[str, Any],
+    secrets: SecretResolver | None = None,
+    *,
+    deterministic: bool = False,
+) -> str:
+    """`deterministic`: refuse what nondeterminism() names (templates rendered in a workflow;
+    validation refuses them earlier, this covers documents stored before it did)."""
     if not is_template(text):
         return text
+    if deterministic and (problem := nondeterminism(text)):
+        raise TemplateProblem(problem)
     try:
         template = _compiled(text)
         variables = dict(context)
@@ -206,9 +256,9 @@ def render_value(
     return value
 
 
-def render_condition(text: str, context: Mapping[str, Any]) -> bool:
+def render_condition(text: str, context: Mapping[str, Any], *, deterministic: bool = False) -> bool:
     """A `when` condition: it must render to true or false (yes/no and 1/0 are accepted)."""
-    word = render(text, context).strip().lower()
+    word = render(text, context, deterministic=deterministic).strip().lower()
     if word in TRUE_WORDS:
         return True
     if word in FALSE_WORDS:

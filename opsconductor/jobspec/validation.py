@@ -17,7 +17,12 @@ from opsconductor.jobspec.document import JobDocument, Step
 from opsconductor.jobspec.graph import ancestors, find_cycle
 from opsconductor.jobspec.parameters import declaration_problems
 from opsconductor.jobspec.plugins import known_actions
-from opsconductor.jobspec.templates import is_template, referenced_steps, syntax_problem
+from opsconductor.jobspec.templates import (
+    is_template,
+    nondeterminism,
+    referenced_steps,
+    syntax_problem,
+)
 
 
 @dataclass
@@ -31,6 +36,7 @@ class ValidationReport:
 
 
 UNAVAILABLE_ACTION = "unavailable_action"
+NONDETERMINISTIC = "nondeterministic"
 
 
 def _path(*parts: object) -> str:
@@ -82,6 +88,7 @@ def _semantic_problems(
         yield from _needs_problems(index, step, ids)
         yield from _action_problems(index, step, actions)
         yield from _template_problems(index, step)
+        yield from _determinism_problems(index, step, actions)
     cycle = find_cycle({node: [n for n in needs if n in ids] for node, needs in graph.items()})
     if cycle:
         first = min(ids[node] for node in cycle)
@@ -97,6 +104,8 @@ def _semantic_problems(
     concurrency = document.strategy.concurrency
     if isinstance(concurrency, str) and (problem := syntax_problem(concurrency)):
         yield FieldProblem("strategy.concurrency", problem, "template")
+    if isinstance(concurrency, str) and (problem := nondeterminism(concurrency)):
+        yield FieldProblem("strategy.concurrency", problem, NONDETERMINISTIC)
 
 
 def _notify_problems(document: JobDocument) -> Iterator[FieldProblem]:
@@ -116,7 +125,11 @@ def _step_problems(raw: Mapping[str, Any], actions: Mapping[str, ActionSpec]) ->
             step = Step.model_validate(item)
         except ValidationError:
             continue
-        problems += [*_action_problems(index, step, actions), *_template_problems(index, step)]
+        problems += [
+            *_action_problems(index, step, actions),
+            *_template_problems(index, step),
+            *_determinism_problems(index, step, actions),
+        ]
     return problems
 
 
@@ -189,6 +202,23 @@ def _template_problems(index: int, step: Step) -> Iterator[FieldProblem]:
     for path, text in _template_texts(index, step):
         if is_template(text) and (problem := syntax_problem(text)):
             yield FieldProblem(path, problem, "template")
+
+
+def _determinism_problems(
+    index: int, step: Step, actions: Mapping[str, ActionSpec]
+) -> Iterator[FieldProblem]:
+    """Templates the workflow renders must render the same on a replay. An action's `with`
+    block is rendered by its activity (randomness there is harmless: a result is recorded once),
+    except for actions the workflow performs itself (no queue: control.sleep, control.approval)."""
+    texts: list[tuple[str, str]] = []
+    if step.when is not None:
+        texts.append((_path("steps", index, "when"), step.when))
+    spec = actions.get(step.action)
+    if spec is not None and spec.queue is None:
+        texts += strings_in(step.with_, _path("steps", index, "with"))
+    for path, text in texts:
+        if problem := nondeterminism(text):
+            yield FieldProblem(path, problem, NONDETERMINISTIC)
 
 
 def _reference_problems(

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         record_scan_status,
     )
     from opsconductor.contracts.queues import TaskQueue
+    from opsconductor.workflows.records import write_record
 
 # How long a scan may wait for a discovery worker before it fails with that reason.
 WORKER_WAIT = timedelta(minutes=10)
@@ -38,7 +39,6 @@ SCAN_TIMEOUT = timedelta(hours=12)
 # Short, because cancellation reaches an activity through its heartbeats: nmap is killed within
 # a few seconds of a cancel.
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-RECORD_TIMEOUT = timedelta(seconds=30)
 CANCELLED = "the scan was cancelled"
 
 
@@ -88,12 +88,12 @@ class DiscoveryScanWorkflow:
         notes: list[str] | None = None,
     ) -> None:
         self._status = status
-        await workflow.execute_local_activity(
+        await write_record(
             record_scan_status,
             ScanStatusRecord(
                 scan_id=request.scan_id, status=status, reason=reason, notes=notes or []
             ),
-            start_to_close_timeout=RECORD_TIMEOUT,
+            f"the scan's status ({status.value})",
         )
 
 

@@ -40,8 +40,8 @@ with workflow.unsafe.imports_passed_through():
     from opsconductor.workflows.approvals import ApprovalGate
     from opsconductor.workflows.context import base_context, mentions, run_once_context
     from opsconductor.workflows.notifications import Announcer
+    from opsconductor.workflows.records import RecordFailed, write_record
     from opsconductor.workflows.step_execution import (
-        RECORD_TIMEOUT,
         StepExecutor,
         failed,
         render_text,
@@ -109,7 +109,9 @@ class JobRunWorkflow:
         except (asyncio.CancelledError, CancelledError):
             await self._finish(RunStatus.cancelled, "the run was cancelled")
             raise
-        except (TemplateProblem, BatchFailed) as error:
+        except (TemplateProblem, BatchFailed, RecordFailed) as error:
+            # A record that could not be written ends the run failed with why; if the final
+            # records cannot be written either, RecordFailed fails the workflow with the reason.
             return await self._finish(RunStatus.failed, str(error))
         return await self._finish(self._final_status(), None)
 
@@ -220,7 +222,9 @@ class JobRunWorkflow:
         except ChildWorkflowError as error:
             if isinstance(error.cause, CancelledError):
                 raise asyncio.CancelledError from error  # this run is being cancelled
-            raise BatchFailed(f"the batch of targets from {members[0]} failed: {error}") from None
+            raise BatchFailed(
+                f"the batch of targets from {members[0]} failed: {error.cause or error}"
+            ) from None
 
     # -- run-once steps -----------------------------------------------------------------------
 
@@ -333,15 +337,15 @@ class JobRunWorkflow:
 
     async def _set_status(self, status: RunStatus, reason: str | None = None) -> None:
         self._status = status
-        await workflow.execute_local_activity(
+        await write_record(
             record_run_status,
             RunStatusRecord(run_id=self._request.run_id, status=status, reason=reason),
-            start_to_close_timeout=RECORD_TIMEOUT,
+            f"the run's status ({status.value})",
         )
 
     async def _finish(self, status: RunStatus, reason: str | None) -> RunSummary:
         # Every step without a final state gets one, so the run record is complete.
-        await workflow.execute_local_activity(
+        await write_record(
             close_run_steps,
             RunClosing(
                 run_id=self._request.run_id,
@@ -350,7 +354,7 @@ class JobRunWorkflow:
                 reason=reason or "the run ended before the step's turn",
                 cancelled=status is RunStatus.cancelled,
             ),
-            start_to_close_timeout=RECORD_TIMEOUT,
+            "the final state of the run's steps",
         )
         await self._set_status(status, reason)
         await self._notices.finished(self._request, self._base(), status, reason)

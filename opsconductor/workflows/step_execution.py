@@ -41,12 +41,12 @@ with workflow.unsafe.imports_passed_through():
     from opsconductor.jobspec.durations import parse_duration
     from opsconductor.jobspec.plugins import known_actions
     from opsconductor.jobspec.templates import TemplateProblem, render, render_condition
+    from opsconductor.workflows.records import write_record
 
 DEFAULT_STEP_TIMEOUT = timedelta(minutes=10)
 # Remote commands heartbeat while they run; a worker that dies is noticed this quickly and the
 # step is retried elsewhere (within its retry policy).
 STEP_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
-RECORD_TIMEOUT = timedelta(seconds=30)
 # Errors raised by step activities that no retry can fix (bad template, missing credential).
 NOT_RETRYABLE = ["StepRejected"]
 # A step's input must stay under Temporal's 2 MB payload limit, with room for encryption.
@@ -67,12 +67,12 @@ def render_text(text: str, context: Mapping[str, object]) -> str:
     # Jinja takes a lock to create its caches; the sandbox refuses that although rendering is
     # pure computation over the given context, so it runs unrestricted.
     with workflow.unsafe.sandbox_unrestricted():
-        return render(text, dict(context))
+        return render(text, dict(context), deterministic=True)
 
 
 def condition_holds(text: str, context: Mapping[str, object]) -> bool:
     with workflow.unsafe.sandbox_unrestricted():
-        return render_condition(text, dict(context))
+        return render_condition(text, dict(context), deterministic=True)
 
 
 def skipped(step_id: str, target: str | None, reason: SkipReason) -> StepOutcome:
@@ -127,6 +127,27 @@ async def run_dag(
     await asyncio.gather(*tasks.values())
 
 
+def activity_failure_details(error: ActivityError, attempts: int) -> tuple[str, StepResult]:
+    """Why a step activity failed, and its last attempt's result as far as the failure tells.
+
+    Pure, and total: a plugin (or any activity) may raise ApplicationError with details of any
+    shape, or none, and the answer is still a message and a result, never an exception that
+    would fail the workflow task (and retry it for ever)."""
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        message = cause.message or cause.type or "the activity failed"
+        if not cause.details:
+            return message, StepResult()
+        try:
+            return message, StepResult.model_validate(cause.details[0])
+        except Exception:  # any shape a plugin chose: the message still tells
+            return message, StepResult()
+    if isinstance(cause, ActivityTimeoutError):
+        kind = cause.type.name.lower() if cause.type else "timeout"
+        return f"timed out ({kind})", StepResult(attempt=attempts)
+    return str(cause or error), StepResult()
+
+
 class StepExecutor:
     """Decides whether a step runs (needs, `when`), runs it, and records every state change."""
 
@@ -142,10 +163,11 @@ class StepExecutor:
         }
 
     async def record(self, outcome: StepOutcome) -> None:
-        await workflow.execute_local_activity(
+        await write_record(
             record_step,
             StepRecord(run_id=self._run_id, outcome=outcome),
-            start_to_close_timeout=RECORD_TIMEOUT,
+            f"the record of step {outcome.step_id}"
+            + (f" on {outcome.target}" if outcome.target else ""),
         )
 
     async def run(
@@ -250,15 +272,7 @@ class StepExecutor:
             # The run is being cancelled: the step did not fail, it was stopped. Cancellation
             # goes on up so no further step starts; closing the run records this one cancelled.
             raise asyncio.CancelledError from error
-        last = StepResult()
-        if isinstance(cause, ApplicationError) and cause.details:
-            last = StepResult.model_validate(cause.details[0])
-            message = cause.message
-        elif isinstance(cause, ActivityTimeoutError):
-            message = f"timed out ({cause.type.name.lower() if cause.type else 'timeout'})"
-            last.attempt = step.retry.attempts
-        else:
-            message = str(cause or error)
+        message, last = activity_failure_details(error, step.retry.attempts)
         outcome = failed(step, target_name, message)
         outcome.exit_code = last.exit_code
         outcome.stdout = last.stdout

@@ -6,7 +6,6 @@ far below Temporal's limits on events, history size and pending activities.
 """
 
 import asyncio
-from datetime import timedelta
 
 from temporalio import workflow
 
@@ -23,11 +22,11 @@ with workflow.unsafe.imports_passed_through():
     from opsconductor.contracts.steps import TargetSnapshot
     from opsconductor.jobspec.document import Step
     from opsconductor.workflows.context import target_context
+    from opsconductor.workflows.records import write_record
     from opsconductor.workflows.step_execution import StepExecutor, run_dag, skipped
 
 # Outcomes returned to the parent share one payload; each one's output is cut to fit.
 RESULT_BUDGET = 900_000
-LOAD_TIMEOUT = timedelta(seconds=30)
 
 
 def output_share(outcomes: int) -> int:
@@ -47,10 +46,11 @@ class TargetBatchWorkflow:
         }
         self._started = set(request.started)
         self._segment: dict[str, list[StepOutcome]] = {}
-        targets = await workflow.execute_local_activity(
+        targets = await write_record(
             load_target_batch,
             TargetBatch(run_id=request.run_id, offset=request.offset, count=request.count),
-            start_to_close_timeout=LOAD_TIMEOUT,
+            # Not a write, but the same bounded retry and the same kind of reason.
+            f"(read) the targets from offset {request.offset} of the run",
         )
         limit = asyncio.Semaphore(request.concurrency)
 
