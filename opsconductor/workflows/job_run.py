@@ -99,12 +99,13 @@ class JobRunWorkflow:
         self._executor = StepExecutor(request.run_id, {"control.approval": self._approval})
         await self._set_status(RunStatus.running)
         self._notices.started(request, self._base())
+        timeout = self._document.timeout
         try:
             body = self._execute_plan()
-            timeout = self._document.timeout
             await (asyncio.wait_for(body, timeout.total_seconds()) if timeout else body)
         except TimeoutError:
-            reason = f"the run exceeded its timeout of {format_duration(self._document.timeout)}"
+            assert timeout is not None  # only a run with a timeout times out
+            reason = f"the run exceeded its timeout of {format_duration(timeout)}"
             return await self._finish(RunStatus.failed, reason)
         except (asyncio.CancelledError, CancelledError):
             await self._finish(RunStatus.cancelled, "the run was cancelled")
