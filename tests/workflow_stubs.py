@@ -185,6 +185,8 @@ class RunBook:
         self.active = 0
         self.peak = 0
         self._changed = asyncio.Condition()
+        # Steps whose records the "database" refuses, as PostgreSQL refuses data it cannot store.
+        self.unwritable: set[str] = set()
 
     # -- what the tests read --------------------------------------------------------------
 
@@ -215,6 +217,8 @@ class RunBook:
 
     async def record_step(self, record: StepRecord) -> None:
         outcome = record.outcome
+        if outcome.step_id in self.unwritable:
+            raise ApplicationError("value out of range", type="DataError", non_retryable=True)
         self.writes.append(outcome)
         self.rows[(outcome.target, outcome.step_id)] = outcome  # an upsert, like the SQL
         await self.changed()
@@ -353,6 +357,7 @@ class StubWorld:
         behaviour: Behaviour = succeed,
         batch_size: int = 100,
         parameters: dict[str, Any] | None = None,
+        unwritable: Iterable[str] = (),
     ) -> tuple[WorkflowHandle[JobRunWorkflow, RunSummary], RunBook]:
         """Starts a run the way services/runs.py does: a validated document compiled to a
         plan, the targets snapshotted (here made up), the workflow id from the run id."""
@@ -370,6 +375,7 @@ class StubWorld:
         ]
         run_id = uuid.uuid4()
         book = RunBook(run_id, snapshots, behaviour)
+        book.unwritable.update(unwritable)
         self._books[run_id] = book
         request = RunRequest(
             run_id=run_id,

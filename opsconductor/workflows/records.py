@@ -12,7 +12,13 @@ from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    FailureError,
+    TimeoutError,
+)
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -42,15 +48,14 @@ class RecordFailed(ApplicationError):
         super().__init__(message, type=RECORD_FAILED, non_retryable=True)
 
 
-def _last_error(error: ActivityError) -> str:
-    cause = error.cause
-    if isinstance(cause, TimeoutError):
-        inner = cause.cause
+def _last_error(failure: BaseException | None) -> str:
+    if isinstance(failure, TimeoutError):
+        inner = failure.cause
         detail = f"; last error: {inner}" if inner is not None else ""
         return f"gave up after {RECORD_GIVE_UP}{detail}"
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type}: {cause.message}" if cause.type else cause.message
-    return str(cause or error)
+    if isinstance(failure, ApplicationError):
+        return f"{failure.type}: {failure.message}" if failure.type else failure.message
+    return str(failure)
 
 
 async def write_record(activity: Callable[[A], Awaitable[R]], arg: A, what: str) -> R:
@@ -63,10 +68,13 @@ async def write_record(activity: Callable[[A], Awaitable[R]], arg: A, what: str)
             schedule_to_close_timeout=RECORD_GIVE_UP,
             retry_policy=RECORD_RETRY,
         )
-    except ActivityError as error:
-        if isinstance(error.cause, CancelledError):
+    except FailureError as error:
+        # A local activity's failure arrives wrapped in an ActivityError or, depending on how
+        # it ended (a non-retryable error, a timeout), as the failure itself.
+        cause = error.cause if isinstance(error, ActivityError) else error
+        if isinstance(cause, CancelledError):
             raise  # the workflow is being cancelled: not a failure of the record
         raise RecordFailed(
-            f"could not write {what} to PostgreSQL ({_last_error(error)}); check the "
+            f"could not write {what} to PostgreSQL ({_last_error(cause)}); check the "
             "database's availability and the orchestration worker's log"
         ) from None

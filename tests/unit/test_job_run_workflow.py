@@ -625,3 +625,20 @@ async def test_targets_run_in_child_workflows_of_batch_size(world: StubWorld):
     # A target that failed earlier is out of the run: later segments skip it.
     assert table[("t4", "c")] == ("skipped", "upstream_failed")
     assert [table[(t, "c")] for t in ("t1", "t2", "t3", "t5")] == [("succeeded", None)] * 4
+
+
+# -- records that cannot be written ------------------------------------------------------------
+
+
+async def test_a_step_record_the_database_refuses_fails_the_run_with_why(world: StubWorld):
+    handle, book = await world.start(job(ssh("a"), ssh("b", needs=["a"])), 1, unwritable=["b"])
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    assert summary.reason is not None
+    assert "could not write the record of step b on t1 to PostgreSQL" in summary.reason
+    assert "DataError: value out of range" in summary.reason
+    # The run's own record still ends, with the same reason, and b never ran twice.
+    assert (book.status, book.statuses[-1].reason) == (RunStatus.failed, summary.reason)
+    assert len(book.calls_of("b", "t1")) <= 1
