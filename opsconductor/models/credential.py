@@ -39,6 +39,9 @@ class AccessPurpose(StrEnum):
     connection_test = "connection_test"
 
 
+# -- tables ---------------------------------------------------------------------------------------
+
+
 class CredentialBase(SQLModel):
     name: str = Field(max_length=128, schema_extra={"pattern": CREDENTIAL_NAME_PATTERN})
     username: str | None = Field(default=None, max_length=256)
@@ -83,6 +86,9 @@ class CredentialAccess(SQLModel, table=True):
     accessed_at: datetime = Field(
         default_factory=utcnow, sa_type=DateTime(timezone=True), nullable=False
     )
+
+
+# -- API schemas ----------------------------------------------------------------------------------
 
 
 class CredentialCreate(CredentialBase):

@@ -18,6 +18,9 @@ CHANNEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 MAX_URL_CHARACTERS = 8192
 
 
+# -- tables ---------------------------------------------------------------------------------------
+
+
 class NotificationChannel(SealedColumns, table=True):
     """The URL is sealed in the `SealedColumns`."""
 
@@ -56,6 +59,9 @@ class NotificationDelivery(SQLModel, table=True):
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
     delivered_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+# -- API schemas ----------------------------------------------------------------------------------
 
 
 class ChannelCreate(SQLModel):
