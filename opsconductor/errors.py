@@ -53,6 +53,11 @@ class InputInvalid(OpsConductorError):
         super().__init__(detail)
         self.problems = problems
 
+    @classmethod
+    def at(cls, path: str, message: str, kind: str = "invalid") -> "InputInvalid":
+        """One problem with one field: detail `<path> <message>`."""
+        return cls(f"{path} {message}", [FieldProblem(path, message, kind)])
+
 
 class NotAuthenticated(OpsConductorError):
     status = 401

@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opsconductor.db import unit_of_work
 from opsconductor.errors import NotFound
 from opsconductor.models.credential import CredentialKind
-from opsconductor.services import targets
+from opsconductor.services.targets import host_keys
 from opsconductor.services.vault import CredentialUnavailable, Revealed
 
 # asyncssh logs every command it sends at INFO, and a rendered command may hold a secret
@@ -108,7 +108,7 @@ async def ssh_connection(
     """A logged-in connection and the host key fingerprint it verified."""
     async with unit_of_work(sessionmaker) as session:
         try:
-            pinned = await targets.pinned_host_key(session, endpoint.target_id)
+            pinned = await host_keys.pinned_host_key(session, endpoint.target_id)
         except NotFound as error:
             raise AuthenticationFailed(
                 f"target {endpoint.name!r} is no longer in the inventory, so its host key "
@@ -134,7 +134,7 @@ async def ssh_connection(
         presented = checker.presented or "an unreadable key"
         if checker.presented is not None:
             async with unit_of_work(sessionmaker) as session:
-                await targets.record_refused_host_key(session, endpoint.target_id, presented)
+                await host_keys.record_refused_host_key(session, endpoint.target_id, presented)
         raise HostKeyChanged(
             f"host key for {endpoint.name} changed: expected {pinned}, got {presented}; "
             "an operator must accept the new key",
@@ -158,7 +158,7 @@ async def ssh_connection(
     try:
         if pinned is None:
             async with unit_of_work(sessionmaker) as session:
-                await targets.record_host_key(session, endpoint.target_id, checker.presented)
+                await host_keys.record_host_key(session, endpoint.target_id, checker.presented)
         yield connection, checker.presented
     finally:
         connection.close()

@@ -40,8 +40,8 @@ from opsconductor.console import install_console
 from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
 from opsconductor.security.keys import load_process_keys
 from opsconductor.services.schedule_reconciler import reconcile_until_done
+from opsconductor.services.sealing import keyring_from
 from opsconductor.services.users import bootstrap_admin
-from opsconductor.services.vault import keyring_from
 from opsconductor.temporal.client import connect
 from opsconductor.temporal.codec import EncryptionCodec
 

@@ -18,7 +18,7 @@ from opsconductor.config import Settings
 from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
 from opsconductor.security.envelope import KeyRing
 from opsconductor.security.keys import load_process_keys
-from opsconductor.services.vault import key_ids_in_use, keyring_from, rewrap_batch
+from opsconductor.services.sealing import key_ids_in_use, keyring_from, rewrap_batch
 
 app = typer.Typer(no_args_is_help=True, help="Manage the vault's master keys.")
 

@@ -9,6 +9,8 @@ from sqlmodel import Field, SQLModel
 from opsconductor.models.base import id_field, timestamp_field
 from opsconductor.models.user import Role
 
+# -- tables ---------------------------------------------------------------------------------------
+
 
 class ApiTokenBase(SQLModel):
     name: str = Field(min_length=1, max_length=100)
@@ -26,6 +28,9 @@ class ApiToken(ApiTokenBase, table=True):
     expires_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     last_used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+# -- API schemas ----------------------------------------------------------------------------------
 
 
 class ApiTokenCreate(ApiTokenBase):

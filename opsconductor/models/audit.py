@@ -5,7 +5,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import DateTime, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -17,6 +16,9 @@ class Outcome(StrEnum):
     success = "success"
     failure = "failure"
     denied = "denied"
+
+
+# -- tables ---------------------------------------------------------------------------------------
 
 
 class AuditEventBase(SQLModel):
@@ -44,11 +46,14 @@ class AuditEvent(AuditEventBase, table=True):
     id: uuid.UUID = id_field()
 
 
+# -- API schemas ----------------------------------------------------------------------------------
+
+
 class AuditEventPublic(AuditEventBase):
     id: uuid.UUID
 
 
-class AuditFilter(BaseModel):
+class AuditFilter(SQLModel):
     actor: str | None = None
     action: str | None = None
     resource_type: str | None = None

@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, LargeBinary
 from sqlmodel import Field, SQLModel
 
 NAMING_CONVENTION = {
@@ -29,3 +29,14 @@ def id_field() -> Any:
 
 def timestamp_field() -> Any:
     return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), nullable=False)
+
+
+class SealedColumns(SQLModel):
+    """One secret sealed by the key ring (services/sealing.py): the ciphertext under a fresh data
+    key, and that data key wrapped by the master key `key_id`."""
+
+    ciphertext: bytes = Field(sa_type=LargeBinary)
+    nonce: bytes = Field(sa_type=LargeBinary)
+    wrapped_key: bytes = Field(sa_type=LargeBinary)
+    key_nonce: bytes = Field(sa_type=LargeBinary)
+    key_id: str = Field(max_length=32, index=True)

@@ -9,10 +9,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Index, LargeBinary, String
+from sqlalchemy import DateTime, Index, String
 from sqlmodel import Field, SQLModel
 
-from opsconductor.models.base import id_field, timestamp_field, utcnow
+from opsconductor.models.base import SealedColumns, id_field, timestamp_field, utcnow
 
 CREDENTIAL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
@@ -39,6 +39,9 @@ class AccessPurpose(StrEnum):
     connection_test = "connection_test"
 
 
+# -- tables ---------------------------------------------------------------------------------------
+
+
 class CredentialBase(SQLModel):
     name: str = Field(max_length=128, schema_extra={"pattern": CREDENTIAL_NAME_PATTERN})
     username: str | None = Field(default=None, max_length=256)
@@ -49,19 +52,15 @@ class CredentialBase(SQLModel):
     verify_tls: bool = True
 
 
-class Credential(CredentialBase, table=True):
+class Credential(CredentialBase, SealedColumns, table=True):
+    """The secret (a JSON object) is sealed in the `SealedColumns`."""
+
     __tablename__ = "credentials"
 
     id: uuid.UUID = id_field()
     name: str = Field(max_length=128, unique=True, index=True)
     kind: CredentialKind = Field(sa_type=String(16))
     transport: WinrmTransport | None = Field(default=None, sa_type=String(16))
-    # The sealed secret (a JSON object) and its data key, wrapped by the master key `key_id`.
-    ciphertext: bytes = Field(sa_type=LargeBinary)
-    nonce: bytes = Field(sa_type=LargeBinary)
-    wrapped_key: bytes = Field(sa_type=LargeBinary)
-    key_nonce: bytes = Field(sa_type=LargeBinary)
-    key_id: str = Field(max_length=32, index=True)
     public_key_fingerprint: str | None = Field(default=None, max_length=128)
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
@@ -87,6 +86,9 @@ class CredentialAccess(SQLModel, table=True):
     accessed_at: datetime = Field(
         default_factory=utcnow, sa_type=DateTime(timezone=True), nullable=False
     )
+
+
+# -- API schemas ----------------------------------------------------------------------------------
 
 
 class CredentialCreate(CredentialBase):

@@ -5,7 +5,6 @@ from datetime import datetime
 from typing import Any
 
 import pydantic
-from pydantic import BaseModel
 from sqlalchemy import Column, DateTime, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -15,22 +14,7 @@ from opsconductor.jobspec.scan import ScanOptions
 from opsconductor.models.base import id_field, timestamp_field
 from opsconductor.models.target import Tags, TargetPublic
 
-
-class OpenPort(BaseModel):
-    port: int
-    protocol: str = "tcp"
-    service: str | None = None
-    product: str | None = None
-    version: str | None = None
-
-
-class DiscoveredHost(BaseModel):
-    address: str
-    hostname: str | None = None
-    os_guess: str | None = None
-    # nmap's OS class family ("Linux", "Windows"), which an import uses for the target's os.
-    os_family: str | None = None
-    open_ports: list[OpenPort] = pydantic.Field(default_factory=list)
+# -- tables ---------------------------------------------------------------------------------------
 
 
 class DiscoveryScan(SQLModel, table=True):
@@ -76,18 +60,38 @@ class DiscoveryHost(SQLModel, table=True):
     open_ports: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONB)
 
 
+# -- API schemas ----------------------------------------------------------------------------------
+
+
+class OpenPort(SQLModel):
+    port: int
+    protocol: str = "tcp"
+    service: str | None = None
+    product: str | None = None
+    version: str | None = None
+
+
+class DiscoveredHost(SQLModel):
+    address: str
+    hostname: str | None = None
+    os_guess: str | None = None
+    # nmap's OS class family ("Linux", "Windows"), which an import uses for the target's os.
+    os_family: str | None = None
+    open_ports: list[OpenPort] = pydantic.Field(default_factory=list)
+
+
 class ScanCreate(ScanOptions):
     name: str | None = pydantic.Field(
         default=None, min_length=1, max_length=128, description="Default: the hosts scanned"
     )
 
 
-class ScanProgress(BaseModel):
+class ScanProgress(SQLModel):
     task: str | None
     percent: float | None
 
 
-class ScanListItem(BaseModel):
+class ScanListItem(SQLModel):
     id: uuid.UUID
     name: str
     status: ScanStatus
@@ -108,7 +112,7 @@ class ScanDetail(ScanListItem):
     hosts: list[DiscoveredHost]
 
 
-class ScanImport(BaseModel):
+class ScanImport(SQLModel):
     addresses: list[str] = pydantic.Field(
         min_length=1, max_length=4096, description="Addresses the scan found up"
     )
@@ -117,17 +121,17 @@ class ScanImport(BaseModel):
     tags: Tags = pydantic.Field(default_factory=dict)
 
 
-class ExistingAddress(BaseModel):
+class ExistingAddress(SQLModel):
     address: str
     target: str
 
 
-class SkippedAddress(BaseModel):
+class SkippedAddress(SQLModel):
     address: str
     reason: str
 
 
-class ScanImportResult(BaseModel):
+class ScanImportResult(SQLModel):
     created: list[TargetPublic]
     existing: list[ExistingAddress]
     skipped: list[SkippedAddress]

@@ -11,6 +11,8 @@ from sqlmodel import Field, SQLModel
 from opsconductor.jobspec.expansion import LibraryPin
 from opsconductor.models.base import id_field, timestamp_field
 
+# -- tables ---------------------------------------------------------------------------------------
+
 
 class Job(SQLModel, table=True):
     __tablename__ = "jobs"
@@ -45,6 +47,9 @@ class JobVersion(SQLModel, table=True):
     libraries: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONB)
     created_by: str = Field(max_length=64)
     created_at: datetime = timestamp_field()
+
+
+# -- API schemas ----------------------------------------------------------------------------------
 
 
 class JobPublic(SQLModel):

@@ -10,6 +10,8 @@ from sqlmodel import Field, SQLModel
 
 from opsconductor.models.base import id_field, timestamp_field
 
+# -- tables ---------------------------------------------------------------------------------------
+
 
 class Library(SQLModel, table=True):
     __tablename__ = "libraries"
@@ -36,6 +38,9 @@ class LibraryVersion(SQLModel, table=True):
     enabled: bool = True
     created_by: str = Field(max_length=64)
     created_at: datetime = timestamp_field()
+
+
+# -- API schemas ----------------------------------------------------------------------------------
 
 
 class LibraryVersionSummary(SQLModel):

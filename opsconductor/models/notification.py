@@ -8,17 +8,22 @@ activity on every attempt and read by `GET /notifications`.
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, LargeBinary, String, Text
+from sqlalchemy import DateTime, Index, String, Text
 from sqlmodel import Field, SQLModel
 
 from opsconductor.contracts.notifications import DeliveryEvent, DeliveryStatus
-from opsconductor.models.base import id_field, timestamp_field
+from opsconductor.models.base import SealedColumns, id_field, timestamp_field
 
 CHANNEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 MAX_URL_CHARACTERS = 8192
 
 
-class NotificationChannel(SQLModel, table=True):
+# -- tables ---------------------------------------------------------------------------------------
+
+
+class NotificationChannel(SealedColumns, table=True):
+    """The URL is sealed in the `SealedColumns`."""
+
     __tablename__ = "notification_channels"
 
     id: uuid.UUID = id_field()
@@ -27,12 +32,6 @@ class NotificationChannel(SQLModel, table=True):
     # Not secret, and what an operator needs to recognise the channel: e.g. "mailto", "E-Mail".
     scheme: str = Field(max_length=32)
     service: str = Field(max_length=64)
-    # The URL, sealed by the key ring under a data key wrapped by the master key `key_id`.
-    ciphertext: bytes = Field(sa_type=LargeBinary)
-    nonce: bytes = Field(sa_type=LargeBinary)
-    wrapped_key: bytes = Field(sa_type=LargeBinary)
-    key_nonce: bytes = Field(sa_type=LargeBinary)
-    key_id: str = Field(max_length=32, index=True)
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
 
@@ -60,6 +59,9 @@ class NotificationDelivery(SQLModel, table=True):
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
     delivered_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+# -- API schemas ----------------------------------------------------------------------------------
 
 
 class ChannelCreate(SQLModel):

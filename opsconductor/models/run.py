@@ -15,6 +15,9 @@ from opsconductor.models.base import id_field, timestamp_field
 RUN_ONCE_TARGET = ""
 
 
+# -- tables ---------------------------------------------------------------------------------------
+
+
 class Run(SQLModel, table=True):
     __tablename__ = "runs"
     __table_args__ = (Index("ix_runs_job_id_created_at", "job_id", "created_at"),)
@@ -69,6 +72,9 @@ class RunLogLine(SQLModel, table=True):
     stream: str = Field(max_length=8)
     line: str
     created_at: datetime = timestamp_field()
+
+
+# -- API schemas ----------------------------------------------------------------------------------
 
 
 class RunCreate(SQLModel):

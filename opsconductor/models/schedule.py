@@ -8,7 +8,7 @@ from functools import cache
 from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator
 from sqlalchemy import String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -68,6 +68,9 @@ TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
 CatchupWindow = Annotated[Duration, AfterValidator(_check_catchup)]
 
 
+# -- tables ---------------------------------------------------------------------------------------
+
+
 class Schedule(SQLModel, table=True):
     __tablename__ = "schedules"
 
@@ -93,7 +96,10 @@ class Schedule(SQLModel, table=True):
         return timedelta(seconds=self.catchup_window_seconds)
 
 
-class ScheduleCreate(BaseModel):
+# -- API schemas ----------------------------------------------------------------------------------
+
+
+class ScheduleCreate(SQLModel):
     job_id: uuid.UUID
     name: str | None = pydantic.Field(
         default=None,
@@ -121,7 +127,7 @@ class ScheduleCreate(BaseModel):
     note: str = pydantic.Field(default="", max_length=2000)
 
 
-class ScheduleUpdate(BaseModel):
+class ScheduleUpdate(SQLModel):
     name: str | None = pydantic.Field(default=None, pattern=SCHEDULE_NAME_PATTERN)
     cron: CronExpression | None = pydantic.Field(default=None, max_length=128)
     timezone: TimeZoneName | None = None
@@ -133,18 +139,18 @@ class ScheduleUpdate(BaseModel):
     note: str | None = pydantic.Field(default=None, max_length=2000)
 
 
-class PauseRequest(BaseModel):
+class PauseRequest(SQLModel):
     note: str = pydantic.Field(default="", max_length=2000)
 
 
-class TriggerRequest(BaseModel):
+class TriggerRequest(SQLModel):
     overlap: OverlapPolicy = pydantic.Field(
         default=OverlapPolicy.allow_all,
         description="Default: start now even if a run of the schedule is going",
     )
 
 
-class BackfillRequest(BaseModel):
+class BackfillRequest(SQLModel):
     start: datetime
     end: datetime
     overlap: OverlapPolicy = pydantic.Field(
@@ -153,12 +159,12 @@ class BackfillRequest(BaseModel):
     )
 
 
-class BackfillAccepted(BaseModel):
+class BackfillAccepted(SQLModel):
     runs: int
     times: list[datetime]
 
 
-class RecentRun(BaseModel):
+class RecentRun(SQLModel):
     run_id: uuid.UUID
     status: RunStatus | None = pydantic.Field(description="None until the fire has stored its run")
     scheduled_at: datetime
@@ -169,7 +175,7 @@ class RecentRun(BaseModel):
 ExecutorState = Literal["ok", "missing", "unavailable"]
 
 
-class SchedulePublic(BaseModel):
+class SchedulePublic(SQLModel):
     id: uuid.UUID
     job_id: uuid.UUID
     name: str

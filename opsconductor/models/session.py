@@ -4,11 +4,12 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
 from sqlalchemy import DateTime
 from sqlmodel import Field, SQLModel
 
 from opsconductor.models.base import id_field, timestamp_field
+
+# -- tables ---------------------------------------------------------------------------------------
 
 
 class AuthSession(SQLModel, table=True):
@@ -41,6 +42,9 @@ class RefreshToken(SQLModel, table=True):
     used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
+# -- API schemas ----------------------------------------------------------------------------------
+
+
 class SessionPublic(SQLModel):
     id: uuid.UUID
     created_at: datetime
@@ -51,17 +55,17 @@ class SessionPublic(SQLModel):
     current: bool = False
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(SQLModel):
     # Deliberately not the username pattern: a malformed name must answer like a wrong one.
     username: str = Field(min_length=1, max_length=256)
     password: str = Field(min_length=1, max_length=1024)
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(SQLModel):
     refresh_token: str = Field(min_length=1, max_length=512)
 
 
-class TokenPair(BaseModel):
+class TokenPair(SQLModel):
     access_token: str
     refresh_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret

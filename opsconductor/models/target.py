@@ -40,6 +40,9 @@ def _check_tags(tags: dict[str, str]) -> dict[str, str]:
 Tags = Annotated[dict[str, str], AfterValidator(_check_tags)]
 
 
+# -- tables ---------------------------------------------------------------------------------------
+
+
 class TargetBase(SQLModel):
     name: str = Field(max_length=128, schema_extra={"pattern": TARGET_NAME_PATTERN})
     address: str = Field(min_length=1, max_length=255)
@@ -71,12 +74,16 @@ class Target(TargetBase, table=True):
     updated_at: datetime = timestamp_field()
 
 
-class TargetGroup(SQLModel, table=True):
+class TargetGroupBase(SQLModel):
+    name: str = Field(max_length=64, schema_extra={"pattern": GROUP_NAME_PATTERN})
+    description: str = Field(default="", max_length=2000)
+
+
+class TargetGroup(TargetGroupBase, table=True):
     __tablename__ = "target_groups"
 
     id: uuid.UUID = id_field()
     name: str = Field(max_length=64, unique=True, index=True)
-    description: str = Field(default="", max_length=2000)
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
 
@@ -97,6 +104,9 @@ class TargetGroupMember(SQLModel, table=True):
             index=True,
         )
     )
+
+
+# -- API schemas ----------------------------------------------------------------------------------
 
 
 class TargetCreate(TargetBase):
@@ -145,9 +155,8 @@ class HostKeyAccept(SQLModel):
     accept_presented: bool = False
 
 
-class TargetGroupCreate(SQLModel):
-    name: str = Field(max_length=64, schema_extra={"pattern": GROUP_NAME_PATTERN})
-    description: str = Field(default="", max_length=2000)
+class TargetGroupCreate(TargetGroupBase):
+    pass
 
 
 class TargetGroupUpdate(SQLModel):
@@ -157,7 +166,7 @@ class TargetGroupUpdate(SQLModel):
     description: str | None = Field(default=None, max_length=2000)
 
 
-class TargetGroupPublic(TargetGroupCreate):
+class TargetGroupPublic(TargetGroupBase):
     id: uuid.UUID
     member_count: int
     created_at: datetime

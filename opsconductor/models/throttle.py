@@ -5,6 +5,8 @@ from datetime import datetime
 from sqlalchemy import DateTime
 from sqlmodel import Field, SQLModel
 
+# -- tables ---------------------------------------------------------------------------------------
+
 
 class LoginThrottle(SQLModel, table=True):
     __tablename__ = "login_throttle"

@@ -23,6 +23,9 @@ class Role(StrEnum):
     admin = "admin"
 
 
+# -- tables ---------------------------------------------------------------------------------------
+
+
 class UserBase(SQLModel):
     # `pattern` through schema_extra: SQLModel's own `regex` argument is not enforced.
     username: str = Field(
@@ -49,6 +52,9 @@ class User(UserBase, table=True):
     reset_token_lookup: str | None = Field(default=None, max_length=32, unique=True, index=True)
     reset_token_hash: str | None = Field(default=None, max_length=64)
     reset_expires_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+# -- API schemas ----------------------------------------------------------------------------------
 
 
 class UserCreate(UserBase):

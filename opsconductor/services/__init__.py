@@ -1,1 +1,17 @@
-"""Domain logic, one module per domain. Services take a session and never commit."""
+"""Domain logic, one module (or package, e.g. `targets/`) per domain. Services take a session
+and never commit.
+
+What a service answers, one rule for every resource:
+
+- A function about one row (get, create, update, and actions such as `accept_host_key`)
+  answers the table row: callers chain on it (audit entries take its id, workers read its
+  columns, other services change it further).
+- The resource's API shape is made in exactly one place, the domain's `public(...)`, which
+  adds what the row does not hold (a target's group names, a credential's targets…). A router
+  answers `public(session, row)` of what the service gave it.
+- A list answers `Page[XPublic]` through `paging.paginate_as`, so whatever `public` adds is
+  fetched for the whole page at once rather than row by row. A resource without a `public`
+  (one whose answer is its columns, e.g. the notification delivery log) answers rows there too.
+- Answers about an operation rather than a resource (an import report, a connection test) are
+  their own models.
+"""

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import apprise
 from sqlalchemy import or_
@@ -30,9 +31,7 @@ from opsconductor.contracts.queues import TaskQueue
 from opsconductor.errors import (
     Conflict,
     DependencyUnavailable,
-    FieldProblem,
     InputInvalid,
-    NotFound,
 )
 from opsconductor.models.base import utcnow
 from opsconductor.models.notification import (
@@ -46,8 +45,9 @@ from opsconductor.models.notification import (
 from opsconductor.models.page import Page
 from opsconductor.security.envelope import DecryptionFailed, KeyRing
 from opsconductor.services.jobs import DOCUMENT, live_jobs_where
+from opsconductor.services.lookup import get_or_404
 from opsconductor.services.paging import paginate, paginate_as
-from opsconductor.services.vault import sealed_of, store_sealed
+from opsconductor.services.sealing import open_row, sealed_columns
 from opsconductor.workflows.notifications import ChannelTestWorkflow
 
 TEST_TIMEOUT = timedelta(seconds=60)
@@ -64,10 +64,6 @@ def quiet_apprise() -> None:
         apprise_logger.addHandler(logging.NullHandler())
 
 
-def _invalid(path: str, message: str) -> InputInvalid:
-    return InputInvalid(f"{path} {message}", [FieldProblem(path, message)])
-
-
 @dataclass(frozen=True, slots=True)
 class UrlFacts:
     scheme: str
@@ -79,7 +75,7 @@ def describe_url(url: str) -> UrlFacts:
     quiet_apprise()
     plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
     if plugin is None:
-        raise _invalid(
+        raise InputInvalid.at(
             "body.url",
             "is not an apprise URL: the scheme is unknown or a part the service needs is "
             "missing (see https://github.com/caronc/apprise/wiki)",
@@ -91,11 +87,14 @@ def associated_data(channel_id: uuid.UUID) -> bytes:
     return f"notification-channel:{channel_id}".encode()
 
 
-def _seal(keyring: KeyRing, channel: NotificationChannel, url: str) -> None:
+def _sealed_url(keyring: KeyRing, channel_id: uuid.UUID, url: str) -> dict[str, Any]:
+    """The URL sealed, with the scheme and service it names (all a channel answers of it)."""
     facts = describe_url(url)
-    channel.scheme = facts.scheme
-    channel.service = facts.service
-    store_sealed(channel, keyring.seal(url.encode(), associated_data(channel.id)))
+    return {
+        "scheme": facts.scheme,
+        "service": facts.service,
+        **sealed_columns(keyring, url.encode(), associated_data(channel_id)),
+    }
 
 
 def public(channel: NotificationChannel) -> ChannelPublic:
@@ -120,10 +119,7 @@ async def _by_name(session: AsyncSession, name: str) -> NotificationChannel | No
 
 
 async def get_channel(session: AsyncSession, channel_id: uuid.UUID) -> NotificationChannel:
-    channel = await session.get(NotificationChannel, channel_id)
-    if channel is None:
-        raise NotFound(f"no notification channel {channel_id}")
-    return channel
+    return await get_or_404(session, NotificationChannel, channel_id, "notification channel")
 
 
 async def list_channels(session: AsyncSession, limit: int, offset: int) -> Page[ChannelPublic]:
@@ -142,19 +138,13 @@ async def create_channel(
 ) -> NotificationChannel:
     if await _by_name(session, data.name) is not None:
         raise Conflict(f"a notification channel named {data.name!r} already exists")
+    channel_id = uuid.uuid4()
     channel = NotificationChannel(
-        id=uuid.uuid4(),
+        id=channel_id,
         name=data.name,
         description=data.description,
-        scheme="",
-        service="",
-        ciphertext=b"",
-        nonce=b"",
-        wrapped_key=b"",
-        key_nonce=b"",
-        key_id="",
+        **_sealed_url(keyring, channel_id, data.url),
     )
-    _seal(keyring, channel, data.url)
     session.add(channel)
     await session.flush()
     return channel
@@ -191,7 +181,7 @@ async def update_channel(
     changes = data.model_dump(exclude_unset=True)
     for name in ("name", "url", "description"):
         if name in changes and changes[name] is None:
-            raise _invalid(f"body.{name}", "may not be null")
+            raise InputInvalid.at(f"body.{name}", "may not be null")
     if "name" in changes and changes["name"] != channel.name:
         if await _by_name(session, changes["name"]) is not None:
             raise Conflict(f"a notification channel named {changes['name']!r} already exists")
@@ -200,7 +190,7 @@ async def update_channel(
     if "description" in changes:
         channel.description = changes["description"]
     if "url" in changes:
-        _seal(keyring, channel, changes["url"])
+        channel.sqlmodel_update(_sealed_url(keyring, channel.id, changes["url"]))
     channel.updated_at = utcnow()
     session.add(channel)
     await session.flush()
@@ -292,7 +282,7 @@ async def reveal_channel(session: AsyncSession, keyring: KeyRing, name: str) -> 
     if channel is None:
         raise ChannelUnavailable(f"no notification channel named {name!r}")
     try:
-        url = keyring.open(sealed_of(channel), associated_data(channel.id)).decode()
+        url = open_row(channel, keyring, associated_data(channel.id)).decode()
     except DecryptionFailed as error:
         raise ChannelUnavailable(
             f"notification channel {name!r} cannot be decrypted: {error}"

@@ -48,8 +48,9 @@ from opsconductor.models.discovery import (
 from opsconductor.models.page import Page
 from opsconductor.models.run import Run
 from opsconductor.models.target import TARGET_NAME_PATTERN, Protocol, Target, TargetCreate
-from opsconductor.services import targets
 from opsconductor.services.paging import paginate_as
+from opsconductor.services.targets import groups, inventory
+from opsconductor.services.targets.inventory import CREDENTIAL_KINDS_FOR
 from opsconductor.workflows.discovery_scan import DiscoveryScanWorkflow
 
 # Step scans get ids derived from run and step, so a retried step replaces its own scan.
@@ -332,7 +333,7 @@ async def import_hosts(
                 "unknown credential",
                 [FieldProblem("body.credential_id", "names no credential", "unknown_credential")],
             )
-    await targets.check_groups(session, body.groups, "body.groups")
+    await groups.check_groups(session, body.groups, "body.groups")
     chosen = [found[address] for address in dict.fromkeys(body.addresses)]
     existing = await _existing(session, chosen)
     result = ScanImportResult(created=[], existing=[], skipped=[])
@@ -346,7 +347,7 @@ async def import_hosts(
             result.skipped.append(SkippedAddress(address=host.address, reason=NO_LOGIN_PORT))
             continue
         protocol, port = endpoint
-        if credential is not None and credential.kind not in targets.CREDENTIAL_KINDS_FOR[protocol]:
+        if credential is not None and credential.kind not in CREDENTIAL_KINDS_FOR[protocol]:
             result.skipped.append(
                 SkippedAddress(
                     address=host.address,
@@ -355,7 +356,7 @@ async def import_hosts(
                 )
             )
             continue
-        target = await targets.create_target(
+        target = await inventory.create_target(
             session,
             TargetCreate(
                 name=await _free_name(session, host),
@@ -369,5 +370,5 @@ async def import_hosts(
                 groups=body.groups,
             ),
         )
-        result.created.append(await targets.public(session, target))
+        result.created.append(await inventory.public(session, target))
     return result

@@ -47,7 +47,7 @@ from opsconductor.models.run import (
 )
 from opsconductor.services import jobs
 from opsconductor.services.paging import paginate_as
-from opsconductor.services.targets import resolve_selector
+from opsconductor.services.targets.selection import resolve_selector
 from opsconductor.workflows.job_run import JobRunWorkflow
 
 

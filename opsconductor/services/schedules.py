@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, ScheduleDescription
 
+from opsconductor.contracts.runs import RunStatus
 from opsconductor.contracts.schedules import scheduled_run_id
 from opsconductor.errors import (
     Conflict,
@@ -147,11 +148,13 @@ def _recent(found: ScheduleDescription | None) -> list[tuple[uuid.UUID, datetime
     return answers
 
 
-async def _run_statuses(session: AsyncSession, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+async def _run_statuses(
+    session: AsyncSession, run_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, RunStatus]:
     if not run_ids:
         return {}
     rows = await session.exec(select(Run.id, Run.status).where(col(Run.id).in_(run_ids)))
-    return {run_id: status for run_id, status in rows.all()}
+    return {run_id: RunStatus(status) for run_id, status in rows.all()}
 
 
 def _public(
@@ -159,7 +162,7 @@ def _public(
     state: ExecutorState,
     found: ScheduleDescription | None,
     recent: list[tuple[uuid.UUID, datetime, datetime]],
-    statuses: dict[uuid.UUID, str],
+    statuses: dict[uuid.UUID, RunStatus],
 ) -> SchedulePublic:
     next_runs = [] if found is None or schedule.paused else found.info.next_action_times
     return SchedulePublic(
@@ -177,7 +180,7 @@ def _public(
         created_by=schedule.created_by,
         created_at=schedule.created_at,
         updated_at=schedule.updated_at,
-        next_runs=next_runs[:NEXT_RUNS],
+        next_runs=list(next_runs[:NEXT_RUNS]),
         recent_runs=[
             RecentRun(
                 run_id=run_id,

@@ -11,15 +11,14 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import asyncssh
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opsconductor.errors import Conflict, FieldProblem, InputInvalid, NotFound
+from opsconductor.errors import Conflict, FieldProblem, InputInvalid
 from opsconductor.models.base import utcnow
 from opsconductor.models.credential import (
     AccessPurpose,
@@ -32,17 +31,12 @@ from opsconductor.models.credential import (
     TargetRef,
     WinrmTransport,
 )
-from opsconductor.models.notification import NotificationChannel
 from opsconductor.models.page import Page
 from opsconductor.models.target import Target
-from opsconductor.security.envelope import DecryptionFailed, KeyRing, Sealed
-from opsconductor.security.keys import ProcessKeys
+from opsconductor.security.envelope import DecryptionFailed, KeyRing
+from opsconductor.services.lookup import get_or_404
 from opsconductor.services.paging import paginate_as
-
-
-def keyring_from(keys: ProcessKeys) -> KeyRing:
-    return KeyRing(keys.master_key, keys.retired_master_keys)
-
+from opsconductor.services.sealing import open_row, sealed_columns
 
 # -- secret shapes ----------------------------------------------------------------------------
 
@@ -87,10 +81,6 @@ NEEDS_USERNAME = frozenset(
 )
 
 
-def _invalid(path: str, message: str) -> InputInvalid:
-    return InputInvalid(f"{path} {message}", [FieldProblem(path, message)])
-
-
 def import_ssh_key(private_key: str, passphrase: str | None) -> asyncssh.SSHKey:
     """The parsed key, or a 422 naming the field at fault. Messages never quote the input."""
     try:
@@ -99,16 +89,18 @@ def import_ssh_key(private_key: str, passphrase: str | None) -> asyncssh.SSHKey:
         # The one message that tells an encrypted key (well formed) from an unreadable one.
         encrypted = "passphrase must be specified" in str(plain_error).lower()
     if not encrypted:
-        raise _invalid(
+        raise InputInvalid.at(
             "body.secret.private_key",
             "is not a private key in a format OpenSSH or PEM (PKCS#1/#8) uses",
         )
     if not passphrase:
-        raise _invalid("body.secret.passphrase", "is required: the private key is encrypted")
+        raise InputInvalid.at("body.secret.passphrase", "is required: the private key is encrypted")
     try:
         return asyncssh.import_private_key(private_key, passphrase)
     except asyncssh.KeyImportError:
-        raise _invalid("body.secret.passphrase", "does not decrypt the private key") from None
+        raise InputInvalid.at(
+            "body.secret.passphrase", "does not decrypt the private key"
+        ) from None
 
 
 def checked_secret(kind: CredentialKind, raw: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -136,44 +128,22 @@ def associated_data(credential_id: uuid.UUID, kind: str) -> bytes:
     return f"credential:{credential_id}:{kind}".encode()
 
 
-class SealedRow(Protocol):
-    """A row holding one sealed secret: credentials, notification channels."""
-
-    ciphertext: bytes
-    nonce: bytes
-    wrapped_key: bytes
-    key_nonce: bytes
-    key_id: str
-
-
-def store_sealed(row: SealedRow, sealed: Sealed) -> None:
-    row.ciphertext = sealed.ciphertext
-    row.nonce = sealed.nonce
-    row.wrapped_key = sealed.wrapped_key
-    row.key_nonce = sealed.key_nonce
-    row.key_id = sealed.key_id
-
-
-def sealed_of(row: SealedRow) -> Sealed:
-    return Sealed(row.ciphertext, row.nonce, row.wrapped_key, row.key_nonce, row.key_id)
-
-
-def _seal(keyring: KeyRing, credential: Credential, secret: dict[str, Any]) -> None:
+def _sealed_secret(
+    keyring: KeyRing, credential_id: uuid.UUID, kind: str, secret: dict[str, Any]
+) -> dict[str, Any]:
     plaintext = json.dumps(secret).encode()
-    store_sealed(
-        credential, keyring.seal(plaintext, associated_data(credential.id, credential.kind))
-    )
+    return sealed_columns(keyring, plaintext, associated_data(credential_id, kind))
 
 
 def _checked_options(
     kind: CredentialKind, username: str | None, transport: WinrmTransport | None
 ) -> WinrmTransport | None:
     if kind in NEEDS_USERNAME and not username:
-        raise _invalid("body.username", f"is required for {kind} credentials")
+        raise InputInvalid.at("body.username", f"is required for {kind} credentials")
     if kind is CredentialKind.winrm:
         return transport or WinrmTransport.ntlm
     if transport is not None:
-        raise _invalid("body.transport", "applies to winrm credentials only")
+        raise InputInvalid.at("body.transport", "applies to winrm credentials only")
     return None
 
 
@@ -185,10 +155,7 @@ async def _by_name(session: AsyncSession, name: str) -> Credential | None:
 
 
 async def get_credential(session: AsyncSession, credential_id: uuid.UUID) -> Credential:
-    credential = await session.get(Credential, credential_id)
-    if credential is None:
-        raise NotFound(f"no credential {credential_id}")
-    return credential
+    return await get_or_404(session, Credential, credential_id, "credential")
 
 
 async def find_credential(session: AsyncSession, name: str) -> Credential | None:
@@ -254,8 +221,9 @@ async def create_credential(
     secret, fingerprint = checked_secret(data.kind, data.secret)
     if await _by_name(session, data.name) is not None:
         raise Conflict(f"a credential named {data.name!r} already exists")
+    credential_id = uuid.uuid4()
     credential = Credential(
-        id=uuid.uuid4(),
+        id=credential_id,
         name=data.name,
         kind=data.kind,
         username=data.username,
@@ -263,13 +231,8 @@ async def create_credential(
         transport=transport,
         verify_tls=data.verify_tls,
         public_key_fingerprint=fingerprint,
-        ciphertext=b"",
-        nonce=b"",
-        wrapped_key=b"",
-        key_nonce=b"",
-        key_id="",
+        **_sealed_secret(keyring, credential_id, data.kind, secret),
     )
-    _seal(keyring, credential, secret)
     session.add(credential)
     await session.flush()
     return credential
@@ -282,7 +245,7 @@ async def update_credential(
     changes = data.model_dump(exclude_unset=True)
     for name in ("name", "verify_tls", "description"):
         if name in changes and changes[name] is None:
-            raise _invalid(f"body.{name}", "may not be null")
+            raise InputInvalid.at(f"body.{name}", "may not be null")
     renamed = "name" in changes and changes["name"] != credential.name
     if renamed and await _by_name(session, changes["name"]) is not None:
         raise Conflict(f"a credential named {changes['name']!r} already exists")
@@ -303,7 +266,7 @@ async def rotate_credential(
     """New secret material under a new data key; the id (and every reference to it) stays."""
     credential = await get_credential(session, credential_id)
     secret, fingerprint = checked_secret(CredentialKind(credential.kind), raw)
-    _seal(keyring, credential, secret)
+    credential.sqlmodel_update(_sealed_secret(keyring, credential.id, credential.kind, secret))
     credential.public_key_fingerprint = fingerprint
     credential.rotated_at = credential.updated_at = utcnow()
     session.add(credential)
@@ -373,9 +336,7 @@ async def reveal(
     if credential is None:
         raise CredentialUnavailable(f"credential {credential_id} does not exist")
     try:
-        plaintext = keyring.open(
-            sealed_of(credential), associated_data(credential.id, credential.kind)
-        )
+        plaintext = open_row(credential, keyring, associated_data(credential.id, credential.kind))
     except DecryptionFailed as error:
         raise CredentialUnavailable(
             f"credential {credential.name!r} cannot be decrypted: {error}"
@@ -411,68 +372,3 @@ async def reveal_named(
     if credential is None:
         raise CredentialUnavailable(f"no credential named {name!r}")
     return await reveal(session, keyring, credential.id, purpose)
-
-
-# -- master key rotation ----------------------------------------------------------------------
-
-
-# Every table whose rows hold a secret sealed by the key ring; `keys rotate` re-wraps them all.
-SEALED_TABLES: tuple[type[Credential] | type[NotificationChannel], ...] = (
-    Credential,
-    NotificationChannel,
-)
-SealedTable = TypeVar("SealedTable", Credential, NotificationChannel)
-
-
-async def _rewrap_rows(
-    session: AsyncSession,
-    keyring: KeyRing,
-    table: type[SealedTable],
-    retired: list[str],
-    limit: int,
-) -> int:
-    rows = await session.exec(
-        select(table)
-        .where(col(table.key_id).in_(retired))
-        .order_by(col(table.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    count = 0
-    for row in rows:
-        sealed = keyring.rewrap(sealed_of(row))
-        row.wrapped_key = sealed.wrapped_key
-        row.key_nonce = sealed.key_nonce
-        row.key_id = sealed.key_id
-        session.add(row)
-        count += 1
-    return count
-
-
-async def key_ids_in_use(session: AsyncSession) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for table in SEALED_TABLES:
-        rows = await session.exec(select(table.key_id, func.count()).group_by(col(table.key_id)))
-        for key_id, count in rows:
-            counts[key_id] = counts.get(key_id, 0) + count
-    return counts
-
-
-async def rewrap_batch(session: AsyncSession, keyring: KeyRing, limit: int) -> int:
-    """Re-wraps up to `limit` data keys still under a retired (but configured) master key.
-
-    Rows already under the current key are never selected, so an interrupted rotation simply
-    continues; SKIP LOCKED lets two rotations run at once without waiting on each other.
-    """
-    retired = [
-        key_id
-        for key_id in await key_ids_in_use(session)
-        if key_id != keyring.current_id and keyring.knows(key_id)
-    ]
-    count = 0
-    if retired:
-        count = await _rewrap_rows(session, keyring, Credential, retired, limit)
-    if retired and count < limit:
-        count += await _rewrap_rows(session, keyring, NotificationChannel, retired, limit - count)
-    await session.flush()
-    return count

@@ -23,7 +23,7 @@ from opsconductor.config import Settings
 from opsconductor.contracts.queues import TaskQueue
 from opsconductor.security.envelope import KeyRing
 from opsconductor.security.keys import load_process_keys
-from opsconductor.services.vault import keyring_from
+from opsconductor.services.sealing import keyring_from
 from opsconductor.workflows.connection_test import ConnectionTestWorkflow
 from opsconductor.workflows.discovery_scan import DiscoveryScanWorkflow
 from opsconductor.workflows.job_run import JobRunWorkflow

@@ -17,7 +17,8 @@ from opsconductor.config import Settings
 from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
 from opsconductor.security.envelope import KeyRing
 from opsconductor.security.keys import load_process_keys
-from opsconductor.services.vault import Purpose, keyring_from, reveal
+from opsconductor.services.sealing import keyring_from
+from opsconductor.services.vault import Purpose, reveal
 from tests.identity_helpers import Account, execute_sql
 from tests.vault_helpers import post_ok
 

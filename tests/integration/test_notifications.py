@@ -22,7 +22,7 @@ from opsconductor.db import create_engine, create_sessionmaker
 from opsconductor.security.envelope import KeyRing
 from opsconductor.security.keys import load_process_keys
 from opsconductor.services.channels import reveal_channel
-from opsconductor.services.vault import keyring_from
+from opsconductor.services.sealing import keyring_from
 from opsconductor.temporal.client import connect
 from opsconductor.temporal.codec import EncryptionCodec
 from tests.fixtures.http_receiver import HttpReceiver

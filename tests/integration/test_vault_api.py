@@ -12,10 +12,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opsconductor.config import Settings
 from opsconductor.models.credential import AccessPurpose
 from opsconductor.security.keys import load_process_keys
+from opsconductor.services.sealing import keyring_from
 from opsconductor.services.vault import (
     CredentialUnavailable,
     Purpose,
-    keyring_from,
     reveal,
 )
 from tests.fixtures.sshd import LoopbackSshd

@@ -1,0 +1,181 @@
+"""Targets themselves: reading, listing, creating, changing and deleting them."""
+
+import uuid
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import func, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opsconductor.errors import Conflict, InputInvalid
+from opsconductor.models.base import utcnow
+from opsconductor.models.credential import Credential, CredentialKind
+from opsconductor.models.page import Page
+from opsconductor.models.target import (
+    DEFAULT_PORTS,
+    Protocol,
+    Target,
+    TargetCreate,
+    TargetGroup,
+    TargetGroupMember,
+    TargetPublic,
+    TargetUpdate,
+)
+from opsconductor.services.lookup import get_or_404
+from opsconductor.services.paging import paginate_as
+from opsconductor.services.targets.groups import set_groups
+
+# Which credential kinds can log in over which protocol.
+CREDENTIAL_KINDS_FOR = {
+    Protocol.ssh: frozenset({CredentialKind.ssh_key, CredentialKind.ssh_password}),
+    Protocol.winrm: frozenset({CredentialKind.winrm}),
+}
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+async def get_target(session: AsyncSession, target_id: uuid.UUID) -> Target:
+    return await get_or_404(session, Target, target_id, "target")
+
+
+async def target_by_name(session: AsyncSession, name: str) -> Target | None:
+    return (await session.exec(select(Target).where(Target.name == name))).first()
+
+
+async def _group_names(
+    session: AsyncSession, target_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[str]]:
+    rows = await session.exec(
+        select(TargetGroupMember.target_id, TargetGroup.name)
+        .join(TargetGroup, col(TargetGroup.id) == col(TargetGroupMember.group_id))
+        .where(col(TargetGroupMember.target_id).in_(target_ids))
+        .order_by(col(TargetGroup.name))
+    )
+    names: dict[uuid.UUID, list[str]] = {}
+    for target_id, name in rows:
+        names.setdefault(target_id, []).append(name)
+    return names
+
+
+def _public(target: Target, groups: list[str]) -> TargetPublic:
+    return TargetPublic.model_validate(target, update={"groups": groups})
+
+
+async def public(session: AsyncSession, target: Target) -> TargetPublic:
+    return _public(target, (await _group_names(session, [target.id])).get(target.id, []))
+
+
+async def _publics(session: AsyncSession, rows: Sequence[Target]) -> list[TargetPublic]:
+    groups = await _group_names(session, [row.id for row in rows])
+    return [_public(row, groups.get(row.id, [])) for row in rows]
+
+
+def parse_tag_filters(values: Iterable[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for index, value in enumerate(values):
+        key, equals, wanted = value.partition("=")
+        if not equals or not key:
+            raise InputInvalid.at(f"query.tag.{index}", "must look like key=value")
+        tags[key] = wanted
+    return tags
+
+
+async def list_targets(
+    session: AsyncSession,
+    *,
+    tags: dict[str, str],
+    group: str | None,
+    protocol: Protocol | None,
+    search: str | None,
+    limit: int,
+    offset: int,
+) -> Page[TargetPublic]:
+    statement = select(Target).order_by(col(Target.name))
+    if tags:
+        # JSONB containment: every given tag must match (served by the GIN index).
+        statement = statement.where(col(Target.tags).contains(tags))
+    if group is not None:
+        statement = statement.where(
+            col(Target.id).in_(
+                select(TargetGroupMember.target_id)
+                .join(TargetGroup, col(TargetGroup.id) == col(TargetGroupMember.group_id))
+                .where(TargetGroup.name == group)
+            )
+        )
+    if protocol is not None:
+        statement = statement.where(Target.protocol == protocol)
+    if search:
+        pattern = f"%{search.lower()}%"
+        statement = statement.where(
+            or_(func.lower(Target.name).like(pattern), func.lower(Target.address).like(pattern))
+        )
+    return await paginate_as(session, statement, limit, offset, _publics)
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+async def _check_credential(
+    session: AsyncSession, credential_id: uuid.UUID | None, protocol: Protocol
+) -> None:
+    if credential_id is None:
+        return
+    credential = await session.get(Credential, credential_id)
+    if credential is None:
+        raise InputInvalid.at("body.credential_id", "names no credential", "unknown_credential")
+    if credential.kind not in CREDENTIAL_KINDS_FOR[protocol]:
+        allowed = " or ".join(sorted(CREDENTIAL_KINDS_FOR[protocol]))
+        raise InputInvalid.at(
+            "body.credential_id",
+            f"is a {credential.kind} credential; {protocol} targets need {allowed}",
+        )
+
+
+async def create_target(session: AsyncSession, data: TargetCreate) -> Target:
+    if await target_by_name(session, data.name) is not None:
+        raise Conflict(f"a target named {data.name!r} already exists")
+    await _check_credential(session, data.credential_id, data.protocol)
+    target = Target.model_validate(
+        data,
+        update={"id": uuid.uuid4(), "port": data.port or DEFAULT_PORTS[data.protocol]},
+    )
+    session.add(target)
+    await session.flush()
+    await set_groups(session, target.id, data.groups)
+    await session.flush()
+    return target
+
+
+async def update_target(session: AsyncSession, target_id: uuid.UUID, data: TargetUpdate) -> Target:
+    target = await get_target(session, target_id)
+    await apply_update(session, target, data)
+    return target
+
+
+async def apply_update(session: AsyncSession, target: Target, data: TargetUpdate) -> None:
+    """`update_target` on a row already in hand (bulk import updates by name)."""
+    changes = data.model_dump(exclude_unset=True, exclude={"groups"})
+    for name in ("name", "address", "protocol", "port", "tags", "vars", "description"):
+        if name in changes and changes[name] is None:
+            raise InputInvalid.at(f"body.{name}", "may not be null")
+    renamed = "name" in changes and changes["name"] != target.name
+    if renamed and await target_by_name(session, changes["name"]) is not None:
+        raise Conflict(f"a target named {changes['name']!r} already exists")
+    # A protocol change without a port moves to the new protocol's default port.
+    if "protocol" in changes and "port" not in changes and changes["protocol"] != target.protocol:
+        changes["port"] = DEFAULT_PORTS[changes["protocol"]]
+    for name, value in changes.items():
+        setattr(target, name, value)
+    await _check_credential(session, target.credential_id, Protocol(target.protocol))
+    target.updated_at = utcnow()
+    session.add(target)
+    if data.groups is not None:
+        await set_groups(session, target.id, data.groups)
+    await session.flush()
+
+
+async def delete_target(session: AsyncSession, target_id: uuid.UUID) -> None:
+    """Runs keep their own snapshot of the target, so deleting it does not touch history."""
+    await session.delete(await get_target(session, target_id))
+    await session.flush()
