@@ -477,7 +477,7 @@ async def test_a_failed_commit_takes_the_temporal_schedule_back(
         async with create_sessionmaker(engine)() as session:
             pid = (await session.exec(select(func.pg_backend_pid()))).one()
             change = await schedules.create_schedule(
-                session, temporal, ScheduleCreate(job_id=job_id, cron="@daily"), "test"
+                session, temporal, ScheduleCreate(job_id=uuid.UUID(job_id), cron="@daily"), "test"
             )
             handle = temporal.get_schedule_handle(f"schedule-{change.schedule.id}")
             assert (await handle.describe()).schedule.spec.time_zone_name == "UTC"
