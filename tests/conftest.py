@@ -50,8 +50,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with postgres_server_url(tmp_path_factory.mktemp("pg")) as url:
+def postgres_url() -> Iterator[str]:
+    with postgres_server_url() as url:
         build_template(url)
         yield url
 
