@@ -2,7 +2,7 @@
 show, we answer them decrypted (or encrypt what they send). Outside /api/v1, as Temporal's
 tools expect `<endpoint>/encode` and `<endpoint>/decode`."""
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Request
 from google.protobuf import json_format
@@ -10,15 +10,12 @@ from google.protobuf.json_format import ParseError
 from pydantic import BaseModel
 from temporalio.api.common.v1 import Payload
 
-from opsconductor.api.auth import codec_caller
+from opsconductor.api.permissions import CodecCaller
 from opsconductor.errors import FieldProblem, InputInvalid
-from opsconductor.security.rbac import Permission, Principal
 from opsconductor.temporal.codec import EncryptionCodec, PayloadDecryptionError
 
 router = APIRouter(prefix="/codec", tags=["codec"])
 
-# Reading history payloads is reading runs.
-Caller = Annotated[Principal | None, codec_caller(Permission.runs_read)]
 MAX_PAYLOADS = 1000
 
 
@@ -53,12 +50,12 @@ def _codec(request: Request) -> EncryptionCodec:
 
 
 @router.post("/encode", name="codec.encode", response_model=Payloads)
-async def encode(body: Payloads, caller: Caller, request: Request) -> Payloads:
+async def encode(body: Payloads, caller: CodecCaller, request: Request) -> Payloads:
     return _answer(await _codec(request).encode(_parse(body)))
 
 
 @router.post("/decode", name="codec.decode", response_model=Payloads)
-async def decode(body: Payloads, caller: Caller, request: Request) -> Payloads:
+async def decode(body: Payloads, caller: CodecCaller, request: Request) -> Payloads:
     try:
         return _answer(await _codec(request).decode(_parse(body)))
     except PayloadDecryptionError as error:

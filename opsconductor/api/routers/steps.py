@@ -1,23 +1,20 @@
 """The action catalog: every action a job step may use, with the JSON Schema of its `with`:
 the core actions, the steps of enabled libraries (newest enabled version) and plugin actions."""
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from opsconductor.api.auth import authorized
 from opsconductor.api.deps import SessionDep
+from opsconductor.api.permissions import JobReader
 from opsconductor.jobspec.actions import ActionSpec
 from opsconductor.jobspec.document import job_document_schema
 from opsconductor.jobspec.library import library_document_schema, parameters_schema
 from opsconductor.jobspec.plugins import known_actions, plugin_actions
-from opsconductor.security.rbac import Permission, Principal
 from opsconductor.services import libraries
 
 router = APIRouter(tags=["steps"])
-
-Reader = Annotated[Principal, authorized(Permission.jobs_read)]
 
 
 class ActionDescription(BaseModel):
@@ -53,7 +50,7 @@ def _described(spec: ActionSpec, kind: Literal["core", "plugin"]) -> ActionDescr
 
 
 @router.get("/steps", name="step.list", response_model=StepCatalog)
-async def list_steps(principal: Reader, session: SessionDep) -> StepCatalog:
+async def list_steps(principal: JobReader, session: SessionDep) -> StepCatalog:
     actions = known_actions()
     plugins = plugin_actions()
     items = [
