@@ -302,7 +302,13 @@ async def decide_approval(
     )
     handle = workflows.client.get_workflow_handle_for(JobRunWorkflow.run, run.workflow_id)
     try:
-        return await handle.execute_update(JobRunWorkflow.decide_approval, decision)
+        # By reference, so the update's name and types come from the workflow. (temporalio's
+        # stubs type an async update's result as the coroutine, hence the ignore.)
+        outcome: str = await handle.execute_update(
+            JobRunWorkflow.decide_approval,  # type: ignore[arg-type]
+            decision,
+        )
+        return outcome
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         if isinstance(cause, ApplicationError) and cause.type == APPROVAL_NOT_PERMITTED:
