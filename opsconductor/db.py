@@ -4,7 +4,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.config import Settings
-from opsconductor.errors import ConfigurationError
+from opsconductor.errors import ConfigurationError, DependencyUnavailable
+
+Result = TypeVar("Result")
 
 
 def database_url(settings: Settings) -> str:
@@ -57,10 +59,18 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 # The transaction rule, everywhere: services never commit. Whoever opens the unit of work
-# commits it: a request (the `SessionDep` dependency), a CLI command, an activity. Work that
-# must be kept even when the surrounding unit of work is rolled back (a refused login's audit
-# row, the login throttle's counter) goes through `side_transaction`, and nothing else opens a
-# committing session of its own.
+# commits it: a request (the `SessionDep` dependency), a CLI command, an activity, a background
+# loop of the API (api/background.py). Work that must be kept even when the surrounding unit of
+# work is rolled back (a refused login's audit row, the login throttle's counter) goes through
+# `side_transaction`, and nothing else opens a committing session of its own.
+#
+# Two changes reach outside the database and must end the caller's unit of work early; each is
+# written once, below, and called by services (routers never commit):
+# - `commit_or_undo`: a change also made on Temporal (a schedule) is taken back there if the
+#   commit fails;
+# - `commit_then_launch`: a workflow that writes to the row it was started for (a run, a scan)
+#   is started only after the row is committed; a refused start is recorded on the row in a
+#   side transaction.
 
 
 @asynccontextmanager
@@ -93,6 +103,25 @@ async def commit_or_undo(session: AsyncSession, undo: Callable[[], Awaitable[Non
         await session.commit()
     except BaseException:
         await undo()
+        raise
+
+
+async def commit_then_launch(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    launch: Callable[[], Awaitable[Result]],
+    mark_failed: Callable[[AsyncSession, str], Awaitable[None]],
+) -> Result:
+    """Commits the caller's unit of work, then launches what writes to the rows it holds (a
+    workflow writes to its run or scan row, which must therefore exist first). A launch refused
+    with `DependencyUnavailable` is recorded by `mark_failed` in a side transaction, since the
+    caller's is about to be rolled back, and the error goes on to the caller."""
+    await session.commit()
+    try:
+        return await launch()
+    except DependencyUnavailable as error:
+        async with side_transaction(sessionmaker) as side:
+            await mark_failed(side, error.detail)
         raise
 
 

@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from opsconductor import __version__
 from opsconductor.api.auth import AUDITED
+from opsconductor.api.background import reconcile_until_done
 from opsconductor.api.deps import API_PREFIX, refuse_unstorable_text
 from opsconductor.api.metrics import ApiMetrics
 from opsconductor.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -39,7 +40,6 @@ from opsconductor.config import Settings
 from opsconductor.console import install_console
 from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
 from opsconductor.security.keys import load_process_keys
-from opsconductor.services.schedule_reconciler import reconcile_until_done
 from opsconductor.services.sealing import keyring_from
 from opsconductor.services.users import bootstrap_admin
 from opsconductor.temporal.client import connect

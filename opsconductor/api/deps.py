@@ -15,6 +15,8 @@ from opsconductor.db import unit_of_work
 from opsconductor.errors import FieldProblem, InputInvalid
 from opsconductor.security.envelope import KeyRing
 from opsconductor.security.keys import ProcessKeys
+from opsconductor.services.workflows import Workflows
+from opsconductor.temporal.codec import EncryptionCodec
 
 API_PREFIX = "/api/v1"
 # Past any real list, and far below PostgreSQL's bigint, which a larger offset overflows.
@@ -54,6 +56,15 @@ def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     return sessionmaker
 
 
+def _workflows(request: Request) -> Workflows:
+    return Workflows(client=request.app.state.temporal, sessionmaker=request.app.state.sessionmaker)
+
+
+def _codec(request: Request) -> EncryptionCodec:
+    codec: EncryptionCodec = request.app.state.codec
+    return codec
+
+
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     async with unit_of_work(request.app.state.sessionmaker) as session:
         yield session
@@ -74,7 +85,12 @@ def _page(
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
+# Not for routers (they never hold the Temporal client): for dependencies built on it.
 TemporalDep = Annotated[Client, Depends(_temporal)]
+# What a router hands, untouched, to a service that acts on Temporal (services/workflows.py).
+WorkflowsDep = Annotated[Workflows, Depends(_workflows)]
+# The payload codec of Temporal's Web UI and CLI (routers/codec.py).
+CodecDep = Annotated[EncryptionCodec, Depends(_codec)]
 KeysDep = Annotated[ProcessKeys, Depends(_keys)]
 # The vault's key ring: the API seals credentials with it and never opens them.
 KeyRingDep = Annotated[KeyRing, Depends(_keyring)]

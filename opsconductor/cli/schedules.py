@@ -5,11 +5,12 @@ import asyncio
 import typer
 from sqlalchemy.exc import DBAPIError
 
+from opsconductor.api.background import reconcile
 from opsconductor.cli.console import fail, fail_on_configuration_errors
 from opsconductor.config import Settings
 from opsconductor.db import create_engine, create_sessionmaker
 from opsconductor.errors import DependencyUnavailable
-from opsconductor.services.schedule_reconciler import ReconcileReport, reconcile
+from opsconductor.services.schedule_reconciler import ReconcileReport
 from opsconductor.temporal.client import connect
 
 app = typer.Typer(no_args_is_help=True, help="Keep Temporal's schedules in step.")

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opsconductor.db import unit_of_work
+from opsconductor.db import side_transaction
 from opsconductor.models.audit import AuditEvent, AuditFilter, Outcome
 from opsconductor.models.page import Page
 from opsconductor.models.user import User
@@ -54,7 +54,7 @@ async def record_separately(
     sessionmaker: async_sessionmaker[AsyncSession], entry: AuditEntry, outcome: Outcome
 ) -> None:
     """Write the row in its own transaction, for actions whose own work is rolled back."""
-    async with unit_of_work(sessionmaker) as session:
+    async with side_transaction(sessionmaker) as session:
         record(session, entry, outcome)
 
 

@@ -8,7 +8,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.config import Settings
-from opsconductor.db import unit_of_work
+from opsconductor.db import side_transaction
 from opsconductor.errors import NotAuthenticated
 from opsconductor.models.base import utcnow
 from opsconductor.models.session import AuthSession, LoginRequest, RefreshToken, TokenPair
@@ -93,7 +93,7 @@ async def refresh(
     if spent.first() is None:
         # Someone holds a copy of a spent token: end the session for everyone holding it.
         # Committed on its own, because this request's own transaction is rolled back.
-        async with unit_of_work(sessionmaker) as side:
+        async with side_transaction(sessionmaker) as side:
             await sessions.revoke_sessions(
                 side, user_id=user.id, only=auth_session.id, reason=REUSED, now=now
             )

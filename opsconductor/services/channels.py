@@ -17,7 +17,6 @@ import apprise
 from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import Client
 from temporalio.service import RPCError
 
 from opsconductor.contracts.notifications import (
@@ -48,6 +47,7 @@ from opsconductor.services.jobs import DOCUMENT, live_jobs_where
 from opsconductor.services.lookup import get_or_404
 from opsconductor.services.paging import paginate, paginate_as
 from opsconductor.services.sealing import open_row, sealed_columns
+from opsconductor.services.workflows import Workflows
 from opsconductor.workflows.notifications import ChannelTestWorkflow
 
 TEST_TIMEOUT = timedelta(seconds=60)
@@ -204,9 +204,12 @@ async def delete_channel(session: AsyncSession, channel_id: uuid.UUID) -> None:
     await session.flush()
 
 
-async def test_channel(client: Client, channel: NotificationChannel) -> ChannelTestResult:
+async def test_channel(
+    session: AsyncSession, workflows: Workflows, channel_id: uuid.UUID
+) -> ChannelTestResult:
     """Sends a test message through the notify worker (the only place the URL is opened), once,
     and answers how it went; the attempt is in the delivery log like any other."""
+    channel = await get_channel(session, channel_id)
     request = DeliveryRequest(
         delivery_id=uuid.uuid4(),
         channel=channel.name,
@@ -215,7 +218,7 @@ async def test_channel(client: Client, channel: NotificationChannel) -> ChannelT
         body=f"A test message for the notification channel {channel.name!r}.",
     )
     try:
-        outcome: DeliveryOutcome = await client.execute_workflow(
+        outcome: DeliveryOutcome = await workflows.client.execute_workflow(
             ChannelTestWorkflow.run,
             request,
             id=channel_test_workflow_id(request.delivery_id),

@@ -1,6 +1,10 @@
 """Discovery scans: accepting one and launching its workflow after the commit, cancelling it,
 reading results back, recording what the discovery worker found, and importing found hosts as
-targets."""
+targets.
+
+Services never commit (db.py); starting a scan is the documented exception, through
+`db.commit_then_launch`. What acts on Temporal takes a `Workflows` (services/workflows.py),
+which the router hands on untouched."""
 
 import ipaddress
 import re
@@ -22,13 +26,8 @@ from opsconductor.contracts.discovery import (
 )
 from opsconductor.contracts.queues import TaskQueue
 from opsconductor.contracts.steps import StepRequest, TargetSnapshot
-from opsconductor.errors import (
-    Conflict,
-    DependencyUnavailable,
-    FieldProblem,
-    InputInvalid,
-    NotFound,
-)
+from opsconductor.db import commit_then_launch
+from opsconductor.errors import Conflict, DependencyUnavailable, FieldProblem, InputInvalid
 from opsconductor.jobspec.scan import ScanOptions
 from opsconductor.models.base import utcnow
 from opsconductor.models.credential import Credential
@@ -48,9 +47,12 @@ from opsconductor.models.discovery import (
 from opsconductor.models.page import Page
 from opsconductor.models.run import Run
 from opsconductor.models.target import TARGET_NAME_PATTERN, Protocol, Target, TargetCreate
+from opsconductor.services.audit import AuditEntry
+from opsconductor.services.lookup import get_or_404
 from opsconductor.services.paging import paginate_as
 from opsconductor.services.targets import groups, inventory
 from opsconductor.services.targets.inventory import CREDENTIAL_KINDS_FOR
+from opsconductor.services.workflows import Workflows
 from opsconductor.workflows.discovery_scan import DiscoveryScanWorkflow
 
 # Step scans get ids derived from run and step, so a retried step replaces its own scan.
@@ -100,7 +102,28 @@ async def launch(temporal: Client, scan: DiscoveryScan) -> None:
         raise DependencyUnavailable(f"Temporal did not accept the scan: {error.message}") from None
 
 
-async def cancel_scan(session: AsyncSession, temporal: Client, scan_id: uuid.UUID) -> None:
+async def start_scan(
+    session: AsyncSession,
+    workflows: Workflows,
+    body: ScanCreate,
+    requested_by: str,
+    entry: AuditEntry,
+) -> ScanDetail:
+    """Accepts a scan and launches its workflow once the scan row is committed."""
+    scan = await create_scan(session, body, requested_by)
+    entry.on("discovery_scan", scan.id)
+    entry.detail.update(hosts=scan.options["hosts"], ports=scan.options["ports"])
+
+    async def not_launched(side: AsyncSession, reason: str) -> None:
+        await record_outcome(side, scan.id, ScanStatus.failed, reason)
+
+    await commit_then_launch(
+        session, workflows.sessionmaker, lambda: launch(workflows.client, scan), not_launched
+    )
+    return await scan_detail(session, scan)
+
+
+async def cancel_scan(session: AsyncSession, workflows: Workflows, scan_id: uuid.UUID) -> None:
     scan = await get_scan(session, scan_id)
     if scan.status in TERMINAL_SCAN_STATUSES:
         raise Conflict(f"scan {scan_id} already ended ({scan.status})")
@@ -108,22 +131,18 @@ async def cancel_scan(session: AsyncSession, temporal: Client, scan_id: uuid.UUI
         raise Conflict(
             f"scan {scan_id} belongs to run {scan.run_id}'s nmap.scan step; cancel the run"
         )
-    try:
-        await temporal.get_workflow_handle(scan.workflow_id).cancel()
-    except RPCError as error:
-        raise DependencyUnavailable(
-            f"Temporal did not accept the cancel: {error.message}"
-        ) from None
+    await workflows.cancel(scan.workflow_id)
 
 
 # -- reading --------------------------------------------------------------------------------
 
 
 async def get_scan(session: AsyncSession, scan_id: uuid.UUID) -> DiscoveryScan:
-    scan = await session.get(DiscoveryScan, scan_id)
-    if scan is None:
-        raise NotFound(f"no discovery scan {scan_id}")
-    return scan
+    return await get_or_404(session, DiscoveryScan, scan_id, "discovery scan")
+
+
+async def read_scan(session: AsyncSession, scan_id: uuid.UUID) -> ScanDetail:
+    return await scan_detail(session, await get_scan(session, scan_id))
 
 
 def _list_item(scan: DiscoveryScan) -> ScanListItem:

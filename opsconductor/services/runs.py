@@ -1,23 +1,35 @@
 """Runs: accepting a run (parameters, target snapshot, the exact job version), launching its
-workflow after the commit, and reading run records back."""
+workflow after the commit, cancelling it, deciding its approvals, and reading run records back.
 
+Services never commit (db.py); starting a run is the documented exception, through
+`db.commit_then_launch`. What acts on Temporal takes a `Workflows` (services/workflows.py),
+which the router hands on untouched.
+"""
+
+import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from opsconductor.contracts.queues import TaskQueue
 from opsconductor.contracts.runs import (
+    APPROVAL_NOT_PENDING,
+    APPROVAL_NOT_PERMITTED,
     DEFAULT_BATCH_SIZE,
+    TERMINAL_RUN_STATUSES,
+    ApprovalDecision,
     RunRequest,
     RunStatus,
     RunSummary,
@@ -26,7 +38,14 @@ from opsconductor.contracts.runs import (
     run_workflow_id,
 )
 from opsconductor.contracts.steps import TargetSnapshot
-from opsconductor.errors import DependencyUnavailable, FieldProblem, InputInvalid, NotFound
+from opsconductor.db import commit_then_launch
+from opsconductor.errors import (
+    Conflict,
+    DependencyUnavailable,
+    FieldProblem,
+    InputInvalid,
+    PermissionDenied,
+)
 from opsconductor.jobspec.document import JobDocument, TargetSelector
 from opsconductor.jobspec.parameters import resolve_parameters
 from opsconductor.jobspec.plan import compile_plan
@@ -36,7 +55,9 @@ from opsconductor.models.job import JobPublic
 from opsconductor.models.page import Page
 from opsconductor.models.run import (
     RUN_ONCE_TARGET,
+    ApprovalCreate,
     Run,
+    RunAccepted,
     RunCreate,
     RunDetail,
     RunListItem,
@@ -45,10 +66,18 @@ from opsconductor.models.run import (
     RunStepPublic,
     RunTargetPublic,
 )
+from opsconductor.security.rbac import Principal
 from opsconductor.services import jobs
+from opsconductor.services.audit import AuditEntry
+from opsconductor.services.lookup import get_or_404
 from opsconductor.services.paging import paginate_as
 from opsconductor.services.targets.selection import resolve_selector
+from opsconductor.services.workflows import Workflows
 from opsconductor.workflows.job_run import JobRunWorkflow
+
+# A followed log is read again this often while nothing new came, and this many lines a read.
+FOLLOW_POLL_SECONDS = 0.5
+LOG_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -215,11 +244,86 @@ async def mark_not_launched(session: AsyncSession, run_id: uuid.UUID, reason: st
     )
 
 
+async def start_run(
+    session: AsyncSession,
+    workflows: Workflows,
+    job_id: uuid.UUID,
+    body: RunCreate,
+    origin: RunOrigin,
+    entry: AuditEntry,
+) -> RunAccepted:
+    """Accepts a run of the job and launches its workflow once the run row is committed."""
+    prepared = await prepare_run(session, await jobs.get_job(session, job_id), body, origin)
+    entry.on("run", prepared.run.id)
+
+    async def not_launched(side: AsyncSession, reason: str) -> None:
+        await mark_not_launched(side, prepared.run.id, reason)
+
+    await commit_then_launch(
+        session,
+        workflows.sessionmaker,
+        lambda: launch(workflows.client, prepared.request),
+        not_launched,
+    )
+    return RunAccepted(
+        id=prepared.run.id, status=prepared.run.status, workflow_id=prepared.run.workflow_id
+    )
+
+
+def _refuse_ended(run: Run) -> None:
+    if run.status in TERMINAL_RUN_STATUSES:
+        raise Conflict(f"run {run.id} already ended ({run.status})")
+
+
+async def cancel_run(session: AsyncSession, workflows: Workflows, run_id: uuid.UUID) -> None:
+    run = await get_run_row(session, run_id)
+    _refuse_ended(run)
+    await workflows.cancel(run.workflow_id)
+
+
+async def decide_approval(
+    session: AsyncSession,
+    workflows: Workflows,
+    run_id: uuid.UUID,
+    body: ApprovalCreate,
+    principal: Principal,
+    entry: AuditEntry,
+) -> str:
+    """Hands the decision to the run's workflow; answers what the workflow made of it."""
+    run = await get_run_row(session, run_id)
+    entry.detail.update({"step": body.step, "decision": body.decision})
+    _refuse_ended(run)
+    decision = ApprovalDecision(
+        step=body.step,
+        approve=body.decision == "approve",
+        by=principal.user.username,
+        role=str(principal.role),
+        comment=body.comment,
+    )
+    handle = workflows.client.get_workflow_handle_for(JobRunWorkflow.run, run.workflow_id)
+    try:
+        # By reference, so the update's name and types come from the workflow. (temporalio's
+        # stubs type an async update's result as the coroutine, hence the ignore.)
+        outcome: str = await handle.execute_update(
+            JobRunWorkflow.decide_approval,  # type: ignore[arg-type]
+            decision,
+        )
+        return outcome
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        if isinstance(cause, ApplicationError) and cause.type == APPROVAL_NOT_PERMITTED:
+            raise PermissionDenied(cause.message) from None
+        if isinstance(cause, ApplicationError) and cause.type == APPROVAL_NOT_PENDING:
+            raise Conflict(cause.message) from None
+        raise
+    except RPCError as error:
+        raise DependencyUnavailable(
+            f"Temporal did not take the decision: {error.message}"
+        ) from None
+
+
 async def get_run_row(session: AsyncSession, run_id: uuid.UUID) -> Run:
-    run = await session.get(Run, run_id)
-    if run is None:
-        raise NotFound(f"no run {run_id}")
-    return run
+    return await get_or_404(session, Run, run_id, "run")
 
 
 async def list_runs(
@@ -327,3 +431,44 @@ async def log_lines(
         .limit(limit)
     )
     return list(result.all())
+
+
+async def read_log(session: AsyncSession, run_id: uuid.UUID, after: int) -> list[RunLogLine]:
+    """A page of the run's log lines after line id `after`."""
+    await get_run_row(session, run_id)
+    return await log_lines(session, run_id, after, LOG_PAGE)
+
+
+async def follow_log(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    run_id: uuid.UUID,
+    after: int,
+    gone: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[RunLogLine | RunStatus]:
+    """The run's log lines after `after` as they come, then its final status; until `gone`.
+
+    The run is looked up now (a 404 comes before the stream starts); each later read is a
+    short session of its own, not the request's."""
+    await get_run_row(session, run_id)
+    return _follow(sessionmaker, run_id, after, gone)
+
+
+async def _follow(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    run_id: uuid.UUID,
+    cursor: int,
+    gone: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[RunLogLine | RunStatus]:
+    while not await gone():
+        async with sessionmaker() as reader:
+            lines = await log_lines(reader, run_id, cursor, LOG_PAGE)
+            run = await get_run_row(reader, run_id)
+        for line in lines:
+            cursor = line.id or cursor
+            yield line
+        if not lines and run.status in TERMINAL_RUN_STATUSES:
+            yield RunStatus(run.status)
+            return
+        if not lines:
+            await asyncio.sleep(FOLLOW_POLL_SECONDS)

@@ -1,8 +1,10 @@
 """Schedules: definitions in PostgreSQL, each kept in step with its Temporal schedule.
 
 Every change writes the row (flushed, not committed), then puts the Temporal side in step,
-and answers how to undo that Temporal change. The caller commits; if the commit fails it runs
-the undo (`db.commit_or_undo`). A Temporal failure raises before anything is committed, so
+and answers how to undo that Temporal change (a `Change`). The functions a route calls (the
+last section: they take the `Workflows` the router hands on, services/workflows.py) commit
+with `db.commit_or_undo`, which runs the undo if the commit fails: the one exception to
+"services never commit" (db.py). A Temporal failure raises before anything is committed, so
 the request's transaction rolls the row back.
 """
 
@@ -19,6 +21,7 @@ from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, Sche
 
 from opsconductor.contracts.runs import RunStatus
 from opsconductor.contracts.schedules import scheduled_run_id
+from opsconductor.db import commit_or_undo
 from opsconductor.errors import (
     Conflict,
     DependencyUnavailable,
@@ -45,7 +48,10 @@ from opsconductor.models.schedule import (
 )
 from opsconductor.services import jobs
 from opsconductor.services import schedule_executor as executor
+from opsconductor.services.audit import AuditEntry
+from opsconductor.services.lookup import get_or_404
 from opsconductor.services.paging import paginate
+from opsconductor.services.workflows import Workflows
 
 # The advisory lock between changes (shared) and the reconciler (exclusive): the reconciler
 # never sees a change half made, e.g. a Temporal schedule whose row is not committed yet.
@@ -80,30 +86,21 @@ async def hold_all(session: AsyncSession) -> None:
 
 
 async def get_schedule(session: AsyncSession, schedule_id: uuid.UUID) -> Schedule:
-    schedule = await session.get(Schedule, schedule_id)
-    if schedule is None:
-        raise NotFound(f"no schedule {schedule_id}")
-    return schedule
+    return await get_or_404(session, Schedule, schedule_id, "schedule")
 
 
 async def _locked(session: AsyncSession, schedule_id: uuid.UUID) -> Schedule:
-    result = await session.exec(
-        select(Schedule).where(Schedule.id == schedule_id).with_for_update()
-    )
-    schedule = result.first()
-    if schedule is None:
-        raise NotFound(f"no schedule {schedule_id}")
-    return schedule
+    return await get_or_404(session, Schedule, schedule_id, "schedule", with_for_update=True)
 
 
 async def list_schedules(
-    session: AsyncSession, temporal: Client, job_id: uuid.UUID | None, limit: int, offset: int
+    session: AsyncSession, workflows: Workflows, job_id: uuid.UUID | None, limit: int, offset: int
 ) -> Page[SchedulePublic]:
     statement = select(Schedule).order_by(col(Schedule.name))
     if job_id is not None:
         statement = statement.where(Schedule.job_id == job_id)
     page = await paginate(session, statement, limit, offset)
-    items = await present(session, temporal, page.items)
+    items = await present(session, workflows.client, page.items)
     return Page(items=items, total=page.total, limit=limit, offset=offset)
 
 
@@ -350,19 +347,77 @@ async def _delete(session: AsyncSession, temporal: Client, schedules: list[Sched
     return undo
 
 
-# -- acting ----------------------------------------------------------------------------------
+# -- what a route calls: the Temporal client from `Workflows`, the commit here -----------------
+
+
+async def read_schedule(
+    session: AsyncSession, workflows: Workflows, schedule_id: uuid.UUID
+) -> SchedulePublic:
+    (answer,) = await present(session, workflows.client, [await get_schedule(session, schedule_id)])
+    return answer
+
+
+async def add_schedule(
+    session: AsyncSession,
+    workflows: Workflows,
+    body: ScheduleCreate,
+    actor: str,
+    entry: AuditEntry,
+) -> SchedulePublic:
+    change = await create_schedule(session, workflows.client, body, actor)
+    entry.on("schedule", change.schedule.id)
+    entry.detail["name"] = change.schedule.name
+    return await _committed(session, workflows, change)
+
+
+async def edit_schedule(
+    session: AsyncSession, workflows: Workflows, schedule_id: uuid.UUID, body: ScheduleUpdate
+) -> SchedulePublic:
+    change = await update_schedule(session, workflows.client, schedule_id, body)
+    return await _committed(session, workflows, change)
+
+
+async def pause_schedule(
+    session: AsyncSession, workflows: Workflows, schedule_id: uuid.UUID, paused: bool, note: str
+) -> SchedulePublic:
+    """Pauses (or, with `paused` false, resumes) the schedule; the note is replaced."""
+    change = await set_paused(session, workflows.client, schedule_id, paused, note)
+    return await _committed(session, workflows, change)
+
+
+async def remove_schedule(
+    session: AsyncSession, workflows: Workflows, schedule_id: uuid.UUID, entry: AuditEntry
+) -> None:
+    undo = await delete_schedule(session, workflows.client, schedule_id)
+    entry.on("schedule", schedule_id)
+    await commit_or_undo(session, undo)
+
+
+async def delete_job(session: AsyncSession, workflows: Workflows, job_id: uuid.UUID) -> None:
+    """Deletes the job, and its schedules with it (they could only fire failures)."""
+    await jobs.delete_job(session, job_id)
+    undo = await delete_job_schedules(session, workflows.client, job_id)
+    await commit_or_undo(session, undo)
+
+
+async def _committed(session: AsyncSession, workflows: Workflows, change: Change) -> SchedulePublic:
+    # Committed before answering, so a failed commit can undo the Temporal side before the
+    # error is answered.
+    await commit_or_undo(session, change.undo)
+    (answer,) = await present(session, workflows.client, [change.schedule])
+    return answer
 
 
 async def trigger(
-    session: AsyncSession, temporal: Client, schedule_id: uuid.UUID, overlap: OverlapPolicy
+    session: AsyncSession, workflows: Workflows, schedule_id: uuid.UUID, overlap: OverlapPolicy
 ) -> Schedule:
     schedule = await get_schedule(session, schedule_id)
-    await executor.trigger(temporal, schedule.id, overlap)
+    await executor.trigger(workflows.client, schedule.id, overlap)
     return schedule
 
 
 async def backfill(
-    session: AsyncSession, temporal: Client, schedule_id: uuid.UUID, body: BackfillRequest
+    session: AsyncSession, workflows: Workflows, schedule_id: uuid.UUID, body: BackfillRequest
 ) -> BackfillAccepted:
     schedule = await get_schedule(session, schedule_id)
     start, end = _aware(body.start), _aware(body.end)
@@ -376,7 +431,7 @@ async def backfill(
     # Fires fall on whole seconds: [start, end) holds the same fires as [first, last].
     first = _whole_second_at_or_after(start)
     last = _whole_second_at_or_after(end) - timedelta(seconds=1)
-    times = await executor.matching_times(temporal, schedule.id, first, last)
+    times = await executor.matching_times(workflows.client, schedule.id, first, last)
     if len(times) > MAX_BACKFILL_RUNS:
         raise InputInvalid(
             "the backfill range is too long",
@@ -389,7 +444,7 @@ async def backfill(
             ],
         )
     if times:
-        await executor.backfill(temporal, schedule.id, first, last, body.overlap)
+        await executor.backfill(workflows.client, schedule.id, first, last, body.overlap)
     return BackfillAccepted(runs=len(times), times=times)
 
 

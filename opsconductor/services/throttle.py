@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.config import Settings
-from opsconductor.db import unit_of_work
+from opsconductor.db import side_transaction
 from opsconductor.errors import TooManyRequests
 from opsconductor.models.throttle import LoginThrottle
 
@@ -58,7 +58,7 @@ async def count_failure(
 ) -> None:
     table: Table = LoginThrottle.__table__  # type: ignore[attr-defined]
     window_over = table.c.window_started_at <= now - window
-    async with unit_of_work(sessionmaker) as session:
+    async with side_transaction(sessionmaker) as session:
         for counter in counters:
             # One atomic statement, so concurrent failures on several replicas all count.
             statement = (

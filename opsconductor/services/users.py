@@ -21,6 +21,7 @@ from opsconductor.security.tokens import (
     secret_matches,
     split_opaque_token,
 )
+from opsconductor.services.lookup import get_or_404
 from opsconductor.services.paging import paginate
 from opsconductor.services.sessions import revoke_sessions
 
@@ -36,10 +37,7 @@ async def get_by_username(session: AsyncSession, username: str) -> User | None:
 
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
-    user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"no user {user_id}")
-    return user
+    return await get_or_404(session, User, user_id, "user")
 
 
 async def require_user(session: AsyncSession, username: str) -> User:

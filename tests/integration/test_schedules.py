@@ -19,11 +19,11 @@ from sqlmodel import select
 from temporalio.client import Client
 
 from opsconductor.api.app import create_app
+from opsconductor.api.background import reconcile
 from opsconductor.config import Settings
 from opsconductor.db import commit_or_undo, create_engine, create_sessionmaker
 from opsconductor.models.schedule import ScheduleCreate
 from opsconductor.services import schedules
-from opsconductor.services.schedule_reconciler import reconcile
 from opsconductor.temporal.client import connect
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.identity_helpers import Account, api, assert_problem, execute_sql

@@ -4,16 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from opsconductor.api.auth import authorized
 from opsconductor.api.deps import PageDep, SessionDep
+from opsconductor.api.permissions import Auditor
 from opsconductor.models.audit import AuditEvent, AuditEventPublic, AuditFilter
 from opsconductor.models.page import Page
-from opsconductor.security.rbac import Permission, Principal
 from opsconductor.services import audit
 
 router = APIRouter(prefix="/audit", tags=["audit"])
-
-Auditor = Annotated[Principal, authorized(Permission.audit_read)]
 
 
 @router.get("", name="audit.list", response_model=Page[AuditEventPublic])

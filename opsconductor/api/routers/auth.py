@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from opsconductor.api.auth import AuditDep, ClientDep, authorized
+from opsconductor.api.auth import AuditDep, ClientDep
 from opsconductor.api.deps import (
     KeysDep,
     PageDep,
@@ -15,17 +15,16 @@ from opsconductor.api.deps import (
     SessionmakerDep,
     SettingsDep,
 )
+from opsconductor.api.permissions import Account
 from opsconductor.errors import BadRequest, FieldProblem, InputInvalid
 from opsconductor.models.base import utcnow
 from opsconductor.models.page import Page
 from opsconductor.models.session import LoginRequest, RefreshRequest, SessionPublic, TokenPair
 from opsconductor.models.user import PasswordChange, PasswordResetRedeem, User, UserPublic
-from opsconductor.security.rbac import Permission, Principal
 from opsconductor.services import auth, sessions, users
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-Account = Annotated[Principal, authorized(Permission.account)]
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _LOGIN_SCHEMA = LoginRequest.model_json_schema()

@@ -2,64 +2,21 @@
 show, we answer them decrypted (or encrypt what they send). Outside /api/v1, as Temporal's
 tools expect `<endpoint>/encode` and `<endpoint>/decode`."""
 
-from typing import Annotated, Any
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Request
-from google.protobuf import json_format
-from google.protobuf.json_format import ParseError
-from pydantic import BaseModel
-from temporalio.api.common.v1 import Payload
-
-from opsconductor.api.auth import codec_caller
-from opsconductor.errors import FieldProblem, InputInvalid
-from opsconductor.security.rbac import Permission, Principal
-from opsconductor.temporal.codec import EncryptionCodec, PayloadDecryptionError
+from opsconductor.api.deps import CodecDep
+from opsconductor.api.permissions import CodecCaller
+from opsconductor.services import codec
+from opsconductor.services.codec import Payloads
 
 router = APIRouter(prefix="/codec", tags=["codec"])
 
-# Reading history payloads is reading runs.
-Caller = Annotated[Principal | None, codec_caller(Permission.runs_read)]
-MAX_PAYLOADS = 1000
-
-
-class Payloads(BaseModel):
-    payloads: list[dict[str, Any]]
-
-
-def _parse(body: Payloads) -> list[Payload]:
-    if len(body.payloads) > MAX_PAYLOADS:
-        raise InputInvalid(
-            "too many payloads",
-            [FieldProblem("body.payloads", f"at most {MAX_PAYLOADS}", "too_long")],
-        )
-    parsed = []
-    for index, item in enumerate(body.payloads):
-        try:
-            parsed.append(json_format.ParseDict(item, Payload()))
-        except ParseError as error:
-            raise InputInvalid(
-                "a payload is not valid", [FieldProblem(f"body.payloads.{index}", str(error))]
-            ) from None
-    return parsed
-
-
-def _answer(payloads: list[Payload]) -> Payloads:
-    return Payloads(payloads=[json_format.MessageToDict(payload) for payload in payloads])
-
-
-def _codec(request: Request) -> EncryptionCodec:
-    codec: EncryptionCodec = request.app.state.codec
-    return codec
-
 
 @router.post("/encode", name="codec.encode", response_model=Payloads)
-async def encode(body: Payloads, caller: Caller, request: Request) -> Payloads:
-    return _answer(await _codec(request).encode(_parse(body)))
+async def encode(body: Payloads, caller: CodecCaller, keys: CodecDep) -> Payloads:
+    return await codec.encode(keys, body)
 
 
 @router.post("/decode", name="codec.decode", response_model=Payloads)
-async def decode(body: Payloads, caller: Caller, request: Request) -> Payloads:
-    try:
-        return _answer(await _codec(request).decode(_parse(body)))
-    except PayloadDecryptionError as error:
-        raise InputInvalid(str(error), [FieldProblem("body.payloads", str(error))]) from None
+async def decode(body: Payloads, caller: CodecCaller, keys: CodecDep) -> Payloads:
+    return await codec.decode(keys, body)

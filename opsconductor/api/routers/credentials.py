@@ -6,8 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from sqlmodel import col, select
 
-from opsconductor.api.auth import AuditDep, authorized
+from opsconductor.api.auth import AuditDep
 from opsconductor.api.deps import KeyRingDep, PageDep, SessionDep
+from opsconductor.api.permissions import CredentialManager, CredentialReader
 from opsconductor.models.credential import (
     CredentialAccess,
     CredentialAccessPublic,
@@ -18,19 +19,15 @@ from opsconductor.models.credential import (
     CredentialUpdate,
 )
 from opsconductor.models.page import Page
-from opsconductor.security.rbac import Permission, Principal
 from opsconductor.services import vault
 from opsconductor.services.paging import paginate
 
 router = APIRouter(prefix="/credentials", tags=["credentials"])
 
-Reader = Annotated[Principal, authorized(Permission.credentials_read)]
-Manager = Annotated[Principal, authorized(Permission.credentials_manage)]
-
 
 @router.get("", name="credential.list", response_model=Page[CredentialPublic])
 async def list_credentials(
-    _: Reader,
+    _: CredentialReader,
     session: SessionDep,
     page: PageDep,
     kind: Annotated[CredentialKind | None, Query()] = None,
@@ -45,7 +42,11 @@ async def list_credentials(
     status_code=status.HTTP_201_CREATED,
 )
 async def create_credential(
-    body: CredentialCreate, _: Manager, session: SessionDep, keyring: KeyRingDep, entry: AuditDep
+    body: CredentialCreate,
+    _: CredentialManager,
+    session: SessionDep,
+    keyring: KeyRingDep,
+    entry: AuditDep,
 ) -> CredentialPublic:
     credential = await vault.create_credential(session, keyring, body)
     entry.on("credential", credential.id)
@@ -54,13 +55,19 @@ async def create_credential(
 
 
 @router.get("/{id}", name="credential.read", response_model=CredentialPublic)
-async def get_credential(id: uuid.UUID, _: Reader, session: SessionDep) -> CredentialPublic:
+async def get_credential(
+    id: uuid.UUID, _: CredentialReader, session: SessionDep
+) -> CredentialPublic:
     return await vault.public(session, await vault.get_credential(session, id))
 
 
 @router.patch("/{id}", name="credential.update", response_model=CredentialPublic)
 async def update_credential(
-    id: uuid.UUID, body: CredentialUpdate, _: Manager, session: SessionDep, entry: AuditDep
+    id: uuid.UUID,
+    body: CredentialUpdate,
+    _: CredentialManager,
+    session: SessionDep,
+    entry: AuditDep,
 ) -> CredentialPublic:
     entry.detail["fields"] = sorted(body.model_fields_set)
     return await vault.public(session, await vault.update_credential(session, id, body))
@@ -68,14 +75,18 @@ async def update_credential(
 
 @router.post("/{id}/rotate", name="credential.rotate", response_model=CredentialPublic)
 async def rotate_credential(
-    id: uuid.UUID, body: CredentialRotate, _: Manager, session: SessionDep, keyring: KeyRingDep
+    id: uuid.UUID,
+    body: CredentialRotate,
+    _: CredentialManager,
+    session: SessionDep,
+    keyring: KeyRingDep,
 ) -> CredentialPublic:
     credential = await vault.rotate_credential(session, keyring, id, body.secret)
     return await vault.public(session, credential)
 
 
 @router.delete("/{id}", name="credential.delete", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_credential(id: uuid.UUID, _: Manager, session: SessionDep) -> None:
+async def delete_credential(id: uuid.UUID, _: CredentialManager, session: SessionDep) -> None:
     await vault.delete_credential(session, id)
 
 
@@ -83,7 +94,7 @@ async def delete_credential(id: uuid.UUID, _: Manager, session: SessionDep) -> N
     "/{id}/access", name="credential.access_log", response_model=Page[CredentialAccessPublic]
 )
 async def credential_access(
-    id: uuid.UUID, _: Reader, session: SessionDep, page: PageDep
+    id: uuid.UUID, _: CredentialReader, session: SessionDep, page: PageDep
 ) -> Page[CredentialAccess]:
     """When the credential was decrypted (always on a worker), for what, and where."""
     await vault.get_credential(session, id)

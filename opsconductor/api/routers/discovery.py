@@ -1,14 +1,13 @@
 """Discovery: start, follow and cancel nmap scans; import the hosts they found as targets."""
 
 import uuid
-from typing import Annotated
 
 from fastapi import APIRouter, status
 
-from opsconductor.api.auth import AuditDep, authorized
-from opsconductor.api.deps import PageDep, SessionDep, TemporalDep
+from opsconductor.api.auth import AuditDep
+from opsconductor.api.deps import PageDep, SessionDep, WorkflowsDep
+from opsconductor.api.permissions import DiscoveryReader, Scanner, TargetManager
 from opsconductor.contracts.discovery import ScanStatus
-from opsconductor.errors import DependencyUnavailable
 from opsconductor.models.discovery import (
     ScanCreate,
     ScanDetail,
@@ -17,16 +16,9 @@ from opsconductor.models.discovery import (
     ScanListItem,
 )
 from opsconductor.models.page import Page
-from opsconductor.security.rbac import Permission, Principal
 from opsconductor.services import discovery
 
 router = APIRouter(prefix="/discovery", tags=["discovery"])
-
-Reader = Annotated[Principal, authorized(Permission.discovery_read)]
-Scanner = Annotated[Principal, authorized(Permission.discovery_run)]
-# Importing writes the inventory, so it takes the inventory's permission (every route declares
-# exactly one; operators hold both this and discovery:run).
-InventoryManager = Annotated[Principal, authorized(Permission.targets_manage)]
 
 
 @router.post(
@@ -39,42 +31,30 @@ async def start_scan(
     body: ScanCreate,
     principal: Scanner,
     session: SessionDep,
-    temporal: TemporalDep,
+    workflows: WorkflowsDep,
     entry: AuditDep,
 ) -> ScanDetail:
-    scan = await discovery.create_scan(session, body, principal.user.username)
-    entry.on("discovery_scan", scan.id)
-    entry.detail.update(hosts=scan.options["hosts"], ports=scan.options["ports"])
-    # The workflow writes to the scan row: commit it first, then launch.
-    await session.commit()
-    try:
-        await discovery.launch(temporal, scan)
-    except DependencyUnavailable as error:
-        # Recorded for good (the request's own transaction is about to roll back).
-        await discovery.record_outcome(session, scan.id, ScanStatus.failed, error.detail)
-        await session.commit()
-        raise
-    return await discovery.scan_detail(session, scan)
+    return await discovery.start_scan(session, workflows, body, principal.user.username, entry)
 
 
 @router.get("/scans", name="discovery.list", response_model=Page[ScanListItem])
 async def list_scans(
-    principal: Reader, session: SessionDep, page: PageDep, status: ScanStatus | None = None
+    principal: DiscoveryReader, session: SessionDep, page: PageDep, status: ScanStatus | None = None
 ) -> Page[ScanListItem]:
     return await discovery.list_scans(session, status, page.limit, page.offset)
 
 
 @router.get("/scans/{id}", name="discovery.get", response_model=ScanDetail)
-async def get_scan(id: uuid.UUID, principal: Reader, session: SessionDep) -> ScanDetail:
-    return await discovery.scan_detail(session, await discovery.get_scan(session, id))
+async def get_scan(id: uuid.UUID, principal: DiscoveryReader, session: SessionDep) -> ScanDetail:
+    return await discovery.read_scan(session, id)
 
 
 @router.post("/scans/{id}/cancel", name="discovery.cancel", status_code=status.HTTP_202_ACCEPTED)
 async def cancel_scan(
-    id: uuid.UUID, principal: Scanner, session: SessionDep, temporal: TemporalDep, entry: AuditDep
+    id: uuid.UUID, principal: Scanner, session: SessionDep, workflows: WorkflowsDep, entry: AuditDep
 ) -> dict[str, str]:
     entry.on("discovery_scan", id)
-    await discovery.cancel_scan(session, temporal, id)
+    await discovery.cancel_scan(session, workflows, id)
     return {"status": "cancelling"}
 
 
@@ -82,7 +62,9 @@ async def cancel_scan(
 async def import_hosts(
     id: uuid.UUID,
     body: ScanImport,
-    principal: InventoryManager,
+    # Importing writes the inventory, so it takes the inventory's permission (every route
+    # declares exactly one; operators hold both this and discovery:run).
+    principal: TargetManager,
     session: SessionDep,
     entry: AuditDep,
 ) -> ScanImportResult:

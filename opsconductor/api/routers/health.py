@@ -1,53 +1,11 @@
 """GET /health: the database, Temporal, and a live worker on every task queue."""
 
-import asyncio
-from enum import StrEnum
-
 from fastapi import APIRouter, Response
-from pydantic import BaseModel
 
-from opsconductor import __version__
-from opsconductor.api.deps import EngineDep, TemporalDep
-from opsconductor.contracts.queues import ALL_QUEUES
-from opsconductor.db import CheckResult, check_database
-from opsconductor.temporal.health import check_queue_pollers, check_temporal
+from opsconductor.api.deps import EngineDep, WorkflowsDep
+from opsconductor.services.health import HealthReport, HealthStatus, report
 
 router = APIRouter(tags=["health"])
-
-
-class HealthStatus(StrEnum):
-    healthy = "healthy"
-    degraded = "degraded"
-    unhealthy = "unhealthy"
-
-
-class CheckOutcome(StrEnum):
-    ok = "ok"
-    failing = "failing"
-
-
-class HealthCheck(BaseModel):
-    name: str
-    status: CheckOutcome
-    duration_ms: float
-    message: str
-
-
-class HealthReport(BaseModel):
-    status: HealthStatus
-    version: str
-    checks: list[HealthCheck]
-
-
-# Without these the service cannot do anything useful; a missing worker only delays runs.
-ESSENTIAL_CHECKS = frozenset({"database", "temporal"})
-
-
-def overall_status(results: list[CheckResult]) -> HealthStatus:
-    failing = {result.name for result in results if not result.ok}
-    if failing & ESSENTIAL_CHECKS:
-        return HealthStatus.unhealthy
-    return HealthStatus.degraded if failing else HealthStatus.healthy
 
 
 @router.get(
@@ -55,28 +13,8 @@ def overall_status(results: list[CheckResult]) -> HealthStatus:
     response_model=HealthReport,
     responses={503: {"model": HealthReport, "description": "database or Temporal is down"}},
 )
-async def health(engine: EngineDep, temporal: TemporalDep, response: Response) -> HealthReport:
-    database, temporal_check = await asyncio.gather(
-        check_database(engine), check_temporal(temporal)
-    )
-    results = [database, temporal_check]
-    if temporal_check.ok:
-        results += await asyncio.gather(
-            *(check_queue_pollers(temporal, queue) for queue in ALL_QUEUES)
-        )
-    status = overall_status(results)
-    if status is HealthStatus.unhealthy:
+async def health(engine: EngineDep, workflows: WorkflowsDep, response: Response) -> HealthReport:
+    answer = await report(engine, workflows)
+    if answer.status is HealthStatus.unhealthy:
         response.status_code = 503
-    return HealthReport(
-        status=status,
-        version=__version__,
-        checks=[
-            HealthCheck(
-                name=result.name,
-                status=CheckOutcome.ok if result.ok else CheckOutcome.failing,
-                duration_ms=result.duration_ms,
-                message=result.message,
-            )
-            for result in results
-        ],
-    )
+    return answer

@@ -4,8 +4,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Response, status
 
-from opsconductor.api.auth import AuditDep, authorized
+from opsconductor.api.auth import AuditDep
 from opsconductor.api.deps import PageDep, SessionDep
+from opsconductor.api.permissions import LibraryManager, LibraryReader
 from opsconductor.models.library import (
     LibraryInstalled,
     LibraryPublic,
@@ -13,13 +14,10 @@ from opsconductor.models.library import (
     LibraryVersionPublic,
 )
 from opsconductor.models.page import Page
-from opsconductor.security.rbac import Permission, Principal
 from opsconductor.services import libraries
 
 router = APIRouter(prefix="/libraries", tags=["libraries"])
 
-Reader = Annotated[Principal, authorized(Permission.libraries_read)]
-Manager = Annotated[Principal, authorized(Permission.libraries_manage)]
 # Validated by our own validator, which names the path of each problem inside the document.
 DocumentBody = Annotated[
     dict[str, Any], Body(description="A library document (see docs/libraries.md)")
@@ -28,7 +26,7 @@ DocumentBody = Annotated[
 
 @router.get("", name="library.list", response_model=Page[LibraryPublic])
 async def list_libraries(
-    principal: Reader, session: SessionDep, page: PageDep
+    principal: LibraryReader, session: SessionDep, page: PageDep
 ) -> Page[LibraryPublic]:
     return await libraries.list_libraries(session, page.limit, page.offset)
 
@@ -37,7 +35,7 @@ async def list_libraries(
     "", name="library.install", response_model=LibraryPublic, status_code=status.HTTP_201_CREATED
 )
 async def install_library(
-    document: DocumentBody, principal: Manager, session: SessionDep, entry: AuditDep
+    document: DocumentBody, principal: LibraryManager, session: SessionDep, entry: AuditDep
 ) -> LibraryPublic:
     library = await libraries.install(session, document, principal.user.username)
     entry.on("library", library.id)
@@ -47,7 +45,7 @@ async def install_library(
 
 @router.post("/builtin", name="library.install_builtin", response_model=list[LibraryInstalled])
 async def install_builtin(
-    principal: Manager, session: SessionDep, entry: AuditDep
+    principal: LibraryManager, session: SessionDep, entry: AuditDep
 ) -> list[LibraryInstalled]:
     installed = await libraries.install_builtin(session, principal.user.username)
     entry.detail["installed"] = [
@@ -57,13 +55,13 @@ async def install_builtin(
 
 
 @router.get("/{name}", name="library.get", response_model=LibraryPublic)
-async def get_library(name: str, principal: Reader, session: SessionDep) -> LibraryPublic:
+async def get_library(name: str, principal: LibraryReader, session: SessionDep) -> LibraryPublic:
     return await libraries.get_library(session, name)
 
 
 @router.patch("/{name}", name="library.update", response_model=LibraryPublic)
 async def update_library(
-    name: str, body: LibraryUpdate, principal: Manager, session: SessionDep, entry: AuditDep
+    name: str, body: LibraryUpdate, principal: LibraryManager, session: SessionDep, entry: AuditDep
 ) -> LibraryPublic:
     library = await libraries.set_enabled(session, name, body.enabled)
     entry.on("library", library.id)
@@ -73,7 +71,7 @@ async def update_library(
 
 @router.delete("/{name}", name="library.delete", status_code=status.HTTP_204_NO_CONTENT)
 async def remove_library(
-    name: str, principal: Manager, session: SessionDep, entry: AuditDep
+    name: str, principal: LibraryManager, session: SessionDep, entry: AuditDep
 ) -> None:
     entry.detail["name"] = name
     entry.on("library", await libraries.remove(session, name))
@@ -88,7 +86,7 @@ async def remove_library(
 async def add_version(
     name: str,
     document: DocumentBody,
-    principal: Manager,
+    principal: LibraryManager,
     session: SessionDep,
     entry: AuditDep,
     response: Response,
@@ -106,7 +104,7 @@ async def add_version(
     "/{name}/versions/{version}", name="library.version", response_model=LibraryVersionPublic
 )
 async def get_version(
-    name: str, version: str, principal: Reader, session: SessionDep
+    name: str, version: str, principal: LibraryReader, session: SessionDep
 ) -> LibraryVersionPublic:
     return await libraries.get_version(session, name, version)
 
@@ -120,7 +118,7 @@ async def update_version(
     name: str,
     version: str,
     body: LibraryUpdate,
-    principal: Manager,
+    principal: LibraryManager,
     session: SessionDep,
     entry: AuditDep,
 ) -> LibraryVersionPublic:

@@ -1,12 +1,12 @@
 """Notification channels: admins manage them; every role reads them, without their URL."""
 
 import uuid
-from typing import Annotated
 
 from fastapi import APIRouter, status
 
-from opsconductor.api.auth import AuditDep, authorized
-from opsconductor.api.deps import KeyRingDep, PageDep, SessionDep, TemporalDep
+from opsconductor.api.auth import AuditDep
+from opsconductor.api.deps import KeyRingDep, PageDep, SessionDep, WorkflowsDep
+from opsconductor.api.permissions import ChannelManager, ChannelReader
 from opsconductor.models.notification import (
     ChannelCreate,
     ChannelPublic,
@@ -14,17 +14,15 @@ from opsconductor.models.notification import (
     ChannelUpdate,
 )
 from opsconductor.models.page import Page
-from opsconductor.security.rbac import Permission, Principal
 from opsconductor.services import channels
 
 router = APIRouter(prefix="/notification-channels", tags=["notifications"])
 
-Reader = Annotated[Principal, authorized(Permission.channels_read)]
-Manager = Annotated[Principal, authorized(Permission.channels_manage)]
-
 
 @router.get("", name="channel.list", response_model=Page[ChannelPublic])
-async def list_channels(_: Reader, session: SessionDep, page: PageDep) -> Page[ChannelPublic]:
+async def list_channels(
+    _: ChannelReader, session: SessionDep, page: PageDep
+) -> Page[ChannelPublic]:
     return await channels.list_channels(session, page.limit, page.offset)
 
 
@@ -32,7 +30,11 @@ async def list_channels(_: Reader, session: SessionDep, page: PageDep) -> Page[C
     "", name="channel.create", response_model=ChannelPublic, status_code=status.HTTP_201_CREATED
 )
 async def create_channel(
-    body: ChannelCreate, _: Manager, session: SessionDep, keyring: KeyRingDep, entry: AuditDep
+    body: ChannelCreate,
+    _: ChannelManager,
+    session: SessionDep,
+    keyring: KeyRingDep,
+    entry: AuditDep,
 ) -> ChannelPublic:
     channel = await channels.create_channel(session, keyring, body)
     entry.on("channel", channel.id)
@@ -41,7 +43,7 @@ async def create_channel(
 
 
 @router.get("/{id}", name="channel.read", response_model=ChannelPublic)
-async def get_channel(id: uuid.UUID, _: Reader, session: SessionDep) -> ChannelPublic:
+async def get_channel(id: uuid.UUID, _: ChannelReader, session: SessionDep) -> ChannelPublic:
     return channels.public(await channels.get_channel(session, id))
 
 
@@ -49,7 +51,7 @@ async def get_channel(id: uuid.UUID, _: Reader, session: SessionDep) -> ChannelP
 async def update_channel(
     id: uuid.UUID,
     body: ChannelUpdate,
-    _: Manager,
+    _: ChannelManager,
     session: SessionDep,
     keyring: KeyRingDep,
     entry: AuditDep,
@@ -60,15 +62,15 @@ async def update_channel(
 
 
 @router.delete("/{id}", name="channel.delete", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_channel(id: uuid.UUID, _: Manager, session: SessionDep) -> None:
+async def delete_channel(id: uuid.UUID, _: ChannelManager, session: SessionDep) -> None:
     await channels.delete_channel(session, id)
 
 
 @router.post("/{id}/test", name="channel.test", response_model=ChannelTestResult)
 async def send_test(
-    id: uuid.UUID, _: Manager, session: SessionDep, temporal: TemporalDep, entry: AuditDep
+    id: uuid.UUID, _: ChannelManager, session: SessionDep, workflows: WorkflowsDep, entry: AuditDep
 ) -> ChannelTestResult:
     """Sends a test message now (one attempt) and answers whether the service took it."""
-    result = await channels.test_channel(temporal, await channels.get_channel(session, id))
+    result = await channels.test_channel(session, workflows, id)
     entry.detail.update(ok=result.ok, delivery_id=str(result.delivery_id))
     return result

@@ -1,26 +1,22 @@
 """The delivery log: every message sent to a channel, its status, attempts and last error."""
 
 import uuid
-from typing import Annotated
 
 from fastapi import APIRouter
 
-from opsconductor.api.auth import authorized
 from opsconductor.api.deps import PageDep, SessionDep
+from opsconductor.api.permissions import NotificationReader
 from opsconductor.contracts.notifications import DeliveryEvent, DeliveryStatus
 from opsconductor.models.notification import DeliveryPublic, NotificationDelivery
 from opsconductor.models.page import Page
-from opsconductor.security.rbac import Permission, Principal
 from opsconductor.services import channels
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 
-Reader = Annotated[Principal, authorized(Permission.notifications_read)]
-
 
 @router.get("", name="notification.list", response_model=Page[DeliveryPublic])
 async def list_deliveries(
-    _: Reader,
+    _: NotificationReader,
     session: SessionDep,
     page: PageDep,
     run_id: uuid.UUID | None = None,

@@ -1,6 +1,5 @@
 """Runs: list, inspect, follow the log, cancel, and decide approvals."""
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -9,20 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 
-from opsconductor.api.auth import AuditDep, authorized
-from opsconductor.api.deps import PageDep, SessionDep, SessionmakerDep, TemporalDep
-from opsconductor.contracts.runs import (
-    APPROVAL_NOT_PENDING,
-    APPROVAL_NOT_PERMITTED,
-    TERMINAL_RUN_STATUSES,
-    ApprovalDecision,
-    RunStatus,
-)
-from opsconductor.errors import Conflict, DependencyUnavailable, PermissionDenied
+from opsconductor.api.auth import AuditDep
+from opsconductor.api.deps import PageDep, SessionDep, SessionmakerDep, WorkflowsDep
+from opsconductor.api.permissions import RunApprover, RunCanceller, RunReader
+from opsconductor.contracts.runs import RunStatus
 from opsconductor.models.page import Page
 from opsconductor.models.run import (
     ApprovalCreate,
@@ -31,22 +21,14 @@ from opsconductor.models.run import (
     RunLogLine,
     RunLogLinePublic,
 )
-from opsconductor.security.rbac import Permission, Principal
 from opsconductor.services import runs
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
-Reader = Annotated[Principal, authorized(Permission.runs_read)]
-Canceller = Annotated[Principal, authorized(Permission.runs_cancel)]
-Approver = Annotated[Principal, authorized(Permission.runs_approve)]
-
-FOLLOW_POLL_SECONDS = 0.5
-LOG_PAGE = 1000
-
 
 @router.get("", name="run.list", response_model=Page[RunListItem])
 async def list_runs(
-    principal: Reader,
+    principal: RunReader,
     session: SessionDep,
     page: PageDep,
     job_id: uuid.UUID | None = None,
@@ -66,7 +48,7 @@ async def list_runs(
 
 
 @router.get("/{id}", name="run.get", response_model=RunDetail)
-async def get_run(id: uuid.UUID, principal: Reader, session: SessionDep) -> RunDetail:
+async def get_run(id: uuid.UUID, principal: RunReader, session: SessionDep) -> RunDetail:
     return await runs.get_run(session, id)
 
 
@@ -78,7 +60,7 @@ async def get_run(id: uuid.UUID, principal: Reader, session: SessionDep) -> RunD
 )
 async def run_logs(
     id: uuid.UUID,
-    principal: Reader,
+    principal: RunReader,
     session: SessionDep,
     sessionmaker: SessionmakerDep,
     request: Request,
@@ -86,45 +68,31 @@ async def run_logs(
     after: Annotated[int, Query(ge=0, description="Only lines after this line id")] = 0,
     last_event_id: Annotated[int | None, Header(alias="Last-Event-ID")] = None,
 ) -> list[RunLogLine] | StreamingResponse:
-    await runs.get_run_row(session, id)
     if not follow:
-        return await runs.log_lines(session, id, after, LOG_PAGE)
+        return await runs.read_log(session, id, after)
     start = max(after, last_event_id or 0)
-
-    async def events() -> AsyncIterator[str]:
-        cursor = start
-        while not await request.is_disconnected():
-            async with sessionmaker() as reader:
-                lines = await runs.log_lines(reader, id, cursor, LOG_PAGE)
-                run = await runs.get_run_row(reader, id)
-            for line in lines:
-                cursor = line.id or cursor
-                payload = RunLogLinePublic.model_validate(line, from_attributes=True)
-                yield f"id: {cursor}\nevent: line\ndata: {payload.model_dump_json()}\n\n"
-            if not lines and run.status in TERMINAL_RUN_STATUSES:
-                yield f"event: end\ndata: {json.dumps({'status': run.status})}\n\n"
-                return
-            if not lines:
-                await asyncio.sleep(FOLLOW_POLL_SECONDS)
-
+    followed = await runs.follow_log(session, sessionmaker, id, start, request.is_disconnected)
     return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        _server_sent(followed),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store"},
     )
+
+
+async def _server_sent(followed: AsyncIterator[RunLogLine | RunStatus]) -> AsyncIterator[str]:
+    async for item in followed:
+        if isinstance(item, RunLogLine):
+            payload = RunLogLinePublic.model_validate(item, from_attributes=True)
+            yield f"id: {item.id}\nevent: line\ndata: {payload.model_dump_json()}\n\n"
+        else:
+            yield f"event: end\ndata: {json.dumps({'status': item})}\n\n"
 
 
 @router.post("/{id}/cancel", name="run.cancel", status_code=status.HTTP_202_ACCEPTED)
 async def cancel_run(
-    id: uuid.UUID, principal: Canceller, session: SessionDep, temporal: TemporalDep
+    id: uuid.UUID, principal: RunCanceller, session: SessionDep, workflows: WorkflowsDep
 ) -> dict[str, str]:
-    run = await runs.get_run_row(session, id)
-    if run.status in TERMINAL_RUN_STATUSES:
-        raise Conflict(f"run {id} already ended ({run.status})")
-    try:
-        await temporal.get_workflow_handle(run.workflow_id).cancel()
-    except RPCError as error:
-        raise DependencyUnavailable(
-            f"Temporal did not accept the cancel: {error.message}"
-        ) from None
+    await runs.cancel_run(session, workflows, id)
     return {"status": "cancelling"}
 
 
@@ -132,34 +100,10 @@ async def cancel_run(
 async def decide_approval(
     id: uuid.UUID,
     body: ApprovalCreate,
-    principal: Approver,
+    principal: RunApprover,
     session: SessionDep,
-    temporal: TemporalDep,
+    workflows: WorkflowsDep,
     entry: AuditDep,
 ) -> dict[str, str]:
-    run = await runs.get_run_row(session, id)
-    entry.detail.update({"step": body.step, "decision": body.decision})
-    if run.status in TERMINAL_RUN_STATUSES:
-        raise Conflict(f"run {id} already ended ({run.status})")
-    decision = ApprovalDecision(
-        step=body.step,
-        approve=body.decision == "approve",
-        by=principal.user.username,
-        role=str(principal.role),
-        comment=body.comment,
-    )
-    handle = temporal.get_workflow_handle(run.workflow_id)
-    try:
-        outcome = await handle.execute_update("decide-approval", decision, result_type=str)
-    except WorkflowUpdateFailedError as error:
-        cause = error.cause
-        if isinstance(cause, ApplicationError) and cause.type == APPROVAL_NOT_PERMITTED:
-            raise PermissionDenied(cause.message) from None
-        if isinstance(cause, ApplicationError) and cause.type == APPROVAL_NOT_PENDING:
-            raise Conflict(cause.message) from None
-        raise
-    except RPCError as error:
-        raise DependencyUnavailable(
-            f"Temporal did not take the decision: {error.message}"
-        ) from None
+    outcome = await runs.decide_approval(session, workflows, id, body, principal, entry)
     return {"step": body.step, "decision": outcome}

@@ -5,8 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from opsconductor.api.auth import AuditDep, authorized
+from opsconductor.api.auth import AuditDep
 from opsconductor.api.deps import PageDep, SessionDep
+from opsconductor.api.permissions import TargetManager, TargetReader
 from opsconductor.models.page import Page
 from opsconductor.models.target import (
     GroupMembers,
@@ -14,18 +15,14 @@ from opsconductor.models.target import (
     TargetGroupPublic,
     TargetGroupUpdate,
 )
-from opsconductor.security.rbac import Permission, Principal
 from opsconductor.services import targets
 
 router = APIRouter(prefix="/target-groups", tags=["targets"])
 
-Reader = Annotated[Principal, authorized(Permission.targets_read)]
-Manager = Annotated[Principal, authorized(Permission.targets_manage)]
-
 
 @router.get("", name="target_group.list", response_model=Page[TargetGroupPublic])
 async def list_groups(
-    _: Reader,
+    _: TargetReader,
     session: SessionDep,
     page: PageDep,
     q: Annotated[str | None, Query(max_length=200, description="Part of the name")] = None,
@@ -40,7 +37,7 @@ async def list_groups(
     status_code=status.HTTP_201_CREATED,
 )
 async def create_group(
-    body: TargetGroupCreate, _: Manager, session: SessionDep, entry: AuditDep
+    body: TargetGroupCreate, _: TargetManager, session: SessionDep, entry: AuditDep
 ) -> TargetGroupPublic:
     group = await targets.create_group(session, body)
     entry.on("target_group", group.id)
@@ -49,13 +46,13 @@ async def create_group(
 
 
 @router.get("/{id}", name="target_group.read", response_model=TargetGroupPublic)
-async def get_group(id: uuid.UUID, _: Reader, session: SessionDep) -> TargetGroupPublic:
+async def get_group(id: uuid.UUID, _: TargetReader, session: SessionDep) -> TargetGroupPublic:
     return await targets.group_public(session, await targets.get_group(session, id))
 
 
 @router.patch("/{id}", name="target_group.update", response_model=TargetGroupPublic)
 async def update_group(
-    id: uuid.UUID, body: TargetGroupUpdate, _: Manager, session: SessionDep, entry: AuditDep
+    id: uuid.UUID, body: TargetGroupUpdate, _: TargetManager, session: SessionDep, entry: AuditDep
 ) -> TargetGroupPublic:
     entry.detail["fields"] = sorted(body.model_fields_set)
     return await targets.group_public(session, await targets.update_group(session, id, body))
@@ -63,12 +60,12 @@ async def update_group(
 
 @router.put("/{id}/members", name="target_group.set_members", response_model=TargetGroupPublic)
 async def set_members(
-    id: uuid.UUID, body: GroupMembers, _: Manager, session: SessionDep, entry: AuditDep
+    id: uuid.UUID, body: GroupMembers, _: TargetManager, session: SessionDep, entry: AuditDep
 ) -> TargetGroupPublic:
     entry.detail["members"] = len(body.target_ids)
     return await targets.group_public(session, await targets.set_members(session, id, body))
 
 
 @router.delete("/{id}", name="target_group.delete", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_group(id: uuid.UUID, _: Manager, session: SessionDep) -> None:
+async def delete_group(id: uuid.UUID, _: TargetManager, session: SessionDep) -> None:
     await targets.delete_group(session, id)

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 
-from opsconductor.api.auth import AuditDep, authorized
-from opsconductor.api.deps import PageDep, SessionDep, TemporalDep
+from opsconductor.api.auth import AuditDep
+from opsconductor.api.deps import PageDep, SessionDep, WorkflowsDep
+from opsconductor.api.permissions import TargetManager, TargetReader
 from opsconductor.contracts.connection_tests import ConnectionTestResult
 from opsconductor.errors import BadRequest, FieldProblem, InputInvalid
 from opsconductor.models.page import Page
@@ -19,13 +20,10 @@ from opsconductor.models.target import (
     TargetPublic,
     TargetUpdate,
 )
-from opsconductor.security.rbac import Permission, Principal
 from opsconductor.services import targets
 
 router = APIRouter(prefix="/targets", tags=["targets"])
 
-Reader = Annotated[Principal, authorized(Permission.targets_read)]
-Manager = Annotated[Principal, authorized(Permission.targets_manage)]
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 IMPORT_BODY = {
@@ -45,7 +43,7 @@ IMPORT_BODY = {
 
 @router.get("", name="target.list", response_model=Page[TargetPublic])
 async def list_targets(
-    _: Reader,
+    _: TargetReader,
     session: SessionDep,
     page: PageDep,
     tag: Annotated[list[str], Query(description="key=value; repeat to require several")] = [],  # noqa: B006
@@ -68,7 +66,7 @@ async def list_targets(
     "", name="target.create", response_model=TargetPublic, status_code=status.HTTP_201_CREATED
 )
 async def create_target(
-    body: TargetCreate, _: Manager, session: SessionDep, entry: AuditDep
+    body: TargetCreate, _: TargetManager, session: SessionDep, entry: AuditDep
 ) -> TargetPublic:
     target = await targets.create_target(session, body)
     entry.on("target", target.id)
@@ -80,7 +78,7 @@ async def create_target(
     "/import", name="target.import", response_model=ImportReport, openapi_extra=IMPORT_BODY
 )
 async def import_targets(
-    request: Request, _: Manager, session: SessionDep, entry: AuditDep
+    request: Request, _: TargetManager, session: SessionDep, entry: AuditDep
 ) -> ImportReport:
     """Upsert by name: new names are created, known names get the fields the row gives.
     Send a JSON list of targets (`credential` may name a credential) or text/csv."""
@@ -119,26 +117,26 @@ def _body_invalid(message: str) -> InputInvalid:
 
 
 @router.get("/{id}", name="target.read", response_model=TargetPublic)
-async def get_target(id: uuid.UUID, _: Reader, session: SessionDep) -> TargetPublic:
+async def get_target(id: uuid.UUID, _: TargetReader, session: SessionDep) -> TargetPublic:
     return await targets.public(session, await targets.get_target(session, id))
 
 
 @router.patch("/{id}", name="target.update", response_model=TargetPublic)
 async def update_target(
-    id: uuid.UUID, body: TargetUpdate, _: Manager, session: SessionDep, entry: AuditDep
+    id: uuid.UUID, body: TargetUpdate, _: TargetManager, session: SessionDep, entry: AuditDep
 ) -> TargetPublic:
     entry.detail["fields"] = sorted(body.model_fields_set)
     return await targets.public(session, await targets.update_target(session, id, body))
 
 
 @router.delete("/{id}", name="target.delete", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_target(id: uuid.UUID, _: Manager, session: SessionDep) -> None:
+async def delete_target(id: uuid.UUID, _: TargetManager, session: SessionDep) -> None:
     await targets.delete_target(session, id)
 
 
 @router.post("/{id}/host-key", name="target.accept_host_key", response_model=TargetPublic)
 async def accept_host_key(
-    id: uuid.UUID, body: HostKeyAccept, _: Manager, session: SessionDep, entry: AuditDep
+    id: uuid.UUID, body: HostKeyAccept, _: TargetManager, session: SessionDep, entry: AuditDep
 ) -> TargetPublic:
     """Pin a host key: a given fingerprint, or the one a refused connection was offered."""
     target = await targets.accept_host_key(session, id, body)
@@ -147,10 +145,9 @@ async def accept_host_key(
 
 
 @router.post("/{id}/test", name="target.test", response_model=ConnectionTestResult)
-async def probe_target(
-    id: uuid.UUID, _: Manager, session: SessionDep, temporal: TemporalDep, entry: AuditDep
+async def connection_test(
+    id: uuid.UUID, _: TargetManager, session: SessionDep, workflows: WorkflowsDep, entry: AuditDep
 ) -> ConnectionTestResult:
-    target = await targets.get_target(session, id)
-    result = await targets.probe_connection(temporal, target)
+    result = await targets.test_connection(session, workflows, id)
     entry.detail.update(ok=result.ok)
     return result

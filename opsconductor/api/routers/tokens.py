@@ -1,21 +1,18 @@
 """One's own API tokens."""
 
 import uuid
-from typing import Annotated
 
 from fastapi import APIRouter, status
 
-from opsconductor.api.auth import AuditDep, authorized
+from opsconductor.api.auth import AuditDep
 from opsconductor.api.deps import PageDep, SessionDep
+from opsconductor.api.permissions import Account
 from opsconductor.models.api_token import ApiToken, ApiTokenCreate, ApiTokenCreated, ApiTokenPublic
 from opsconductor.models.base import utcnow
 from opsconductor.models.page import Page
-from opsconductor.security.rbac import Permission, Principal
 from opsconductor.services import tokens
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
-
-Account = Annotated[Principal, authorized(Permission.account)]
 
 
 @router.post(

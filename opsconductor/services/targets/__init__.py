@@ -13,7 +13,7 @@ so those routers keep one import whichever module a function lives in.
 """
 
 from opsconductor.services.targets.bulk_import import import_targets, rows_from_csv
-from opsconductor.services.targets.connection_tests import probe_connection
+from opsconductor.services.targets.connection_tests import test_connection
 from opsconductor.services.targets.groups import (
     create_group,
     delete_group,
@@ -48,11 +48,11 @@ __all__ = [
     "list_groups",
     "list_targets",
     "parse_tag_filters",
-    "probe_connection",
     "public",
     "resolve_selector",
     "rows_from_csv",
     "set_members",
+    "test_connection",
     "update_group",
     "update_target",
 ]

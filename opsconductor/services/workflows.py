@@ -1,0 +1,32 @@
+"""What a service needs, beyond the request's session, to act on Temporal: the client, and the
+sessionmaker for the side transaction that records a refused launch (`db.commit_then_launch`).
+
+The rule (issue 16): routers parse, authorize and call one service function; they never hold
+the Temporal client, commit, or name a workflow, update or signal. A route whose service acts
+on Temporal takes `WorkflowsDep` (api/deps.py) and hands the `Workflows` it gets to the service
+untouched; only services read `client`.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from opsconductor.errors import DependencyUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class Workflows:
+    client: Client
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+    async def cancel(self, workflow_id: str) -> None:
+        """Asks the workflow to cancel; Temporal not answering is a 503."""
+        try:
+            await self.client.get_workflow_handle(workflow_id).cancel()
+        except RPCError as error:
+            raise DependencyUnavailable(
+                f"Temporal did not accept the cancel: {error.message}"
+            ) from None
