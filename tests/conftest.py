@@ -103,7 +103,7 @@ def app(settings: Settings) -> FastAPI:
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client bound to the app in-process, with its lifespan run around the test."""
     async with (
         app.router.lifespan_context(app),

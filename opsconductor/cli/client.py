@@ -1,5 +1,5 @@
-"""The API client behind `opsconductor login | apply | run | runs | targets`: where the API is,
-the token kept for it, and errors shown as a person can read them.
+"""The API client behind `opsconductor login | apply | run | runs | targets | schedules`:
+where the API is, the token kept for it, and errors shown as a person can read them.
 
 The token: `login` signs in with a password once, creates a named API token
 (`POST /tokens`) and ends the password session again. API tokens need no refresh, so several

@@ -13,7 +13,7 @@ import typer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opsconductor.cli.console import fail, fail_on_configuration_errors
+from opsconductor.cli.failures import fail, fail_on_configuration_errors
 from opsconductor.config import Settings
 from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
 from opsconductor.security.envelope import KeyRing

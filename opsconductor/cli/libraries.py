@@ -8,7 +8,7 @@ import typer
 import yaml
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opsconductor.cli.console import fail, fail_on_configuration_errors, run_in_database
+from opsconductor.cli.failures import fail, fail_on_configuration_errors, run_in_database
 from opsconductor.models.audit import Outcome
 from opsconductor.services import audit, libraries
 

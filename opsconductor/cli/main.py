@@ -7,12 +7,11 @@ import typer
 import uvicorn
 
 from opsconductor.api.app import create_app
-from opsconductor.cli import commands_apply, commands_auth, commands_runs, commands_schedules
-from opsconductor.cli.console import exit_now, fail_on_configuration_errors, require_free_port
+from opsconductor.cli import apply, login, runs, schedules
+from opsconductor.cli.check import run_probe
+from opsconductor.cli.failures import exit_now, fail_on_configuration_errors, require_free_port
 from opsconductor.cli.keys import app as keys_app
 from opsconductor.cli.libraries import app as libraries_app
-from opsconductor.cli.probe import run_probe
-from opsconductor.cli.schedules import app as schedules_app
 from opsconductor.cli.up import bring_up
 from opsconductor.cli.users import app as users_app
 from opsconductor.config import Settings
@@ -29,7 +28,7 @@ app = typer.Typer(no_args_is_help=True, help="OpsConductor: durable automation f
 app.add_typer(users_app, name="user")
 app.add_typer(keys_app, name="keys")
 app.add_typer(libraries_app, name="libraries")
-app.add_typer(schedules_app, name="schedules")
+app.add_typer(schedules.app, name="schedules")
 
 
 @app.command()
@@ -100,10 +99,9 @@ def check(
 
 
 # Clients of a running API (docs/cli.md); the commands above run or manage the server itself.
-app.command()(commands_auth.login)
-app.command()(commands_auth.logout)
-app.command()(commands_apply.apply)
-app.add_typer(commands_runs.run_app, name="run")
-app.command()(commands_runs.runs)
-app.add_typer(commands_apply.targets_app, name="targets")
-commands_schedules.register(schedules_app)
+app.command()(login.login)
+app.command()(login.logout)
+app.command()(apply.apply)
+app.add_typer(runs.run_app, name="run")
+app.command()(runs.runs)
+app.add_typer(apply.targets_app, name="targets")

@@ -22,7 +22,7 @@ import typer
 
 from opsconductor import __version__
 from opsconductor.api.app import announce_generated_admin
-from opsconductor.cli.console import require_free_port
+from opsconductor.cli.failures import require_free_port
 from opsconductor.config import Settings
 from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
 from opsconductor.embedded.postgres import EmbeddedPostgres

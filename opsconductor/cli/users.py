@@ -8,7 +8,7 @@ import typer
 from pydantic import TypeAdapter, ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opsconductor.cli.console import fail, fail_on_configuration_errors, run_in_database
+from opsconductor.cli.failures import fail, fail_on_configuration_errors, run_in_database
 from opsconductor.models.audit import Outcome
 from opsconductor.models.base import utcnow
 from opsconductor.models.user import Password, Role, User, UserCreate

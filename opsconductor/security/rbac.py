@@ -1,7 +1,7 @@
 """Permissions, what each role may do, and who is asking.
 
-Every route declares one Permission (api/auth.authorized). Families without routes yet are
-declared here too, so their routers only have to name them.
+Every route declares one Permission (api/auth.authorized); each role below is the set of
+permissions it grants.
 """
 
 import uuid

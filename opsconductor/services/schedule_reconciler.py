@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 from opsconductor.contracts.schedules import TEMPORAL_SCHEDULE_PREFIX, temporal_schedule_id
 from opsconductor.errors import DependencyUnavailable
 from opsconductor.models.schedule import Schedule
-from opsconductor.services import schedule_executor as executor
+from opsconductor.services import temporal_schedules
 from opsconductor.services.schedules import hold_all
 
 logger = logging.getLogger(__name__)
@@ -48,15 +48,15 @@ async def reconcile_schedules(session: AsyncSession, temporal: Client) -> Reconc
     rows = (await session.exec(select(Schedule))).all()
     wanted = {temporal_schedule_id(row.id) for row in rows}
     for row in rows:
-        desired = executor.desired(row)
-        found = await executor.describe(temporal, row.id)
+        desired = temporal_schedules.desired(row)
+        found = await temporal_schedules.describe(temporal, row.id)
         if found is None:
-            await executor.put(temporal, row.id, desired)
+            await temporal_schedules.put(temporal, row.id, desired)
             report.created.append(temporal_schedule_id(row.id))
             continue
-        drift = await executor.drift(temporal, found, desired)
+        drift = await temporal_schedules.drift(temporal, found, desired)
         if drift.parts:
-            await executor.put(temporal, row.id, desired)
+            await temporal_schedules.put(temporal, row.id, desired)
             report.updated.append(temporal_schedule_id(row.id))
             logger.info(
                 "schedule put back in step",
@@ -66,7 +66,7 @@ async def reconcile_schedules(session: AsyncSession, temporal: Client) -> Reconc
             report.unchanged += 1
     for extra in await _ours_on_temporal(temporal):
         if extra not in wanted:
-            await executor.remove_by_temporal_id(temporal, extra)
+            await temporal_schedules.remove_by_temporal_id(temporal, extra)
             report.deleted.append(extra)
     return report
 
@@ -75,7 +75,7 @@ async def _ours_on_temporal(temporal: Client) -> list[str]:
     """`schedule-*` ids on Temporal. Listing goes through visibility, which may lag a moment
     behind; rows are therefore checked by describing each, and only extras come from here."""
     try:
-        listing = await temporal.list_schedules(rpc_timeout=executor.RPC_TIMEOUT)
+        listing = await temporal.list_schedules(rpc_timeout=temporal_schedules.RPC_TIMEOUT)
         return [
             entry.id async for entry in listing if entry.id.startswith(TEMPORAL_SCHEDULE_PREFIX)
         ]

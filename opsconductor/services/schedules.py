@@ -46,8 +46,7 @@ from opsconductor.models.schedule import (
     SchedulePublic,
     ScheduleUpdate,
 )
-from opsconductor.services import jobs
-from opsconductor.services import schedule_executor as executor
+from opsconductor.services import jobs, temporal_schedules
 from opsconductor.services.audit import AuditEntry
 from opsconductor.services.lookup import get_or_404
 from opsconductor.services.paging import paginate
@@ -113,7 +112,7 @@ async def present(
     async def described(schedule: Schedule) -> tuple[ExecutorState, ScheduleDescription | None]:
         async with limit:
             try:
-                found = await executor.describe(temporal, schedule.id)
+                found = await temporal_schedules.describe(temporal, schedule.id)
             except DependencyUnavailable:
                 # The definition is still worth showing while Temporal is away.
                 return "unavailable", None
@@ -249,10 +248,10 @@ async def create_schedule(
     )
     session.add(schedule)
     await session.flush()
-    await executor.put(temporal, schedule.id, executor.desired(schedule))
+    await temporal_schedules.put(temporal, schedule.id, temporal_schedules.desired(schedule))
 
     async def undo() -> None:
-        await executor.remove(temporal, schedule_id)
+        await temporal_schedules.remove(temporal, schedule_id)
 
     return Change(schedule, undo)
 
@@ -299,15 +298,15 @@ async def _change(
 ) -> Change:
     await hold_changes(session)
     schedule = await _locked(session, schedule_id)
-    before = executor.desired(schedule)
+    before = temporal_schedules.desired(schedule)
     await apply(schedule)
     schedule.updated_at = utcnow()
     session.add(schedule)
     await session.flush()
-    await executor.put(temporal, schedule.id, executor.desired(schedule))
+    await temporal_schedules.put(temporal, schedule.id, temporal_schedules.desired(schedule))
 
     async def undo() -> None:
-        await executor.put(temporal, schedule_id, before)
+        await temporal_schedules.put(temporal, schedule_id, before)
 
     return Change(schedule, undo)
 
@@ -325,7 +324,7 @@ async def delete_job_schedules(session: AsyncSession, temporal: Client, job_id: 
 
 
 async def _delete(session: AsyncSession, temporal: Client, schedules: list[Schedule]) -> Undo:
-    before = [(schedule.id, executor.desired(schedule)) for schedule in schedules]
+    before = [(schedule.id, temporal_schedules.desired(schedule)) for schedule in schedules]
     for schedule in schedules:
         await session.delete(schedule)
     await session.flush()
@@ -334,11 +333,11 @@ async def _delete(session: AsyncSession, temporal: Client, schedules: list[Sched
     async def undo() -> None:
         for schedule_id, definition in before:
             if schedule_id in removed:
-                await executor.put(temporal, schedule_id, definition)
+                await temporal_schedules.put(temporal, schedule_id, definition)
 
     try:
         for schedule_id, _ in before:
-            await executor.remove(temporal, schedule_id)
+            await temporal_schedules.remove(temporal, schedule_id)
             removed.append(schedule_id)
     except DependencyUnavailable:
         # The rows stay (the transaction rolls back): so must the schedules removed so far.
@@ -412,7 +411,7 @@ async def trigger(
     session: AsyncSession, workflows: Workflows, schedule_id: uuid.UUID, overlap: OverlapPolicy
 ) -> Schedule:
     schedule = await get_schedule(session, schedule_id)
-    await executor.trigger(workflows.client, schedule.id, overlap)
+    await temporal_schedules.trigger(workflows.client, schedule.id, overlap)
     return schedule
 
 
@@ -431,7 +430,7 @@ async def backfill(
     # Fires fall on whole seconds: [start, end) holds the same fires as [first, last].
     first = _whole_second_at_or_after(start)
     last = _whole_second_at_or_after(end) - timedelta(seconds=1)
-    times = await executor.matching_times(workflows.client, schedule.id, first, last)
+    times = await temporal_schedules.matching_times(workflows.client, schedule.id, first, last)
     if len(times) > MAX_BACKFILL_RUNS:
         raise InputInvalid(
             "the backfill range is too long",
@@ -444,7 +443,7 @@ async def backfill(
             ],
         )
     if times:
-        await executor.backfill(workflows.client, schedule.id, first, last, body.overlap)
+        await temporal_schedules.backfill(workflows.client, schedule.id, first, last, body.overlap)
     return BackfillAccepted(runs=len(times), times=times)
 
 

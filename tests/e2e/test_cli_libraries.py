@@ -16,9 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_install_the_builtin_libraries_and_a_library_file(
-    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+    http: httpx.AsyncClient, database_url: str, tmp_path: Path
 ) -> None:
-    headers = bearer((await login(client, "admin", ADMIN_PASSWORD))["access_token"])
+    headers = bearer((await login(http, "admin", ADMIN_PASSWORD))["access_token"])
     first = run_database_cli(database_url, tmp_path, "libraries", "install-builtin")
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines() == ["linux@1.0.0: installed", "windows@1.0.0: installed"]
@@ -27,7 +27,7 @@ async def test_install_the_builtin_libraries_and_a_library_file(
         "linux@1.0.0: installed already",
         "windows@1.0.0: installed already",
     ]
-    listed = (await client.get(api("/libraries"), headers=headers)).json()
+    listed = (await http.get(api("/libraries"), headers=headers)).json()
     assert [item["name"] for item in listed["items"]] == ["linux", "windows"]
 
     broken = tools_library()
@@ -44,21 +44,21 @@ async def test_install_the_builtin_libraries_and_a_library_file(
     path.write_text(yaml.safe_dump(tools_library("1.1.0")))
     upgraded = run_database_cli(database_url, tmp_path, "libraries", "install", str(path))
     assert upgraded.stdout.strip() == "installed tools@1.1.0", upgraded.stderr
-    library = (await client.get(api("/libraries/tools"), headers=headers)).json()
+    library = (await http.get(api("/libraries/tools"), headers=headers)).json()
     assert library["latest_version"] == "1.1.0"
     events = (
-        await client.get(api("/audit"), params={"action": "library.install"}, headers=headers)
+        await http.get(api("/audit"), params={"action": "library.install"}, headers=headers)
     ).json()
     assert [item["actor_username"] for item in events["items"]] == ["cli", "cli"]
 
     disabled = run_database_cli(database_url, tmp_path, "libraries", "disable", "tools")
     assert disabled.returncode == 0, disabled.stderr
-    assert (await client.get(api("/libraries/tools"), headers=headers)).json()["enabled"] is False
+    assert (await http.get(api("/libraries/tools"), headers=headers)).json()["enabled"] is False
     enabled = run_database_cli(database_url, tmp_path, "libraries", "enable", "tools")
     assert enabled.returncode == 0, enabled.stderr
     removed = run_database_cli(database_url, tmp_path, "libraries", "remove", "tools")
     assert removed.stdout.strip() == "removed tools", removed.stderr
-    gone = await client.get(api("/libraries/tools"), headers=headers)
+    gone = await http.get(api("/libraries/tools"), headers=headers)
     assert gone.status_code == 404
     missing = run_database_cli(database_url, tmp_path, "libraries", "remove", "tools")
     assert missing.returncode != 0

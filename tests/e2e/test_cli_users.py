@@ -34,15 +34,15 @@ def create(username: str, password: str, role: str = "viewer") -> tuple[str, ...
 
 
 async def test_create_passwd_disable(
-    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+    http: httpx.AsyncClient, database_url: str, tmp_path: Path
 ) -> None:
     created = opsconductor(
         database_url, tmp_path, *create("carol", "carol-first-password", "operator")
     )
     assert created.returncode == 0, created.stderr
     assert "created operator 'carol'" in created.stdout
-    first = await login(client, "carol", "carol-first-password")
-    me = (await client.get(api("/auth/me"), headers=bearer(first["access_token"]))).json()
+    first = await login(http, "carol", "carol-first-password")
+    me = (await http.get(api("/auth/me"), headers=bearer(first["access_token"]))).json()
     assert me["role"] == "operator"
 
     prompted = "carol-second-password"
@@ -51,18 +51,16 @@ async def test_create_passwd_disable(
     )
     assert changed.returncode == 0, changed.stderr
     assert prompted not in changed.stdout + changed.stderr
-    assert_problem(await client.get(api("/auth/me"), headers=bearer(first["access_token"])), 401)
-    await login(client, "carol", prompted)
+    assert_problem(await http.get(api("/auth/me"), headers=bearer(first["access_token"])), 401)
+    await login(http, "carol", prompted)
 
     disabled = opsconductor(database_url, tmp_path, "disable", "carol")
     assert disabled.returncode == 0, disabled.stderr
-    refused = await client.post(
-        api("/auth/login"), json={"username": "carol", "password": prompted}
-    )
+    refused = await http.post(api("/auth/login"), json={"username": "carol", "password": prompted})
     assert_problem(refused, 401)
 
-    admin = await login(client, "admin", ADMIN_PASSWORD)
-    audit = await client.get(
+    admin = await login(http, "admin", ADMIN_PASSWORD)
+    audit = await http.get(
         api("/audit"), headers=bearer(admin["access_token"]), params={"actor": "cli"}
     )
     actions = [event["action"] for event in audit.json()["items"]]
@@ -70,7 +68,7 @@ async def test_create_passwd_disable(
 
 
 async def test_mistakes_are_plain_errors(
-    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+    http: httpx.AsyncClient, database_url: str, tmp_path: Path
 ) -> None:
     duplicate = opsconductor(database_url, tmp_path, *create("admin", "x" * 12))
     assert duplicate.returncode != 0

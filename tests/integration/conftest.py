@@ -1,4 +1,4 @@
-"""Signed-in accounts of every role, on top of the root conftest's app and client."""
+"""Signed-in accounts of every role, on top of the root conftest's `app` and `http`."""
 
 from __future__ import annotations
 
@@ -17,23 +17,23 @@ from tests.vault_helpers import key_credential, post_ok, sshd_target
 
 
 @pytest.fixture
-async def admin(client: httpx.AsyncClient) -> Account:
+async def admin(http: httpx.AsyncClient) -> Account:
     """The bootstrapped first admin, signed in."""
-    tokens = await login(client, ADMIN_USERNAME, ADMIN_PASSWORD)
-    me = await client.get(
+    tokens = await login(http, ADMIN_USERNAME, ADMIN_PASSWORD)
+    me = await http.get(
         "/api/v1/auth/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
     )
     return Account(me.json()["id"], ADMIN_USERNAME, ADMIN_PASSWORD, "admin", tokens)
 
 
 @pytest.fixture
-async def operator(client: httpx.AsyncClient, admin: Account) -> Account:
-    return await create_user(client, admin.headers, "olivia", "operator")
+async def operator(http: httpx.AsyncClient, admin: Account) -> Account:
+    return await create_user(http, admin.headers, "olivia", "operator")
 
 
 @pytest.fixture
-async def viewer(client: httpx.AsyncClient, admin: Account) -> Account:
-    return await create_user(client, admin.headers, "victor", "viewer")
+async def viewer(http: httpx.AsyncClient, admin: Account) -> Account:
+    return await create_user(http, admin.headers, "victor", "viewer")
 
 
 @pytest.fixture
@@ -42,17 +42,17 @@ def accounts(admin: Account, operator: Account, viewer: Account) -> dict[str, Ac
 
 
 @pytest.fixture
-async def loopback(client: httpx.AsyncClient, admin: Account, sshd: LoopbackSshd) -> str:
+async def loopback(http: httpx.AsyncClient, admin: Account, sshd: LoopbackSshd) -> str:
     """A target on the loopback sshd with a key credential, made through the API; its name."""
-    credential = await post_ok(client, "/credentials", admin.headers, key_credential(sshd))
-    target = await post_ok(client, "/targets", admin.headers, sshd_target(sshd, credential["id"]))
+    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
+    target = await post_ok(http, "/targets", admin.headers, sshd_target(sshd, credential["id"]))
     name: str = target["name"]
     return name
 
 
 @pytest.fixture
-async def served(app: FastAPI, client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    """The app (its lifespan already run by `client`) behind a real HTTP server: the in-process
+async def served(app: FastAPI, http: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    """The app (its lifespan already run by `http`) behind a real HTTP server: the in-process
     transport buffers whole responses, so only a socket shows a stream arriving live."""
     port = free_port()
     server = uvicorn.Server(
@@ -61,7 +61,7 @@ async def served(app: FastAPI, client: httpx.AsyncClient) -> AsyncIterator[httpx
     serving = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.05)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-        yield http
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as over_socket:
+        yield over_socket
     server.should_exit = True
     await serving

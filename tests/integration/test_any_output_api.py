@@ -15,10 +15,10 @@ SHOWN = "a\\x00b\\xff"  # what `printf 'a\0b\377\n'` prints, as the record and t
 
 @pytest.mark.usefixtures("workers")
 async def test_nul_invalid_utf8_and_binary_output_is_kept_and_readable(
-    client: httpx.AsyncClient, operator: Account, viewer: Account, loopback: str
+    http: httpx.AsyncClient, operator: Account, viewer: Account, loopback: str
 ) -> None:
     run = await run_on_target(
-        client,
+        http,
         operator,
         loopback,
         {
@@ -50,7 +50,7 @@ async def test_nul_invalid_utf8_and_binary_output_is_kept_and_readable(
     # Written through the shell, the escape's backslash is printed as it is.
     assert steps["after"]["stdout"] == SHOWN
 
-    answer = await client.get(api(f"/runs/{run['id']}/logs"), headers=viewer.headers)
+    answer = await http.get(api(f"/runs/{run['id']}/logs"), headers=viewer.headers)
     assert answer.status_code == 200
     logs = answer.json()
     lines = [(line["stream"], line["line"]) for line in logs if line["step_id"] == "binary"]
@@ -63,7 +63,7 @@ async def test_nul_invalid_utf8_and_binary_output_is_kept_and_readable(
 
 
 async def test_a_random_when_is_refused_at_validation_with_its_path(
-    client: httpx.AsyncClient, operator: Account
+    http: httpx.AsyncClient, operator: Account
 ) -> None:
     document = {
         "name": "dice",
@@ -79,12 +79,12 @@ async def test_a_random_when_is_refused_at_validation_with_its_path(
             },
         ],
     }
-    answer = await client.post(api("/jobs/validate"), json=document, headers=operator.headers)
+    answer = await http.post(api("/jobs/validate"), json=document, headers=operator.headers)
     assert answer.status_code == 200
     body = answer.json()
     assert body["valid"] is False
     assert [error["path"] for error in body["errors"]] == ["steps.2.when"]
     assert "random" in body["errors"][0]["message"]
-    saved = await client.post(api("/jobs"), json=document, headers=operator.headers)
+    saved = await http.post(api("/jobs"), json=document, headers=operator.headers)
     problem = assert_problem(saved, 422)
     assert "steps.2.when" in str(problem)

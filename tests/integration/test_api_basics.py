@@ -64,34 +64,34 @@ def app(app: FastAPI) -> FastAPI:
     return app
 
 
-async def test_request_id_is_generated_and_returned(client: httpx.AsyncClient) -> None:
-    first = await client.get("/health")
-    second = await client.get("/health")
+async def test_request_id_is_generated_and_returned(http: httpx.AsyncClient) -> None:
+    first = await http.get("/health")
+    second = await http.get("/health")
     assert len(first.headers["X-Request-ID"]) == 32
     assert first.headers["X-Request-ID"] != second.headers["X-Request-ID"]
 
 
 async def test_a_callers_request_id_is_kept_unless_it_is_unsafe(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
 ) -> None:
-    kept = await client.get("/health", headers={"X-Request-ID": "trace-abc.123"})
+    kept = await http.get("/health", headers={"X-Request-ID": "trace-abc.123"})
     assert kept.headers["X-Request-ID"] == "trace-abc.123"
-    forged = await client.get("/health", headers={"X-Request-ID": "x\nlevel=ERROR fake"})
+    forged = await http.get("/health", headers={"X-Request-ID": "x\nlevel=ERROR fake"})
     assert forged.headers["X-Request-ID"] != "x\nlevel=ERROR fake"
 
 
-async def test_security_headers_on_every_answer(client: httpx.AsyncClient) -> None:
+async def test_security_headers_on_every_answer(http: httpx.AsyncClient) -> None:
     for path in ("/health", "/no/such/path"):
-        answer = await client.get(path)
+        answer = await http.get(path)
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
         assert answer.headers["X-Frame-Options"] == "DENY"
         assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
 
 
 async def test_validation_errors_are_problems_naming_each_field(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
 ) -> None:
-    answer = await client.post(
+    answer = await http.post(
         "/test/echo", json={"name": "x", "count": 0}, headers={"X-Request-ID": "req-42"}
     )
     assert answer.status_code == 422
@@ -105,20 +105,20 @@ async def test_validation_errors_are_problems_naming_each_field(
     assert "body.name" in problem["detail"]
 
 
-async def test_malformed_json_is_a_4xx_problem(client: httpx.AsyncClient) -> None:
-    answer = await client.post(
+async def test_malformed_json_is_a_4xx_problem(http: httpx.AsyncClient) -> None:
+    answer = await http.post(
         "/test/echo", content=b"{not json", headers={"Content-Type": "application/json"}
     )
     assert answer.status_code == 422
     assert answer.json()["errors"][0]["type"] == "json_invalid"
 
 
-async def test_unknown_route_and_method_are_problems(client: httpx.AsyncClient) -> None:
-    missing = await client.get("/no/such/path")
+async def test_unknown_route_and_method_are_problems(http: httpx.AsyncClient) -> None:
+    missing = await http.get("/no/such/path")
     assert missing.status_code == 404
     assert missing.headers["Content-Type"] == "application/problem+json"
     assert missing.json()["type"].endswith("/not-found")
-    wrong_method = await client.delete("/health")
+    wrong_method = await http.delete("/health")
     assert wrong_method.status_code == 405
     assert wrong_method.json()["status"] == 405
 
@@ -142,10 +142,8 @@ async def test_unexpected_errors_answer_500_with_request_id_and_log_the_stack(
     assert any("internal detail" in str(error) for error in stacks)
 
 
-async def test_a_request_commits_its_work_on_success(
-    client: httpx.AsyncClient, app: FastAPI
-) -> None:
-    answer = await client.post("/test/users/alice")
+async def test_a_request_commits_its_work_on_success(http: httpx.AsyncClient, app: FastAPI) -> None:
+    answer = await http.post("/test/users/alice")
     assert answer.status_code == 200
     async with app.state.sessionmaker() as session:
         stored = await get_by_username(session, "alice")
@@ -154,12 +152,12 @@ async def test_a_request_commits_its_work_on_success(
 
 
 async def test_a_failed_request_rolls_back_everything_it_wrote(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
 ) -> None:
-    answer = await client.post("/test/users/bob", params={"fail": "true"})
+    answer = await http.post("/test/users/bob", params={"fail": "true"})
     assert answer.status_code == 409
     assert answer.json()["detail"] == "asked to fail after writing"
-    usernames = (await client.get("/test/users")).json()
+    usernames = (await http.get("/test/users")).json()
     assert "bob" not in usernames
     assert usernames == ["admin"]
 
@@ -187,11 +185,11 @@ async def test_database_down_answers_503_problem(tmp_path: Path, temporal_addres
     assert "nothing" not in answer.text
 
 
-async def test_openapi_document_and_docs_are_served(client: httpx.AsyncClient) -> None:
-    document = (await client.get("/openapi.json")).json()
+async def test_openapi_document_and_docs_are_served(http: httpx.AsyncClient) -> None:
+    document = (await http.get("/openapi.json")).json()
     assert document["info"]["title"] == "OpsConductor"
     assert "/health" in document["paths"]
-    docs = await client.get("/docs")
+    docs = await http.get("/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
 

@@ -40,9 +40,9 @@ def _expected_outcome(status: int) -> str:
 
 
 async def test_every_mutating_route_leaves_a_row(
-    client: httpx.AsyncClient, app: FastAPI, admin: Account
+    http: httpx.AsyncClient, app: FastAPI, admin: Account
 ) -> None:
-    token = (await client.post(api("/tokens"), headers=admin.headers, json={"name": "w"})).json()
+    token = (await http.post(api("/tokens"), headers=admin.headers, json={"name": "w"})).json()
     headers = bearer(token["token"])
     operations = [
         (method.upper(), path, operation)
@@ -53,130 +53,128 @@ async def test_every_mutating_route_leaves_a_row(
     assert len(operations) >= 12
     for method, path, operation in operations:
         url = path.replace("{id}", str(uuid.uuid4()))
-        response = await client.request(method, url, headers=headers, json={})
+        response = await http.request(method, url, headers=headers, json={})
         # The route's operationId is its audit action.
-        event = (await _events(client, admin, action=operation["operationId"]))[0]
+        event = (await _events(http, admin, action=operation["operationId"]))[0]
         assert event["request_id"] == response.headers["x-request-id"], (method, path)
         assert event["outcome"] == _expected_outcome(response.status_code), (method, path)
         assert event["client_address"] == "127.0.0.1"
 
 
 async def test_user_administration_is_recorded(
-    client: httpx.AsyncClient, admin: Account, viewer: Account
+    http: httpx.AsyncClient, admin: Account, viewer: Account
 ) -> None:
-    created = await _only(client, admin, action="user.create")
+    created = await _only(http, admin, action="user.create")
     assert (created["actor_username"], created["actor_id"]) == ("admin", admin.id)
     assert (created["resource_type"], created["resource_id"]) == ("user", viewer.id)
     assert created["outcome"] == "success"
 
-    await client.patch(
+    await http.patch(
         api(f"/users/{viewer.id}"),
         headers=admin.headers,
         json={"email": "v@example.org", "password": "a-secret-new-password"},
     )
-    updated = await _only(client, admin, action="user.update")
+    updated = await _only(http, admin, action="user.update")
     assert updated["detail"] == {"fields": ["email", "password"]}
     assert "a-secret-new-password" not in str(updated)
 
-    reset = await client.post(api(f"/users/{viewer.id}/password-reset"), headers=admin.headers)
-    issued = await _only(client, admin, action="user.password_reset")
+    reset = await http.post(api(f"/users/{viewer.id}/password-reset"), headers=admin.headers)
+    issued = await _only(http, admin, action="user.password_reset")
     assert issued["resource_id"] == viewer.id
-    await client.post(
+    await http.post(
         api("/auth/password-reset"),
         json={"token": reset.json()["token"], "new_password": "redeemed-password"},
     )
-    redeemed = await _only(client, admin, action="user.password_reset_redeem")
+    redeemed = await _only(http, admin, action="user.password_reset_redeem")
     assert (redeemed["actor_username"], redeemed["resource_id"]) == ("victor", viewer.id)
 
-    await client.delete(api(f"/users/{viewer.id}"), headers=admin.headers)
-    disabled = await _only(client, admin, action="user.disable")
+    await http.delete(api(f"/users/{viewer.id}"), headers=admin.headers)
+    disabled = await _only(http, admin, action="user.disable")
     assert (disabled["resource_id"], disabled["outcome"]) == (viewer.id, "success")
 
 
 async def test_sign_ins_sessions_and_tokens_are_recorded(
-    client: httpx.AsyncClient, admin: Account, viewer: Account
+    http: httpx.AsyncClient, admin: Account, viewer: Account
 ) -> None:
-    await client.post(api("/auth/login"), json={"username": "victor", "password": "wrong-one!"})
-    await client.post(api("/auth/login"), json={"username": "nobody", "password": "wrong-one!"})
-    failed = await _events(client, admin, action="session.login", outcome="denied")
+    await http.post(api("/auth/login"), json={"username": "victor", "password": "wrong-one!"})
+    await http.post(api("/auth/login"), json={"username": "nobody", "password": "wrong-one!"})
+    failed = await _events(http, admin, action="session.login", outcome="denied")
     assert [event["actor_username"] for event in failed] == [None, "victor"]
 
-    second = await login(client, viewer.username, viewer.password)
+    second = await login(http, viewer.username, viewer.password)
     signed_in = await _events(
-        client, admin, action="session.login", actor="victor", outcome="success"
+        http, admin, action="session.login", actor="victor", outcome="success"
     )
     assert len(signed_in) == 2
     assert all(event["resource_type"] == "session" for event in signed_in)
 
-    refreshed = await client.post(
+    refreshed = await http.post(
         api("/auth/refresh"), json={"refresh_token": second["refresh_token"]}
     )
     assert refreshed.is_success
-    await client.post(api("/auth/refresh"), json={"refresh_token": second["refresh_token"]})
-    reuse = await _only(client, admin, action="session.refresh", outcome="denied")
+    await http.post(api("/auth/refresh"), json={"refresh_token": second["refresh_token"]})
+    reuse = await _only(http, admin, action="session.refresh", outcome="denied")
     assert reuse["detail"] == {"reason": "refresh token reused", "status": 401}
     assert reuse["actor_username"] == "victor"
 
-    await client.post(
+    await http.post(
         api("/auth/password"),
         headers=viewer.headers,
         json={"current_password": viewer.password, "new_password": "changed-password-1"},
     )
-    assert (await _only(client, admin, action="user.password_change"))["resource_id"] == viewer.id
-    await login(client, viewer.username, "changed-password-1")
-    sessions = (await client.get(api("/auth/sessions"), headers=viewer.headers)).json()["items"]
+    assert (await _only(http, admin, action="user.password_change"))["resource_id"] == viewer.id
+    await login(http, viewer.username, "changed-password-1")
+    sessions = (await http.get(api("/auth/sessions"), headers=viewer.headers)).json()["items"]
     other = next(item["id"] for item in sessions if not item["current"])
-    await client.delete(api(f"/auth/sessions/{other}"), headers=viewer.headers)
-    assert (await _only(client, admin, action="session.revoke"))["resource_id"] == other
+    await http.delete(api(f"/auth/sessions/{other}"), headers=viewer.headers)
+    assert (await _only(http, admin, action="session.revoke"))["resource_id"] == other
 
-    token = (await client.post(api("/tokens"), headers=viewer.headers, json={"name": "ci"})).json()
-    assert (await _only(client, admin, action="token.create"))["resource_id"] == token["id"]
-    await client.delete(api(f"/tokens/{token['id']}"), headers=viewer.headers)
-    assert (await _only(client, admin, action="token.revoke"))["resource_id"] == token["id"]
+    token = (await http.post(api("/tokens"), headers=viewer.headers, json={"name": "ci"})).json()
+    assert (await _only(http, admin, action="token.create"))["resource_id"] == token["id"]
+    await http.delete(api(f"/tokens/{token['id']}"), headers=viewer.headers)
+    assert (await _only(http, admin, action="token.revoke"))["resource_id"] == token["id"]
 
-    await client.post(api("/auth/logout"), headers=viewer.headers)
-    logout = await _only(client, admin, action="session.logout")
+    await http.post(api("/auth/logout"), headers=viewer.headers)
+    logout = await _only(http, admin, action="session.logout")
     assert (logout["actor_username"], logout["resource_type"]) == ("victor", "session")
 
 
 async def test_refusals_and_failures_are_recorded(
-    client: httpx.AsyncClient, admin: Account, viewer: Account
+    http: httpx.AsyncClient, admin: Account, viewer: Account
 ) -> None:
-    await client.post(api("/users"), headers=viewer.headers, json={})
-    denied = await _only(client, admin, action="user.create", outcome="denied")
+    await http.post(api("/users"), headers=viewer.headers, json={})
+    denied = await _only(http, admin, action="user.create", outcome="denied")
     assert (denied["actor_username"], denied["detail"]) == ("victor", {"status": 403})
 
-    await client.post(api("/users"), json={})
-    anonymous = await _events(client, admin, action="user.create", outcome="denied")
+    await http.post(api("/users"), json={})
+    anonymous = await _events(http, admin, action="user.create", outcome="denied")
     assert anonymous[0]["actor_username"] is None
     assert anonymous[0]["detail"] == {"status": 401}
 
     missing = uuid.uuid4()
-    await client.delete(api(f"/users/{missing}"), headers=admin.headers)
-    failed = await _only(client, admin, action="user.disable", outcome="failure")
+    await http.delete(api(f"/users/{missing}"), headers=admin.headers)
+    failed = await _only(http, admin, action="user.disable", outcome="failure")
     assert (failed["resource_id"], failed["detail"]) == (str(missing), {"status": 404})
 
-    await client.post(api("/users"), headers=admin.headers, json={"username": "x"})
-    invalid = await _only(client, admin, action="user.create", outcome="failure")
+    await http.post(api("/users"), headers=admin.headers, json={"username": "x"})
+    invalid = await _only(http, admin, action="user.create", outcome="failure")
     assert invalid["detail"] == {"status": 422}
 
 
-async def test_filters_and_paging(
-    client: httpx.AsyncClient, admin: Account, viewer: Account
-) -> None:
-    everything = await client.get(api("/audit"), headers=admin.headers, params={"limit": 2})
+async def test_filters_and_paging(http: httpx.AsyncClient, admin: Account, viewer: Account) -> None:
+    everything = await http.get(api("/audit"), headers=admin.headers, params={"limit": 2})
     page = everything.json()
     assert (page["limit"], page["offset"], len(page["items"])) == (2, 0, 2)
     assert page["total"] == 3  # two logins and one user.create
     newest_first = [event["occurred_at"] for event in page["items"]]
     assert newest_first == sorted(newest_first, reverse=True)
 
-    by_resource = await _events(client, admin, resource_type="user", resource_id=viewer.id)
+    by_resource = await _events(http, admin, resource_type="user", resource_id=viewer.id)
     assert [event["action"] for event in by_resource] == ["user.create"]
     future = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
-    assert await _events(client, admin, since=future) == []
-    assert len(await _events(client, admin, until=future)) == 3
-    bad = await client.get(api("/audit"), headers=admin.headers, params={"outcome": "maybe"})
+    assert await _events(http, admin, since=future) == []
+    assert len(await _events(http, admin, until=future)) == 3
+    bad = await http.get(api("/audit"), headers=admin.headers, params={"outcome": "maybe"})
     assert assert_problem(bad, 422)["errors"][0]["path"] == "query.outcome"
 
 
@@ -189,7 +187,7 @@ async def test_filters_and_paging(
     ],
 )
 async def test_the_database_refuses_to_change_audit_rows(
-    client: httpx.AsyncClient, admin: Account, database_url: str, statement: str
+    http: httpx.AsyncClient, admin: Account, database_url: str, statement: str
 ) -> None:
     with pytest.raises(DBAPIError, match="append-only"):
         await execute_sql(database_url, statement)

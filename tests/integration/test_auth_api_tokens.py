@@ -17,9 +17,9 @@ async def _mint(client: httpx.AsyncClient, owner: Account, **body: object) -> ht
 
 
 async def test_a_token_is_shown_once_works_and_records_its_use(
-    client: httpx.AsyncClient, operator: Account, database_url: str
+    http: httpx.AsyncClient, operator: Account, database_url: str
 ) -> None:
-    response = await _mint(client, operator)
+    response = await _mint(http, operator)
 
     assert response.status_code == 201
     created = response.json()
@@ -27,10 +27,10 @@ async def test_a_token_is_shown_once_works_and_records_its_use(
     assert token.startswith("oct_")
     assert (created["role"], created["last_used_at"]) == ("operator", None)
 
-    me = await client.get(api("/auth/me"), headers=bearer(token))
+    me = await http.get(api("/auth/me"), headers=bearer(token))
     assert me.json()["username"] == operator.username
 
-    listed = (await client.get(api("/tokens"), headers=operator.headers)).json()
+    listed = (await http.get(api("/tokens"), headers=operator.headers)).json()
     assert listed["total"] == 1
     assert "token" not in listed["items"][0]
     assert "token_hash" not in listed["items"][0]
@@ -42,16 +42,16 @@ async def test_a_token_is_shown_once_works_and_records_its_use(
 
 
 async def test_a_token_role_is_capped_at_the_owners(
-    client: httpx.AsyncClient, viewer: Account, operator: Account
+    http: httpx.AsyncClient, viewer: Account, operator: Account
 ) -> None:
-    refused = await _mint(client, viewer, role="operator")
+    refused = await _mint(http, viewer, role="operator")
     body = assert_problem(refused, 422)
     assert body["errors"][0]["path"] == "body.role"
 
-    lower = await _mint(client, operator, role="viewer")
+    lower = await _mint(http, operator, role="viewer")
     assert lower.json()["role"] == "viewer"
     # A viewer-role token of an operator can only do what a viewer can.
-    denied = await client.post(
+    denied = await http.post(
         api("/tokens"),
         headers=bearer(lower.json()["token"]),
         json={"name": "x", "role": "operator"},
@@ -59,50 +59,50 @@ async def test_a_token_role_is_capped_at_the_owners(
     assert_problem(denied, 422)
 
 
-async def test_a_revoked_token_stops_working(client: httpx.AsyncClient, viewer: Account) -> None:
-    created = (await _mint(client, viewer)).json()
+async def test_a_revoked_token_stops_working(http: httpx.AsyncClient, viewer: Account) -> None:
+    created = (await _mint(http, viewer)).json()
 
-    revoked = await client.delete(api(f"/tokens/{created['id']}"), headers=viewer.headers)
+    revoked = await http.delete(api(f"/tokens/{created['id']}"), headers=viewer.headers)
 
     assert revoked.status_code == 204
-    assert_problem(await client.get(api("/auth/me"), headers=bearer(created["token"])), 401)
-    assert (await client.get(api("/tokens"), headers=viewer.headers)).json()["total"] == 0
+    assert_problem(await http.get(api("/auth/me"), headers=bearer(created["token"])), 401)
+    assert (await http.get(api("/tokens"), headers=viewer.headers)).json()["total"] == 0
 
 
 async def test_only_the_owner_or_an_admin_revokes_a_token(
-    client: httpx.AsyncClient, admin: Account, operator: Account, viewer: Account
+    http: httpx.AsyncClient, admin: Account, operator: Account, viewer: Account
 ) -> None:
-    created = (await _mint(client, viewer)).json()
+    created = (await _mint(http, viewer)).json()
 
-    other = await client.delete(api(f"/tokens/{created['id']}"), headers=operator.headers)
+    other = await http.delete(api(f"/tokens/{created['id']}"), headers=operator.headers)
     assert_problem(other, 404)
-    by_admin = await client.delete(api(f"/tokens/{created['id']}"), headers=admin.headers)
+    by_admin = await http.delete(api(f"/tokens/{created['id']}"), headers=admin.headers)
     assert by_admin.status_code == 204
 
 
 async def test_a_disabled_or_demoted_owner_limits_the_token(
-    client: httpx.AsyncClient, admin: Account, operator: Account
+    http: httpx.AsyncClient, admin: Account, operator: Account
 ) -> None:
-    token = (await _mint(client, operator)).json()["token"]
+    token = (await _mint(http, operator)).json()["token"]
 
-    await client.patch(api(f"/users/{operator.id}"), headers=admin.headers, json={"role": "viewer"})
-    demoted = await client.post(
+    await http.patch(api(f"/users/{operator.id}"), headers=admin.headers, json={"role": "viewer"})
+    demoted = await http.post(
         api("/tokens"), headers=bearer(token), json={"name": "x", "role": "operator"}
     )
     assert_problem(demoted, 422)
 
-    await client.delete(api(f"/users/{operator.id}"), headers=admin.headers)
-    assert_problem(await client.get(api("/auth/me"), headers=bearer(token)), 401)
+    await http.delete(api(f"/users/{operator.id}"), headers=admin.headers)
+    assert_problem(await http.get(api("/auth/me"), headers=bearer(token)), 401)
 
 
 async def test_logout_with_an_api_token_is_a_clear_error(
-    client: httpx.AsyncClient, viewer: Account
+    http: httpx.AsyncClient, viewer: Account
 ) -> None:
-    token = (await _mint(client, viewer)).json()["token"]
-    assert_problem(await client.post(api("/auth/logout"), headers=bearer(token)), 400)
+    token = (await _mint(http, viewer)).json()["token"]
+    assert_problem(await http.post(api("/auth/logout"), headers=bearer(token)), 400)
 
 
-async def test_garbage_tokens_are_refused(client: httpx.AsyncClient, viewer: Account) -> None:
-    token = (await _mint(client, viewer)).json()["token"]
+async def test_garbage_tokens_are_refused(http: httpx.AsyncClient, viewer: Account) -> None:
+    token = (await _mint(http, viewer)).json()["token"]
     for bad in ("oct_", "oct_nolookup", token[:-2] + "xx", "oct_0000000000000000_secret"):
-        assert_problem(await client.get(api("/auth/me"), headers=bearer(bad)), 401)
+        assert_problem(await http.get(api("/auth/me"), headers=bearer(bad)), 401)

@@ -23,12 +23,12 @@ from tests.identity_helpers import (
 pytestmark = pytest.mark.integration
 
 
-async def test_login_then_me(client: httpx.AsyncClient, viewer: Account) -> None:
+async def test_login_then_me(http: httpx.AsyncClient, viewer: Account) -> None:
     assert viewer.tokens["token_type"] == "bearer"
     assert viewer.tokens["expires_in"] == 15 * 60
     assert viewer.tokens["refresh_token"].startswith("ocr_")
 
-    me = await client.get(api("/auth/me"), headers=viewer.headers)
+    me = await http.get(api("/auth/me"), headers=viewer.headers)
 
     assert me.status_code == 200
     body = me.json()
@@ -52,8 +52,8 @@ async def test_the_access_token_carries_the_documented_claims(
     assert claims["exp"] - claims["iat"] == 15 * 60
 
 
-async def test_a_form_post_signs_in_too(client: httpx.AsyncClient, admin: Account) -> None:
-    response = await client.post(
+async def test_a_form_post_signs_in_too(http: httpx.AsyncClient, admin: Account) -> None:
+    response = await http.post(
         api("/auth/login"),
         data={"username": "admin", "password": ADMIN_PASSWORD, "grant_type": "password"},
     )
@@ -61,25 +61,25 @@ async def test_a_form_post_signs_in_too(client: httpx.AsyncClient, admin: Accoun
     assert response.json()["access_token"]
 
 
-async def test_login_input_errors_name_the_field(client: httpx.AsyncClient) -> None:
-    missing = await client.post(api("/auth/login"), json={"username": "admin"})
+async def test_login_input_errors_name_the_field(http: httpx.AsyncClient) -> None:
+    missing = await http.post(api("/auth/login"), json={"username": "admin"})
     body = assert_problem(missing, 422)
     assert [error["path"] for error in body["errors"]] == ["body.password"]
 
-    garbled = await client.post(
+    garbled = await http.post(
         api("/auth/login"), content=b"{not json", headers={"content-type": "application/json"}
     )
     assert assert_problem(garbled, 422)["errors"][0]["path"] == "body"
 
 
 async def test_unknown_user_and_wrong_password_get_the_same_answer(
-    client: httpx.AsyncClient, viewer: Account
+    http: httpx.AsyncClient, viewer: Account
 ) -> None:
     attempts = [
         {"username": "victor", "password": "not-the-password"},
         {"username": "nobody-here", "password": "not-the-password"},
     ]
-    answers = [await client.post(api("/auth/login"), json=attempt) for attempt in attempts]
+    answers = [await http.post(api("/auth/login"), json=attempt) for attempt in attempts]
 
     bodies = [assert_problem(answer, 401) for answer in answers]
     for body in bodies:
@@ -89,87 +89,81 @@ async def test_unknown_user_and_wrong_password_get_the_same_answer(
 
 
 async def test_a_disabled_user_cannot_sign_in_and_their_session_ends(
-    client: httpx.AsyncClient, admin: Account, viewer: Account
+    http: httpx.AsyncClient, admin: Account, viewer: Account
 ) -> None:
-    disabled = await client.delete(api(f"/users/{viewer.id}"), headers=admin.headers)
+    disabled = await http.delete(api(f"/users/{viewer.id}"), headers=admin.headers)
     assert disabled.status_code == 204
 
-    assert_problem(await client.get(api("/auth/me"), headers=viewer.headers), 401)
-    refused = await client.post(
+    assert_problem(await http.get(api("/auth/me"), headers=viewer.headers), 401)
+    refused = await http.post(
         api("/auth/login"), json={"username": viewer.username, "password": PASSWORD}
     )
     assert_problem(refused, 401)
 
 
-async def test_refresh_rotates_the_refresh_token(
-    client: httpx.AsyncClient, viewer: Account
-) -> None:
+async def test_refresh_rotates_the_refresh_token(http: httpx.AsyncClient, viewer: Account) -> None:
     first = viewer.tokens
-    response = await client.post(
-        api("/auth/refresh"), json={"refresh_token": first["refresh_token"]}
-    )
+    response = await http.post(api("/auth/refresh"), json={"refresh_token": first["refresh_token"]})
 
     assert response.status_code == 200
     second = response.json()
     assert second["refresh_token"] != first["refresh_token"]
     assert second["access_token"] != first["access_token"]
-    assert (await client.get(api("/auth/me"), headers=bearer(second["access_token"]))).is_success
-    third = await client.post(api("/auth/refresh"), json={"refresh_token": second["refresh_token"]})
+    assert (await http.get(api("/auth/me"), headers=bearer(second["access_token"]))).is_success
+    third = await http.post(api("/auth/refresh"), json={"refresh_token": second["refresh_token"]})
     assert third.status_code == 200
 
 
 async def test_reusing_a_spent_refresh_token_revokes_the_whole_session(
-    client: httpx.AsyncClient, viewer: Account
+    http: httpx.AsyncClient, viewer: Account
 ) -> None:
     stolen = viewer.tokens["refresh_token"]
-    rotated = (await client.post(api("/auth/refresh"), json={"refresh_token": stolen})).json()
+    rotated = (await http.post(api("/auth/refresh"), json={"refresh_token": stolen})).json()
 
-    replay = await client.post(api("/auth/refresh"), json={"refresh_token": stolen})
+    replay = await http.post(api("/auth/refresh"), json={"refresh_token": stolen})
 
     assert_problem(replay, 401)
     # Neither the thief's nor the rightful holder's newer tokens work any more.
-    newer = await client.post(
-        api("/auth/refresh"), json={"refresh_token": rotated["refresh_token"]}
-    )
+    newer = await http.post(api("/auth/refresh"), json={"refresh_token": rotated["refresh_token"]})
     assert_problem(newer, 401)
     for access in (rotated["access_token"], viewer.tokens["access_token"]):
-        assert_problem(await client.get(api("/auth/me"), headers=bearer(access)), 401)
+        assert_problem(await http.get(api("/auth/me"), headers=bearer(access)), 401)
     # Other sessions of the same user are untouched.
-    fresh = await login(client, viewer.username, viewer.password)
-    assert (await client.get(api("/auth/me"), headers=bearer(fresh["access_token"]))).is_success
+    fresh = await login(http, viewer.username, viewer.password)
+    assert (await http.get(api("/auth/me"), headers=bearer(fresh["access_token"]))).is_success
 
 
 async def test_malformed_and_unknown_refresh_tokens_are_refused(
-    client: httpx.AsyncClient, viewer: Account
+    http: httpx.AsyncClient, viewer: Account
 ) -> None:
     lookup = viewer.tokens["refresh_token"].split("_")[1]
     for token in ("nonsense", "ocr_0123456789abcdef_guess", f"ocr_{lookup}_wrong-secret"):
-        response = await client.post(api("/auth/refresh"), json={"refresh_token": token})
+        response = await http.post(api("/auth/refresh"), json={"refresh_token": token})
         assert_problem(response, 401)
     # A wrong secret for a real lookup must not count as reuse of the real token.
-    still = await client.post(
+    still = await http.post(
         api("/auth/refresh"), json={"refresh_token": viewer.tokens["refresh_token"]}
     )
     assert still.status_code == 200
 
 
-async def test_logout_ends_the_session(client: httpx.AsyncClient, viewer: Account) -> None:
-    response = await client.post(api("/auth/logout"), headers=viewer.headers)
+async def test_logout_ends_the_session(http: httpx.AsyncClient, viewer: Account) -> None:
+    response = await http.post(api("/auth/logout"), headers=viewer.headers)
 
     assert response.status_code == 204
-    assert_problem(await client.get(api("/auth/me"), headers=viewer.headers), 401)
-    refresh = await client.post(
+    assert_problem(await http.get(api("/auth/me"), headers=viewer.headers), 401)
+    refresh = await http.post(
         api("/auth/refresh"), json={"refresh_token": viewer.tokens["refresh_token"]}
     )
     assert_problem(refresh, 401)
 
 
 async def test_own_sessions_are_listed_and_revocable(
-    client: httpx.AsyncClient, viewer: Account, operator: Account
+    http: httpx.AsyncClient, viewer: Account, operator: Account
 ) -> None:
-    laptop = await login(client, viewer.username, viewer.password)
+    laptop = await login(http, viewer.username, viewer.password)
 
-    listed = await client.get(api("/auth/sessions"), headers=viewer.headers)
+    listed = await http.get(api("/auth/sessions"), headers=viewer.headers)
 
     assert listed.status_code == 200
     page = listed.json()
@@ -179,54 +173,54 @@ async def test_own_sessions_are_listed_and_revocable(
     other = next(item for item in page["items"] if not item["current"])
 
     # Someone else's session is not yours to see or revoke.
-    foreign = await client.delete(api(f"/auth/sessions/{other['id']}"), headers=operator.headers)
+    foreign = await http.delete(api(f"/auth/sessions/{other['id']}"), headers=operator.headers)
     assert_problem(foreign, 404)
 
-    revoked = await client.delete(api(f"/auth/sessions/{other['id']}"), headers=viewer.headers)
+    revoked = await http.delete(api(f"/auth/sessions/{other['id']}"), headers=viewer.headers)
     assert revoked.status_code == 204
-    assert_problem(await client.get(api("/auth/me"), headers=bearer(laptop["access_token"])), 401)
-    assert (await client.get(api("/auth/sessions"), headers=viewer.headers)).json()["total"] == 1
+    assert_problem(await http.get(api("/auth/me"), headers=bearer(laptop["access_token"])), 401)
+    assert (await http.get(api("/auth/sessions"), headers=viewer.headers)).json()["total"] == 1
 
 
 async def test_changing_the_password_ends_other_sessions(
-    client: httpx.AsyncClient, viewer: Account
+    http: httpx.AsyncClient, viewer: Account
 ) -> None:
-    other = await login(client, viewer.username, viewer.password)
+    other = await login(http, viewer.username, viewer.password)
     new_password = "a-brand-new-password"
 
-    wrong = await client.post(
+    wrong = await http.post(
         api("/auth/password"),
         headers=viewer.headers,
         json={"current_password": "not-it-at-all", "new_password": new_password},
     )
     assert assert_problem(wrong, 422)["errors"][0]["path"] == "body.current_password"
-    short = await client.post(
+    short = await http.post(
         api("/auth/password"),
         headers=viewer.headers,
         json={"current_password": viewer.password, "new_password": "short"},
     )
     assert assert_problem(short, 422)["errors"][0]["path"] == "body.new_password"
 
-    changed = await client.post(
+    changed = await http.post(
         api("/auth/password"),
         headers=viewer.headers,
         json={"current_password": viewer.password, "new_password": new_password},
     )
 
     assert changed.status_code == 204
-    assert (await client.get(api("/auth/me"), headers=viewer.headers)).is_success
-    assert_problem(await client.get(api("/auth/me"), headers=bearer(other["access_token"])), 401)
-    old = await client.post(
+    assert (await http.get(api("/auth/me"), headers=viewer.headers)).is_success
+    assert_problem(await http.get(api("/auth/me"), headers=bearer(other["access_token"])), 401)
+    old = await http.post(
         api("/auth/login"), json={"username": viewer.username, "password": viewer.password}
     )
     assert_problem(old, 401)
-    await login(client, viewer.username, new_password)
+    await login(http, viewer.username, new_password)
 
 
 async def test_an_admin_forces_a_password_reset(
-    client: httpx.AsyncClient, admin: Account, viewer: Account
+    http: httpx.AsyncClient, admin: Account, viewer: Account
 ) -> None:
-    issued = await client.post(api(f"/users/{viewer.id}/password-reset"), headers=admin.headers)
+    issued = await http.post(api(f"/users/{viewer.id}/password-reset"), headers=admin.headers)
 
     assert issued.status_code == 201
     reset = issued.json()
@@ -234,26 +228,26 @@ async def test_an_admin_forces_a_password_reset(
     expires = datetime.fromisoformat(reset["expires_at"])
     assert timedelta(hours=23) < expires - datetime.now(UTC) <= timedelta(hours=24)
     # Issuing the reset ends the user's sessions.
-    assert_problem(await client.get(api("/auth/me"), headers=viewer.headers), 401)
+    assert_problem(await http.get(api("/auth/me"), headers=viewer.headers), 401)
 
     new_password = "reset-to-something-new"
-    redeemed = await client.post(
+    redeemed = await http.post(
         api("/auth/password-reset"), json={"token": reset["token"], "new_password": new_password}
     )
     assert redeemed.status_code == 204
-    await login(client, viewer.username, new_password)
+    await login(http, viewer.username, new_password)
 
     # One time only.
-    again = await client.post(
+    again = await http.post(
         api("/auth/password-reset"), json={"token": reset["token"], "new_password": new_password}
     )
     assert assert_problem(again, 422)["errors"][0]["path"] == "body.token"
 
 
 async def test_an_expired_reset_token_is_refused(
-    client: httpx.AsyncClient, admin: Account, viewer: Account, database_url: str
+    http: httpx.AsyncClient, admin: Account, viewer: Account, database_url: str
 ) -> None:
-    issued = await client.post(api(f"/users/{viewer.id}/password-reset"), headers=admin.headers)
+    issued = await http.post(api(f"/users/{viewer.id}/password-reset"), headers=admin.headers)
     token = issued.json()["token"]
     await execute_sql(
         database_url,
@@ -261,7 +255,7 @@ async def test_an_expired_reset_token_is_refused(
         id=viewer.id,
     )
 
-    expired = await client.post(
+    expired = await http.post(
         api("/auth/password-reset"), json={"token": token, "new_password": "never-gets-set-now"}
     )
     assert_problem(expired, 422)
@@ -296,10 +290,10 @@ async def test_an_expired_reset_token_is_refused(
     ],
 )
 async def test_bad_access_tokens_are_refused(
-    client: httpx.AsyncClient, viewer: Account, settings: Settings, mangle: object
+    http: httpx.AsyncClient, viewer: Account, settings: Settings, mangle: object
 ) -> None:
     assert settings.secret_key is not None
     assert callable(mangle)
     token = mangle(viewer.tokens["access_token"], settings.secret_key.get_secret_value())
 
-    assert_problem(await client.get(api("/auth/me"), headers=bearer(token)), 401)
+    assert_problem(await http.get(api("/auth/me"), headers=bearer(token)), 401)

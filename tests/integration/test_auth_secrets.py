@@ -37,14 +37,14 @@ def log_lines() -> Iterator[list[str]]:
 
 
 async def test_secrets_stay_out_of_answers_and_logs(
-    client: httpx.AsyncClient, database_url: str, log_lines: list[str]
+    http: httpx.AsyncClient, database_url: str, log_lines: list[str]
 ) -> None:
     answers: list[httpx.Response] = []
     # Where each secret may legitimately be seen once: the answer that hands it out.
     shown_by: dict[str, httpx.Response] = {}
 
     async def call(method: str, path: str, **kwargs: object) -> httpx.Response:
-        response = await client.request(method, api(path), **kwargs)  # type: ignore[arg-type]
+        response = await http.request(method, api(path), **kwargs)  # type: ignore[arg-type]
         answers.append(response)
         return response
 

@@ -29,11 +29,11 @@ async def _fail(client: httpx.AsyncClient, username: str) -> httpx.Response:
     )
 
 
-async def test_the_username_throttle_engages_and_releases(client: httpx.AsyncClient) -> None:
+async def test_the_username_throttle_engages_and_releases(http: httpx.AsyncClient) -> None:
     for _ in range(3):
-        assert_problem(await _fail(client, "admin"), 401)
+        assert_problem(await _fail(http, "admin"), 401)
 
-    throttled = await client.post(
+    throttled = await http.post(
         api("/auth/login"), json={"username": "admin", "password": ADMIN_PASSWORD}
     )
 
@@ -42,29 +42,29 @@ async def test_the_username_throttle_engages_and_releases(client: httpx.AsyncCli
     assert 1 <= int(throttled.headers["retry-after"]) <= WINDOW_SECONDS
 
     await asyncio.sleep(WINDOW_SECONDS + 0.2)
-    await login(client, "admin", ADMIN_PASSWORD)
+    await login(http, "admin", ADMIN_PASSWORD)
 
 
-async def test_unknown_usernames_are_throttled_alike(client: httpx.AsyncClient) -> None:
+async def test_unknown_usernames_are_throttled_alike(http: httpx.AsyncClient) -> None:
     for _ in range(3):
-        assert_problem(await _fail(client, "ghost"), 401)
-    assert_problem(await _fail(client, "ghost"), 429)
+        assert_problem(await _fail(http, "ghost"), 401)
+    assert_problem(await _fail(http, "ghost"), 429)
 
 
-async def test_a_successful_sign_in_resets_the_username_count(client: httpx.AsyncClient) -> None:
+async def test_a_successful_sign_in_resets_the_username_count(http: httpx.AsyncClient) -> None:
     for _ in range(2):
-        assert_problem(await _fail(client, "admin"), 401)
-    await login(client, "admin", ADMIN_PASSWORD)
+        assert_problem(await _fail(http, "admin"), 401)
+    await login(http, "admin", ADMIN_PASSWORD)
     for _ in range(2):
-        assert_problem(await _fail(client, "admin"), 401)
-    await login(client, "admin", ADMIN_PASSWORD)
+        assert_problem(await _fail(http, "admin"), 401)
+    await login(http, "admin", ADMIN_PASSWORD)
 
 
-async def test_the_address_throttle_spans_usernames(client: httpx.AsyncClient) -> None:
+async def test_the_address_throttle_spans_usernames(http: httpx.AsyncClient) -> None:
     for number in range(5):
-        assert_problem(await _fail(client, f"user-{number}"), 401)
+        assert_problem(await _fail(http, f"user-{number}"), 401)
 
-    throttled = await client.post(
+    throttled = await http.post(
         api("/auth/login"), json={"username": "admin", "password": ADMIN_PASSWORD}
     )
 

@@ -71,7 +71,7 @@ async def test_every_route_declares_exactly_one_permission(app: FastAPI) -> None
 
 
 async def test_every_route_but_the_public_ones_requires_authentication(
-    client: httpx.AsyncClient, app: FastAPI
+    http: httpx.AsyncClient, app: FastAPI
 ) -> None:
     operations = _operations(app)
     assert {(op.method, op.path) for op in operations} >= PUBLIC
@@ -79,25 +79,25 @@ async def test_every_route_but_the_public_ones_requires_authentication(
         if operation.public:
             continue
         for headers in ({}, bearer("not-a-token")):
-            response = await client.request(operation.method, operation.url(), headers=headers)
+            response = await http.request(operation.method, operation.url(), headers=headers)
             assert_problem(response, 401)
             assert response.headers["www-authenticate"] == "Bearer", operation
 
 
 async def test_a_viewer_can_change_nothing_but_their_own_account(
-    client: httpx.AsyncClient, app: FastAPI, viewer: Account
+    http: httpx.AsyncClient, app: FastAPI, viewer: Account
 ) -> None:
     # Only the own-account permission lets a viewer send anything but a read.
     assert {p for p in ROLE_PERMISSIONS[Role(viewer.role)] if not p.endswith(":read")} == {
         Permission.account
     }
     # An API token, so that walking past POST /auth/logout does not end the walk.
-    minted = await client.post(api("/tokens"), headers=viewer.headers, json={"name": "walk"})
+    minted = await http.post(api("/tokens"), headers=viewer.headers, json={"name": "walk"})
     headers = bearer(minted.json()["token"])
     mutations = [op for op in _operations(app) if op.method != "GET" and not op.public]
     refused = []
     for operation in mutations:
-        response = await client.request(operation.method, operation.url(), headers=headers)
+        response = await http.request(operation.method, operation.url(), headers=headers)
         # The codec endpoints are POSTs that only read (they decode what the Web UI shows).
         if operation.permissions == (Permission.account,) or operation.permissions[0].endswith(
             ":read"
@@ -131,14 +131,14 @@ ROLE_MATRIX = {
 
 @pytest.mark.parametrize("role", ["admin", "operator", "viewer"])
 async def test_each_role_against_each_route_family(
-    client: httpx.AsyncClient, app: FastAPI, accounts: dict[str, Account], role: str
+    http: httpx.AsyncClient, app: FastAPI, accounts: dict[str, Account], role: str
 ) -> None:
     account = accounts[role]
     target = {"/users/{id}": accounts["viewer"].id}
     for (method, path), allowed in ROLE_MATRIX.items():
         url = api(path.replace("{id}", target.get(path, str(uuid.uuid4()))))
         # A harmless body: valid enough to pass authorization, never a real change.
-        response = await client.request(method, url, headers=account.headers, json={})
+        response = await http.request(method, url, headers=account.headers, json={})
         if role in allowed:
             assert response.status_code != 403, (role, method, path, response.text)
         else:

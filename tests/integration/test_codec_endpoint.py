@@ -25,22 +25,20 @@ def plain(text: str) -> dict[str, object]:
 
 
 async def test_encode_then_decode_round_trips_for_a_signed_in_user(
-    client: httpx.AsyncClient, viewer: Account
+    http: httpx.AsyncClient, viewer: Account
 ) -> None:
-    encoded = await client.post(
+    encoded = await http.post(
         "/codec/encode", json={"payloads": [plain("hello")]}, headers=viewer.headers
     )
     assert encoded.status_code == 200, encoded.text
     sealed = encoded.json()["payloads"][0]
     assert "hello" not in str(sealed)
-    decoded = await client.post(
-        "/codec/decode", json={"payloads": [sealed]}, headers=viewer.headers
-    )
+    decoded = await http.post("/codec/decode", json={"payloads": [sealed]}, headers=viewer.headers)
     assert decoded.json() == {"payloads": [plain("hello")]}
 
 
-async def test_anonymous_calls_are_refused_by_default(client: httpx.AsyncClient) -> None:
-    answer = await client.post(
+async def test_anonymous_calls_are_refused_by_default(http: httpx.AsyncClient) -> None:
+    answer = await http.post(
         "/codec/decode", json={"payloads": [plain("x")]}, headers={"Origin": UI_ORIGIN}
     )
     assert_problem(answer, 401)

@@ -96,7 +96,7 @@ async def signed_in(browser: Browser, served: httpx.AsyncClient, who: Account) -
 async def test_a_job_built_in_the_forms_runs_with_its_log_arriving_live(
     browser: Browser,
     served: httpx.AsyncClient,
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     operator: Account,
     loopback: str,
 ) -> None:
@@ -169,9 +169,9 @@ async def test_a_job_built_in_the_forms_runs_with_its_log_arriving_live(
     # A second version, and its difference from the first.
     job_link = page.get_by_role("link", name="console-built")
     job_path = await job_link.get_attribute("href") or ""
-    job = (await client.get(api(job_path), headers=operator.headers)).json()
+    job = (await http.get(api(job_path), headers=operator.headers)).json()
     changed = {**job["document"], "description": "now described"}
-    saved = await client.put(api(job_path), json=changed, headers=operator.headers)
+    saved = await http.put(api(job_path), json=changed, headers=operator.headers)
     assert saved.json()["version"] == 2
     await visitor.open(job_path)
     await page.get_by_role("link", name="diff with v1").click()
@@ -215,13 +215,13 @@ GATED = {
 async def test_a_viewer_sees_no_write_controls_and_an_operator_approves(
     browser: Browser,
     served: httpx.AsyncClient,
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     operator: Account,
     viewer: Account,
 ) -> None:
-    run_id = await start_job_run(client, operator, GATED)
-    await wait_for(client, operator, run_id, {"waiting_approval"})
+    run_id = await start_job_run(http, operator, GATED)
+    await wait_for(http, operator, run_id, {"waiting_approval"})
 
     looker = await signed_in(browser, served, viewer)
     page = looker.page
@@ -251,11 +251,11 @@ async def test_a_viewer_sees_no_write_controls_and_an_operator_approves(
     await approver.page.get_by_label("Comment").fill("looks fine")
     await approver.page.get_by_role("button", name="Approve").click()
     await expect(approver.page.locator("#run-status")).to_have_text("succeeded", timeout=20_000)
-    run = await wait_for(client, operator, run_id, {"succeeded"})
+    run = await wait_for(http, operator, run_id, {"succeeded"})
     assert run["steps"][0]["outputs"]["by"] == operator.username
 
     schedule = {"job_id": run["job_id"], "name": "nightly-gate", "cron": "0 3 * * *"}
-    await post(client, operator, "/schedules", schedule)
+    await post(http, operator, "/schedules", schedule)
     lists = await signed_in(browser, served, admin)
     await lists.open("/")
     await expect(lists.page.locator("table.upcoming")).to_contain_text("nightly-gate")

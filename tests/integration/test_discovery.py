@@ -67,7 +67,7 @@ def nmap_processes() -> list[psutil.Process]:
 
 
 async def test_a_scan_of_loopback_finds_sshd_and_the_receiver_and_imports_a_working_target(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     operator: Account,
     viewer: Account,
@@ -75,17 +75,17 @@ async def test_a_scan_of_loopback_finds_sshd_and_the_receiver_and_imports_a_work
     http_receiver: HttpReceiver,
 ) -> None:
     ports = f"{sshd.port},{http_receiver.port}"
-    refused = await client.post(
+    refused = await http.post(
         api("/discovery/scans"), headers=viewer.headers, json={"hosts": "127.0.0.1"}
     )
     assert_problem(refused, 403)
 
     accepted = await start_scan(
-        client, operator, name="loopback", hosts="127.0.0.1", ports=ports, timing="T4"
+        http, operator, name="loopback", hosts="127.0.0.1", ports=ports, timing="T4"
     )
     assert accepted["status"] == "queued"
     assert accepted["options"]["hosts"] == ["127.0.0.1"]
-    scan = await wait_for_scan(client, viewer, accepted["id"])
+    scan = await wait_for_scan(http, viewer, accepted["id"])
     assert scan["status"] == "succeeded", scan
     assert (scan["requested_by"], scan["hosts_found"]) == (operator.username, 1)
     assert scan["progress"]["percent"] == 100
@@ -96,18 +96,18 @@ async def test_a_scan_of_loopback_finds_sshd_and_the_receiver_and_imports_a_work
     assert (found[sshd.port]["service"], found[sshd.port]["product"]) == ("ssh", "OpenSSH")
     assert found[sshd.port]["version"]
     assert found[http_receiver.port]["service"] == "http"
-    listed = await client.get(api("/discovery/scans"), headers=viewer.headers)
+    listed = await http.get(api("/discovery/scans"), headers=viewer.headers)
     assert [item["name"] for item in listed.json()["items"]] == ["loopback"]
 
-    credential = await post_ok(client, "/credentials", admin.headers, key_credential(sshd))
-    await post_ok(client, "/target-groups", operator.headers, {"name": "found"})
+    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
+    await post_ok(http, "/target-groups", operator.headers, {"name": "found"})
     choice = {
         "addresses": ["127.0.0.1"],
         "credential_id": credential["id"],
         "groups": ["found"],
         "tags": {"source": "discovery"},
     }
-    imported = await import_hosts(client, operator, scan["id"], **choice)
+    imported = await import_hosts(http, operator, scan["id"], **choice)
     assert imported.status_code == 200, imported.text
     (target,) = imported.json()["created"]
     assert (target["name"], target["address"], target["protocol"], target["port"]) == (
@@ -117,20 +117,20 @@ async def test_a_scan_of_loopback_finds_sshd_and_the_receiver_and_imports_a_work
         sshd.port,
     )
     assert (target["groups"], target["tags"]) == (["found"], {"source": "discovery"})
-    test = await client.post(api(f"/targets/{target['id']}/test"), headers=operator.headers)
+    test = await http.post(api(f"/targets/{target['id']}/test"), headers=operator.headers)
     assert test.json()["ok"] is True, test.json()
 
-    again = await import_hosts(client, operator, scan["id"], **choice)
+    again = await import_hosts(http, operator, scan["id"], **choice)
     assert again.json() == {
         "created": [],
         "existing": [{"address": "127.0.0.1", "target": "localhost"}],
         "skipped": [],
     }
     unknown = await import_hosts(
-        client, operator, scan["id"], **{**choice, "addresses": ["127.0.0.1", "10.9.9.9"]}
+        http, operator, scan["id"], **{**choice, "addresses": ["127.0.0.1", "10.9.9.9"]}
     )
     assert [item["path"] for item in assert_problem(unknown, 422)["errors"]] == ["body.addresses.1"]
-    audit = await client.get(
+    audit = await http.get(
         api("/audit"), headers=admin.headers, params={"action": "discovery.import"}
     )
     assert [(row["actor_username"], row["outcome"]) for row in audit.json()["items"]] == [
@@ -141,7 +141,7 @@ async def test_a_scan_of_loopback_finds_sshd_and_the_receiver_and_imports_a_work
 
 
 async def test_an_import_skips_hosts_without_a_login_port_or_a_fitting_credential(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     operator: Account,
     sshd: LoopbackSshd,
@@ -149,22 +149,22 @@ async def test_an_import_skips_hosts_without_a_login_port_or_a_fitting_credentia
 ) -> None:
     # Without -sV, nmap names a port from its services table only: no ssh here.
     only_http = await start_scan(
-        client,
+        http,
         operator,
         hosts="127.0.0.1",
         ports=str(http_receiver.port),
         timing="T5",
         service_detection=False,
     )
-    assert (await wait_for_scan(client, operator, only_http["id"]))["status"] == "succeeded"
+    assert (await wait_for_scan(http, operator, only_http["id"]))["status"] == "succeeded"
     windows = await post_ok(
-        client,
+        http,
         "/credentials",
         admin.headers,
         {"name": "win", "kind": "winrm", "username": "u", "secret": {"password": "p"}},
     )
     answer = await import_hosts(
-        client, operator, only_http["id"], addresses=["127.0.0.1"], credential_id=windows["id"]
+        http, operator, only_http["id"], addresses=["127.0.0.1"], credential_id=windows["id"]
     )
     assert answer.json()["skipped"] == [
         {
@@ -174,11 +174,11 @@ async def test_an_import_skips_hosts_without_a_login_port_or_a_fitting_credentia
         }
     ]
     ssh_scan = await start_scan(
-        client, operator, hosts="127.0.0.1", ports=str(sshd.port), timing="T5"
+        http, operator, hosts="127.0.0.1", ports=str(sshd.port), timing="T5"
     )
-    assert (await wait_for_scan(client, operator, ssh_scan["id"]))["status"] == "succeeded"
+    assert (await wait_for_scan(http, operator, ssh_scan["id"]))["status"] == "succeeded"
     answer = await import_hosts(
-        client, operator, ssh_scan["id"], addresses=["127.0.0.1"], credential_id=windows["id"]
+        http, operator, ssh_scan["id"], addresses=["127.0.0.1"], credential_id=windows["id"]
     )
     assert answer.json()["skipped"] == [
         {
@@ -188,12 +188,12 @@ async def test_an_import_skips_hosts_without_a_login_port_or_a_fitting_credentia
     ]
     # An address already in the inventory (by hand) is reported, not duplicated.
     await post_ok(
-        client,
+        http,
         "/targets",
         operator.headers,
         {"name": "by-hand", "address": "127.0.0.1", "port": sshd.port},
     )
-    answer = await import_hosts(client, operator, ssh_scan["id"], addresses=["127.0.0.1"])
+    answer = await import_hosts(http, operator, ssh_scan["id"], addresses=["127.0.0.1"])
     assert answer.json()["existing"] == [{"address": "127.0.0.1", "target": "by-hand"}]
 
 
@@ -209,27 +209,27 @@ HOSTILE = [
 
 
 async def test_hostile_scan_requests_are_refused_naming_the_field(
-    client: httpx.AsyncClient, operator: Account
+    http: httpx.AsyncClient, operator: Account
 ) -> None:
     for body, path in HOSTILE:
-        response = await client.post(api("/discovery/scans"), headers=operator.headers, json=body)
+        response = await http.post(api("/discovery/scans"), headers=operator.headers, json=body)
         problem = assert_problem(response, 422)
         assert {item["path"] for item in problem["errors"]} == {path}, body
-    listed = await client.get(api("/discovery/scans"), headers=operator.headers)
+    listed = await http.get(api("/discovery/scans"), headers=operator.headers)
     assert listed.json()["total"] == 0
     assert nmap_processes() == []
     assert not Path("/tmp/opsc-discovery-x").exists()
 
 
 async def test_cancelling_a_running_scan_kills_nmap(
-    client: httpx.AsyncClient, operator: Account, viewer: Account
+    http: httpx.AsyncClient, operator: Account, viewer: Account
 ) -> None:
     # Every port at "polite" timing would take hours.
     accepted = await start_scan(
-        client, operator, hosts="127.0.0.1", ports="1-65535", timing="T2", service_detection=False
+        http, operator, hosts="127.0.0.1", ports="1-65535", timing="T2", service_detection=False
     )
     running = await wait_for_scan(
-        client, viewer, accepted["id"], lambda scan: scan["progress"]["percent"] is not None
+        http, viewer, accepted["id"], lambda scan: scan["progress"]["percent"] is not None
     )
     assert running["status"] == "running"
     assert running["progress"]["task"]
@@ -237,25 +237,25 @@ async def test_cancelling_a_running_scan_kills_nmap(
     assert "-T2" in scanner.cmdline()
 
     assert_problem(
-        await client.post(api(f"/discovery/scans/{accepted['id']}/cancel"), headers=viewer.headers),
+        await http.post(api(f"/discovery/scans/{accepted['id']}/cancel"), headers=viewer.headers),
         403,
     )
-    cancel = await client.post(
+    cancel = await http.post(
         api(f"/discovery/scans/{accepted['id']}/cancel"), headers=operator.headers
     )
     assert cancel.status_code == 202, cancel.text
-    ended = await wait_for_scan(client, viewer, accepted["id"])
+    ended = await wait_for_scan(http, viewer, accepted["id"])
     assert (ended["status"], ended["reason"]) == ("cancelled", "the scan was cancelled")
     assert not scanner.is_running() or scanner.status() == psutil.STATUS_ZOMBIE
     assert nmap_processes() == []
-    again = await client.post(
+    again = await http.post(
         api(f"/discovery/scans/{accepted['id']}/cancel"), headers=operator.headers
     )
     assert_problem(again, 409)
 
 
 async def test_nmap_scan_is_a_job_step_whose_scan_can_be_imported(
-    client: httpx.AsyncClient, operator: Account, viewer: Account, sshd: LoopbackSshd
+    http: httpx.AsyncClient, operator: Account, viewer: Account, sshd: LoopbackSshd
 ) -> None:
     document = {
         "name": "nightly-scan",
@@ -269,9 +269,9 @@ async def test_nmap_scan_is_a_job_step_whose_scan_can_be_imported(
             }
         ],
     }
-    job = await post_ok(client, "/jobs", operator.headers, document)
-    started = await start_run(client, operator, job["id"], {})
-    run = await wait_for(client, viewer, started["id"], TERMINAL)
+    job = await post_ok(http, "/jobs", operator.headers, document)
+    started = await start_run(http, operator, job["id"], {})
+    run = await wait_for(http, viewer, started["id"], TERMINAL)
     assert run["status"] == "succeeded", run
     (step,) = run["steps"]
     assert step["outputs"]["addresses"] == ["127.0.0.1"]
@@ -279,21 +279,21 @@ async def test_nmap_scan_is_a_job_step_whose_scan_can_be_imported(
     assert [port["port"] for port in host["open_ports"]] == [sshd.port]
     assert step["stdout"].startswith(f"127.0.0.1 (localhost): {sshd.port}/tcp ssh OpenSSH")
 
-    scan = await wait_for_scan(client, viewer, step["outputs"]["scan_id"])
+    scan = await wait_for_scan(http, viewer, step["outputs"]["scan_id"])
     assert (scan["name"], scan["status"], scan["run_id"]) == (
         "nightly-scan/scan",
         "succeeded",
         started["id"],
     )
     assert scan["requested_by"] == operator.username
-    imported = await import_hosts(client, operator, scan["id"], addresses=["127.0.0.1"])
+    imported = await import_hosts(http, operator, scan["id"], addresses=["127.0.0.1"])
     assert [target["port"] for target in imported.json()["created"]] == [sshd.port]
 
     # A parameter is checked on the worker after rendering, like a literal on save.
     hostile = await start_run(
-        client, operator, job["id"], {"net": "127.0.0.1 -oN /tmp/opsc-discovery-x"}
+        http, operator, job["id"], {"net": "127.0.0.1 -oN /tmp/opsc-discovery-x"}
     )
-    run = await wait_for(client, viewer, hostile["id"], TERMINAL)
+    run = await wait_for(http, viewer, hostile["id"], TERMINAL)
     assert run["status"] == "failed"
     assert run["steps"][0]["reason"].startswith("with.hosts: '127.0.0.1 -oN")
     assert not Path("/tmp/opsc-discovery-x").exists()

@@ -71,21 +71,21 @@ def steps_of(run: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 async def test_disk_report_runs_on_every_linux_target_and_posts_a_summary(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     operator: Account,
     sshd: LoopbackSshd,
     http_receiver: HttpReceiver,
 ) -> None:
-    await linux_targets(client, admin, sshd, ["lin-1", "lin-2"], [])
-    job = await post(client, operator, "/jobs", example("disk-report"))
+    await linux_targets(http, admin, sshd, ["lin-1", "lin-2"], [])
+    job = await post(http, operator, "/jobs", example("disk-report"))
     accepted = await post(
-        client,
+        http,
         operator,
         f"/jobs/{job['id']}/runs",
         {"parameters": {"threshold": 1, "webhook": http_receiver.url + "/hook"}},
     )
-    run = await wait_for(client, operator, accepted["id"], TERMINAL)
+    run = await wait_for(http, operator, accepted["id"], TERMINAL)
     assert run["status"] == "succeeded", run
     steps = steps_of(run)
     for target in ("lin-1", "lin-2"):
@@ -98,29 +98,29 @@ async def test_disk_report_runs_on_every_linux_target_and_posts_a_summary(
     assert hook.path == "/hook"
     assert hook.json == {"job": "disk-report", "run": accepted["id"], "failed": "0"}
 
-    logs = (await client.get(api(f"/runs/{accepted['id']}/logs"), headers=operator.headers)).json()
+    logs = (await http.get(api(f"/runs/{accepted['id']}/logs"), headers=operator.headers)).json()
     assert any(line["step_id"] == "flag" and "is at" in line["line"] for line in logs)
 
 
 async def test_safe_restart_waits_for_approval_then_restarts_and_verifies(
-    client: httpx.AsyncClient, admin: Account, operator: Account, sshd: LoopbackSshd
+    http: httpx.AsyncClient, admin: Account, operator: Account, sshd: LoopbackSshd
 ) -> None:
     marker = Path("/tmp/opsconductor-demo/demo.restarted")
     marker.unlink(missing_ok=True)
-    await linux_targets(client, admin, sshd, ["app-1", "app-2"], ["app"])
-    job = await post(client, operator, "/jobs", example("safe-restart"))
-    accepted = await post(client, operator, f"/jobs/{job['id']}/runs", {})
-    waiting = await wait_for(client, operator, accepted["id"], {"waiting_approval", *TERMINAL})
+    await linux_targets(http, admin, sshd, ["app-1", "app-2"], ["app"])
+    job = await post(http, operator, "/jobs", example("safe-restart"))
+    accepted = await post(http, operator, f"/jobs/{job['id']}/runs", {})
+    waiting = await wait_for(http, operator, accepted["id"], {"waiting_approval", *TERMINAL})
     assert waiting["status"] == "waiting_approval", waiting
     assert marker.exists() is False
 
     await post(
-        client,
+        http,
         operator,
         f"/runs/{accepted['id']}/approvals",
         {"step": "approve", "decision": "approve"},
     )
-    run = await wait_for(client, operator, accepted["id"], TERMINAL)
+    run = await wait_for(http, operator, accepted["id"], TERMINAL)
     assert run["status"] == "succeeded", run
     steps = steps_of(run)
     for target in ("app-1", "app-2"):

@@ -23,9 +23,9 @@ def checks_by_name(report: dict[str, object]) -> dict[str, dict[str, object]]:
 
 @pytest.mark.usefixtures("workers")
 async def test_healthy_when_database_temporal_and_every_queue_answer(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
 ) -> None:
-    answer = await client.get("/health")
+    answer = await http.get("/health")
     assert answer.status_code == 200
     report = answer.json()
     assert report["status"] == "healthy"

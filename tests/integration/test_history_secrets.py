@@ -64,17 +64,17 @@ def payloads_of(history: Any) -> list[dict[str, Any]]:
 
 
 async def test_history_holds_no_secret_and_no_output_while_the_codec_decodes_it(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     operator: Account,
     viewer: Account,
     loopback: str,
     settings: Settings,
 ) -> None:
-    secret = await planted_secret(client, admin.headers, "history-secret")
+    secret = await planted_secret(http, admin.headers, "history-secret")
     marker = f"marker-{uuid.uuid4().hex}"
     run = await run_on_target(
-        client,
+        http,
         operator,
         loopback,
         {
@@ -100,9 +100,7 @@ async def test_history_holds_no_secret_and_no_output_while_the_codec_decodes_it(
         "YmluYXJ5L2VuY3J5cHRlZA=="  # base64 of binary/encrypted
     }
 
-    decoded = await client.post(
-        "/codec/decode", json={"payloads": payloads}, headers=viewer.headers
-    )
+    decoded = await http.post("/codec/decode", json={"payloads": payloads}, headers=viewer.headers)
     assert decoded.status_code == 200, decoded.text
     plain = "\n".join(
         base64.b64decode(payload.get("data", "")).decode() for payload in decoded.json()["payloads"]

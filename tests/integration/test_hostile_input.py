@@ -33,10 +33,10 @@ MiB = 1024 * 1024
     ],
 )
 async def test_template_injection_in_a_step_fails_that_step_and_runs_nothing(
-    client: httpx.AsyncClient, operator: Account, loopback: str, attack: str
+    http: httpx.AsyncClient, operator: Account, loopback: str, attack: str
 ) -> None:
     run = await run_on_target(
-        client,
+        http,
         operator,
         loopback,
         {"id": "inject", "action": "ssh.command", "with": {"command": f"echo {attack}"}},
@@ -49,7 +49,7 @@ async def test_template_injection_in_a_step_fails_that_step_and_runs_nothing(
 
 
 async def test_parameters_are_data_quote_keeps_them_one_word_and_patterns_refuse_them(
-    client: httpx.AsyncClient, operator: Account, loopback: str
+    http: httpx.AsyncClient, operator: Account, loopback: str
 ) -> None:
     planted = Path(f"/tmp/opsc-injected-{uuid.uuid4().hex}")
     hostile = f"x; touch {planted} $(touch {planted}) `touch {planted}` {{{{ 7 * 7 }}}}"
@@ -68,15 +68,15 @@ async def test_parameters_are_data_quote_keeps_them_one_word_and_patterns_refuse
             }
         ],
     }
-    run_id = await start_job_run(client, operator, document, {"who": hostile})
-    run = await wait_for(client, operator, run_id, TERMINAL)
+    run_id = await start_job_run(http, operator, document, {"who": hostile})
+    run = await wait_for(http, operator, run_id, TERMINAL)
     assert run["status"] == "succeeded", run
     # One argument, printed as given: no command ran, and a parameter is never re-rendered.
     assert target_steps(run)["say"]["stdout"] == hostile
     assert not planted.exists()
 
     job_id = run["job_id"]
-    refused = await client.post(
+    refused = await http.post(
         api(f"/jobs/{job_id}/runs"),
         json={"parameters": {"who": "x", "service": "nginx; reboot"}},
         headers=operator.headers,
@@ -87,11 +87,11 @@ async def test_parameters_are_data_quote_keeps_them_one_word_and_patterns_refuse
 
 
 async def test_bodies_over_the_limit_are_refused_with_413_before_they_are_read(
-    client: httpx.AsyncClient, operator: Account
+    http: httpx.AsyncClient, operator: Account
 ) -> None:
     oversized = b'{"name": "' + b"x" * (9 * MiB) + b'"}'
     for headers in (operator.headers, {}):
-        answer = await client.post(
+        answer = await http.post(
             api("/jobs"), content=oversized, headers={**headers, "Content-Type": "application/json"}
         )
         assert answer.status_code == 413, answer.text[:200]
@@ -103,7 +103,7 @@ async def test_bodies_over_the_limit_are_refused_with_413_before_they_are_read(
         for _ in range(9):
             yield b"x" * MiB
 
-    streamed = await client.post(
+    streamed = await http.post(
         api("/targets/import"),
         content=chunks(),
         headers={**operator.headers, "Content-Type": "text/csv"},
@@ -142,10 +142,10 @@ async def test_bodies_over_the_limit_are_refused_with_413_before_they_are_read(
     ],
 )
 async def test_http_request_refuses_cloud_metadata_addresses(
-    client: httpx.AsyncClient, operator: Account, url: str, reason: str
+    http: httpx.AsyncClient, operator: Account, url: str, reason: str
 ) -> None:
     run_id = await start_job_run(
-        client,
+        http,
         operator,
         {
             "name": f"metadata-{uuid.uuid4().hex[:8]}",
@@ -154,7 +154,7 @@ async def test_http_request_refuses_cloud_metadata_addresses(
             ],
         },
     )
-    run = await wait_for(client, operator, run_id, TERMINAL)
+    run = await wait_for(http, operator, run_id, TERMINAL)
     (step,) = run["steps"]
     assert (run["status"], step["status"], step["reason"]) == ("failed", "failed", reason)
     assert step["attempts"] == 1
@@ -185,7 +185,7 @@ async def add_ssh_target(
 
 
 async def test_closed_blackholed_and_silent_ssh_targets_fail_their_step_within_its_timeout(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     operator: Account,
     sshd: LoopbackSshd,
@@ -194,12 +194,12 @@ async def test_closed_blackholed_and_silent_ssh_targets_fail_their_step_within_i
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]  # bound, never listening: connections are refused
-        await add_ssh_target(client, admin, sshd, "closed", "127.0.0.1", closed)
-        await add_ssh_target(client, admin, sshd, "blackholed", "10.255.255.1", 22)
-        await add_ssh_target(client, admin, sshd, "silent", "127.0.0.1", silent_listener)
+        await add_ssh_target(http, admin, sshd, "closed", "127.0.0.1", closed)
+        await add_ssh_target(http, admin, sshd, "blackholed", "10.255.255.1", 22)
+        await add_ssh_target(http, admin, sshd, "silent", "127.0.0.1", silent_listener)
         started = time.monotonic()
         run_id = await start_job_run(
-            client,
+            http,
             operator,
             {
                 "name": "unreachable",
@@ -214,7 +214,7 @@ async def test_closed_blackholed_and_silent_ssh_targets_fail_their_step_within_i
                 ],
             },
         )
-        run = await wait_for(client, operator, run_id, TERMINAL)
+        run = await wait_for(http, operator, run_id, TERMINAL)
     elapsed = time.monotonic() - started
     assert run["status"] == "failed", run
     reasons = {target["name"]: target["steps"][0]["reason"] for target in run["targets"]}
@@ -232,19 +232,19 @@ async def test_closed_blackholed_and_silent_ssh_targets_fail_their_step_within_i
 
 
 async def test_offsets_past_bigint_and_text_postgres_cannot_store_are_refused_by_field(
-    client: httpx.AsyncClient, admin: Account
+    http: httpx.AsyncClient, admin: Account
 ) -> None:
     # Each of these was a 500 found by schemathesis.
-    offset = await client.get(
+    offset = await http.get(
         api("/users"), params={"offset": 9930183222089251553280}, headers=admin.headers
     )
-    nul_body = await client.post(
+    nul_body = await http.post(
         api("/target-groups"),
         json={"name": "fuzzed", "description": "a\u0000b", "vars": {"k\u0000": "v"}},
         headers=admin.headers,
     )
-    nul_query = await client.get(api("/targets"), params={"q": "a\u0000"}, headers=admin.headers)
-    surrogate = await client.post(
+    nul_query = await http.get(api("/targets"), params={"q": "a\u0000"}, headers=admin.headers)
+    surrogate = await http.post(
         api("/targets"),
         content=b'{"name": "x", "address": "h", "description": "\\ud909"}',
         headers={**admin.headers, "Content-Type": "application/json"},
@@ -258,15 +258,15 @@ async def test_offsets_past_bigint_and_text_postgres_cannot_store_are_refused_by
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"] == PROBLEM
         assert [error["path"] for error in answer.json()["errors"]] == paths, answer.text
-    groups = await client.get(api("/target-groups"), headers=admin.headers)
+    groups = await http.get(api("/target-groups"), headers=admin.headers)
     assert groups.json()["total"] == 0
 
 
 async def test_a_flood_of_output_is_capped_on_the_record_and_kept_in_the_log(
-    client: httpx.AsyncClient, operator: Account, loopback: str
+    http: httpx.AsyncClient, operator: Account, loopback: str
 ) -> None:
     run = await run_on_target(
-        client,
+        http,
         operator,
         loopback,
         {
@@ -287,7 +287,7 @@ async def test_a_flood_of_output_is_capped_on_the_record_and_kept_in_the_log(
     # were dropped; the log kept none or a tail of them.
     lines: list[str] = []
     while len(lines) < 10000:
-        page = await client.get(
+        page = await http.get(
             api(f"/runs/{run['id']}/logs"),
             params={"after": len(lines)},
             headers=operator.headers,
@@ -299,10 +299,10 @@ async def test_a_flood_of_output_is_capped_on_the_record_and_kept_in_the_log(
 
 
 async def test_a_duration_too_large_for_any_clock_is_refused_by_field(
-    client: httpx.AsyncClient, operator: Account
+    http: httpx.AsyncClient, operator: Account
 ) -> None:
     # A 500 found by schemathesis (an OverflowError in the duration parser).
-    answer = await client.post(
+    answer = await http.post(
         api("/jobs"),
         json={
             "name": "forever",

@@ -30,13 +30,13 @@ def call(step_id: str, url: str, **with_: object) -> dict[str, object]:
 
 
 async def test_basic_bearer_and_secret_headers_reach_the_service_but_not_the_run(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     operator: Account,
     http_receiver: HttpReceiver,
 ) -> None:
     await post_ok(
-        client,
+        http,
         "/credentials",
         admin.headers,
         {
@@ -47,16 +47,16 @@ async def test_basic_bearer_and_secret_headers_reach_the_service_but_not_the_run
         },
     )
     await post_ok(
-        client,
+        http,
         "/credentials",
         admin.headers,
         {"name": "svc-token", "kind": "http_bearer", "secret": {"token": "bearer-tok-4711"}},
     )
-    api_key = await planted_secret(client, admin.headers, "api-key")
+    api_key = await planted_secret(http, admin.headers, "api-key")
     # The service echoes what it was sent: a careless action would put it on the record.
     http_receiver.respond("/echo", status=200, json={"seen": "bearer-tok-4711"})
     run_id = await start_job_run(
-        client,
+        http,
         operator,
         {
             "name": "authenticated-calls",
@@ -71,7 +71,7 @@ async def test_basic_bearer_and_secret_headers_reach_the_service_but_not_the_run
             ],
         },
     )
-    run = await wait_for(client, operator, run_id, TERMINAL)
+    run = await wait_for(http, operator, run_id, TERMINAL)
     assert run["status"] == "succeeded", run
     seen = {
         request.path: {name.lower(): value for name, value in request.headers.items()}
@@ -87,18 +87,18 @@ async def test_basic_bearer_and_secret_headers_reach_the_service_but_not_the_run
 
 
 async def test_a_credential_of_the_wrong_kind_is_refused_naming_the_field(
-    client: httpx.AsyncClient, admin: Account, operator: Account, http_receiver: HttpReceiver
+    http: httpx.AsyncClient, admin: Account, operator: Account, http_receiver: HttpReceiver
 ) -> None:
-    await planted_secret(client, admin.headers, "not-http")
+    await planted_secret(http, admin.headers, "not-http")
     run_id = await start_job_run(
-        client,
+        http,
         operator,
         {
             "name": "wrong-kind",
             "steps": [call("call", http_receiver.url + "/x", credential="not-http")],
         },
     )
-    run = await wait_for(client, operator, run_id, TERMINAL)
+    run = await wait_for(http, operator, run_id, TERMINAL)
     (step,) = run["steps"]
     assert step["status"] == "failed"
     assert step["reason"] == (

@@ -31,19 +31,19 @@ def call(step_id: str, path: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def client(settings: Settings) -> Client:
+async def temporal(settings: Settings) -> Client:
     return await connect(settings)
 
 
 async def test_each_target_runs_its_steps_in_order(
-    client: Client, worker_resources: WorkerResources, http_receiver: HttpReceiver
+    temporal: Client, worker_resources: WorkerResources, http_receiver: HttpReceiver
 ) -> None:
     document = {
         "name": "two-steps",
         "steps": [call("first", "/first"), call("second", "/second", needs=["first"])],
     }
     handle = await start_run(
-        client, worker_resources.sessionmaker, document, web_targets(http_receiver.url, 3)
+        temporal, worker_resources.sessionmaker, document, web_targets(http_receiver.url, 3)
     )
     summary = await handle.result()
     assert summary.status is RunStatus.succeeded
@@ -66,7 +66,7 @@ async def test_each_target_runs_its_steps_in_order(
 
 
 async def test_a_failure_skips_dependants_and_runs_its_handler(
-    client: Client, worker_resources: WorkerResources, http_receiver: HttpReceiver
+    temporal: Client, worker_resources: WorkerResources, http_receiver: HttpReceiver
 ) -> None:
     http_receiver.respond("/deploy-broken", status=500, json={"error": "nope"})
     document = {
@@ -101,7 +101,7 @@ async def test_a_failure_skips_dependants_and_runs_its_handler(
         ],
     }
     handle = await start_run(
-        client, worker_resources.sessionmaker, document, web_targets(http_receiver.url, 2)
+        temporal, worker_resources.sessionmaker, document, web_targets(http_receiver.url, 2)
     )
     summary = await handle.result()
     assert summary.status is RunStatus.failed
@@ -131,7 +131,7 @@ async def test_a_failure_skips_dependants_and_runs_its_handler(
 
 
 async def test_on_error_continue_and_max_failed_targets(
-    client: Client, worker_resources: WorkerResources, http_receiver: HttpReceiver
+    temporal: Client, worker_resources: WorkerResources, http_receiver: HttpReceiver
 ) -> None:
     http_receiver.respond("/flaky", status=503)
     document = {
@@ -146,7 +146,7 @@ async def test_on_error_continue_and_max_failed_targets(
     }
     http_receiver.respond("/must-broken", status=500)
     handle = await start_run(
-        client, worker_resources.sessionmaker, document, web_targets(http_receiver.url, 3)
+        temporal, worker_resources.sessionmaker, document, web_targets(http_receiver.url, 3)
     )
     summary = await handle.result()
     steps = await recorded_steps(worker_resources.sessionmaker, summary.run_id)
@@ -159,7 +159,7 @@ async def test_on_error_continue_and_max_failed_targets(
 
 
 async def test_approval_approve_reject_and_refusal(
-    client: Client, worker_resources: WorkerResources, http_receiver: HttpReceiver
+    temporal: Client, worker_resources: WorkerResources, http_receiver: HttpReceiver
 ) -> None:
     document = {
         "name": "gated",
@@ -177,7 +177,7 @@ async def test_approval_approve_reject_and_refusal(
         ],
     }
     approved = await start_run(
-        client, worker_resources.sessionmaker, document, web_targets(http_receiver.url, 1)
+        temporal, worker_resources.sessionmaker, document, web_targets(http_receiver.url, 1)
     )
     await _wait_for_approval(approved)
     with pytest.raises(WorkflowUpdateFailedError):
@@ -196,7 +196,7 @@ async def test_approval_approve_reject_and_refusal(
     assert steps[("", "approve")].outputs == {"decision": "approved", "by": "olga", "comment": "ok"}
 
     rejected = await start_run(
-        client, worker_resources.sessionmaker, document, web_targets(http_receiver.url, 1)
+        temporal, worker_resources.sessionmaker, document, web_targets(http_receiver.url, 1)
     )
     await _wait_for_approval(rejected)
     await rejected.execute_update(
@@ -217,7 +217,7 @@ async def test_approval_approve_reject_and_refusal(
 
 
 async def test_the_run_timeout_ends_the_run_and_completes_its_record(
-    client: Client, worker_resources: WorkerResources, http_receiver: HttpReceiver
+    temporal: Client, worker_resources: WorkerResources, http_receiver: HttpReceiver
 ) -> None:
     document = {
         "name": "too-slow",
@@ -233,7 +233,9 @@ async def test_the_run_timeout_ends_the_run_and_completes_its_record(
             },
         ],
     }
-    summary = await (await start_run(client, worker_resources.sessionmaker, document, [])).result()
+    summary = await (
+        await start_run(temporal, worker_resources.sessionmaker, document, [])
+    ).result()
     assert summary.status is RunStatus.failed
     assert summary.reason == "the run exceeded its timeout of 1s"
     steps = await recorded_steps(worker_resources.sessionmaker, summary.run_id)
@@ -258,7 +260,7 @@ async def _wait_for_approval(handle: Any) -> None:
     ],
 )
 async def test_orders_and_the_concurrency_limit(
-    client: Client,
+    temporal: Client,
     worker_resources: WorkerResources,
     http_receiver: HttpReceiver,
     order: str,
@@ -271,7 +273,7 @@ async def test_orders_and_the_concurrency_limit(
         "steps": [call("a", "/a"), call("b", "/b", needs=["a"])],
     }
     handle = await start_run(
-        client,
+        temporal,
         worker_resources.sessionmaker,
         document,
         web_targets(http_receiver.url, 2),

@@ -31,9 +31,9 @@ def sleeper(name: str = "nap", duration: str = "1s") -> dict[str, Any]:
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda path: path.stem)
 async def test_the_examples_validate_through_the_api(
-    client: httpx.AsyncClient, operator: Account, path: Path
+    http: httpx.AsyncClient, operator: Account, path: Path
 ) -> None:
-    answer = await client.post(
+    answer = await http.post(
         api("/jobs/validate"), json=yaml.safe_load(path.read_text()), headers=operator.headers
     )
     assert answer.status_code == 200
@@ -41,7 +41,7 @@ async def test_the_examples_validate_through_the_api(
 
 
 async def test_validate_names_every_problem_by_path(
-    client: httpx.AsyncClient, operator: Account
+    http: httpx.AsyncClient, operator: Account
 ) -> None:
     document = {
         "name": "broken",
@@ -56,7 +56,7 @@ async def test_validate_names_every_problem_by_path(
         ],
     }
     answer = (
-        await client.post(api("/jobs/validate"), json=document, headers=operator.headers)
+        await http.post(api("/jobs/validate"), json=document, headers=operator.headers)
     ).json()
     assert answer["valid"] is False
     paths = {error["path"] for error in answer["errors"]}
@@ -64,34 +64,34 @@ async def test_validate_names_every_problem_by_path(
 
 
 async def test_saving_makes_versions_and_an_unchanged_save_makes_none(
-    client: httpx.AsyncClient, operator: Account, viewer: Account
+    http: httpx.AsyncClient, operator: Account, viewer: Account
 ) -> None:
-    created = await client.post(api("/jobs"), json=sleeper(), headers=operator.headers)
+    created = await http.post(api("/jobs"), json=sleeper(), headers=operator.headers)
     assert created.status_code == 201, created.text
     job = created.json()
     assert job["version"] == 1
     assert job["created_by"] == operator.username
 
-    same = await client.put(api(f"/jobs/{job['id']}"), json=sleeper(), headers=operator.headers)
+    same = await http.put(api(f"/jobs/{job['id']}"), json=sleeper(), headers=operator.headers)
     assert same.json()["version"] == 1
     assert same.headers["X-OpsConductor-Changed"] == "false"
 
-    changed = await client.put(
+    changed = await http.put(
         api(f"/jobs/{job['id']}"), json=sleeper(duration="2s"), headers=operator.headers
     )
     assert changed.json()["version"] == 2
-    versions = (await client.get(api(f"/jobs/{job['id']}/versions"), headers=viewer.headers)).json()
+    versions = (await http.get(api(f"/jobs/{job['id']}/versions"), headers=viewer.headers)).json()
     assert [item["version"] for item in versions["items"]] == [2, 1]
     assert versions["items"][1]["document"]["steps"][0]["with"] == {"duration": "1s"}
 
-    listed = (await client.get(api("/jobs"), params={"q": "na"}, headers=viewer.headers)).json()
+    listed = (await http.get(api("/jobs"), params={"q": "na"}, headers=viewer.headers)).json()
     assert [item["name"] for item in listed["items"]] == ["nap"]
 
 
 async def test_invalid_documents_and_duplicates_are_refused(
-    client: httpx.AsyncClient, operator: Account
+    http: httpx.AsyncClient, operator: Account
 ) -> None:
-    invalid = await client.post(
+    invalid = await http.post(
         api("/jobs"),
         json={"name": "x", "steps": [{"id": "a", "action": "nope"}]},
         headers=operator.headers,
@@ -99,42 +99,42 @@ async def test_invalid_documents_and_duplicates_are_refused(
     problem = assert_problem(invalid, 422)
     assert problem["errors"][0]["path"] == "steps.0.action"
 
-    await client.post(api("/jobs"), json=sleeper(), headers=operator.headers)
-    duplicate = await client.post(api("/jobs"), json=sleeper(), headers=operator.headers)
+    await http.post(api("/jobs"), json=sleeper(), headers=operator.headers)
+    duplicate = await http.post(api("/jobs"), json=sleeper(), headers=operator.headers)
     assert_problem(duplicate, 409)
 
 
 async def test_viewers_read_jobs_but_cannot_change_them(
-    client: httpx.AsyncClient, operator: Account, viewer: Account
+    http: httpx.AsyncClient, operator: Account, viewer: Account
 ) -> None:
-    job = (await client.post(api("/jobs"), json=sleeper(), headers=operator.headers)).json()
-    assert (await client.get(api(f"/jobs/{job['id']}"), headers=viewer.headers)).status_code == 200
+    job = (await http.post(api("/jobs"), json=sleeper(), headers=operator.headers)).json()
+    assert (await http.get(api(f"/jobs/{job['id']}"), headers=viewer.headers)).status_code == 200
     for method, path, body in (
         ("POST", "/jobs", sleeper("other")),
         ("PUT", f"/jobs/{job['id']}", sleeper()),
         ("DELETE", f"/jobs/{job['id']}", None),
         ("POST", f"/jobs/{job['id']}/runs", {}),
     ):
-        answer = await client.request(method, api(path), json=body, headers=viewer.headers)
+        answer = await http.request(method, api(path), json=body, headers=viewer.headers)
         assert_problem(answer, 403)
 
 
 async def test_deleted_jobs_disappear_and_free_their_name(
-    client: httpx.AsyncClient, operator: Account
+    http: httpx.AsyncClient, operator: Account
 ) -> None:
-    job = (await client.post(api("/jobs"), json=sleeper(), headers=operator.headers)).json()
+    job = (await http.post(api("/jobs"), json=sleeper(), headers=operator.headers)).json()
     assert (
-        await client.delete(api(f"/jobs/{job['id']}"), headers=operator.headers)
+        await http.delete(api(f"/jobs/{job['id']}"), headers=operator.headers)
     ).status_code == 204
-    assert_problem(await client.get(api(f"/jobs/{job['id']}"), headers=operator.headers), 404)
-    again = await client.post(api("/jobs"), json=sleeper(), headers=operator.headers)
+    assert_problem(await http.get(api(f"/jobs/{job['id']}"), headers=operator.headers), 404)
+    again = await http.post(api("/jobs"), json=sleeper(), headers=operator.headers)
     assert again.status_code == 201
 
 
 async def test_the_step_catalog_lists_available_actions_with_schemas(
-    client: httpx.AsyncClient, viewer: Account
+    http: httpx.AsyncClient, viewer: Account
 ) -> None:
-    catalog = (await client.get(api("/steps"), headers=viewer.headers)).json()
+    catalog = (await http.get(api("/steps"), headers=viewer.headers)).json()
     names = {item["name"] for item in catalog["items"]}
     assert {
         "ssh.command",

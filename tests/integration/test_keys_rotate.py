@@ -66,9 +66,9 @@ async def opened(settings: Settings, keyring: KeyRing, ids: list[str]) -> list[s
 
 
 async def test_rotation_rewraps_in_batches_and_resumes(
-    client: httpx.AsyncClient, admin: Account, settings: Settings
+    http: httpx.AsyncClient, admin: Account, settings: Settings
 ) -> None:
-    sealed = await seed(client, admin)
+    sealed = await seed(http, admin)
     old = load_process_keys(settings)
     rotated_settings = settings.model_copy(
         update={"master_key": SecretStr(new_key()), "master_keys_old": [settings.master_key]}
@@ -100,9 +100,9 @@ async def test_rotation_rewraps_in_batches_and_resumes(
 
 
 async def test_the_cli_command_reports_counts_and_missing_keys(
-    client: httpx.AsyncClient, admin: Account, settings: Settings, tmp_path: Path
+    http: httpx.AsyncClient, admin: Account, settings: Settings, tmp_path: Path
 ) -> None:
-    sealed = await seed(client, admin)
+    sealed = await seed(http, admin)
     assert settings.master_key is not None
     original = settings.master_key.get_secret_value()
     current = new_key()

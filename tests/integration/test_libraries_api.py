@@ -32,40 +32,40 @@ def greet_job(action: str = "tools/greet") -> dict[str, Any]:
 
 
 async def test_upgrading_a_library_leaves_saved_job_versions_as_they_were(
-    client: httpx.AsyncClient, admin: Account, operator: Account, viewer: Account
+    http: httpx.AsyncClient, admin: Account, operator: Account, viewer: Account
 ) -> None:
-    installed = await post_ok(client, "/libraries", admin.headers, tools_library())
+    installed = await post_ok(http, "/libraries", admin.headers, tools_library())
     assert (installed["name"], installed["latest_version"]) == ("tools", "1.0.0")
-    again = await client.post(api("/libraries"), json=tools_library(), headers=admin.headers)
+    again = await http.post(api("/libraries"), json=tools_library(), headers=admin.headers)
     assert "POST /libraries/tools/versions" in assert_problem(again, 409)["detail"]
 
-    created = await post_ok(client, "/jobs", operator.headers, greet_job())
+    created = await post_ok(http, "/jobs", operator.headers, greet_job())
     job_id = created["id"]
     assert created["libraries"] == [{"library": "tools", "version": "1.0.0", "steps": ["hello"]}]
     assert created["source"] == greet_job()
     (step,) = created["document"]["steps"]
     assert (step["id"], step["action"]) == ("hello", "ssh.command")
-    first = (await client.get(api(f"/jobs/{job_id}/versions/1"), headers=viewer.headers)).json()
+    first = (await http.get(api(f"/jobs/{job_id}/versions/1"), headers=viewer.headers)).json()
 
-    upgrade = await client.post(
+    upgrade = await http.post(
         api("/libraries/tools/versions"),
         json=tools_library("1.1.0", greeting="hi"),
         headers=admin.headers,
     )
     assert upgrade.status_code == 201, upgrade.text
-    same = await client.post(
+    same = await http.post(
         api("/libraries/tools/versions"),
         json=tools_library("1.1.0", greeting="hi"),
         headers=admin.headers,
     )
     assert (same.status_code, same.headers["X-OpsConductor-Changed"]) == (200, "false")
-    changed = await client.post(
+    changed = await http.post(
         api("/libraries/tools/versions"),
         json=tools_library("1.1.0", greeting="hey"),
         headers=admin.headers,
     )
     assert "immutable" in assert_problem(changed, 409)["detail"]
-    renamed = await client.post(
+    renamed = await http.post(
         api("/libraries/tools/versions"),
         json={**tools_library("1.2.0"), "name": "other"},
         headers=admin.headers,
@@ -74,18 +74,18 @@ async def test_upgrading_a_library_leaves_saved_job_versions_as_they_were(
 
     # The saved version is untouched; saving the same document again picks up 1.1.0.
     assert (
-        await client.get(api(f"/jobs/{job_id}/versions/1"), headers=viewer.headers)
+        await http.get(api(f"/jobs/{job_id}/versions/1"), headers=viewer.headers)
     ).json() == first
     resaved = (
-        await client.put(api(f"/jobs/{job_id}"), json=greet_job(), headers=operator.headers)
+        await http.put(api(f"/jobs/{job_id}"), json=greet_job(), headers=operator.headers)
     ).json()
     assert resaved["version"] == 2
     assert resaved["libraries"][0]["version"] == "1.1.0"
     assert "echo hi" in resaved["document"]["steps"][0]["with"]["command"]
-    unchanged = await client.put(api(f"/jobs/{job_id}"), json=greet_job(), headers=operator.headers)
+    unchanged = await http.put(api(f"/jobs/{job_id}"), json=greet_job(), headers=operator.headers)
     assert unchanged.headers["X-OpsConductor-Changed"] == "false"
     pinned = (
-        await client.put(
+        await http.put(
             api(f"/jobs/{job_id}"), json=greet_job("tools/greet@1.0.0"), headers=operator.headers
         )
     ).json()
@@ -93,22 +93,22 @@ async def test_upgrading_a_library_leaves_saved_job_versions_as_they_were(
     assert pinned["document"] == first["document"]
 
     # A disabled version is passed over by `tools/greet`; a disabled library by every save.
-    disabled = await client.patch(
+    disabled = await http.patch(
         api("/libraries/tools/versions/1.1.0"), json={"enabled": False}, headers=admin.headers
     )
     assert disabled.json()["enabled"] is False
-    library = (await client.get(api("/libraries/tools"), headers=viewer.headers)).json()
+    library = (await http.get(api("/libraries/tools"), headers=viewer.headers)).json()
     assert library["latest_version"] == "1.0.0"
     assert [item["version"] for item in library["versions"]] == ["1.1.0", "1.0.0"]
-    await client.patch(api("/libraries/tools"), json={"enabled": False}, headers=admin.headers)
-    refused = await client.post(api("/jobs/validate"), json=greet_job(), headers=operator.headers)
+    await http.patch(api("/libraries/tools"), json={"enabled": False}, headers=admin.headers)
+    refused = await http.post(api("/jobs/validate"), json=greet_job(), headers=operator.headers)
     assert refused.json()["errors"] == [
         {"path": "steps.0.action", "message": "the library 'tools' is disabled"}
     ]
-    await client.patch(api("/libraries/tools"), json={"enabled": True}, headers=admin.headers)
+    await http.patch(api("/libraries/tools"), json={"enabled": True}, headers=admin.headers)
 
     # Removal waits until no job's current version uses the library.
-    in_use = await client.delete(api("/libraries/tools"), headers=admin.headers)
+    in_use = await http.delete(api("/libraries/tools"), headers=admin.headers)
     assert assert_problem(in_use, 409)["jobs"] == ["greeter"]
     without = {
         "name": "greeter",
@@ -116,15 +116,15 @@ async def test_upgrading_a_library_leaves_saved_job_versions_as_they_were(
             {"id": "nap", "run_once": True, "action": "control.sleep", "with": {"duration": "1s"}}
         ],
     }
-    await client.put(api(f"/jobs/{job_id}"), json=without, headers=operator.headers)
-    removed = await client.delete(api("/libraries/tools"), headers=admin.headers)
+    await http.put(api(f"/jobs/{job_id}"), json=without, headers=operator.headers)
+    removed = await http.delete(api("/libraries/tools"), headers=admin.headers)
     assert removed.status_code == 204
-    assert_problem(await client.get(api("/libraries/tools"), headers=viewer.headers), 404)
-    history = (await client.get(api(f"/jobs/{job_id}/versions/1"), headers=admin.headers)).json()
+    assert_problem(await http.get(api("/libraries/tools"), headers=viewer.headers), 404)
+    history = (await http.get(api(f"/jobs/{job_id}/versions/1"), headers=admin.headers)).json()
     assert history == first
 
     audit = (
-        await client.get(api("/audit"), params={"resource_type": "library"}, headers=admin.headers)
+        await http.get(api("/audit"), params={"resource_type": "library"}, headers=admin.headers)
     ).json()
     actions = {item["action"] for item in audit["items"]}
     assert {"library.install", "library.upgrade", "library.version_update"} <= actions
@@ -132,50 +132,50 @@ async def test_upgrading_a_library_leaves_saved_job_versions_as_they_were(
 
 
 async def test_invalid_libraries_are_refused_with_the_path_of_each_problem(
-    client: httpx.AsyncClient, admin: Account, operator: Account
+    http: httpx.AsyncClient, admin: Account, operator: Account
 ) -> None:
     document = tools_library("v1")
     document["steps"]["greet"]["body"][0]["action"] = "ssh.teleport"
-    answer = await client.post(api("/libraries"), json=document, headers=admin.headers)
+    answer = await http.post(api("/libraries"), json=document, headers=admin.headers)
     assert {error["path"] for error in assert_problem(answer, 422)["errors"]} == {"version"}
 
     document = tools_library()
     document["steps"]["greet"]["body"][0]["action"] = "ssh.teleport"
     document["steps"]["count"]["parameters"]["times"]["type"] = "int"
-    answer = await client.post(api("/libraries"), json=document, headers=admin.headers)
+    answer = await http.post(api("/libraries"), json=document, headers=admin.headers)
     assert {error["path"] for error in assert_problem(answer, 422)["errors"]} == {
         "steps.count.parameters.times.type"
     }
     document["steps"]["count"]["parameters"]["times"]["type"] = "integer"
     document["steps"]["count"]["body"][1]["with"]["command"] = "echo {% if %}"
-    answer = await client.post(api("/libraries"), json=document, headers=admin.headers)
+    answer = await http.post(api("/libraries"), json=document, headers=admin.headers)
     problems = assert_problem(answer, 422)["errors"]
     assert {error["path"] for error in problems} == {
         "steps.greet.body.0.action",
         "steps.count.body.1.with.command",
     }
     assert_problem(
-        await client.post(api("/libraries"), json=tools_library(), headers=operator.headers), 403
+        await http.post(api("/libraries"), json=tools_library(), headers=operator.headers), 403
     )
 
 
 @pytest.mark.usefixtures("acme_plugin")
 async def test_the_catalog_lists_core_library_and_plugin_actions(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     operator: Account,
     viewer: Account,
     worker_resources: WorkerResources,
 ) -> None:
-    builtin = await client.post(api("/libraries/builtin"), headers=admin.headers)
+    builtin = await http.post(api("/libraries/builtin"), headers=admin.headers)
     assert builtin.json() == [
         {"name": "linux", "version": "1.0.0", "installed": True},
         {"name": "windows", "version": "1.0.0", "installed": True},
     ]
-    again = await client.post(api("/libraries/builtin"), headers=admin.headers)
+    again = await http.post(api("/libraries/builtin"), headers=admin.headers)
     assert {item["installed"] for item in again.json()} == {False}
 
-    catalog = (await client.get(api("/steps"), headers=viewer.headers)).json()
+    catalog = (await http.get(api("/steps"), headers=viewer.headers)).json()
     items = {item["name"]: item for item in catalog["items"]}
     assert items["ssh.command"]["kind"] == "core"
     disk = items["linux/disk-usage"]
@@ -201,9 +201,9 @@ async def test_the_catalog_lists_core_library_and_plugin_actions(
         ping = {"id": "ping", "action": "acme.ping", "with": {"host": "db-1", "count": count}}
         return {"name": "pinger", "steps": [ping]}
 
-    answer = await client.post(api("/jobs/validate"), json=pinger(0), headers=operator.headers)
+    answer = await http.post(api("/jobs/validate"), json=pinger(0), headers=operator.headers)
     assert [error["path"] for error in answer.json()["errors"]] == ["steps.0.with.count"]
-    answer = await client.post(api("/jobs/validate"), json=pinger(3), headers=operator.headers)
+    answer = await http.post(api("/jobs/validate"), json=pinger(3), headers=operator.headers)
     assert answer.json() == {"valid": True, "errors": []}
 
     # A worker serving the plugin's queue registers its activity.
@@ -216,12 +216,12 @@ async def test_the_catalog_lists_core_library_and_plugin_actions(
 
 @pytest.mark.usefixtures("workers")
 async def test_a_job_with_library_steps_runs_and_later_steps_read_their_outputs(
-    client: httpx.AsyncClient, admin: Account, operator: Account, sshd: LoopbackSshd
+    http: httpx.AsyncClient, admin: Account, operator: Account, sshd: LoopbackSshd
 ) -> None:
-    await post_ok(client, "/libraries/builtin", admin.headers, {})
-    await post_ok(client, "/libraries", admin.headers, tools_library())
-    credential = await post_ok(client, "/credentials", admin.headers, key_credential(sshd))
-    await post_ok(client, "/targets", admin.headers, sshd_target(sshd, credential["id"]))
+    await post_ok(http, "/libraries/builtin", admin.headers, {})
+    await post_ok(http, "/libraries", admin.headers, tools_library())
+    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
+    await post_ok(http, "/targets", admin.headers, sshd_target(sshd, credential["id"]))
     document = {
         "name": "disk-check",
         "parameters": {"mount": {"type": "string", "default": "/tmp"}, "n": {"type": "integer"}},
@@ -246,13 +246,13 @@ async def test_a_job_with_library_steps_runs_and_later_steps_read_their_outputs(
             },
         ],
     }
-    job = await post_ok(client, "/jobs", operator.headers, document)
+    job = await post_ok(http, "/jobs", operator.headers, document)
     assert [pin["library"] for pin in job["libraries"]] == ["linux", "tools"]
-    started = await client.post(
+    started = await http.post(
         api(f"/jobs/{job['id']}/runs"), json={"parameters": {"n": 5}}, headers=operator.headers
     )
     assert started.status_code == 202, started.text
-    run = await wait_for(client, operator, started.json()["id"], TERMINAL)
+    run = await wait_for(http, operator, started.json()["id"], TERMINAL)
     assert run["status"] == "succeeded", run
     (target,) = run["targets"]
     steps = {step["id"]: step for step in target["steps"]}

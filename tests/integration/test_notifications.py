@@ -70,11 +70,11 @@ def mail_url(sink: SmtpSink) -> str:
 
 @with_workers
 async def test_a_channel_url_is_write_only_and_test_sends_reach_the_service(
-    client: httpx.AsyncClient, admin: Account, viewer: Account, http_receiver: HttpReceiver
+    http: httpx.AsyncClient, admin: Account, viewer: Account, http_receiver: HttpReceiver
 ) -> None:
     url = f"json://hook:{PLANTED}@127.0.0.1:{http_receiver.port}/first"
     answers: list[str] = []
-    created = await client.post(
+    created = await http.post(
         api("/notification-channels"),
         json={"name": "hook", "url": url, "description": "team webhook"},
         headers=admin.headers,
@@ -87,23 +87,23 @@ async def test_a_channel_url_is_write_only_and_test_sends_reach_the_service(
         "json://…",
     )
     answers.append(created.text)
-    answers.append((await client.get(api("/notification-channels"), headers=viewer.headers)).text)
-    one = await client.get(api(f"/notification-channels/{channel['id']}"), headers=viewer.headers)
+    answers.append((await http.get(api("/notification-channels"), headers=viewer.headers)).text)
+    one = await http.get(api(f"/notification-channels/{channel['id']}"), headers=viewer.headers)
     assert one.json()["name"] == "hook"
     answers.append(one.text)
 
     moved = f"json://hook:{PLANTED}@127.0.0.1:{http_receiver.port}/second"
-    patched = await client.patch(
+    patched = await http.patch(
         api(f"/notification-channels/{channel['id']}"), json={"url": moved}, headers=admin.headers
     )
     assert patched.status_code == 200, patched.text
     answers.append(patched.text)
 
-    refused = await client.post(
+    refused = await http.post(
         api("/notification-channels"), json={"name": "x", "url": url}, headers=viewer.headers
     )
     assert_problem(refused, 403)
-    bad = await client.post(
+    bad = await http.post(
         api("/notification-channels"),
         json={"name": "bad", "url": f"nosuchservice://u:{PLANTED}@h"},
         headers=admin.headers,
@@ -112,7 +112,7 @@ async def test_a_channel_url_is_write_only_and_test_sends_reach_the_service(
     assert [error["path"] for error in problem["errors"]] == ["body.url"]
     answers.append(bad.text)
 
-    tested = await client.post(
+    tested = await http.post(
         api(f"/notification-channels/{channel['id']}/test"), headers=admin.headers
     )
     assert tested.status_code == 200, tested.text
@@ -122,9 +122,9 @@ async def test_a_channel_url_is_write_only_and_test_sends_reach_the_service(
     assert request.path == "/second"  # the new URL replaced the old one
     assert request.json["title"] == "OpsConductor test message"
 
-    (logged,) = await deliveries(client, viewer, channel_id=channel["id"])
+    (logged,) = await deliveries(http, viewer, channel_id=channel["id"])
     assert (logged["event"], logged["status"], logged["attempts"]) == ("test", "delivered", 1)
-    audit = await client.get(api("/audit"), params={"limit": 500}, headers=admin.headers)
+    audit = await http.get(api("/audit"), params={"limit": 500}, headers=admin.headers)
     actions = {event["action"] for event in audit.json()["items"]}
     assert {"channel.create", "channel.update", "channel.test"} <= actions
     answers.append(audit.text)
@@ -136,14 +136,14 @@ async def test_a_channel_url_is_write_only_and_test_sends_reach_the_service(
 
 @with_workers
 async def test_job_rules_email_the_run_start_approval_and_end(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     operator: Account,
     smtp_sink: SmtpSink,
     settings: Settings,
 ) -> None:
     await post(
-        client, admin, "/notification-channels", {"name": "ops-mail", "url": mail_url(smtp_sink)}
+        http, admin, "/notification-channels", {"name": "ops-mail", "url": mail_url(smtp_sink)}
     )
     document = {
         "name": "mail-rules",
@@ -157,13 +157,11 @@ async def test_job_rules_email_the_run_start_approval_and_end(
             }
         ],
     }
-    _, run_id = await run_job(client, operator, document)
-    waiting = await wait_for(client, operator, run_id, {"waiting_approval", *TERMINAL})
+    _, run_id = await run_job(http, operator, document)
+    waiting = await wait_for(http, operator, run_id, {"waiting_approval", *TERMINAL})
     assert waiting["status"] == "waiting_approval", waiting
-    await post(
-        client, operator, f"/runs/{run_id}/approvals", {"step": "gate", "decision": "approve"}
-    )
-    assert (await wait_for(client, operator, run_id, TERMINAL))["status"] == "succeeded"
+    await post(http, operator, f"/runs/{run_id}/approvals", {"step": "gate", "decision": "approve"})
+    assert (await wait_for(http, operator, run_id, TERMINAL))["status"] == "succeeded"
 
     # In a thread: the worker sending the mail shares this event loop.
     received = await asyncio.to_thread(smtp_sink.wait_for, 3, 15)
@@ -180,17 +178,17 @@ async def test_job_rules_email_the_run_start_approval_and_end(
     assert "0 target(s)" in ended
     assert f"{settings.public_url}/api/v1/runs/{run_id}" in ended
 
-    logged = await deliveries(client, operator, until={"delivered"}, run_id=run_id)
+    logged = await deliveries(http, operator, until={"delivered"}, run_id=run_id)
     assert sorted(item["event"] for item in logged) == ["approval", "start", "success"]
     assert all(item["channel_name"] == "ops-mail" and item["attempts"] == 1 for item in logged)
 
 
 @with_workers
 async def test_a_notify_send_step_posts_its_templated_message_to_a_webhook(
-    client: httpx.AsyncClient, admin: Account, operator: Account, http_receiver: HttpReceiver
+    http: httpx.AsyncClient, admin: Account, operator: Account, http_receiver: HttpReceiver
 ) -> None:
     channel = await post(
-        client,
+        http,
         admin,
         "/notification-channels",
         {"name": "hook", "url": f"json://hook:{PLANTED}@127.0.0.1:{http_receiver.port}/hook"},
@@ -211,8 +209,8 @@ async def test_a_notify_send_step_posts_its_templated_message_to_a_webhook(
             }
         ],
     }
-    _, run_id = await run_job(client, operator, document)
-    run = await wait_for(client, operator, run_id, TERMINAL)
+    _, run_id = await run_job(http, operator, document)
+    run = await wait_for(http, operator, run_id, TERMINAL)
     assert run["status"] == "succeeded", run
     (step,) = run["steps"]
     assert step["outputs"] == {"delivered": True}
@@ -222,10 +220,10 @@ async def test_a_notify_send_step_posts_its_templated_message_to_a_webhook(
     assert request.json["title"] == "tell-hook says hi to ops"
     assert request.json["message"] == f"run {run_id} at http://127.0.0.1:8000/api/v1/runs/{run_id}"
 
-    (logged,) = await deliveries(client, operator, run_id=run_id)
+    (logged,) = await deliveries(http, operator, run_id=run_id)
     assert (logged["event"], logged["step_id"], logged["status"]) == ("step", "tell", "delivered")
 
-    in_use = await client.delete(
+    in_use = await http.delete(
         api(f"/notification-channels/{channel['id']}"), headers=admin.headers
     )
     assert assert_problem(in_use, 409)["jobs"] == ["tell-hook"]
@@ -252,7 +250,7 @@ def payloads_in(message: Message) -> Iterator[Payload]:
 
 @with_workers
 async def test_a_failing_channel_is_retried_and_logged_while_the_run_succeeds(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     operator: Account,
     settings: Settings,
@@ -262,7 +260,7 @@ async def test_a_failing_channel_is_retried_and_logged_while_the_run_succeeds(
     caplog.set_level(logging.DEBUG)
     closed = free_port("127.0.0.1")
     url = f"json://alert:{PLANTED}@127.0.0.1:{closed}/alert"
-    await post(client, admin, "/notification-channels", {"name": "broken", "url": url})
+    await post(http, admin, "/notification-channels", {"name": "broken", "url": url})
     document = {
         "name": "quiet-failure",
         "notify": [
@@ -272,10 +270,10 @@ async def test_a_failing_channel_is_retried_and_logged_while_the_run_succeeds(
             {"id": "nap", "run_once": True, "action": "control.sleep", "with": {"duration": "10ms"}}
         ],
     }
-    _, run_id = await run_job(client, operator, document)
-    assert (await wait_for(client, operator, run_id, TERMINAL))["status"] == "succeeded"
+    _, run_id = await run_job(http, operator, document)
+    assert (await wait_for(http, operator, run_id, TERMINAL))["status"] == "succeeded"
 
-    (logged,) = await deliveries(client, operator, until={"failed"}, run_id=run_id)
+    (logged,) = await deliveries(http, operator, until={"failed"}, run_id=run_id)
     assert (logged["event"], logged["attempts"]) == ("success", 3)
     assert logged["last_error"].startswith("JSON: A Connection error occurred")
     assert "127.0.0.1" in logged["last_error"]
@@ -283,7 +281,7 @@ async def test_a_failing_channel_is_retried_and_logged_while_the_run_succeeds(
     workflow_id = f"run-{run_id}"
     summary = await (await connect(settings)).get_workflow_handle(workflow_id).result()
     assert summary["status"] == "succeeded"  # a failed notification never fails the run
-    run = (await client.get(api(f"/runs/{run_id}"), headers=operator.headers)).json()
+    run = (await http.get(api(f"/runs/{run_id}"), headers=operator.headers)).json()
     assert run["status"] == "succeeded"
 
     raw = await Client.connect(temporal_address, namespace=settings.temporal_namespace)
@@ -304,10 +302,10 @@ async def test_a_failing_channel_is_retried_and_logged_while_the_run_succeeds(
 
 
 async def test_key_rotation_rewraps_channels_too(
-    client: httpx.AsyncClient, admin: Account, settings: Settings
+    http: httpx.AsyncClient, admin: Account, settings: Settings
 ) -> None:
     url = f"json://hook:{PLANTED}@127.0.0.1:9/hook"
-    await post(client, admin, "/notification-channels", {"name": "hook", "url": url})
+    await post(http, admin, "/notification-channels", {"name": "hook", "url": url})
     rotated = settings.model_copy(
         update={
             "master_key": SecretStr(base64.b64encode(secrets.token_bytes(32)).decode()),

@@ -11,10 +11,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
 
 async def test_a_run_starts_records_its_steps_and_succeeds(
-    client: httpx.AsyncClient, operator: Account, viewer: Account, http_receiver: HttpReceiver
+    http: httpx.AsyncClient, operator: Account, viewer: Account, http_receiver: HttpReceiver
 ) -> None:
-    job_id = await create_job(client, operator, notify_job(http_receiver))
-    started = await client.post(
+    job_id = await create_job(http, operator, notify_job(http_receiver))
+    started = await http.post(
         api(f"/jobs/{job_id}/runs"),
         json={"parameters": {"level": "warn"}},
         headers=operator.headers,
@@ -24,7 +24,7 @@ async def test_a_run_starts_records_its_steps_and_succeeds(
     assert accepted["status"] == "queued"
     assert accepted["workflow_id"] == f"run-{accepted['id']}"
 
-    run = await wait_for(client, viewer, accepted["id"], TERMINAL)
+    run = await wait_for(http, viewer, accepted["id"], TERMINAL)
     assert run["status"] == "succeeded"
     assert run["job_version"] == 1
     assert run["parameters"] == {"level": "warn"}
@@ -36,20 +36,20 @@ async def test_a_run_starts_records_its_steps_and_succeeds(
     assert http_receiver.requests[0].json == {"level": "warn", "run": accepted["id"]}
 
     listed = (
-        await client.get(api("/runs"), params={"job_id": job_id}, headers=viewer.headers)
+        await http.get(api("/runs"), params={"job_id": job_id}, headers=viewer.headers)
     ).json()
     assert [item["id"] for item in listed["items"]] == [accepted["id"]]
     by_status = (
-        await client.get(api("/runs"), params={"status": "failed"}, headers=viewer.headers)
+        await http.get(api("/runs"), params={"status": "failed"}, headers=viewer.headers)
     ).json()
     assert by_status["total"] == 0
 
 
 async def test_bad_parameters_are_refused_with_their_path(
-    client: httpx.AsyncClient, operator: Account, http_receiver: HttpReceiver
+    http: httpx.AsyncClient, operator: Account, http_receiver: HttpReceiver
 ) -> None:
-    job_id = await create_job(client, operator, notify_job(http_receiver))
-    answer = await client.post(
+    job_id = await create_job(http, operator, notify_job(http_receiver))
+    answer = await http.post(
         api(f"/jobs/{job_id}/runs"),
         json={"parameters": {"level": "loud", "extra": 1}},
         headers=operator.headers,
@@ -59,11 +59,11 @@ async def test_bad_parameters_are_refused_with_their_path(
         "body.parameters.level",
         "body.parameters.extra",
     }
-    assert (await client.get(api("/runs"), headers=operator.headers)).json()["total"] == 0
+    assert (await http.get(api("/runs"), headers=operator.headers)).json()["total"] == 0
 
 
 async def test_approvals_through_the_api(
-    client: httpx.AsyncClient, admin: Account, operator: Account, viewer: Account
+    http: httpx.AsyncClient, admin: Account, operator: Account, viewer: Account
 ) -> None:
     document = {
         "name": "gated",
@@ -76,43 +76,43 @@ async def test_approvals_through_the_api(
             },
         ],
     }
-    job_id = await create_job(client, operator, document)
+    job_id = await create_job(http, operator, document)
     run_id = (
-        await client.post(api(f"/jobs/{job_id}/runs"), json={}, headers=operator.headers)
+        await http.post(api(f"/jobs/{job_id}/runs"), json={}, headers=operator.headers)
     ).json()["id"]
-    await wait_for(client, viewer, run_id, {"waiting_approval"})
+    await wait_for(http, viewer, run_id, {"waiting_approval"})
 
     decision = {"step": "gate", "decision": "approve", "comment": "go"}
     assert_problem(
-        await client.post(api(f"/runs/{run_id}/approvals"), json=decision, headers=viewer.headers),
+        await http.post(api(f"/runs/{run_id}/approvals"), json=decision, headers=viewer.headers),
         403,
     )
-    refused = await client.post(
+    refused = await http.post(
         api(f"/runs/{run_id}/approvals"), json=decision, headers=operator.headers
     )
     assert "may not decide" in assert_problem(refused, 403)["detail"]
-    wrong_step = await client.post(
+    wrong_step = await http.post(
         api(f"/runs/{run_id}/approvals"), json={**decision, "step": "other"}, headers=admin.headers
     )
     assert_problem(wrong_step, 409)
 
-    accepted = await client.post(
+    accepted = await http.post(
         api(f"/runs/{run_id}/approvals"), json=decision, headers=admin.headers
     )
     assert accepted.json() == {"step": "gate", "decision": "approved"}
-    run = await wait_for(client, viewer, run_id, TERMINAL)
+    run = await wait_for(http, viewer, run_id, TERMINAL)
     assert run["status"] == "succeeded"
     assert run["steps"][0]["outputs"] == {"decision": "approved", "by": "admin", "comment": "go"}
 
     audit = (
-        await client.get(api("/audit"), params={"action": "run.approve"}, headers=admin.headers)
+        await http.get(api("/audit"), params={"action": "run.approve"}, headers=admin.headers)
     ).json()
     outcomes = sorted(item["outcome"] for item in audit["items"])
     assert outcomes == ["denied", "denied", "failure", "success"]
 
 
 async def test_cancel_stops_the_run_and_records_every_step(
-    client: httpx.AsyncClient, operator: Account
+    http: httpx.AsyncClient, operator: Account
 ) -> None:
     document = {
         "name": "long",
@@ -132,32 +132,32 @@ async def test_cancel_stops_the_run_and_records_every_step(
             },
         ],
     }
-    job_id = await create_job(client, operator, document)
+    job_id = await create_job(http, operator, document)
     run_id = (
-        await client.post(api(f"/jobs/{job_id}/runs"), json={}, headers=operator.headers)
+        await http.post(api(f"/jobs/{job_id}/runs"), json={}, headers=operator.headers)
     ).json()["id"]
-    running = await wait_for(client, operator, run_id, {"running"})
+    running = await wait_for(http, operator, run_id, {"running"})
     assert running["status"] == "running"
-    answer = await client.post(api(f"/runs/{run_id}/cancel"), headers=operator.headers)
+    answer = await http.post(api(f"/runs/{run_id}/cancel"), headers=operator.headers)
     assert answer.status_code == 202
-    run = await wait_for(client, operator, run_id, TERMINAL)
+    run = await wait_for(http, operator, run_id, TERMINAL)
     assert run["status"] == "cancelled"
     assert {step["id"]: step["status"] for step in run["steps"]} == {
         "wait": "cancelled",
         "after": "cancelled",
     }
-    assert_problem(await client.post(api(f"/runs/{run_id}/cancel"), headers=operator.headers), 409)
+    assert_problem(await http.post(api(f"/runs/{run_id}/cancel"), headers=operator.headers), 409)
 
 
 async def test_following_the_log_of_a_finished_run_ends_the_stream(
-    client: httpx.AsyncClient, operator: Account, http_receiver: HttpReceiver
+    http: httpx.AsyncClient, operator: Account, http_receiver: HttpReceiver
 ) -> None:
-    job_id = await create_job(client, operator, notify_job(http_receiver))
+    job_id = await create_job(http, operator, notify_job(http_receiver))
     run_id = (
-        await client.post(api(f"/jobs/{job_id}/runs"), json={}, headers=operator.headers)
+        await http.post(api(f"/jobs/{job_id}/runs"), json={}, headers=operator.headers)
     ).json()["id"]
-    await wait_for(client, operator, run_id, TERMINAL)
-    async with client.stream(
+    await wait_for(http, operator, run_id, TERMINAL)
+    async with http.stream(
         "GET", api(f"/runs/{run_id}/logs"), params={"follow": "true"}, headers=operator.headers
     ) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
@@ -166,11 +166,11 @@ async def test_following_the_log_of_a_finished_run_ends_the_stream(
 
 
 async def test_a_sub_job_runs_as_a_linked_child_run_whose_outputs_later_steps_read(
-    client: httpx.AsyncClient, operator: Account, viewer: Account, http_receiver: HttpReceiver
+    http: httpx.AsyncClient, operator: Account, viewer: Account, http_receiver: HttpReceiver
 ) -> None:
-    await create_job(client, operator, notify_job(http_receiver))
+    await create_job(http, operator, notify_job(http_receiver))
     parent_id = await create_job(
-        client,
+        http,
         operator,
         {
             "name": "parent",
@@ -198,14 +198,12 @@ async def test_a_sub_job_runs_as_a_linked_child_run_whose_outputs_later_steps_re
             ],
         },
     )
-    started = await client.post(api(f"/jobs/{parent_id}/runs"), json={}, headers=operator.headers)
-    parent = await wait_for(client, viewer, started.json()["id"], TERMINAL)
+    started = await http.post(api(f"/jobs/{parent_id}/runs"), json={}, headers=operator.headers)
+    parent = await wait_for(http, viewer, started.json()["id"], TERMINAL)
     assert parent["status"] == "succeeded", parent
     sub, report = parent["steps"]
     children = (
-        await client.get(
-            api("/runs"), params={"parent_run_id": parent["id"]}, headers=viewer.headers
-        )
+        await http.get(api("/runs"), params={"parent_run_id": parent["id"]}, headers=viewer.headers)
     ).json()["items"]
     assert [child["id"] for child in children] == [sub["outputs"]["run_id"]]
     (child,) = children
@@ -222,11 +220,11 @@ async def test_a_sub_job_runs_as_a_linked_child_run_whose_outputs_later_steps_re
 
 
 async def test_a_failed_sub_job_fails_its_step_and_a_bad_one_names_the_field(
-    client: httpx.AsyncClient, operator: Account, viewer: Account, http_receiver: HttpReceiver
+    http: httpx.AsyncClient, operator: Account, viewer: Account, http_receiver: HttpReceiver
 ) -> None:
-    await create_job(client, operator, notify_job(http_receiver))
+    await create_job(http, operator, notify_job(http_receiver))
     parent_id = await create_job(
-        client,
+        http,
         operator,
         {
             "name": "bad-parent",
@@ -247,8 +245,8 @@ async def test_a_failed_sub_job_fails_its_step_and_a_bad_one_names_the_field(
             ],
         },
     )
-    started = await client.post(api(f"/jobs/{parent_id}/runs"), json={}, headers=operator.headers)
-    parent = await wait_for(client, viewer, started.json()["id"], TERMINAL)
+    started = await http.post(api(f"/jobs/{parent_id}/runs"), json={}, headers=operator.headers)
+    parent = await wait_for(http, viewer, started.json()["id"], TERMINAL)
     assert parent["status"] == "failed"
     steps = {step["id"]: step for step in parent["steps"]}
     assert steps["sub"]["status"] == "failed"

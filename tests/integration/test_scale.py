@@ -46,7 +46,7 @@ async def history_sizes(temporal: Client, workflow_ids: list[str]) -> dict[str, 
 
 
 async def test_ten_thousand_targets_complete_with_bounded_histories(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     operator: Account,
     viewer: Account,
     settings: Settings,
@@ -54,7 +54,7 @@ async def test_ten_thousand_targets_complete_with_bounded_histories(
     http_receiver: HttpReceiver,
 ) -> None:
     await plant_fleet(worker_resources, urlsplit(http_receiver.url).port or 80)
-    created = await client.post(
+    created = await http.post(
         api("/jobs"),
         json={
             "name": "fleet-ping",
@@ -71,7 +71,7 @@ async def test_ten_thousand_targets_complete_with_bounded_histories(
         headers=operator.headers,
     )
     assert created.status_code == 201, created.text
-    started = await client.post(
+    started = await http.post(
         api(f"/jobs/{created.json()['id']}/runs"), json={}, headers=operator.headers
     )
     assert started.status_code == 202, started.text
@@ -82,7 +82,7 @@ async def test_ten_thousand_targets_complete_with_bounded_histories(
     # Waiting on the workflow, not by polling a 10,000-target run detail every 100 ms: this
     # process also hosts the workers, and the test must measure them, not its own polling.
     await temporal.get_workflow_handle(parent).result()
-    run = (await client.get(api(f"/runs/{run_id}"), headers=viewer.headers)).json()
+    run = (await http.get(api(f"/runs/{run_id}"), headers=viewer.headers)).json()
     assert run["status"] == "succeeded", run["reason"]
     assert len(run["targets"]) == FLEET
     assert {target["status"] for target in run["targets"]} == {"succeeded"}

@@ -48,9 +48,9 @@ async def temporal(settings: Settings) -> AsyncIterator[Client]:
 
 
 @pytest.fixture
-async def job_id(client: httpx.AsyncClient, operator: Account, http_receiver: HttpReceiver) -> str:
+async def job_id(http: httpx.AsyncClient, operator: Account, http_receiver: HttpReceiver) -> str:
     """A job of one webhook to the receiver (see `notify_job`)."""
-    return await create_job(client, operator, notify_job(http_receiver))
+    return await create_job(http, operator, notify_job(http_receiver))
 
 
 async def create_schedule(client: httpx.AsyncClient, who: Account, **body: Any) -> dict[str, Any]:
@@ -85,7 +85,7 @@ async def wait_for_runs(
 
 
 async def test_trigger_now_starts_a_run_that_names_the_schedule(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     operator: Account,
     viewer: Account,
     http_receiver: HttpReceiver,
@@ -93,32 +93,30 @@ async def test_trigger_now_starts_a_run_that_names_the_schedule(
     temporal: Client,
 ) -> None:
     schedule = await create_schedule(
-        client, operator, job_id=job_id, name="nightly-hook", cron=NEVER_SOON,
+        http, operator, job_id=job_id, name="nightly-hook", cron=NEVER_SOON,
         parameters={"level": "warn"},
     )  # fmt: skip
     assert schedule["executor"] == "ok"
     assert len(schedule["next_runs"]) == 5
     assert schedule["recent_runs"] == []
 
-    answer = await client.post(
-        api(f"/schedules/{schedule['id']}/trigger"), headers=operator.headers
-    )
+    answer = await http.post(api(f"/schedules/{schedule['id']}/trigger"), headers=operator.headers)
     assert answer.status_code == 202, answer.text
 
-    (listed,) = await wait_for_runs(client, viewer, job_id, 1, 30)
-    run = await wait_for(client, viewer, listed["id"], TERMINAL)
+    (listed,) = await wait_for_runs(http, viewer, job_id, 1, 30)
+    run = await wait_for(http, viewer, listed["id"], TERMINAL)
     assert run["status"] == "succeeded"
     assert run["triggered_by"] == "schedule:nightly-hook"
     assert run["parameters"] == {"level": "warn"}
     assert run["workflow_id"] == f"run-{run['id']}"
     assert http_receiver.requests[0].json == {"level": "warn", "run": run["id"]}
-    (recent,) = (await read(client, viewer, schedule["id"]))["recent_runs"]
+    (recent,) = (await read(http, viewer, schedule["id"]))["recent_runs"]
     assert recent["run_id"] == run["id"]
     assert recent["status"] == "succeeded"
 
 
 async def test_a_schedule_fires_on_its_own_and_a_paused_one_does_not(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     operator: Account,
     viewer: Account,
     http_receiver: HttpReceiver,
@@ -126,15 +124,11 @@ async def test_a_schedule_fires_on_its_own_and_a_paused_one_does_not(
 ) -> None:
     """Both fire every minute; the paused one is the control. Waits for the next minute
     boundary (at most a minute), since a cron schedule's finest unit is the minute."""
-    firing_job = await create_job(client, operator, notify_job(http_receiver, "firing"))
-    paused_job = await create_job(client, operator, notify_job(http_receiver, "paused"))
-    await create_schedule(
-        client, operator, job_id=firing_job, name="every-minute", cron="* * * * *"
-    )
-    paused = await create_schedule(
-        client, operator, job_id=paused_job, name="held", cron="* * * * *"
-    )
-    answer = await client.post(
+    firing_job = await create_job(http, operator, notify_job(http_receiver, "firing"))
+    paused_job = await create_job(http, operator, notify_job(http_receiver, "paused"))
+    await create_schedule(http, operator, job_id=firing_job, name="every-minute", cron="* * * * *")
+    paused = await create_schedule(http, operator, job_id=paused_job, name="held", cron="* * * * *")
+    answer = await http.post(
         api(f"/schedules/{paused['id']}/pause"),
         json={"note": "maintenance window"},
         headers=operator.headers,
@@ -147,12 +141,12 @@ async def test_a_schedule_fires_on_its_own_and_a_paused_one_does_not(
     assert described.schedule.state.paused is True
     assert described.schedule.state.note == "maintenance window"
 
-    fired = await wait_for_runs(client, viewer, firing_job, 1, 65)
+    fired = await wait_for_runs(http, viewer, firing_job, 1, 65)
     assert fired, "the every-minute schedule did not fire within 65 s"
-    run = await wait_for(client, viewer, fired[0]["id"], TERMINAL)
+    run = await wait_for(http, viewer, fired[0]["id"], TERMINAL)
     assert run["status"] == "succeeded"
     assert run["triggered_by"] == "schedule:every-minute"
-    schedule = (await client.get(api("/schedules"), headers=viewer.headers)).json()["items"]
+    schedule = (await http.get(api("/schedules"), headers=viewer.headers)).json()["items"]
     by_name = {item["name"]: item for item in schedule}
     (recent,) = by_name["every-minute"]["recent_runs"]
     # A fire of the cron, not a trigger: scheduled on the minute.
@@ -160,15 +154,15 @@ async def test_a_schedule_fires_on_its_own_and_a_paused_one_does_not(
     assert (scheduled_at.second, scheduled_at.microsecond) == (0, 0)
     assert recent["run_id"] == run["id"]
     assert by_name["held"]["recent_runs"] == []
-    assert await runs_of(client, viewer, paused_job) == []
+    assert await runs_of(http, viewer, paused_job) == []
 
-    resumed = await client.post(api(f"/schedules/{paused['id']}/resume"), headers=operator.headers)
+    resumed = await http.post(api(f"/schedules/{paused['id']}/resume"), headers=operator.headers)
     assert resumed.json()["paused"] is False
     assert len(resumed.json()["next_runs"]) == 5
 
 
 async def test_backfill_creates_the_runs_of_the_range(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     operator: Account,
     viewer: Account,
     job_id: str,
@@ -176,12 +170,12 @@ async def test_backfill_creates_the_runs_of_the_range(
 ) -> None:
     # Paused, so no fire of its own joins the backfilled ones; a backfill runs regardless.
     schedule = await create_schedule(
-        client, operator, job_id=job_id, name="hourly", cron="0 * * * *", paused=True
+        http, operator, job_id=job_id, name="hourly", cron="0 * * * *", paused=True
     )
     # Both ends on a fire: the range takes its start in and leaves its end out.
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=3)
-    answer = await client.post(
+    answer = await http.post(
         api(f"/schedules/{schedule['id']}/backfill"),
         json={"start": start.isoformat(), "end": end.isoformat()},
         headers=operator.headers,
@@ -192,24 +186,24 @@ async def test_backfill_creates_the_runs_of_the_range(
     assert times == [start + timedelta(hours=hour) for hour in range(3)]
     assert accepted["runs"] == 3
 
-    runs = await wait_for_runs(client, viewer, job_id, 3, 60)
+    runs = await wait_for_runs(http, viewer, job_id, 3, 60)
     assert len(runs) == 3
     for listed in runs:
-        run = await wait_for(client, viewer, listed["id"], TERMINAL)
+        run = await wait_for(http, viewer, listed["id"], TERMINAL)
         assert run["status"] == "succeeded"
         assert run["triggered_by"] == "schedule:hourly"
-    recent = (await read(client, viewer, schedule["id"]))["recent_runs"]
+    recent = (await read(http, viewer, schedule["id"]))["recent_runs"]
     assert sorted(datetime.fromisoformat(item["scheduled_at"]) for item in recent) == times
     assert {item["run_id"] for item in recent} == {run["id"] for run in runs}
 
-    too_long = await client.post(
+    too_long = await http.post(
         api(f"/schedules/{schedule['id']}/backfill"),
         json={"start": (end - timedelta(days=3000)).isoformat(), "end": end.isoformat()},
         headers=operator.headers,
     )
     problem = assert_problem(too_long, 422)
     assert problem["errors"][0]["path"] == "body.end"
-    future = await client.post(
+    future = await http.post(
         api(f"/schedules/{schedule['id']}/backfill"),
         json={"start": end.isoformat(), "end": (end + timedelta(days=1)).isoformat()},
         headers=operator.headers,
@@ -236,17 +230,17 @@ def exists(moment: datetime) -> bool:
 
 
 async def test_next_runs_across_daylight_saving_changes(
-    client: httpx.AsyncClient, operator: Account, viewer: Account, job_id: str,
+    http: httpx.AsyncClient, operator: Account, viewer: Account, job_id: str,
     temporal: Client,
 ) -> None:  # fmt: skip
     """02:30 in Berlin on Sundays of March and of October. On the last Sunday of March the
     clocks jump from 02:00 to 03:00: that day has no 02:30, so there is no fire. On the last
     Sunday of October 02:30 happens twice: one fire, at the second (CET, UTC+1)."""
     march = await create_schedule(
-        client, operator, job_id=job_id, cron="30 2 * mar sun", timezone="Europe/Berlin"
+        http, operator, job_id=job_id, cron="30 2 * mar sun", timezone="Europe/Berlin"
     )
     october = await create_schedule(
-        client, operator, job_id=job_id, cron="30 2 * 10 0", timezone="Europe/Berlin"
+        http, operator, job_id=job_id, cron="30 2 * 10 0", timezone="Europe/Berlin"
     )
 
     candidates = [datetime(d.year, d.month, d.day, 2, 30, tzinfo=BERLIN) for d in sundays(3, 10)]
@@ -274,7 +268,7 @@ async def test_next_runs_across_daylight_saving_changes(
 
 
 async def test_mistakes_are_422_naming_the_field(
-    client: httpx.AsyncClient, operator: Account, job_id: str, temporal: Client
+    http: httpx.AsyncClient, operator: Account, job_id: str, temporal: Client
 ) -> None:
     cases: list[tuple[dict[str, Any], str, str]] = [
         ({"cron": "61 * * * *"}, "body.cron", "minute field: 61 is out of range 0-59"),
@@ -288,35 +282,35 @@ async def test_mistakes_are_422_naming_the_field(
     ]
     for change, path, message in cases:
         body = {"job_id": job_id, "cron": "@daily", **change}
-        answer = await client.post(api("/schedules"), json=body, headers=operator.headers)
+        answer = await http.post(api("/schedules"), json=body, headers=operator.headers)
         problem = assert_problem(answer, 422)
         (error,) = problem["errors"]
         assert error["path"] == path, (change, problem)
         assert message in error["message"], (change, problem)
-    schedule = await create_schedule(client, operator, job_id=job_id, cron="@daily")
-    answer = await client.patch(
+    schedule = await create_schedule(http, operator, job_id=job_id, cron="@daily")
+    answer = await http.patch(
         api(f"/schedules/{schedule['id']}"),
         json={"timezone": "Europe/Atlantis", "cron": None},
         headers=operator.headers,
     )
     problem = assert_problem(answer, 422)
     assert {error["path"] for error in problem["errors"]} == {"body.timezone"}
-    listed = (await client.get(api("/schedules"), headers=operator.headers)).json()
+    listed = (await http.get(api("/schedules"), headers=operator.headers)).json()
     assert listed["total"] == 1
 
 
 async def test_changes_reach_temporal_and_viewers_may_only_read(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     operator: Account,
     viewer: Account,
     job_id: str,
     temporal: Client,
 ) -> None:
-    schedule = await create_schedule(client, operator, job_id=job_id, cron="@daily")
+    schedule = await create_schedule(http, operator, job_id=job_id, cron="@daily")
     assert schedule["name"].startswith("ping-hook-")
     handle = temporal.get_schedule_handle(f"schedule-{schedule['id']}")
 
-    answer = await client.patch(
+    answer = await http.patch(
         api(f"/schedules/{schedule['id']}"),
         json={"cron": "15 6 * * 1-5", "timezone": "America/New_York", "overlap": "buffer_one"},
         headers=operator.headers,
@@ -332,39 +326,39 @@ async def test_changes_reach_temporal_and_viewers_may_only_read(
     assert described.schedule.spec.time_zone_name == "America/New_York"
     assert described.schedule.policy.overlap.name == "BUFFER_ONE"
 
-    refused = await client.post(
+    refused = await http.post(
         api("/schedules"), json={"job_id": job_id, "cron": "@daily"}, headers=viewer.headers
     )
     assert_problem(refused, 403)
-    assert (await read(client, viewer, schedule["id"]))["cron"] == "15 6 * * 1-5"
+    assert (await read(http, viewer, schedule["id"]))["cron"] == "15 6 * * 1-5"
 
-    deleted = await client.delete(api(f"/schedules/{schedule['id']}"), headers=operator.headers)
+    deleted = await http.delete(api(f"/schedules/{schedule['id']}"), headers=operator.headers)
     assert deleted.status_code == 204
     with pytest.raises(Exception, match="not found"):
         await handle.describe()
 
 
 async def test_deleting_the_job_deletes_its_schedules(
-    client: httpx.AsyncClient, operator: Account, job_id: str, temporal: Client
+    http: httpx.AsyncClient, operator: Account, job_id: str, temporal: Client
 ) -> None:
-    schedule = await create_schedule(client, operator, job_id=job_id, cron="@daily")
-    answer = await client.delete(api(f"/jobs/{job_id}"), headers=operator.headers)
+    schedule = await create_schedule(http, operator, job_id=job_id, cron="@daily")
+    answer = await http.delete(api(f"/jobs/{job_id}"), headers=operator.headers)
     assert answer.status_code == 204
-    gone = await client.get(api(f"/schedules/{schedule['id']}"), headers=operator.headers)
+    gone = await http.get(api(f"/schedules/{schedule['id']}"), headers=operator.headers)
     assert_problem(gone, 404)
     with pytest.raises(Exception, match="not found"):
         await temporal.get_schedule_handle(f"schedule-{schedule['id']}").describe()
 
 
 async def test_the_reconciler_restores_removes_and_repairs(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     operator: Account,
     job_id: str,
     settings: Settings,
     temporal: Client,
 ) -> None:
-    kept = await create_schedule(client, operator, job_id=job_id, name="kept", cron="@hourly")
-    edited = await create_schedule(client, operator, job_id=job_id, name="edited", cron="@daily")
+    kept = await create_schedule(http, operator, job_id=job_id, name="kept", cron="@hourly")
+    edited = await create_schedule(http, operator, job_id=job_id, name="edited", cron="@daily")
     kept_handle = temporal.get_schedule_handle(f"schedule-{kept['id']}")
     edited_handle = temporal.get_schedule_handle(f"schedule-{edited['id']}")
     # Behind our back: one deleted, one paused in Temporal, one that has no row.
@@ -373,7 +367,7 @@ async def test_the_reconciler_restores_removes_and_repairs(
     extra_id = f"schedule-{uuid.uuid4()}"
     definition = (await edited_handle.describe()).schedule
     await temporal.create_schedule(extra_id, definition)
-    assert (await read(client, operator, kept["id"]))["executor"] == "missing"
+    assert (await read(http, operator, kept["id"]))["executor"] == "missing"
     await wait_until_listed(temporal, extra_id)
 
     engine = create_engine(settings)
@@ -388,7 +382,7 @@ async def test_the_reconciler_restores_removes_and_repairs(
     assert report.deleted == [extra_id]
     assert not again.changed
     assert again.unchanged == 2
-    restored = await read(client, operator, kept["id"])
+    restored = await read(http, operator, kept["id"])
     assert restored["executor"] == "ok"
     assert len(restored["next_runs"]) == 5
     assert (await edited_handle.describe()).schedule.state.paused is False
@@ -406,13 +400,13 @@ async def wait_until_listed(temporal: Client, schedule_id: str) -> None:
 
 
 async def test_the_reconcile_command(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     operator: Account,
     job_id: str,
     settings: Settings,
     temporal: Client,
 ) -> None:
-    schedule = await create_schedule(client, operator, job_id=job_id, cron="@daily")
+    schedule = await create_schedule(http, operator, job_id=job_id, cron="@daily")
     await temporal.get_schedule_handle(f"schedule-{schedule['id']}").delete()
     assert settings.master_key is not None
     assert settings.secret_key is not None
@@ -434,29 +428,29 @@ async def test_the_reconcile_command(
     assert process.returncode == 0, output.decode()
     assert f"created schedule-{schedule['id']}" in output.decode()
     assert "1 created, 0 updated, 0 deleted, 0 unchanged" in output.decode()
-    assert (await read(client, operator, schedule["id"]))["executor"] == "ok"
+    assert (await read(http, operator, schedule["id"]))["executor"] == "ok"
 
 
 async def test_a_fire_the_job_no_longer_accepts_is_stored_as_a_failed_run(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     operator: Account,
     viewer: Account,
     http_receiver: HttpReceiver,
     temporal: Client,
 ) -> None:
     document = notify_job(http_receiver)
-    job_id = await create_job(client, operator, document)
+    job_id = await create_job(http, operator, document)
     schedule = await create_schedule(
-        client, operator, job_id=job_id, name="warner", cron=NEVER_SOON,
+        http, operator, job_id=job_id, name="warner", cron=NEVER_SOON,
         parameters={"level": "warn"},
     )  # fmt: skip
     # A later version of the job no longer knows the level the schedule gives.
     document["parameters"]["level"]["enum"] = ["info"]
-    saved = await client.put(api(f"/jobs/{job_id}"), json=document, headers=operator.headers)
+    saved = await http.put(api(f"/jobs/{job_id}"), json=document, headers=operator.headers)
     assert saved.status_code == 200, saved.text
 
-    await client.post(api(f"/schedules/{schedule['id']}/trigger"), headers=operator.headers)
-    (run,) = await wait_for_runs(client, viewer, job_id, 1, 30)
+    await http.post(api(f"/schedules/{schedule['id']}/trigger"), headers=operator.headers)
+    (run,) = await wait_for_runs(http, viewer, job_id, 1, 30)
     assert run["status"] == "failed"
     assert run["triggered_by"] == "schedule:warner"
     assert run["job_version"] == 2
@@ -465,7 +459,7 @@ async def test_a_fire_the_job_no_longer_accepts_is_stored_as_a_failed_run(
 
 
 async def test_a_failed_commit_takes_the_temporal_schedule_back(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     operator: Account,
     job_id: str,
     settings: Settings,
@@ -489,18 +483,18 @@ async def test_a_failed_commit_takes_the_temporal_schedule_back(
         await engine.dispose()
     with pytest.raises(Exception, match="not found"):
         await handle.describe()
-    listed = (await client.get(api("/schedules"), headers=operator.headers)).json()
+    listed = (await http.get(api("/schedules"), headers=operator.headers)).json()
     assert listed["total"] == 0
 
 
 async def test_replicas_reconciling_at_once_take_turns(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     operator: Account,
     job_id: str,
     settings: Settings,
     temporal: Client,
 ) -> None:
-    schedule = await create_schedule(client, operator, job_id=job_id, cron="@daily")
+    schedule = await create_schedule(http, operator, job_id=job_id, cron="@daily")
     await temporal.get_schedule_handle(f"schedule-{schedule['id']}").delete()
     engines = [create_engine(settings), create_engine(settings)]
     try:
@@ -516,20 +510,20 @@ async def test_replicas_reconciling_at_once_take_turns(
 
 
 async def test_the_api_reconciles_when_it_starts(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     operator: Account,
     job_id: str,
     settings: Settings,
     temporal: Client,
 ) -> None:
-    schedule = await create_schedule(client, operator, job_id=job_id, cron="@daily")
+    schedule = await create_schedule(http, operator, job_id=job_id, cron="@daily")
     handle = temporal.get_schedule_handle(f"schedule-{schedule['id']}")
     await handle.delete()
 
     replica = create_app(settings)
     async with replica.router.lifespan_context(replica):
         for _ in range(100):
-            if (await read(client, operator, schedule["id"]))["executor"] == "ok":
+            if (await read(http, operator, schedule["id"]))["executor"] == "ok":
                 break
             await asyncio.sleep(0.1)
     assert (await handle.describe()).schedule.spec.calendars

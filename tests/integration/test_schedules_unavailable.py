@@ -25,7 +25,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 async def test_a_schedule_is_not_stored_when_temporal_refuses_it(
-    client: httpx.AsyncClient, operator: Account
+    http: httpx.AsyncClient, operator: Account
 ) -> None:
     job = {
         "name": "lonely",
@@ -33,13 +33,13 @@ async def test_a_schedule_is_not_stored_when_temporal_refuses_it(
             {"id": "wait", "run_once": True, "action": "control.sleep", "with": {"duration": "1s"}}
         ],
     }
-    job_id = await create_job(client, operator, job)
-    answer = await client.post(
+    job_id = await create_job(http, operator, job)
+    answer = await http.post(
         api("/schedules"), json={"job_id": job_id, "cron": "@daily"}, headers=operator.headers
     )
     problem = assert_problem(answer, 503)
     assert problem["detail"].startswith("Temporal did not accept the schedule")
     assert answer.headers["Retry-After"]
-    listed = await client.get(api("/schedules"), headers=operator.headers)
+    listed = await http.get(api("/schedules"), headers=operator.headers)
     assert listed.status_code == 200
     assert listed.json()["total"] == 0

@@ -28,7 +28,7 @@ async def run_test(
 
 @pytest.mark.parametrize("make_credential", [key_credential, password_credential])
 async def test_a_real_login_pins_the_host_key(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     operator: Account,
     sshd: LoopbackSshd,
@@ -36,21 +36,19 @@ async def test_a_real_login_pins_the_host_key(
     make_credential: object,
 ) -> None:
     assert callable(make_credential)
-    credential = await post_ok(client, "/credentials", admin.headers, make_credential(sshd))
-    target = await post_ok(
-        client, "/targets", operator.headers, sshd_target(sshd, credential["id"])
-    )
+    credential = await post_ok(http, "/credentials", admin.headers, make_credential(sshd))
+    target = await post_ok(http, "/targets", operator.headers, sshd_target(sshd, credential["id"]))
     assert target["host_key_fingerprint"] is None
 
-    answer = await run_test(client, operator.headers, target["id"])
+    answer = await run_test(http, operator.headers, target["id"])
     assert answer["ok"] is True, answer
     assert answer["host_key_fingerprint"] == sshd.host_key_fingerprint
     assert answer["latency_ms"] > 0
     assert sshd.password not in str(answer)
 
-    shown = await client.get(api(f"/targets/{target['id']}"), headers=operator.headers)
+    shown = await http.get(api(f"/targets/{target['id']}"), headers=operator.headers)
     assert shown.json()["host_key_fingerprint"] == sshd.host_key_fingerprint
-    access = await client.get(
+    access = await http.get(
         api(f"/credentials/{credential['id']}/access"), headers=operator.headers
     )
     assert [(row["purpose"], row["target"]) for row in access.json()["items"]] == [
@@ -58,35 +56,35 @@ async def test_a_real_login_pins_the_host_key(
     ]
     assert access.json()["items"][0]["worker_host"]
     # The second login checks against the pinned key and still succeeds.
-    assert (await run_test(client, operator.headers, target["id"]))["ok"] is True
+    assert (await run_test(http, operator.headers, target["id"]))["ok"] is True
     rows = await execute_sql(settings.database_url or "", "SELECT count(*) FROM credential_access")
     assert rows[0][0] == 2
 
 
 async def test_a_changed_host_key_is_refused_until_an_operator_accepts_it(
-    client: httpx.AsyncClient, admin: Account, operator: Account, sshd: LoopbackSshd
+    http: httpx.AsyncClient, admin: Account, operator: Account, sshd: LoopbackSshd
 ) -> None:
-    credential = await post_ok(client, "/credentials", admin.headers, key_credential(sshd))
+    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
     target = await post_ok(
-        client,
+        http,
         "/targets",
         operator.headers,
         {**sshd_target(sshd, credential["id"]), "host_key_fingerprint": OTHER_FINGERPRINT},
     )
-    refused = await run_test(client, operator.headers, target["id"])
+    refused = await run_test(http, operator.headers, target["id"])
     assert refused["ok"] is False
     assert refused["detail"] == (
         f"host key for loopback changed: expected {OTHER_FINGERPRINT}, "
         f"got {sshd.host_key_fingerprint}; an operator must accept the new key"
     )
     assert refused["host_key_fingerprint"] == sshd.host_key_fingerprint
-    shown = (await client.get(api(f"/targets/{target['id']}"), headers=operator.headers)).json()
+    shown = (await http.get(api(f"/targets/{target['id']}"), headers=operator.headers)).json()
     # Still the operator's key: a refused connection never replaces it.
     assert shown["host_key_fingerprint"] == OTHER_FINGERPRINT
     assert shown["presented_host_key_fingerprint"] == sshd.host_key_fingerprint
 
-    assert (await run_test(client, operator.headers, target["id"]))["ok"] is False
-    accepted = await client.post(
+    assert (await run_test(http, operator.headers, target["id"]))["ok"] is False
+    accepted = await http.post(
         api(f"/targets/{target['id']}/host-key"),
         headers=operator.headers,
         json={"accept_presented": True},
@@ -94,18 +92,18 @@ async def test_a_changed_host_key_is_refused_until_an_operator_accepts_it(
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["host_key_fingerprint"] == sshd.host_key_fingerprint
     assert accepted.json()["presented_host_key_fingerprint"] is None
-    assert (await run_test(client, operator.headers, target["id"]))["ok"] is True
+    assert (await run_test(http, operator.headers, target["id"]))["ok"] is True
 
     # Nothing left to accept; and an explicit fingerprint pins that one.
     assert_problem(
-        await client.post(
+        await http.post(
             api(f"/targets/{target['id']}/host-key"),
             headers=operator.headers,
             json={"accept_presented": True},
         ),
         409,
     )
-    pinned = await client.post(
+    pinned = await http.post(
         api(f"/targets/{target['id']}/host-key"),
         headers=operator.headers,
         json={"fingerprint": OTHER_FINGERPRINT},
@@ -114,36 +112,34 @@ async def test_a_changed_host_key_is_refused_until_an_operator_accepts_it(
 
 
 async def test_failures_explain_themselves_without_secrets(
-    client: httpx.AsyncClient, admin: Account, operator: Account, sshd: LoopbackSshd
+    http: httpx.AsyncClient, admin: Account, operator: Account, sshd: LoopbackSshd
 ) -> None:
     wrong = {**password_credential(sshd), "secret": {"password": "planted-wrong-password"}}
-    credential = await post_ok(client, "/credentials", admin.headers, wrong)
-    target = await post_ok(
-        client, "/targets", operator.headers, sshd_target(sshd, credential["id"])
-    )
-    answer = await run_test(client, operator.headers, target["id"])
+    credential = await post_ok(http, "/credentials", admin.headers, wrong)
+    target = await post_ok(http, "/targets", operator.headers, sshd_target(sshd, credential["id"]))
+    answer = await run_test(http, operator.headers, target["id"])
     assert answer["ok"] is False
     assert "authentication as 'opsc-test'" in answer["detail"]
     assert "planted-wrong-password" not in str(answer)
 
     closed = await post_ok(
-        client,
+        http,
         "/targets",
         operator.headers,
         {**sshd_target(sshd, credential["id"], "closed"), "port": 1},
     )
-    answer = await run_test(client, operator.headers, closed["id"])
+    answer = await run_test(http, operator.headers, closed["id"])
     assert answer["ok"] is False
     assert "cannot connect to closed" in answer["detail"]
 
-    bare = await post_ok(client, "/targets", operator.headers, {"name": "bare", "address": "x"})
-    answer = await run_test(client, operator.headers, bare["id"])
+    bare = await post_ok(http, "/targets", operator.headers, {"name": "bare", "address": "x"})
+    answer = await run_test(http, operator.headers, bare["id"])
     assert (answer["ok"], answer["detail"]) == (False, "target 'bare' has no credential")
 
     windows = await post_ok(
-        client, "/targets", operator.headers, {"name": "win", "address": "x", "protocol": "winrm"}
+        http, "/targets", operator.headers, {"name": "win", "address": "x", "protocol": "winrm"}
     )
-    answer = await run_test(client, operator.headers, windows["id"])
+    answer = await run_test(http, operator.headers, windows["id"])
     assert (answer["ok"], answer["detail"]) == (
         False,
         "WinRM connection tests are not available yet",

@@ -15,11 +15,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
 
 async def test_a_retry_succeeds_on_a_later_attempt(
-    client: httpx.AsyncClient, operator: Account, loopback: str
+    http: httpx.AsyncClient, operator: Account, loopback: str
 ) -> None:
     marker = Path(f"/tmp/opsc-retry-{uuid.uuid4().hex}")
     run = await run_on_target(
-        client,
+        http,
         operator,
         loopback,
         {
@@ -39,10 +39,10 @@ async def test_a_retry_succeeds_on_a_later_attempt(
 
 
 async def test_a_step_timeout_fails_the_step_and_stops_the_command(
-    client: httpx.AsyncClient, operator: Account, loopback: str
+    http: httpx.AsyncClient, operator: Account, loopback: str
 ) -> None:
     run = await run_on_target(
-        client,
+        http,
         operator,
         loopback,
         {"id": "slow", "action": "ssh.command", "with": {"command": "sleep 30"}, "timeout": "1s"},
@@ -58,14 +58,14 @@ async def test_a_step_timeout_fails_the_step_and_stops_the_command(
 
 
 async def test_the_log_is_followed_live_until_the_run_ends(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     served: httpx.AsyncClient,
     operator: Account,
     viewer: Account,
     loopback: str,
 ) -> None:
     run_id = await start_job_run(
-        client,
+        http,
         operator,
         {
             "name": "slow-talker",
@@ -95,7 +95,7 @@ async def test_the_log_is_followed_live_until_the_run_ends(
                 lines.append(entry["line"])
                 if entry["line"] == "one":
                     # The first line arrived while the command still runs: this is live.
-                    run = (await client.get(api(f"/runs/{run_id}"), headers=viewer.headers)).json()
+                    run = (await http.get(api(f"/runs/{run_id}"), headers=viewer.headers)).json()
                     assert run["status"] == "running"
     assert lines == ["one", "two", "three"]
     assert ending == {"status": "succeeded"}

@@ -36,14 +36,14 @@ async def temporal(settings: Settings) -> Client:
 
 @pytest.fixture
 async def loopback(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     sshd: LoopbackSshd,
     worker_resources: WorkerResources,
 ) -> list[TargetSnapshot]:
     """The sshd as an inventory target, resolved as a run would resolve it."""
-    credential = await post_ok(client, "/credentials", admin.headers, key_credential(sshd))
-    await post_ok(client, "/targets", admin.headers, sshd_target(sshd, credential["id"]))
+    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
+    await post_ok(http, "/targets", admin.headers, sshd_target(sshd, credential["id"]))
     async with worker_resources.sessionmaker() as session:
         return await resolve_selector(session, TargetSelector(names=["loopback"]))
 
@@ -114,7 +114,7 @@ async def test_a_command_runs_with_its_output_and_expected_exit(
 
 async def test_secrets_are_masked_everywhere(
     caplog: pytest.LogCaptureFixture,
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     temporal: Client,
     worker_resources: WorkerResources,
@@ -123,7 +123,7 @@ async def test_secrets_are_masked_everywhere(
     caplog.set_level(logging.DEBUG)
     value = "planted-" + secrets.token_hex(8)
     await post_ok(
-        client,
+        http,
         "/credentials",
         admin.headers,
         {"name": "db-password", "kind": "secret", "secret": {"value": value}},
@@ -190,7 +190,7 @@ async def test_a_failing_command_is_retried_and_its_attempts_recorded(
 
 
 async def test_rejections_are_not_retried(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     operator: Account,
     temporal: Client,
     worker_resources: WorkerResources,
@@ -222,7 +222,7 @@ async def test_rejections_are_not_retried(
 
     # Pin a key the sshd does not have: the step is refused, once, with the reason.
     target_id = str(loopback[0].id)
-    await client.post(
+    await http.post(
         f"/api/v1/targets/{target_id}/host-key",
         headers=operator.headers,
         json={"fingerprint": "SHA256:" + "B" * 43},

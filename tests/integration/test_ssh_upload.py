@@ -28,21 +28,21 @@ def remote_dir() -> Iterator[Path]:
 
 
 async def test_an_upload_lands_whole_with_its_mode_and_checksum(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     operator: Account,
     sshd: LoopbackSshd,
     loopback: str,
     remote_dir: Path,
 ) -> None:
-    token = await planted_secret(client, admin.headers, "app-token")
+    token = await planted_secret(http, admin.headers, "app-token")
     dest = remote_dir / "app.conf"
     content = "# managed\nhost = {{ target.name }}\ntoken = {{ secret('app-token') }}\n"
     expected = f"# managed\nhost = {loopback}\ntoken = {token}\n".encode()
     digest = hashlib.sha256(expected).hexdigest()
 
     run = await run_on_target(
-        client,
+        http,
         operator,
         loopback,
         {
@@ -77,14 +77,14 @@ async def test_an_upload_lands_whole_with_its_mode_and_checksum(
     assert dest.owner() == sshd.username
     summary = f"wrote {len(expected)} bytes to {dest} (mode 0640, sha256 {digest})"
     assert steps["upload"]["stdout"] == summary
-    logs = (await client.get(api(f"/runs/{run['id']}/logs"), headers=operator.headers)).json()
+    logs = (await http.get(api(f"/runs/{run['id']}/logs"), headers=operator.headers)).json()
     assert ("upload", summary) in [(line["step_id"], line["line"]) for line in logs]
     # The secret is the point of the file, but appears nowhere else.
     assert token not in str(run) + str(logs)
 
 
 async def test_a_bad_destination_is_refused_naming_the_field(
-    client: httpx.AsyncClient, operator: Account, loopback: str, remote_dir: Path
+    http: httpx.AsyncClient, operator: Account, loopback: str, remote_dir: Path
 ) -> None:
     for dest, problem in [
         ("etc/app.conf", "must be an absolute path, got 'etc/app.conf'"),
@@ -95,14 +95,14 @@ async def test_a_bad_destination_is_refused_naming_the_field(
             "name": "bad-upload",
             "steps": [{"id": "up", "action": "ssh.upload", "with": {"dest": dest, "content": ""}}],
         }
-        answer = await client.post(api("/jobs"), json=document, headers=operator.headers)
+        answer = await http.post(api("/jobs"), json=document, headers=operator.headers)
         errors = assert_problem(answer, 422)["errors"]
         assert [error["path"] for error in errors] == ["steps.0.with.dest"]
         assert problem in errors[0]["message"]
 
     # A template is checked once rendered, on the worker; no retry can fix it.
     run = await run_on_target(
-        client,
+        http,
         operator,
         loopback,
         {
@@ -121,10 +121,10 @@ async def test_a_bad_destination_is_refused_naming_the_field(
 
 
 async def test_uploads_that_cannot_be_done_say_why(
-    client: httpx.AsyncClient, operator: Account, loopback: str
+    http: httpx.AsyncClient, operator: Account, loopback: str
 ) -> None:
     # A library file that no installed library version holds is refused when the job is saved.
-    refused = await client.post(
+    refused = await http.post(
         api("/jobs"),
         json={
             "name": "missing-library-file",
@@ -147,7 +147,7 @@ async def test_uploads_that_cannot_be_done_say_why(
         }
     ]
     run = await run_on_target(
-        client,
+        http,
         operator,
         loopback,
         {

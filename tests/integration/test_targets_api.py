@@ -31,51 +31,49 @@ async def make_target(
 
 
 async def test_roles_operators_manage_viewers_read(
-    client: httpx.AsyncClient, accounts: dict[str, Account]
+    http: httpx.AsyncClient, accounts: dict[str, Account]
 ) -> None:
     viewer = accounts["viewer"].headers
     body = {"name": "web-1", "address": "10.0.0.1"}
-    assert_problem(await client.post(api("/targets"), headers=viewer, json=body), 403)
+    assert_problem(await http.post(api("/targets"), headers=viewer, json=body), 403)
     assert_problem(
-        await client.post(api("/target-groups"), headers=viewer, json={"name": "web"}), 403
+        await http.post(api("/target-groups"), headers=viewer, json={"name": "web"}), 403
     )
     for role in ("operator", "admin"):
         headers = accounts[role].headers
-        group = await make_group(client, headers, f"g-{role}")
-        target = await make_target(client, headers, f"t-{role}", groups=[f"g-{role}"])
+        group = await make_group(http, headers, f"g-{role}")
+        target = await make_target(http, headers, f"t-{role}", groups=[f"g-{role}"])
         assert target["port"] == 22
         assert target["groups"] == [f"g-{role}"]
-        changed = await client.patch(
+        changed = await http.patch(
             api(f"/targets/{target['id']}"), headers=headers, json={"protocol": "winrm"}
         )
         assert (changed.json()["protocol"], changed.json()["port"]) == ("winrm", 5985)
         assert_problem(
-            await client.patch(api(f"/targets/{target['id']}"), headers=viewer, json={"os": "x"}),
+            await http.patch(api(f"/targets/{target['id']}"), headers=viewer, json={"os": "x"}),
             403,
         )
-        assert_problem(await client.delete(api(f"/target-groups/{group}"), headers=viewer), 403)
-        assert_problem(await client.post(api(f"/targets/{target['id']}/test"), headers=viewer), 403)
-    listed = await client.get(api("/targets"), headers=viewer)
+        assert_problem(await http.delete(api(f"/target-groups/{group}"), headers=viewer), 403)
+        assert_problem(await http.post(api(f"/targets/{target['id']}/test"), headers=viewer), 403)
+    listed = await http.get(api("/targets"), headers=viewer)
     assert listed.status_code == 200
     assert listed.json()["total"] == 2
-    groups = await client.get(api("/target-groups"), headers=viewer)
+    groups = await http.get(api("/target-groups"), headers=viewer)
     assert [(g["name"], g["member_count"]) for g in groups.json()["items"]] == [
         ("g-admin", 1),
         ("g-operator", 1),
     ]
 
 
-async def test_list_filters(client: httpx.AsyncClient, operator: Account) -> None:
+async def test_list_filters(http: httpx.AsyncClient, operator: Account) -> None:
     headers = operator.headers
-    await make_group(client, headers, "web")
-    await make_target(client, headers, "web-1", tags={"env": "prod", "role": "web"}, groups=["web"])
-    await make_target(
-        client, headers, "web-2", tags={"env": "stage", "role": "web"}, groups=["web"]
-    )
-    await make_target(client, headers, "db-1", tags={"env": "prod", "role": "db"}, protocol="winrm")
+    await make_group(http, headers, "web")
+    await make_target(http, headers, "web-1", tags={"env": "prod", "role": "web"}, groups=["web"])
+    await make_target(http, headers, "web-2", tags={"env": "stage", "role": "web"}, groups=["web"])
+    await make_target(http, headers, "db-1", tags={"env": "prod", "role": "db"}, protocol="winrm")
 
     async def names(**params: str | int | list[str]) -> list[str]:
-        response = await client.get(api("/targets"), headers=headers, params=params)
+        response = await http.get(api("/targets"), headers=headers, params=params)
         assert response.status_code == 200, response.text
         body = response.json()
         assert set(body) == {"items", "total", "limit", "offset"}
@@ -90,24 +88,24 @@ async def test_list_filters(client: httpx.AsyncClient, operator: Account) -> Non
     assert await names(q="db-1.lan") == ["db-1"]
     assert await names(limit=1, offset=1) == ["web-1"]
     problem = assert_problem(
-        await client.get(api("/targets"), headers=headers, params={"tag": "nope"}), 422
+        await http.get(api("/targets"), headers=headers, params={"tag": "nope"}), 422
     )
     assert problem["errors"][0]["path"] == "query.tag.0"
 
 
 async def test_validation_and_conflicts(
-    client: httpx.AsyncClient, operator: Account, admin: Account, settings: Settings
+    http: httpx.AsyncClient, operator: Account, admin: Account, settings: Settings
 ) -> None:
     headers = operator.headers
     problem = assert_problem(
-        await client.post(
+        await http.post(
             api("/targets"), headers=headers, json={"name": "x", "address": "a", "groups": ["nope"]}
         ),
         422,
     )
     assert problem["errors"][0]["path"] == "body.groups.0"
     problem = assert_problem(
-        await client.post(
+        await http.post(
             api("/targets"),
             headers=headers,
             json={"name": "x", "address": "a", "credential_id": str(uuid.uuid4())},
@@ -116,13 +114,13 @@ async def test_validation_and_conflicts(
     )
     assert problem["errors"][0]["path"] == "body.credential_id"
     bearer = await post_ok(
-        client,
+        http,
         "/credentials",
         admin.headers,
         {"name": "tok", "kind": "http_bearer", "secret": {"token": "t"}},
     )
     problem = assert_problem(
-        await client.post(
+        await http.post(
             api("/targets"),
             headers=headers,
             json={"name": "x", "address": "a", "credential_id": bearer["id"]},
@@ -131,7 +129,7 @@ async def test_validation_and_conflicts(
     )
     assert "ssh targets need" in problem["errors"][0]["message"]
     problem = assert_problem(
-        await client.post(
+        await http.post(
             api("/targets"),
             headers=headers,
             json={"name": "x", "address": "a", "host_key_fingerprint": "MD5:aa"},
@@ -140,13 +138,13 @@ async def test_validation_and_conflicts(
     )
     assert problem["errors"][0]["path"] == "body.host_key_fingerprint"
 
-    await make_target(client, headers, "dup")
+    await make_target(http, headers, "dup")
     assert_problem(
-        await client.post(api("/targets"), headers=headers, json={"name": "dup", "address": "b"}),
+        await http.post(api("/targets"), headers=headers, json={"name": "dup", "address": "b"}),
         409,
     )
-    group = await make_group(client, headers, "used")
-    await make_target(client, headers, "member", groups=["used"])
+    group = await make_group(http, headers, "used")
+    await make_target(http, headers, "member", groups=["used"])
     await save_job(
         settings,
         {
@@ -156,28 +154,28 @@ async def test_validation_and_conflicts(
         },
     )
     problem = assert_problem(
-        await client.delete(api(f"/target-groups/{group}"), headers=headers), 409
+        await http.delete(api(f"/target-groups/{group}"), headers=headers), 409
     )
     assert "member" in problem["detail"]
     assert (problem["targets"], problem["jobs"]) == (["member"], ["uses-group"])
     assert_problem(
-        await client.post(api("/target-groups"), headers=headers, json={"name": "used"}), 409
+        await http.post(api("/target-groups"), headers=headers, json={"name": "used"}), 409
     )
-    renamed = await client.patch(
+    renamed = await http.patch(
         api(f"/target-groups/{group}"), headers=headers, json={"name": "renamed"}
     )
     assert "uses-group" in assert_problem(renamed, 409)["detail"]
 
-    emptied = await client.put(
+    emptied = await http.put(
         api(f"/target-groups/{group}/members"), headers=headers, json={"target_ids": []}
     )
     assert emptied.json()["member_count"] == 0
     problem = assert_problem(
-        await client.delete(api(f"/target-groups/{group}"), headers=headers), 409
+        await http.delete(api(f"/target-groups/{group}"), headers=headers), 409
     )
     assert (problem["targets"], problem["jobs"]) == ([], ["uses-group"])
-    spare = await make_group(client, headers, "spare")
-    assert (await client.delete(api(f"/target-groups/{spare}"), headers=headers)).status_code == 204
+    spare = await make_group(http, headers, "spare")
+    assert (await http.delete(api(f"/target-groups/{spare}"), headers=headers)).status_code == 204
 
 
 async def save_job(settings: Settings, document: dict[str, object]) -> None:
@@ -190,24 +188,22 @@ async def save_job(settings: Settings, document: dict[str, object]) -> None:
         await engine.dispose()
 
 
-async def test_group_members_replace_membership(
-    client: httpx.AsyncClient, operator: Account
-) -> None:
+async def test_group_members_replace_membership(http: httpx.AsyncClient, operator: Account) -> None:
     headers = operator.headers
-    group = await make_group(client, headers, "batch")
-    first = await make_target(client, headers, "a-1")
-    second = await make_target(client, headers, "a-2", groups=["batch"])
-    answer = await client.put(
+    group = await make_group(http, headers, "batch")
+    first = await make_target(http, headers, "a-1")
+    second = await make_target(http, headers, "a-2", groups=["batch"])
+    answer = await http.put(
         api(f"/target-groups/{group}/members"),
         headers=headers,
         json={"target_ids": [first["id"]]},
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["member_count"] == 1
-    shown = await client.get(api(f"/targets/{second['id']}"), headers=headers)
+    shown = await http.get(api(f"/targets/{second['id']}"), headers=headers)
     assert shown.json()["groups"] == []
     problem = assert_problem(
-        await client.put(
+        await http.put(
             api(f"/target-groups/{group}/members"),
             headers=headers,
             json={"target_ids": [first["id"], str(uuid.uuid4())]},
@@ -218,18 +214,18 @@ async def test_group_members_replace_membership(
 
 
 async def test_csv_import_reports_every_row(
-    client: httpx.AsyncClient, operator: Account, admin: Account
+    http: httpx.AsyncClient, operator: Account, admin: Account
 ) -> None:
     headers = operator.headers
-    await make_group(client, headers, "web")
-    await make_group(client, headers, "prod")
+    await make_group(http, headers, "web")
+    await make_group(http, headers, "prod")
     await post_ok(
-        client,
+        http,
         "/credentials",
         admin.headers,
         {"name": "pw", "kind": "ssh_password", "username": "u", "secret": {"password": "p"}},
     )
-    await make_target(client, headers, "web-2", os="old")
+    await make_target(http, headers, "web-2", os="old")
     csv_text = (
         "name,address,protocol,port,credential,os,tags,groups\n"
         "web-1,10.0.0.1,ssh,2222,pw,debian,env=prod;role=web,web;prod\n"
@@ -238,7 +234,7 @@ async def test_csv_import_reports_every_row(
         "bad-2,10.0.0.4,ssh,,missing,,,nogroup\n"
         "bad-3,10.0.0.5,ssh,,,,broken-tags,\n"
     )
-    response = await client.post(
+    response = await http.post(
         api("/targets/import"), headers={**headers, "content-type": "text/csv"}, content=csv_text
     )
     assert response.status_code == 200, response.text
@@ -252,7 +248,7 @@ async def test_csv_import_reports_every_row(
     assert [error["path"] for error in rows["bad-2"]["errors"]] == ["credential"]
     assert [error["path"] for error in rows["bad-3"]["errors"]] == ["tags"]
 
-    listed = (await client.get(api("/targets"), headers=headers)).json()["items"]
+    listed = (await http.get(api("/targets"), headers=headers)).json()["items"]
     by_name = {item["name"]: item for item in listed}
     assert set(by_name) == {"web-1", "web-2"}
     assert by_name["web-1"]["port"] == 2222
@@ -264,7 +260,7 @@ async def test_csv_import_reports_every_row(
     assert by_name["web-2"]["tags"] == {"env": "stage"}
 
 
-async def test_json_import_and_bad_bodies(client: httpx.AsyncClient, operator: Account) -> None:
+async def test_json_import_and_bad_bodies(http: httpx.AsyncClient, operator: Account) -> None:
     headers = operator.headers
     rows = [
         {"name": "j-1", "address": "10.1.0.1", "tags": {"env": "prod"}, "vars": {"x": 1}},
@@ -272,17 +268,17 @@ async def test_json_import_and_bad_bodies(client: httpx.AsyncClient, operator: A
         "not an object",
         {"name": "j-1", "port": 2200},
     ]
-    response = await client.post(api("/targets/import"), headers=headers, json=rows)
+    response = await http.post(api("/targets/import"), headers=headers, json=rows)
     assert response.status_code == 200, response.text
     report = response.json()
     assert [row["status"] for row in report["rows"]] == ["created", "failed", "failed", "updated"]
     assert report["rows"][1]["errors"][0]["path"] == "address"
-    target = (await client.get(api("/targets"), headers=headers, params={"q": "j-1"})).json()
+    target = (await http.get(api("/targets"), headers=headers, params={"q": "j-1"})).json()
     assert target["items"][0]["port"] == 2200
     assert target["items"][0]["vars"] == {"x": 1}
 
     assert_problem(
-        await client.post(
+        await http.post(
             api("/targets/import"),
             headers={**headers, "content-type": "text/plain"},
             content="x",
@@ -290,7 +286,7 @@ async def test_json_import_and_bad_bodies(client: httpx.AsyncClient, operator: A
         400,
     )
     problem = assert_problem(
-        await client.post(
+        await http.post(
             api("/targets/import"),
             headers={**headers, "content-type": "text/csv"},
             content="name,colour\nx,red\n",
@@ -299,20 +295,20 @@ async def test_json_import_and_bad_bodies(client: httpx.AsyncClient, operator: A
     )
     assert "colour" in problem["detail"]
     assert_problem(
-        await client.post(api("/targets/import"), headers=headers, json={"name": "x"}), 422
+        await http.post(api("/targets/import"), headers=headers, json={"name": "x"}), 422
     )
 
 
 async def test_resolve_selector(
-    client: httpx.AsyncClient, operator: Account, settings: Settings
+    http: httpx.AsyncClient, operator: Account, settings: Settings
 ) -> None:
     headers = operator.headers
-    await make_group(client, headers, "web")
-    await make_group(client, headers, "empty")
-    await make_target(client, headers, "web-2", groups=["web"], tags={"env": "prod"})
-    await make_target(client, headers, "web-1", groups=["web"], tags={"env": "stage"})
-    await make_target(client, headers, "db-1", tags={"env": "prod", "role": "db"}, vars={"v": 1})
-    await make_target(client, headers, "misc")
+    await make_group(http, headers, "web")
+    await make_group(http, headers, "empty")
+    await make_target(http, headers, "web-2", groups=["web"], tags={"env": "prod"})
+    await make_target(http, headers, "web-1", groups=["web"], tags={"env": "stage"})
+    await make_target(http, headers, "db-1", tags={"env": "prod", "role": "db"}, vars={"v": 1})
+    await make_target(http, headers, "misc")
     engine = create_async_engine(settings.database_url or "")
     try:
         async with AsyncSession(engine) as session:

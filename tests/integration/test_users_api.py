@@ -13,20 +13,20 @@ pytestmark = pytest.mark.integration
 
 
 async def test_an_admin_creates_lists_reads_and_updates_users(
-    client: httpx.AsyncClient, admin: Account
+    http: httpx.AsyncClient, admin: Account
 ) -> None:
-    created = await create_user(client, admin.headers, "ursula", "operator")
+    created = await create_user(http, admin.headers, "ursula", "operator")
 
-    listed = await client.get(api("/users"), headers=admin.headers, params={"limit": 1})
+    listed = await http.get(api("/users"), headers=admin.headers, params={"limit": 1})
     assert listed.status_code == 200
     page = listed.json()
     assert (page["total"], page["limit"], page["offset"], len(page["items"])) == (2, 1, 0, 1)
     assert page["items"][0]["username"] == "admin"
 
-    read = await client.get(api(f"/users/{created.id}"), headers=admin.headers)
+    read = await http.get(api(f"/users/{created.id}"), headers=admin.headers)
     assert read.json()["role"] == "operator"
 
-    updated = await client.patch(
+    updated = await http.patch(
         api(f"/users/{created.id}"),
         headers=admin.headers,
         json={"role": "viewer", "email": "ursula@example.org"},
@@ -34,26 +34,26 @@ async def test_an_admin_creates_lists_reads_and_updates_users(
     assert updated.status_code == 200
     assert (updated.json()["role"], updated.json()["email"]) == ("viewer", "ursula@example.org")
     # The role is read from the user on every request, so the demotion applies at once.
-    me = await client.get(api("/auth/me"), headers=created.headers)
+    me = await http.get(api("/auth/me"), headers=created.headers)
     assert me.json()["role"] == "viewer"
     assert_problem(
-        await client.post(api(f"/users/{created.id}/password-reset"), headers=created.headers), 403
+        await http.post(api(f"/users/{created.id}/password-reset"), headers=created.headers), 403
     )
 
 
 async def test_an_admin_sets_a_password_which_ends_the_users_sessions(
-    client: httpx.AsyncClient, admin: Account, viewer: Account
+    http: httpx.AsyncClient, admin: Account, viewer: Account
 ) -> None:
-    response = await client.patch(
+    response = await http.patch(
         api(f"/users/{viewer.id}"), headers=admin.headers, json={"password": "set-by-the-admin"}
     )
 
     assert response.status_code == 200
-    assert_problem(await client.get(api("/auth/me"), headers=viewer.headers), 401)
-    await login(client, viewer.username, "set-by-the-admin")
+    assert_problem(await http.get(api("/auth/me"), headers=viewer.headers), 401)
+    await login(http, viewer.username, "set-by-the-admin")
 
 
-async def test_user_input_errors_name_the_field(client: httpx.AsyncClient, admin: Account) -> None:
+async def test_user_input_errors_name_the_field(http: httpx.AsyncClient, admin: Account) -> None:
     cases = {
         "body.username": {"username": "Not Valid!", "email": "a@example.com", "password": "x" * 12},
         "body.email": {"username": "valid", "email": "not-an-email", "password": "x" * 12},
@@ -66,41 +66,39 @@ async def test_user_input_errors_name_the_field(client: httpx.AsyncClient, admin
         },
     }
     for path, body in cases.items():
-        response = await client.post(api("/users"), headers=admin.headers, json=body)
+        response = await http.post(api("/users"), headers=admin.headers, json=body)
         assert [error["path"] for error in assert_problem(response, 422)["errors"]] == [path]
 
-    bad_id = await client.get(api("/users/not-a-uuid"), headers=admin.headers)
+    bad_id = await http.get(api("/users/not-a-uuid"), headers=admin.headers)
     assert assert_problem(bad_id, 422)["errors"][0]["path"] == "path.id"
-    null_role = await client.patch(
+    null_role = await http.patch(
         api(f"/users/{admin.id}"), headers=admin.headers, json={"email": None}
     )
     assert assert_problem(null_role, 422)["errors"][0]["path"] == "body.email"
 
 
-async def test_duplicates_and_missing_users(client: httpx.AsyncClient, admin: Account) -> None:
-    duplicate = await client.post(
+async def test_duplicates_and_missing_users(http: httpx.AsyncClient, admin: Account) -> None:
+    duplicate = await http.post(
         api("/users"),
         headers=admin.headers,
         json={"username": "admin", "email": "b@example.com", "password": "x" * 12},
     )
     assert_problem(duplicate, 409)
     missing = uuid.uuid4()
-    assert_problem(await client.get(api(f"/users/{missing}"), headers=admin.headers), 404)
-    assert_problem(await client.delete(api(f"/users/{missing}"), headers=admin.headers), 404)
+    assert_problem(await http.get(api(f"/users/{missing}"), headers=admin.headers), 404)
+    assert_problem(await http.delete(api(f"/users/{missing}"), headers=admin.headers), 404)
 
 
 async def test_the_last_enabled_admin_cannot_be_removed(
-    client: httpx.AsyncClient, admin: Account
+    http: httpx.AsyncClient, admin: Account
 ) -> None:
-    demote = await client.patch(
+    demote = await http.patch(
         api(f"/users/{admin.id}"), headers=admin.headers, json={"role": "operator"}
     )
     assert_problem(demote, 409)
-    assert_problem(await client.delete(api(f"/users/{admin.id}"), headers=admin.headers), 409)
+    assert_problem(await http.delete(api(f"/users/{admin.id}"), headers=admin.headers), 409)
 
-    second = await create_user(client, admin.headers, "ada", "admin")
-    assert (
-        await client.delete(api(f"/users/{admin.id}"), headers=second.headers)
-    ).status_code == 204
-    listed = await client.get(api(f"/users/{admin.id}"), headers=second.headers)
+    second = await create_user(http, admin.headers, "ada", "admin")
+    assert (await http.delete(api(f"/users/{admin.id}"), headers=second.headers)).status_code == 204
+    listed = await http.get(api(f"/users/{admin.id}"), headers=second.headers)
     assert listed.json()["disabled"] is True

@@ -30,29 +30,29 @@ def planted() -> str:
 
 
 async def test_roles_admin_manages_viewer_and_operator_read(
-    client: httpx.AsyncClient, accounts: dict[str, Account]
+    http: httpx.AsyncClient, accounts: dict[str, Account]
 ) -> None:
     body = {"name": "api-token", "kind": "http_bearer", "secret": {"token": planted()}}
     for role in ("operator", "viewer"):
-        response = await client.post(api("/credentials"), headers=accounts[role].headers, json=body)
+        response = await http.post(api("/credentials"), headers=accounts[role].headers, json=body)
         assert_problem(response, 403)
-    created = await post_ok(client, "/credentials", accounts["admin"].headers, body)
+    created = await post_ok(http, "/credentials", accounts["admin"].headers, body)
     for role in ("viewer", "operator", "admin"):
-        listed = await client.get(api("/credentials"), headers=accounts[role].headers)
+        listed = await http.get(api("/credentials"), headers=accounts[role].headers)
         assert listed.status_code == 200
         assert [item["name"] for item in listed.json()["items"]] == ["api-token"]
-        one = await client.get(api(f"/credentials/{created['id']}"), headers=accounts[role].headers)
+        one = await http.get(api(f"/credentials/{created['id']}"), headers=accounts[role].headers)
         assert one.status_code == 200
     for role in ("operator", "viewer"):
         headers = accounts[role].headers
         assert_problem(
-            await client.patch(
+            await http.patch(
                 api(f"/credentials/{created['id']}"), headers=headers, json={"description": "x"}
             ),
             403,
         )
         assert_problem(
-            await client.post(
+            await http.post(
                 api(f"/credentials/{created['id']}/rotate"),
                 headers=headers,
                 json={"secret": {"token": "t"}},
@@ -60,12 +60,12 @@ async def test_roles_admin_manages_viewer_and_operator_read(
             403,
         )
         assert_problem(
-            await client.delete(api(f"/credentials/{created['id']}"), headers=headers), 403
+            await http.delete(api(f"/credentials/{created['id']}"), headers=headers), 403
         )
 
 
 async def test_secrets_are_write_only_and_sealed_at_rest(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     settings: Settings,
     sshd: LoopbackSshd,
@@ -102,8 +102,8 @@ async def test_secrets_are_write_only_and_sealed_at_rest(
             "secret": {"password": values["basic"]},
         },
     ]
-    answers = [await post_ok(client, "/credentials", admin.headers, body) for body in bodies]
-    rotated = await client.post(
+    answers = [await post_ok(http, "/credentials", admin.headers, body) for body in bodies]
+    rotated = await http.post(
         api(f"/credentials/{answers[1]['id']}/rotate"),
         headers=admin.headers,
         json={"secret": {"password": values["password"] + "-new"}},
@@ -111,7 +111,7 @@ async def test_secrets_are_write_only_and_sealed_at_rest(
     assert rotated.status_code == 200
     assert rotated.json()["id"] == answers[1]["id"]
     assert rotated.json()["rotated_at"] is not None
-    listed = await client.get(api("/credentials"), headers=admin.headers)
+    listed = await http.get(api("/credentials"), headers=admin.headers)
 
     key_answer = answers[0]
     assert key_answer["has_secret"] is True
@@ -144,16 +144,16 @@ async def test_secrets_are_write_only_and_sealed_at_rest(
 
 
 async def test_a_ciphertext_moved_to_another_row_does_not_open(
-    client: httpx.AsyncClient, admin: Account, settings: Settings
+    http: httpx.AsyncClient, admin: Account, settings: Settings
 ) -> None:
     first = await post_ok(
-        client,
+        http,
         "/credentials",
         admin.headers,
         {"name": "first", "kind": "secret", "secret": {"value": planted()}},
     )
     second = await post_ok(
-        client,
+        http,
         "/credentials",
         admin.headers,
         {"name": "second", "kind": "secret", "secret": {"value": planted()}},
@@ -197,7 +197,7 @@ async def test_a_ciphertext_moved_to_another_row_does_not_open(
     ],
 )
 async def test_ssh_keys_are_checked_with_the_field_at_fault(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     sshd: LoopbackSshd,
     secret: dict[str, str],
@@ -209,26 +209,26 @@ async def test_ssh_keys_are_checked_with_the_field_at_fault(
         "secret": {key: replacements.get(value, value) for key, value in secret.items()},
     }
     problem = assert_problem(
-        await client.post(api("/credentials"), headers=admin.headers, json=body), 422
+        await http.post(api("/credentials"), headers=admin.headers, json=body), 422
     )
     assert path in [item["path"] for item in problem["errors"]]
     assert "BEGIN" not in str(problem)
 
 
-async def test_kind_specific_rules(client: httpx.AsyncClient, admin: Account) -> None:
+async def test_kind_specific_rules(http: httpx.AsyncClient, admin: Account) -> None:
     no_user = {"name": "nouser", "kind": "ssh_password", "secret": {"password": "p"}}
     problem = assert_problem(
-        await client.post(api("/credentials"), headers=admin.headers, json=no_user), 422
+        await http.post(api("/credentials"), headers=admin.headers, json=no_user), 422
     )
     assert problem["errors"][0]["path"] == "body.username"
     wrong_transport = {"name": "t", "kind": "secret", "transport": "ntlm", "secret": {"value": "v"}}
     problem = assert_problem(
-        await client.post(api("/credentials"), headers=admin.headers, json=wrong_transport), 422
+        await http.post(api("/credentials"), headers=admin.headers, json=wrong_transport), 422
     )
     assert problem["errors"][0]["path"] == "body.transport"
     wrong_shape = {"name": "b", "kind": "http_bearer", "secret": {"password": "p"}}
     problem = assert_problem(
-        await client.post(api("/credentials"), headers=admin.headers, json=wrong_shape), 422
+        await http.post(api("/credentials"), headers=admin.headers, json=wrong_shape), 422
     )
     assert {item["path"] for item in problem["errors"]} == {
         "body.secret.token",
@@ -237,29 +237,27 @@ async def test_kind_specific_rules(client: httpx.AsyncClient, admin: Account) ->
 
 
 async def test_duplicates_and_deleting_a_credential_in_use_are_conflicts(
-    client: httpx.AsyncClient, admin: Account, operator: Account, sshd: LoopbackSshd
+    http: httpx.AsyncClient, admin: Account, operator: Account, sshd: LoopbackSshd
 ) -> None:
-    credential = await post_ok(client, "/credentials", admin.headers, key_credential(sshd))
+    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
     assert_problem(
-        await client.post(api("/credentials"), headers=admin.headers, json=key_credential(sshd)),
+        await http.post(api("/credentials"), headers=admin.headers, json=key_credential(sshd)),
         409,
     )
     for name in ("db-1", "db-2"):
-        await post_ok(
-            client, "/targets", operator.headers, sshd_target(sshd, credential["id"], name)
-        )
-    shown = await client.get(api(f"/credentials/{credential['id']}"), headers=admin.headers)
+        await post_ok(http, "/targets", operator.headers, sshd_target(sshd, credential["id"], name))
+    shown = await http.get(api(f"/credentials/{credential['id']}"), headers=admin.headers)
     assert [target["name"] for target in shown.json()["targets"]] == ["db-1", "db-2"]
     problem = assert_problem(
-        await client.delete(api(f"/credentials/{credential['id']}"), headers=admin.headers), 409
+        await http.delete(api(f"/credentials/{credential['id']}"), headers=admin.headers), 409
     )
     assert "db-1" in problem["detail"]
     assert problem["targets"] == ["db-1", "db-2"]
     unused = await post_ok(
-        client,
+        http,
         "/credentials",
         admin.headers,
         {"name": "unused", "kind": "secret", "secret": {"value": "v"}},
     )
-    deleted = await client.delete(api(f"/credentials/{unused['id']}"), headers=admin.headers)
+    deleted = await http.delete(api(f"/credentials/{unused['id']}"), headers=admin.headers)
     assert deleted.status_code == 204

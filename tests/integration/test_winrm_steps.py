@@ -67,15 +67,15 @@ async def add_target(
 
 
 async def test_cmd_and_powershell_steps_run_on_the_host(
-    client: httpx.AsyncClient, admin: Account, operator: Account, wsman: FakeWsman
+    http: httpx.AsyncClient, admin: Account, operator: Account, wsman: FakeWsman
 ) -> None:
     script = "$svc = Get-Service -Name 'Spooler'\nWrite-Output \"spooler: $($svc.Status)\"\n"
     wsman.reply("hostname", Reply(stdout="WIN-FAKE-01\n"))
     wsman.reply("Get-Service", Reply(stdout="spooler: Running\nÜberprüft\n"))
-    target = await add_target(client, admin, wsman)
+    target = await add_target(http, admin, wsman)
 
     run = await run_on_target(
-        client,
+        http,
         operator,
         target,
         {"id": "name", "action": "winrm.cmd", "with": {"command": "hostname", "args": ["/a b"]}},
@@ -102,7 +102,7 @@ async def test_cmd_and_powershell_steps_run_on_the_host(
         ("65001", True),
         ("65001", True),
     ]
-    logs = (await client.get(api(f"/runs/{run['id']}/logs"), headers=operator.headers)).json()
+    logs = (await http.get(api(f"/runs/{run['id']}/logs"), headers=operator.headers)).json()
     assert [(line["step_id"], line["line"]) for line in logs] == [
         ("name", "WIN-FAKE-01"),
         ("svc", "spooler: Running"),
@@ -111,7 +111,7 @@ async def test_cmd_and_powershell_steps_run_on_the_host(
 
 
 async def test_an_unexpected_exit_code_fails_the_step_with_its_output(
-    client: httpx.AsyncClient, admin: Account, operator: Account, wsman: FakeWsman
+    http: httpx.AsyncClient, admin: Account, operator: Account, wsman: FakeWsman
 ) -> None:
     clixml = (
         "#< CLIXML\r\n"
@@ -123,10 +123,10 @@ async def test_an_unexpected_exit_code_fails_the_step_with_its_output(
     )
     wsman.reply("exit /b 4", Reply(stdout="tried\n", exit_code=4))
     wsman.reply("Stop-Service", Reply(stderr=clixml, exit_code=1))
-    target = await add_target(client, admin, wsman)
+    target = await add_target(http, admin, wsman)
 
     run = await run_on_target(
-        client,
+        http,
         operator,
         target,
         {
@@ -157,18 +157,18 @@ async def test_an_unexpected_exit_code_fails_the_step_with_its_output(
 
 async def test_secrets_reach_the_host_but_never_the_run(
     caplog: pytest.LogCaptureFixture,
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     admin: Account,
     operator: Account,
     wsman: FakeWsman,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    value = await planted_secret(client, admin.headers, "svc-password")
+    value = await planted_secret(http, admin.headers, "svc-password")
     wsman.reply("net user", Reply(stdout=f"set password {value}\n", stderr=f"{PASSWORD}\n"))
-    target = await add_target(client, admin, wsman)
+    target = await add_target(http, admin, wsman)
 
     run = await run_on_target(
-        client,
+        http,
         operator,
         target,
         {
@@ -181,7 +181,7 @@ async def test_secrets_reach_the_host_but_never_the_run(
     assert wsman.commands[0].command_line == f"net user svc {value}"
     step = target_steps(run)["rotate"]
     assert (step["stdout"], step["stderr"]) == ("set password ********", "********")
-    logs = (await client.get(api(f"/runs/{run['id']}/logs"), headers=operator.headers)).text
+    logs = (await http.get(api(f"/runs/{run['id']}/logs"), headers=operator.headers)).text
     assert value not in str(run) + logs
     assert PASSWORD not in str(run) + logs
     # The worker ran in this process: nothing it (or pypsrp) logged holds either.
@@ -190,13 +190,13 @@ async def test_secrets_reach_the_host_but_never_the_run(
 
 
 async def test_a_wrong_password_fails_clearly_without_retries(
-    client: httpx.AsyncClient, admin: Account, operator: Account, wsman: FakeWsman
+    http: httpx.AsyncClient, admin: Account, operator: Account, wsman: FakeWsman
 ) -> None:
     wrong = "Wrong-" + uuid.uuid4().hex[:8]
-    target = await add_target(client, admin, wsman, password=wrong)
+    target = await add_target(http, admin, wsman, password=wrong)
 
     run = await run_on_target(
-        client,
+        http,
         operator,
         target,
         {
@@ -220,12 +220,12 @@ async def test_a_wrong_password_fails_clearly_without_retries(
 
 
 async def test_basic_over_plain_http_needs_an_explicit_opt_in(
-    client: httpx.AsyncClient, admin: Account, operator: Account, wsman: FakeWsman
+    http: httpx.AsyncClient, admin: Account, operator: Account, wsman: FakeWsman
 ) -> None:
-    target = await add_target(client, admin, wsman, vars={})
+    target = await add_target(http, admin, wsman, vars={})
 
     run = await run_on_target(
-        client, operator, target, {"id": "who", "action": "winrm.cmd", "with": {"command": "x"}}
+        http, operator, target, {"id": "who", "action": "winrm.cmd", "with": {"command": "x"}}
     )
 
     reason = target_steps(run)["who"]["reason"]
@@ -238,13 +238,13 @@ async def test_basic_over_plain_http_needs_an_explicit_opt_in(
 
 
 async def test_certificates_are_checked_unless_the_credential_says_not_to(
-    client: httpx.AsyncClient, admin: Account, operator: Account, tmp_path: Path
+    http: httpx.AsyncClient, admin: Account, operator: Account, tmp_path: Path
 ) -> None:
     with FakeWsman(USERNAME, PASSWORD, tls=self_signed_certificate(tmp_path)) as https:
-        checked = await add_target(client, admin, https, vars={"winrm_ssl": True})
+        checked = await add_target(http, admin, https, vars={"winrm_ssl": True})
         step = {"id": "who", "action": "winrm.cmd", "with": {"command": "whoami"}}
 
-        refused = await run_on_target(client, operator, checked, step)
+        refused = await run_on_target(http, operator, checked, step)
 
         assert refused["status"] == "failed"
         assert target_steps(refused)["who"]["reason"] == (
@@ -255,10 +255,8 @@ async def test_certificates_are_checked_unless_the_credential_says_not_to(
         assert https.commands == []
 
         https.reply("whoami", Reply(stdout="fake\\administrator\n"))
-        unchecked = await add_target(
-            client, admin, https, verify_tls=False, vars={"winrm_ssl": True}
-        )
-        accepted = await run_on_target(client, operator, unchecked, step)
+        unchecked = await add_target(http, admin, https, verify_tls=False, vars={"winrm_ssl": True})
+        accepted = await run_on_target(http, operator, unchecked, step)
 
         assert accepted["status"] == "succeeded", accepted
         assert target_steps(accepted)["who"]["stdout"] == "fake\\administrator"
@@ -266,10 +264,10 @@ async def test_certificates_are_checked_unless_the_credential_says_not_to(
 
 @pytest.mark.slow
 async def test_cancelling_a_run_terminates_the_command_and_closes_the_shell(
-    client: httpx.AsyncClient, admin: Account, operator: Account, wsman: FakeWsman
+    http: httpx.AsyncClient, admin: Account, operator: Account, wsman: FakeWsman
 ) -> None:
     wsman.reply("Start-Sleep", Reply(stdout="started\n", hang=True))
-    target = await add_target(client, admin, wsman)
+    target = await add_target(http, admin, wsman)
     document = {
         "name": "winrm-long",
         "targets": {"names": [target]},
@@ -281,12 +279,12 @@ async def test_cancelling_a_run_terminates_the_command_and_closes_the_shell(
             }
         ],
     }
-    run_id = await start_job_run(client, operator, document)
+    run_id = await start_job_run(http, operator, document)
     await eventually(lambda: bool(wsman.commands))
 
-    cancelled = await client.post(api(f"/runs/{run_id}/cancel"), headers=operator.headers)
+    cancelled = await http.post(api(f"/runs/{run_id}/cancel"), headers=operator.headers)
     assert cancelled.status_code == 202, cancelled.text
-    finished = await wait_for(client, operator, run_id, TERMINAL)
+    finished = await wait_for(http, operator, run_id, TERMINAL)
 
     assert finished["status"] == "cancelled"
     # Cancellation reaches the activity with a heartbeat, which the SDK may hold back for up

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from opsconductor.cli.apply import load_documents
 from opsconductor.cli.client import (
     CliError,
     StoredLogin,
@@ -13,8 +14,7 @@ from opsconductor.cli.client import (
     read_stored_login,
     write_stored_login,
 )
-from opsconductor.cli.commands_apply import load_documents
-from opsconductor.cli.commands_runs import parse_parameters, since_time
+from opsconductor.cli.runs import parse_parameters, since_time
 
 
 def test_a_file_holds_jobs_and_targets_in_order(tmp_path: Path) -> None:

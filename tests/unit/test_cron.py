@@ -5,7 +5,7 @@ import re
 import pytest
 
 from opsconductor.jobspec.cron import CronError, parse
-from opsconductor.services.schedule_executor import calendars
+from opsconductor.services.temporal_schedules import calendars
 
 
 def test_fields_ranges_steps_lists_and_names() -> None:

@@ -1,4 +1,8 @@
-"""The Temporal side of schedules: what `schedule-<id>` should be, and putting it there.
+"""Temporal Schedules for schedule rows: what `schedule-<id>` should be, and putting it there.
+
+Nothing here runs a schedule: Temporal fires `schedule-<id>` itself, starting a
+`ScheduledRunWorkflow` each time. This module only builds, writes, reads, deletes and compares
+those Temporal Schedules (and triggers or backfills them on request).
 
 A schedule row maps to exactly one Temporal schedule, built by `desired`. The cron expression
 becomes explicit calendars (every field spelled out, ranges sorted), which Temporal stores and

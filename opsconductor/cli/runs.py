@@ -19,8 +19,8 @@ import yaml
 from typer._click.core import Context
 from typer.core import TyperGroup
 
+from opsconductor.cli.apply import find_job_id
 from opsconductor.cli.client import ApiClient, CliError, StreamBroken, connect, reports_errors
-from opsconductor.cli.commands_apply import find_job_id
 from opsconductor.cli.output import (
     OutputFormat,
     OutputOption,

@@ -1,4 +1,9 @@
-"""What every command shares: plain error messages instead of tracebacks."""
+"""How the server-side commands (up, api, worker, migrate, check, user, keys, libraries,
+schedules reconcile) fail: plain error messages and exit codes instead of tracebacks.
+
+The API's clients (login, apply, run, runs, targets, schedules list...) report errors through
+`cli.client.reports_errors` instead.
+"""
 
 import asyncio
 import functools

@@ -82,7 +82,10 @@ def load_documents(path: str, default_kind: str = "job") -> list[Document]:
         if kind not in SUPPORTED_KINDS:
             raise CliError(
                 f"{source}: unknown kind {kind!r}",
-                [f"supported: {', '.join(SUPPORTED_KINDS)} (libraries are not supported yet)"],
+                [
+                    f"supported: {', '.join(SUPPORTED_KINDS)} (a library is installed with "
+                    "`POST /libraries` or `opsconductor libraries install FILE`)"
+                ],
             )
         if kind == "targets":
             items = body.get("items")
