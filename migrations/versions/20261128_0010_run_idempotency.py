@@ -1,7 +1,7 @@
 """run idempotency keys: runs.idempotency_key, unique per job and user
 
 Revision ID: 0010_run_idempotency
-Revises: 0009
+Revises: 0005 (the head: 0006, 0009, 0008, 0007, 0005)
 Create Date: 2026-11-28
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_run_idempotency"
-down_revision: str | None = "0009"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -127,7 +127,7 @@ async def settle_for_cancel(
     run = await session.get(Run, run_id, with_for_update=True)
     if run is None or run.status in TERMINAL_RUN_STATUSES:
         return RunStatus(run.status) if run else RunStatus.cancelled
-    if run.status is RunStatus.queued and run.started_at is None:
+    if run.status == RunStatus.queued and run.started_at is None:
         try:
             await temporal.get_workflow_handle(run.workflow_id).describe(rpc_timeout=RPC_TIMEOUT)
         except RPCError as error:
@@ -157,7 +157,7 @@ def _ending_of(error: WorkflowFailureError) -> tuple[RunStatus, str]:
 
 
 async def _start_or_fail(session: AsyncSession, temporal: Client, run: Run) -> RunStatus | None:
-    if run.status is not RunStatus.queued or run.started_at is not None:
+    if run.status != RunStatus.queued or run.started_at is not None:
         return await end_run(session, run, RunStatus.failed, WORKFLOW_GONE)
     if run.parent_run_id is not None:
         parent = await session.get(Run, run.parent_run_id)

@@ -278,14 +278,17 @@ async def cancel_run(session: AsyncSession, workflows: Workflows, run_id: uuid.U
     started, cancelled before it starts."""
     run = await get_run_row(session, run_id)
     _refuse_ended(run)
-    try:
-        await workflows.cancel(run.workflow_id)
-    except WorkflowGone:
-        # Kept though the answer is an error (which rolls the request back).
-        async with side_transaction(workflows.sessionmaker) as side:
-            settled = await run_reconciler.settle_for_cancel(side, workflows.client, run.id)
-        if settled is not RunStatus.cancelled:
-            raise Conflict(f"run {run.id} already ended ({settled})") from None
+    if await workflows.is_open(run.workflow_id):
+        try:
+            await workflows.cancel(run.workflow_id)
+            return
+        except WorkflowGone:
+            pass  # it ended in between
+    # Kept though the answer may be an error (which rolls the request back).
+    async with side_transaction(workflows.sessionmaker) as side:
+        settled = await run_reconciler.settle_for_cancel(side, workflows.client, run.id)
+    if settled != RunStatus.cancelled:
+        raise Conflict(f"run {run.id} already ended ({settled})")
 
 
 async def decide_approval(
