@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from opsconductor.contracts.queues import TaskQueue
     from opsconductor.contracts.runs import RunRequest, RunStatus
     from opsconductor.jobspec.document import NotifyRule, RunEvent
+    from opsconductor.jobspec.durations import format_duration
     from opsconductor.jobspec.messages import run_facts
 
 # One attempt: apprise's own call is bounded well within it (activities/notify.py).
@@ -205,7 +206,7 @@ def _why_undelivered(error: ActivityError, order: DeliveryOrder) -> str:
     cause = error.cause
     if isinstance(cause, TimeoutError) and cause.type is TimeoutType.SCHEDULE_TO_START:
         return (
-            f"no notify worker picked the delivery up within {order.worker_wait}: "
+            f"no notify worker picked the delivery up within {format_duration(order.worker_wait)}: "
             "is a worker serving the notify queue?"
         )
     if isinstance(cause, ApplicationError):
