@@ -103,24 +103,36 @@ async def test_the_reconcile_pass_settles_terminated_runs_and_starts_unstarted_o
 ) -> None:
     terminated = await running_run(http, operator, "terminated-left-running")
     await terminate(settings, terminated["workflow_id"], "wedged host")
-    # A row committed whose workflow was never started (the API died in between), and one
-    # that had started but whose workflow is gone.
+    # Rows whose workflow never started (the API died in between): one to start, one of a job
+    # version that is gone, a child run whose parent ended; and one that had started but whose
+    # workflow is gone.
     job = await post(http, operator, "/jobs", napping("never-started", "1ms"))
     rows = await execute_sql(
         database_url,
         """
         INSERT INTO runs (id, job_id, job_name, job_version, status, parameters, targets,
-                          triggered_by, workflow_id, batch_size, created_at, started_at)
-        SELECT ids.id, :job_id, 'never-started', 1, ids.status, '{}', '[]', 'operator',
-               'run-' || ids.id, 100, now(), ids.started_at
-        FROM (VALUES (gen_random_uuid(), 'queued', NULL::timestamptz),
-                     (gen_random_uuid(), 'running', now())) AS ids (id, status, started_at)
-        RETURNING id, status
+                          triggered_by, workflow_id, batch_size, created_at, started_at,
+                          parent_run_id)
+        SELECT ids.id, :job_id, 'never-started', ids.version, ids.status, '{}', '[]', ids.what,
+               'run-' || ids.id, 100, now(), ids.started_at, ids.parent
+        FROM (VALUES
+            (gen_random_uuid(), 'queued', 1, NULL::timestamptz, 'unstarted', NULL::uuid),
+            (gen_random_uuid(), 'queued', 99, NULL, 'no-version', NULL),
+            (gen_random_uuid(), 'queued', 1, NULL, 'orphan-child', CAST(:parent AS uuid)),
+            (gen_random_uuid(), 'running', 1, now(), 'vanished', NULL)
+        ) AS ids (id, status, version, started_at, what, parent)
+        RETURNING id, triggered_by
         """,
         job_id=job["id"],
+        parent=terminated["id"],
     )
-    unstarted = next(str(row.id) for row in rows if row.status == "queued")
-    vanished = next(str(row.id) for row in rows if row.status == "running")
+    ids = {row.triggered_by: str(row.id) for row in rows}
+    unstarted = ids["unstarted"]
+    await execute_sql(
+        database_url,
+        "UPDATE runs SET created_at = now() - interval '1 minute' WHERE id = :id",
+        id=terminated["id"],
+    )
 
     engine = create_engine(settings)
     try:
@@ -138,9 +150,41 @@ async def test_the_reconcile_pass_settles_terminated_runs_and_starts_unstarted_o
         "the workflow was terminated: wedged host",
     )
     assert (await wait_for(http, operator, unstarted, TERMINAL))["status"] == "succeeded"
-    gone = (await http.get(api(f"/runs/{vanished}"), headers=operator.headers)).json()
-    assert gone["status"] == "failed"
-    assert gone["reason"].startswith("its workflow is gone from Temporal")
+    reasons = {}
+    for what in ("no-version", "orphan-child", "vanished"):
+        row = (await http.get(api(f"/runs/{ids[what]}"), headers=operator.headers)).json()
+        assert row["status"] == "failed", row
+        reasons[what] = row["reason"]
+    assert reasons["no-version"] == (
+        f"the run could not be started: job {job['id']} has no version 99"
+    )
+    assert reasons["orphan-child"] == "its parent run ended before starting it"
+    assert reasons["vanished"].startswith("its workflow is gone from Temporal")
+
+
+async def test_cancel_of_a_run_never_started_cancels_it_before_it_starts(
+    http: httpx.AsyncClient, operator: Account, database_url: str
+) -> None:
+    job = await post(http, operator, "/jobs", napping("cancel-before-start", "1ms"))
+    (row,) = await execute_sql(
+        database_url,
+        """
+        INSERT INTO runs (id, job_id, job_name, job_version, status, parameters, targets,
+                          triggered_by, workflow_id, batch_size, created_at)
+        SELECT id, :job_id, 'cancel-before-start', 1, 'queued', '{}', '[]', 'operator',
+               'run-' || id, 100, now()
+        FROM (SELECT gen_random_uuid() AS id) AS fresh
+        RETURNING id
+        """,
+        job_id=job["id"],
+    )
+    answer = await http.post(api(f"/runs/{row.id}/cancel"), headers=operator.headers)
+    assert answer.status_code == 202, answer.text
+    run = (await http.get(api(f"/runs/{row.id}"), headers=operator.headers)).json()
+    assert (run["status"], run["reason"]) == (
+        "cancelled",
+        "the run was cancelled before it started",
+    )
 
 
 async def test_an_idempotency_key_answers_the_same_run(
@@ -170,9 +214,10 @@ async def test_an_idempotency_key_answers_the_same_run(
     listed = await http.get(api("/runs"), params={"job_id": job["id"]}, headers=operator.headers)
     assert listed.json()["total"] == 3
 
-    for bad in ["", " padded ", "x" * 129, "tab\there", "é".encode()]:
-        answer = await http.post(
-            path, json={}, headers={**operator.headers, "Idempotency-Key": bad}
-        )
+    bad_keys = [b"", b" padded ", b"x" * 129, b"tab\there", "é".encode()]
+    for bad in bad_keys:
+        headers = {key.encode(): value.encode() for key, value in operator.headers.items()}
+        headers[b"Idempotency-Key"] = bad
+        answer = await http.post(path, json={}, headers=headers)
         problem = assert_problem(answer, 422)
         assert [item["path"] for item in problem["errors"]] == ["header.Idempotency-Key"], problem
