@@ -19,7 +19,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    TimeoutError,
+    TimeoutType,
+)
 
 with workflow.unsafe.imports_passed_through():
     from opsconductor.contracts.notifications import (
@@ -193,13 +199,18 @@ class DeliveryWorkflow:
             status=status,
             detail=detail,
         )
-        # The log is best effort: a database that stays away must not keep this open forever.
-        await workflow.execute_local_activity(
-            record_delivery,
-            record,
-            start_to_close_timeout=timedelta(seconds=30),
-            schedule_to_close_timeout=timedelta(minutes=5),
-        )
+        # The log is best effort: a database that stays away must neither keep this open for
+        # ever nor stop the message itself.
+        try:
+            await workflow.execute_local_activity(
+                record_delivery,
+                record,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(minutes=5),
+            )
+        except FailureError as error:
+            # A local activity's failure comes as an ActivityError or as the failure itself.
+            workflow.logger.warning(f"delivery log not written ({status.value}): {error}")
 
 
 def _why_undelivered(error: ActivityError, order: DeliveryOrder) -> str:
