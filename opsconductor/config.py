@@ -38,6 +38,11 @@ class Settings(BaseSettings):
 
     # Targets per child workflow of a run (see docs/engine.md, "Scale").
     run_batch_size: int = Field(default=100, ge=1, le=1000)
+    # The run reconciler (docs/engine.md, "Runs that always end"): how often the API brings run
+    # rows in step with their workflows, and how old a row must be before it is looked at (a
+    # younger one may still be starting).
+    run_reconcile_interval_seconds: float = Field(default=30.0, gt=0)
+    run_reconcile_grace_seconds: float = Field(default=30.0, ge=0)
 
     temporal_address: str | None = None
     temporal_namespace: str = "default"

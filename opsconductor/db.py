@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.config import Settings
-from opsconductor.errors import ConfigurationError, DependencyUnavailable
+from opsconductor.errors import ConfigurationError, DependencyUnavailable, LaunchUncertain
 
 Result = TypeVar("Result")
 
@@ -115,10 +115,14 @@ async def commit_then_launch(
     """Commits the caller's unit of work, then launches what writes to the rows it holds (a
     workflow writes to its run or scan row, which must therefore exist first). A launch refused
     with `DependencyUnavailable` is recorded by `mark_failed` in a side transaction, since the
-    caller's is about to be rolled back, and the error goes on to the caller."""
+    caller's is about to be rolled back, and the error goes on to the caller. A launch that
+    may have happened (`LaunchUncertain`) is not marked: its row stays as committed, for a
+    reconciler to settle from what Temporal has."""
     await session.commit()
     try:
         return await launch()
+    except LaunchUncertain:
+        raise
     except DependencyUnavailable as error:
         async with side_transaction(sessionmaker) as side:
             await mark_failed(side, error.detail)

@@ -104,3 +104,10 @@ class DependencyUnavailable(OpsConductorError):
 
     def __init__(self, detail: str, retry_after_seconds: int = 5):
         super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class LaunchUncertain(DependencyUnavailable):
+    """Temporal did not answer a start in time (deadline exceeded, unavailable): the workflow
+    may have started. The row is left as it is for the run reconciler to settle
+    (services/run_reconciler.py), never marked failed, so a start that did happen is not
+    reported as a failure and overwritten later."""

@@ -35,6 +35,7 @@ class ProcessStack:
     worker: Command
     # Every worker process started so far, the killed ones too: their logs are evidence.
     workers: list[Command] = field(default_factory=list)
+    api_starts: int = 1
 
     def report(self) -> str:
         return "\n".join(command.report() for command in (self.api, *self.workers))
@@ -44,6 +45,13 @@ class ProcessStack:
         self.worker = Command(self.workdir, f"worker-{len(self.workers)}", ["worker"], self.env)
         self.workers.append(self.worker)
         return self.worker
+
+    def restart_api(self) -> Command:
+        """A new API process (after the previous one was killed), once it is healthy."""
+        self.api = Command(self.workdir, f"api-{self.api_starts}", ["api"], self.env)
+        self.api_starts += 1
+        self.api.wait_until(lambda: healthy(self.url), 90, f"healthy at {self.url}/health")
+        return self.api
 
     def logs(self) -> str:
         """Everything the API and every worker printed."""

@@ -32,9 +32,11 @@ from opsconductor.contracts.notifications import (
     UNDELIVERABLE,
     DeliveryEvent,
     DeliveryOutcome,
+    DeliveryRecord,
     DeliveryRequest,
     DeliveryStatus,
     notify_deliver,
+    record_delivery,
 )
 from opsconductor.contracts.steps import StepRequest, StepResult
 from opsconductor.db import unit_of_work
@@ -50,6 +52,7 @@ from opsconductor.services.channels import (
     quiet_apprise,
     reveal_channel,
 )
+from opsconductor.text import storable
 
 # apprise's bound on one send; below the activities' timeouts (and the steps' heartbeat timeout,
 # since a send does not heartbeat).
@@ -278,5 +281,45 @@ class NotifyActions:
             **values,
         )
         statement = statement.on_conflict_do_update(index_elements=["id"], set_=values)
+        async with unit_of_work(self._sessionmaker) as session:
+            await session.exec(statement)
+
+
+class DeliveryLog:
+    """The delivery workflow's own writes to the delivery log, on the orchestration worker: the
+    row exists (`pending`) before any notify worker is asked, and a delivery no attempt ended
+    (no worker took it in time) is `failed` with why. A notify worker's rows win: a pending
+    write never replaces a row, and nothing replaces `delivered`."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]):
+        self._sessionmaker = sessionmaker
+
+    @implements(record_delivery)
+    async def record(self, record: DeliveryRecord) -> None:
+        now = utcnow()
+        failed = record.status is DeliveryStatus.failed
+        statement = insert(NotificationDelivery).values(
+            id=record.delivery_id,
+            channel_name=record.channel[:128],
+            run_id=record.run_id,
+            event=record.event.value,
+            status=record.status.value,
+            attempts=0,
+            last_error=storable(record.detail) if failed else None,
+            created_at=now,
+            updated_at=now,
+        )
+        if failed:
+            statement = statement.on_conflict_do_update(
+                index_elements=["id"],
+                set_={
+                    "status": record.status.value,
+                    "last_error": storable(record.detail),
+                    "updated_at": now,
+                },
+                where=NotificationDelivery.status != DeliveryStatus.delivered.value,  # type: ignore[arg-type]
+            )
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=["id"])
         async with unit_of_work(self._sessionmaker) as session:
             await session.exec(statement)

@@ -25,32 +25,9 @@ from opsconductor.contracts.steps import TargetSnapshot
 from opsconductor.db import unit_of_work
 from opsconductor.models.base import utcnow
 from opsconductor.models.run import RUN_ONCE_TARGET, Run, RunStep
+from opsconductor.services import run_records
 from opsconductor.text import storable, storable_json, storable_or_none
 
-# One statement for the whole run, so closing a run over 10,000 targets is one history event.
-_CLOSE_RUNNING = text(
-    """
-    UPDATE run_steps SET status = 'cancelled', reason = :reason, finished_at = now()
-    WHERE run_id = :run_id AND status IN ('running', 'pending')
-    """
-)
-_FILL_MISSING = text(
-    """
-    INSERT INTO run_steps (id, run_id, target, step_id, status, reason, stdout, stderr, outputs,
-                           attempts, tolerated, started_at, finished_at)
-    SELECT gen_random_uuid(), :run_id, pending.target, pending.step_id, :status, :reason,
-           '', '', '{}', 0, false, now(), now()
-    FROM (
-        SELECT snapshot ->> 'name', step_id
-        FROM runs, jsonb_array_elements(runs.targets) AS snapshot,
-             unnest(CAST(:per_target AS text[])) AS step_id
-        WHERE runs.id = :run_id
-        UNION ALL
-        SELECT '', step_id FROM unnest(CAST(:run_once AS text[])) AS step_id
-    ) AS pending (target, step_id)
-    ON CONFLICT (run_id, target, step_id) DO NOTHING
-    """
-)
 _TARGET_BATCH = text(
     """
     SELECT snapshot FROM runs, jsonb_array_elements(runs.targets) WITH ORDINALITY AS t(snapshot, n)
@@ -107,22 +84,8 @@ class RunRecorder:
 
     @implements(contract.close_run_steps)
     async def close_run_steps(self, closing: RunClosing) -> None:
-        # Idempotent: rows already final are left alone by both statements.
         async with unit_of_work(self._sessionmaker) as session:
-            connection = await session.connection()
-            await connection.execute(
-                _CLOSE_RUNNING, {"run_id": closing.run_id, "reason": storable(closing.reason)}
-            )
-            await connection.execute(
-                _FILL_MISSING,
-                {
-                    "run_id": closing.run_id,
-                    "per_target": closing.per_target_step_ids,
-                    "run_once": closing.run_once_step_ids,
-                    "status": "cancelled" if closing.cancelled else "skipped",
-                    "reason": storable(closing.reason) if closing.cancelled else "run_aborted",
-                },
-            )
+            await run_records.close_steps(session, closing)
 
     @implements(contract.record_run_status)
     async def record_run_status(self, record: RunStatusRecord) -> None:
@@ -133,8 +96,13 @@ class RunRecorder:
             # The first start is kept: leaving an approval wait must not move it.
             "started_at": func.coalesce(Run.started_at, now),
         }
+        statement = update(Run).where(col(Run.id) == record.run_id)
         if record.status in TERMINAL_RUN_STATUSES:
             values["finished_at"] = now
-        statement = update(Run).where(col(Run.id) == record.run_id).values(values)
+        else:
+            # An ended run is never reopened: one cancelled before its workflow started
+            # (services/runs.cancel_run) stays cancelled.
+            statement = statement.where(col(Run.status).not_in(TERMINAL_RUN_STATUSES))
+        statement = statement.values(values)
         async with unit_of_work(self._sessionmaker) as session:
             await session.exec(statement)

@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from opsconductor import __version__
 from opsconductor.api.auth import AUDITED
-from opsconductor.api.background import reconcile_until_done
+from opsconductor.api.background import reconcile_runs_forever, reconcile_until_done
 from opsconductor.api.deps import API_PREFIX, refuse_unstorable_text
 from opsconductor.api.metrics import ApiMetrics
 from opsconductor.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -77,16 +77,20 @@ def create_app(settings: Settings) -> FastAPI:
         if password is not None:
             announce_generated_admin(settings.admin_username, password)
         # In the background: the API must start (and report its health) while Temporal is away.
-        reconciling = asyncio.create_task(
-            reconcile_until_done(app.state.sessionmaker, app.state.temporal)
-        )
+        background = [
+            asyncio.create_task(reconcile_until_done(app.state.sessionmaker, app.state.temporal)),
+            asyncio.create_task(
+                reconcile_runs_forever(app.state.sessionmaker, app.state.temporal, settings)
+            ),
+        ]
         logger.info("api started", extra={"version": __version__})
         try:
             yield
         finally:
-            reconciling.cancel()
-            with suppress(asyncio.CancelledError):
-                await reconciling
+            for task in background:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
             await engine.dispose()
             logger.info("api stopped")
 

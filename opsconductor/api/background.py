@@ -1,15 +1,20 @@
 """What the API does outside any request: bringing Temporal's schedules in step with the
-schedule rows when it starts. A background loop is the opener of its own units of work (the
-transaction rule, db.py); the work itself is a service (services/schedule_reconciler.py)."""
+schedule rows when it starts, and run rows in step with their workflows at start and then
+periodically. A background loop is the opener of its own units of work (the transaction rule,
+db.py); the work itself is a service (services/schedule_reconciler.py,
+services/run_reconciler.py)."""
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
+from opsconductor.config import Settings
 from opsconductor.db import unit_of_work
+from opsconductor.services.run_reconciler import RunReconcileReport, reconcile_runs
 from opsconductor.services.schedule_reconciler import ReconcileReport, reconcile_schedules
 
 logger = logging.getLogger(__name__)
@@ -55,3 +60,37 @@ async def reconcile_until_done(
             },
         )
         return report
+
+
+async def reconcile_runs_once(
+    sessionmaker: async_sessionmaker[AsyncSession], temporal: Client, grace: timedelta
+) -> RunReconcileReport:
+    async with unit_of_work(sessionmaker) as session:
+        return await reconcile_runs(session, temporal, grace)
+
+
+async def reconcile_runs_forever(
+    sessionmaker: async_sessionmaker[AsyncSession], temporal: Client, settings: Settings
+) -> None:
+    """A pass at API start, then one every interval; a pass that fails (Temporal or the
+    database away) is logged and the next one tries again. Replicas take turns (the lock)."""
+    grace = timedelta(seconds=settings.run_reconcile_grace_seconds)
+    while True:
+        try:
+            report = await reconcile_runs_once(sessionmaker, temporal, grace)
+        except Exception as error:  # whatever went wrong, the next pass may succeed
+            logger.warning(
+                "runs not reconciled this time",
+                extra={"error": f"{type(error).__name__}: {error}"},
+            )
+        else:
+            if report.started or report.ended:
+                logger.info(
+                    "runs reconciled",
+                    extra={
+                        "runs_checked": report.checked,
+                        "runs_started": [str(run_id) for run_id in report.started],
+                        "runs_ended": {str(k): v.value for k, v in report.ended.items()},
+                    },
+                )
+        await asyncio.sleep(settings.run_reconcile_interval_seconds)

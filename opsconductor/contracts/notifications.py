@@ -1,7 +1,9 @@
-"""The notifications contract: one message to one channel through `notify-deliver`, and the
-channel test-send workflow."""
+"""The notifications contract: one message to one channel through `notify-deliver`, the
+delivery workflow that sends a run's rule messages apart from the run, and the channel
+test-send workflow."""
 
 import uuid
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -10,6 +12,7 @@ from pydantic import BaseModel
 from opsconductor.contracts import activity_contract
 
 CHANNEL_TEST_WORKFLOW = "notification-channel-test"
+DELIVERY_WORKFLOW = "notification-delivery"
 # The failure type of a delivery no retry can fix: an unknown channel, a template that does not
 # render.
 UNDELIVERABLE = "Undeliverable"
@@ -17,6 +20,10 @@ UNDELIVERABLE = "Undeliverable"
 
 def channel_test_workflow_id(delivery_id: uuid.UUID) -> str:
     return f"channel-test-{delivery_id}"
+
+
+def delivery_workflow_id(delivery_id: uuid.UUID) -> str:
+    return f"notification-{delivery_id}"
 
 
 class DeliveryEvent(StrEnum):
@@ -62,3 +69,40 @@ class DeliveryOutcome(BaseModel):
 async def notify_deliver(request: DeliveryRequest) -> DeliveryOutcome:
     """One delivery attempt, written to the delivery log (activities/notify.py)."""
     raise NotImplementedError("a contract: notify workers register its implementation")
+
+
+class DeliveryRetry(BaseModel):
+    """A rule's retry policy (jobspec `retry`), as the delivery workflow applies it."""
+
+    attempts: int
+    interval: timedelta
+    backoff: float
+    max_interval: timedelta | None = None
+
+
+class DeliveryOrder(BaseModel):
+    """What the delivery workflow sends: the message, its retries, and how long it waits for a
+    notify worker to pick an attempt up before the delivery is recorded failed."""
+
+    request: DeliveryRequest
+    retry: DeliveryRetry
+    worker_wait: timedelta
+
+
+class DeliveryRecord(BaseModel):
+    """A delivery log row written by the delivery workflow itself: `pending` before the first
+    attempt is handed to a notify worker, `failed` when no attempt could end it."""
+
+    delivery_id: uuid.UUID
+    channel: str
+    event: DeliveryEvent
+    run_id: uuid.UUID | None
+    status: DeliveryStatus
+    detail: str
+
+
+@activity_contract
+async def record_delivery(record: DeliveryRecord) -> None:
+    """Writes the delivery log row from the orchestration worker (activities/notify.py); never
+    replaces what a notify worker's attempt wrote."""
+    raise NotImplementedError("a contract: orchestration workers register its implementation")

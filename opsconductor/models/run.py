@@ -20,7 +20,16 @@ RUN_ONCE_TARGET = ""
 
 class Run(SQLModel, table=True):
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_job_id_created_at", "job_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_runs_job_id_created_at", "job_id", "created_at"),
+        # NULLs are distinct: only runs started with an Idempotency-Key are held to it.
+        UniqueConstraint(
+            "job_id",
+            "triggered_by",
+            "idempotency_key",
+            name="uq_runs_job_id_triggered_by_idempotency_key",
+        ),
+    )
 
     id: uuid.UUID = id_field()
     job_id: uuid.UUID = Field(foreign_key="jobs.id")
@@ -36,6 +45,8 @@ class Run(SQLModel, table=True):
     # A run started by another run's job.run step.
     parent_run_id: uuid.UUID | None = Field(default=None, foreign_key="runs.id", index=True)
     batch_size: int = DEFAULT_BATCH_SIZE
+    # The client's Idempotency-Key of `POST /jobs/{id}/runs`; the run's id is derived from it.
+    idempotency_key: str | None = Field(default=None, max_length=128)
     created_at: datetime = timestamp_field()
     started_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
@@ -75,6 +86,10 @@ class RunLogLine(SQLModel, table=True):
 
 
 # -- API schemas ----------------------------------------------------------------------------------
+
+
+# Printable ASCII without spaces at either end: what clients put in (UUIDs, request hashes).
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
 
 
 class RunCreate(SQLModel):

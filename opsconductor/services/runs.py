@@ -7,6 +7,7 @@ which the router hands on untouched.
 """
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -19,11 +20,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from opsconductor.contracts.queues import TaskQueue
 from opsconductor.contracts.runs import (
     APPROVAL_NOT_PENDING,
     APPROVAL_NOT_PERMITTED,
@@ -32,18 +32,17 @@ from opsconductor.contracts.runs import (
     ApprovalDecision,
     RunRequest,
     RunStatus,
-    RunSummary,
     StepStatus,
-    run_search_attributes,
     run_workflow_id,
 )
 from opsconductor.contracts.steps import TargetSnapshot
-from opsconductor.db import commit_then_launch
+from opsconductor.db import commit_then_launch, side_transaction
 from opsconductor.errors import (
     Conflict,
     DependencyUnavailable,
     FieldProblem,
     InputInvalid,
+    LaunchUncertain,
     PermissionDenied,
 )
 from opsconductor.jobspec.document import JobDocument, TargetSelector
@@ -67,13 +66,21 @@ from opsconductor.models.run import (
     RunTargetPublic,
 )
 from opsconductor.security.rbac import Principal
-from opsconductor.services import jobs
+from opsconductor.services import jobs, run_reconciler
 from opsconductor.services.audit import AuditEntry
 from opsconductor.services.lookup import get_or_404
 from opsconductor.services.paging import paginate_as
+from opsconductor.services.run_launch import (
+    idempotent_run_id,
+    launch,
+    request_for,
+    stored_request,
+)
 from opsconductor.services.targets.selection import resolve_selector
-from opsconductor.services.workflows import Workflows
+from opsconductor.services.workflows import WorkflowGone, Workflows
 from opsconductor.workflows.job_run import JobRunWorkflow
+
+logger = logging.getLogger(__name__)
 
 # A followed log is read again this often while nothing new came, and this many lines a read.
 FOLLOW_POLL_SECONDS = 0.5
@@ -94,6 +101,9 @@ class RunOrigin:
     request_id: str | None = None
     parent_run_id: uuid.UUID | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
+    # A client's Idempotency-Key and the user it is scoped to (services/run_launch.py).
+    idempotency_key: str | None = None
+    user_id: uuid.UUID | None = None
 
 
 async def prepare_run(
@@ -108,9 +118,7 @@ async def prepare_run(
     With a `run_id` already stored (a retried child-run activity), answers that run's request
     unchanged instead of storing a second one."""
     if run_id is not None and (existing := await session.get(Run, run_id)) is not None:
-        _, version = await jobs.get_job_version(session, existing.job_id, existing.job_version)
-        stored = JobDocument.model_validate(version.document)
-        return PreparedRun(run=existing, request=_request_for(existing, stored))
+        return PreparedRun(run=existing, request=await stored_request(session, existing))
     document = JobDocument.model_validate(job.document)
     parameters, problems = resolve_parameters(document.parameters, body.parameters)
     problems = [
@@ -141,7 +149,7 @@ async def prepare_run(
     )
     session.add(run)
     await session.flush()
-    return PreparedRun(run=run, request=_request_for(run, document))
+    return PreparedRun(run=run, request=request_for(run, document))
 
 
 async def record_refused(
@@ -187,23 +195,8 @@ def _new_run(
         request_id=origin.request_id,
         parent_run_id=origin.parent_run_id,
         batch_size=origin.batch_size,
+        idempotency_key=origin.idempotency_key,
         **fields,
-    )
-
-
-def _request_for(run: Run, document: JobDocument) -> RunRequest:
-    return RunRequest(
-        run_id=run.id,
-        job_id=run.job_id,
-        job_name=run.job_name,
-        job_version=run.job_version,
-        plan=compile_plan(document),
-        parameters=run.parameters,
-        target_names=[snapshot["name"] for snapshot in run.targets],
-        triggered_by=run.triggered_by,
-        request_id=run.request_id,
-        parent_run_id=run.parent_run_id,
-        batch_size=run.batch_size,
     )
 
 
@@ -217,23 +210,6 @@ async def _resolve(session: AsyncSession, selector: TargetSelector) -> list[Targ
             error.detail,
             [FieldProblem(f"body.{item.path}", item.message, item.type) for item in error.problems],
         ) from None
-
-
-async def launch(
-    temporal: Client, request: RunRequest
-) -> WorkflowHandle[JobRunWorkflow, RunSummary]:
-    """Starts the run's workflow. Called after the run row is committed; the workflow id is the
-    run id, so a repeated launch of the same run cannot start a second workflow."""
-    try:
-        return await temporal.start_workflow(
-            JobRunWorkflow.run,
-            request,
-            id=run_workflow_id(request.run_id),
-            task_queue=TaskQueue.orchestration.value,
-            search_attributes=run_search_attributes(request),
-        )
-    except RPCError as error:
-        raise DependencyUnavailable(f"Temporal did not accept the run: {error.message}") from None
 
 
 async def mark_not_launched(session: AsyncSession, run_id: uuid.UUID, reason: str) -> None:
@@ -252,22 +228,43 @@ async def start_run(
     origin: RunOrigin,
     entry: AuditEntry,
 ) -> RunAccepted:
-    """Accepts a run of the job and launches its workflow once the run row is committed."""
-    prepared = await prepare_run(session, await jobs.get_job(session, job_id), body, origin)
+    """Accepts a run of the job and launches its workflow once the run row is committed.
+
+    With an Idempotency-Key the run's id is derived from it: a repeated request answers the run
+    the first one created. A start Temporal did not answer in time is answered `queued`: the
+    run reconciler starts it, or finds it started (services/run_reconciler.py)."""
+    job = await jobs.get_job(session, job_id)
+    run_id = None
+    if origin.idempotency_key is not None:
+        assert origin.user_id is not None, "an idempotency key is scoped to a user"
+        run_id = idempotent_run_id(job.id, origin.user_id, origin.idempotency_key)
+        if (existing := await session.get(Run, run_id)) is not None:
+            entry.on("run", existing.id)
+            entry.detail["idempotent_replay"] = True
+            return _accepted(existing)
+    prepared = await prepare_run(session, job, body, origin, run_id)
     entry.on("run", prepared.run.id)
 
     async def not_launched(side: AsyncSession, reason: str) -> None:
         await mark_not_launched(side, prepared.run.id, reason)
 
-    await commit_then_launch(
-        session,
-        workflows.sessionmaker,
-        lambda: launch(workflows.client, prepared.request),
-        not_launched,
-    )
-    return RunAccepted(
-        id=prepared.run.id, status=prepared.run.status, workflow_id=prepared.run.workflow_id
-    )
+    try:
+        await commit_then_launch(
+            session,
+            workflows.sessionmaker,
+            lambda: launch(workflows.client, prepared.request),
+            not_launched,
+        )
+    except LaunchUncertain as error:
+        logger.warning(
+            "run start unconfirmed; left queued for the run reconciler",
+            extra={"run_id": str(prepared.run.id), "error": error.detail},
+        )
+    return _accepted(prepared.run)
+
+
+def _accepted(run: Run) -> RunAccepted:
+    return RunAccepted(id=run.id, status=run.status, workflow_id=run.workflow_id)
 
 
 def _refuse_ended(run: Run) -> None:
@@ -276,9 +273,22 @@ def _refuse_ended(run: Run) -> None:
 
 
 async def cancel_run(session: AsyncSession, workflows: Workflows, run_id: uuid.UUID) -> None:
+    """Asks the run's workflow to cancel. A run whose workflow is not open is settled here, as
+    the reconciler would: from the ended workflow (then 409, it already ended), or, never
+    started, cancelled before it starts."""
     run = await get_run_row(session, run_id)
     _refuse_ended(run)
-    await workflows.cancel(run.workflow_id)
+    if await workflows.is_open(run.workflow_id):
+        try:
+            await workflows.cancel(run.workflow_id)
+            return
+        except WorkflowGone:
+            pass  # it ended in between
+    # Kept though the answer may be an error (which rolls the request back).
+    async with side_transaction(workflows.sessionmaker) as side:
+        settled = await run_reconciler.settle_for_cancel(side, workflows.client, run.id)
+    if settled != RunStatus.cancelled:
+        raise Conflict(f"run {run.id} already ended ({settled})")
 
 
 async def decide_approval(

@@ -12,7 +12,7 @@ from opsconductor.activities.child_runs import ChildRuns
 from opsconductor.activities.connection_test import ConnectionTests
 from opsconductor.activities.discovery import DiscoveryActions
 from opsconductor.activities.http import HttpActions
-from opsconductor.activities.notify import NotifyActions
+from opsconductor.activities.notify import DeliveryLog, NotifyActions
 from opsconductor.activities.ping import ping
 from opsconductor.activities.plugins import plugin_activities
 from opsconductor.activities.run_records import RunRecorder
@@ -27,7 +27,7 @@ from opsconductor.services.sealing import keyring_from
 from opsconductor.workflows.connection_test import ConnectionTestWorkflow
 from opsconductor.workflows.discovery_scan import DiscoveryScanWorkflow
 from opsconductor.workflows.job_run import JobRunWorkflow
-from opsconductor.workflows.notifications import ChannelTestWorkflow
+from opsconductor.workflows.notifications import ChannelTestWorkflow, DeliveryWorkflow
 from opsconductor.workflows.probe import FleetProbeWorkflow
 from opsconductor.workflows.scheduled_run import ScheduledRunWorkflow
 from opsconductor.workflows.target_batch import TargetBatchWorkflow
@@ -38,6 +38,7 @@ WORKFLOWS: Sequence[type] = (
     TargetBatchWorkflow,
     ConnectionTestWorkflow,
     ChannelTestWorkflow,
+    DeliveryWorkflow,
     DiscoveryScanWorkflow,
     ScheduledRunWorkflow,
 )
@@ -68,6 +69,7 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
             recorder.close_run_steps,
             ChildRuns(resources.sessionmaker, resources.settings).run_step,
             ScheduledRuns(resources.sessionmaker, resources.settings).create,
+            DeliveryLog(resources.sessionmaker).record,
         ]
         activities.append(DiscoveryActions(resources.sessionmaker).record_status)
     elif queue is TaskQueue.ssh:

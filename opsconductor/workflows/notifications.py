@@ -1,10 +1,16 @@
 """Notifications from workflows: a run's `notify` rules, and the channel test-send.
 
 A job's rules send one message per matching rule at run events (start, approval, success,
-failure) through the `notify-deliver` activity on the `notify` queue, with the rule's retry
-policy. The run does not wait for a message before going on; it waits for the ones still being
-retried only when it has ended (its status is already recorded then), so their retries happen.
-A delivery that fails for good is in the delivery log and never fails the run.
+failure). Each message is a `notification-delivery` workflow of its own, started by the run as a
+child it abandons (ParentClosePolicy.ABANDON): the run never waits for a message, not even at its
+end, so a channel that is down or a `notify` queue nobody serves cannot hold a run (or the
+`job.run` step and the schedule waiting for it) open. The delivery workflow writes the delivery
+log row `pending` at once, runs `notify-deliver` on the `notify` queue with the rule's retry
+policy, each attempt bounded, and records `failed` with why when no notify worker picked an
+attempt up within `WORKER_WAIT`, or when every attempt failed. A delivery never fails the run.
+
+Runs started before this change sent their messages as activities of their own and waited for
+them at the end; `workflow.patched(APART_PATCH)` keeps that path for their replay.
 """
 
 import asyncio
@@ -13,27 +19,45 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    TimeoutError,
+    TimeoutType,
+)
 
 with workflow.unsafe.imports_passed_through():
     from opsconductor.contracts.notifications import (
         CHANNEL_TEST_WORKFLOW,
+        DELIVERY_WORKFLOW,
         UNDELIVERABLE,
         DeliveryEvent,
+        DeliveryOrder,
         DeliveryOutcome,
+        DeliveryRecord,
         DeliveryRequest,
+        DeliveryRetry,
         DeliveryStatus,
+        delivery_workflow_id,
         notify_deliver,
+        record_delivery,
     )
     from opsconductor.contracts.queues import TaskQueue
     from opsconductor.contracts.runs import RunRequest, RunStatus
     from opsconductor.jobspec.document import NotifyRule, RunEvent
+    from opsconductor.jobspec.durations import format_duration
     from opsconductor.jobspec.messages import run_facts
 
 # One attempt: apprise's own call is bounded well within it (activities/notify.py).
 ATTEMPT_TIMEOUT = timedelta(seconds=60)
 # How long a test-send may wait for a notify worker to pick it up.
-WORKER_WAIT = timedelta(seconds=15)
+TEST_WORKER_WAIT = timedelta(seconds=15)
+# How long each attempt of a rule's message waits for a notify worker before the delivery is
+# recorded failed: long enough for a notify worker's restart, short enough to be told.
+WORKER_WAIT = timedelta(minutes=10)
+# The patch that moved a run's messages into delivery workflows (see the module's docstring).
+APART_PATCH = "notifications-apart-from-the-run"
 
 _EVENT_OF_STATUS = {
     RunStatus.succeeded: RunEvent.success,
@@ -43,13 +67,22 @@ _EVENT_OF_STATUS = {
 }
 
 
-def _retry_policy(rule: NotifyRule) -> RetryPolicy:
+def _retry_policy(retry: DeliveryRetry) -> RetryPolicy:
     return RetryPolicy(
-        maximum_attempts=rule.retry.attempts,
-        initial_interval=rule.retry.interval,
-        backoff_coefficient=rule.retry.backoff,
-        maximum_interval=rule.retry.max_interval,
+        maximum_attempts=retry.attempts,
+        initial_interval=retry.interval,
+        backoff_coefficient=retry.backoff,
+        maximum_interval=retry.max_interval,
         non_retryable_error_types=[UNDELIVERABLE],
+    )
+
+
+def _retry_of(rule: NotifyRule) -> DeliveryRetry:
+    return DeliveryRetry(
+        attempts=rule.retry.attempts,
+        interval=rule.retry.interval,
+        backoff=rule.retry.backoff,
+        max_interval=rule.retry.max_interval,
     )
 
 
@@ -80,7 +113,8 @@ class Announcer:
         status: RunStatus,
         reason: str | None,
     ) -> None:
-        """Announces the end, then waits for every message of the run to be settled."""
+        """Announces the end, then waits until every message's delivery workflow has started
+        (a run started before APART_PATCH waits for its messages themselves)."""
         facts = run_facts(context, workflow.now(), status.value, reason)
         self._announce(request, _EVENT_OF_STATUS[status], facts)
         await asyncio.gather(*self._sending, return_exceptions=True)
@@ -98,15 +132,97 @@ class Announcer:
                 body=rule.body,
                 context=context,
             )
+            if workflow.patched(APART_PATCH):
+                order = DeliveryOrder(
+                    request=delivery, retry=_retry_of(rule), worker_wait=WORKER_WAIT
+                )
+                # The run waits at its end for the child's start (a moment), never its end.
+                self._sending.append(asyncio.create_task(_start_delivery(order)))
+                continue
             self._sending.append(
                 workflow.start_activity(
                     notify_deliver,
                     delivery,
                     task_queue=TaskQueue.notify.value,
                     start_to_close_timeout=ATTEMPT_TIMEOUT,
-                    retry_policy=_retry_policy(rule),
+                    retry_policy=_retry_policy(_retry_of(rule)),
                 )
             )
+
+
+async def _start_delivery(order: DeliveryOrder) -> None:
+    await workflow.start_child_workflow(
+        DeliveryWorkflow.run,
+        order,
+        id=delivery_workflow_id(order.request.delivery_id),
+        task_queue=TaskQueue.orchestration.value,
+        parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+    )
+
+
+@workflow.defn(name=DELIVERY_WORKFLOW)
+class DeliveryWorkflow:
+    """One rule message, apart from its run: pending in the delivery log at once, then
+    delivered, or failed with why (every attempt failed, or no notify worker took one)."""
+
+    @workflow.run
+    async def run(self, order: DeliveryOrder) -> DeliveryOutcome:
+        request = order.request
+        await self._record(order, DeliveryStatus.pending, "waiting for a notify worker")
+        try:
+            outcome: DeliveryOutcome = await workflow.execute_activity(
+                notify_deliver,
+                request,
+                task_queue=TaskQueue.notify.value,
+                schedule_to_start_timeout=order.worker_wait,
+                start_to_close_timeout=ATTEMPT_TIMEOUT,
+                retry_policy=_retry_policy(order.retry),
+            )
+        except ActivityError as error:
+            detail = _why_undelivered(error, order)
+            # The notify worker recorded a failure it saw itself; this records the rest.
+            await self._record(order, DeliveryStatus.failed, detail)
+            return DeliveryOutcome(
+                delivery_id=request.delivery_id,
+                status=DeliveryStatus.failed,
+                attempts=order.retry.attempts,
+                detail=detail,
+            )
+        return outcome
+
+    async def _record(self, order: DeliveryOrder, status: DeliveryStatus, detail: str) -> None:
+        record = DeliveryRecord(
+            delivery_id=order.request.delivery_id,
+            channel=order.request.channel,
+            event=order.request.event,
+            run_id=order.request.run_id,
+            status=status,
+            detail=detail,
+        )
+        # The log is best effort: a database that stays away must neither keep this open for
+        # ever nor stop the message itself.
+        try:
+            await workflow.execute_local_activity(
+                record_delivery,
+                record,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(minutes=5),
+            )
+        except FailureError as error:
+            # A local activity's failure comes as an ActivityError or as the failure itself.
+            workflow.logger.warning(f"delivery log not written ({status.value}): {error}")
+
+
+def _why_undelivered(error: ActivityError, order: DeliveryOrder) -> str:
+    cause = error.cause
+    if isinstance(cause, TimeoutError) and cause.type is TimeoutType.SCHEDULE_TO_START:
+        return (
+            f"no notify worker picked the delivery up within {format_duration(order.worker_wait)}: "
+            "is a worker serving the notify queue?"
+        )
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    return str(cause or error)
 
 
 @workflow.defn(name=CHANNEL_TEST_WORKFLOW)
@@ -121,7 +237,7 @@ class ChannelTestWorkflow:
                 notify_deliver,
                 request,
                 task_queue=TaskQueue.notify.value,
-                schedule_to_start_timeout=WORKER_WAIT,
+                schedule_to_start_timeout=TEST_WORKER_WAIT,
                 start_to_close_timeout=ATTEMPT_TIMEOUT,
                 # One attempt: the operator is waiting for this answer, not for retries.
                 retry_policy=RetryPolicy(maximum_attempts=1),

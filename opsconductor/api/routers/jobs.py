@@ -3,14 +3,14 @@
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 
 from opsconductor.api.auth import AuditDep
 from opsconductor.api.deps import PageDep, SessionDep, SettingsDep, WorkflowsDep
 from opsconductor.api.permissions import JobAuthor, JobReader, JobRunner
 from opsconductor.models.job import JobPublic, JobVersion, JobVersionPublic, ValidationAnswer
 from opsconductor.models.page import Page
-from opsconductor.models.run import RunAccepted, RunCreate
+from opsconductor.models.run import IDEMPOTENCY_KEY_PATTERN, RunAccepted, RunCreate
 from opsconductor.services import jobs, runs, schedules
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -105,10 +105,22 @@ async def start_run(
     entry: AuditDep,
     request: Request,
     settings: SettingsDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=128,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="The same key (per job and user) answers the same run, not a second",
+        ),
+    ] = None,
 ) -> RunAccepted:
     origin = runs.RunOrigin(
         triggered_by=principal.user.username,
         request_id=getattr(request.state, "request_id", None),
         batch_size=settings.run_batch_size,
+        idempotency_key=idempotency_key,
+        user_id=principal.user.id,
     )
     return await runs.start_run(session, workflows, id, body, origin, entry)
