@@ -6,9 +6,9 @@ step streams or returns. Output streams to the run log line by line while the co
 the activity heartbeats.
 
 Every command runs in a session of its own on the target (`setsid`), and announces that session's
-process group on its first stdout line, which the activity strips. A cancelled run or a step
-timeout ends the whole group (the command, its children, its background jobs): TERM, then KILL
-after a short grace, sent over a second channel of the same connection (through `sudo -n` when
+id on its first stdout line, which the activity strips. A cancelled run or a step timeout ends
+the whole session (the command, its children, its background jobs): TERM, then KILL after a
+short grace, sent over a second channel of the same connection (through `sudo -n` when
 the step ran with `sudo`) before the step's channel closes.
 """
 
@@ -60,15 +60,15 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # read it from `-`.
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
 
-# The first stdout line of every command: `<marker><process group id>`.
-GROUP_MARKER = "opsconductor-process-group:"
-# Runs in the new session: announce its process group, then become the shell (`$0`) that runs
+# The first stdout line of every command: `<marker><session id>` (also its process group id).
+SESSION_MARKER = "opsconductor-session:"
+# Runs in the new session: announce its id, then become the shell (`$0`) that runs
 # the step's command (`$1`); both arrive as arguments, so the command is never re-quoted.
-_ANNOUNCE_THEN_RUN = f'printf "{GROUP_MARKER}%s\\n" "$$"; exec "$0" -c "$1"'
+_ANNOUNCE_THEN_RUN = f'printf "{SESSION_MARKER}%s\\n" "$$"; exec "$0" -c "$1"'
 # The shell a step's command runs in: the login shell, as sshd would run it, or `sh` under sudo
 # (sudo resets the environment). Expanded by the remote shell, hence unquoted.
 LOGIN_SHELL = '"${SHELL:-/bin/sh}"'
-# How long the group has to exit after TERM before it gets KILL.
+# How long the session has to exit after TERM before it gets KILL.
 STOP_GRACE_SECONDS = 3
 # Bounds the stop itself, so a target that stops answering cannot hold a cancelled step.
 STOP_TIMEOUT_SECONDS = STOP_GRACE_SECONDS + 7
@@ -116,38 +116,46 @@ def _wrapped(command: str, env: dict[str, str], workdir: str | None, sudo: bool)
     return _in_own_session(command, LOGIN_SHELL)
 
 
-def _stop_group_command(group: int, sudo: bool) -> str:
-    """TERM to the whole group, KILL to what is left after the grace; always exits 0."""
+def _stop_session_command(session: int, sudo: bool) -> str:
+    """TERM to the whole session, KILL to what is left after the grace; always exits 0.
+
+    `pkill -s` reaches every process of the session, also the background jobs a shell with job
+    control (`set -m`) moved into process groups of their own; without procps, the session
+    leader's process group is what can be reached.
+    """
     polls = STOP_GRACE_SECONDS * 5
     script = (
-        f"kill -s TERM -- -{group} 2>/dev/null || exit 0; i=0; "
-        f'while [ "$i" -lt {polls} ] && kill -s 0 -- -{group} 2>/dev/null; '
-        "do sleep 0.2; i=$((i + 1)); done; "
-        f"kill -s KILL -- -{group} 2>/dev/null; exit 0"
+        "if command -v pkill >/dev/null 2>&1; then "
+        f'stop() {{ pkill -"$1" -s {session}; }}; alive() {{ pgrep -s {session} >/dev/null; }}; '
+        f'else stop() {{ kill -s "$1" -- -{session}; }}; '
+        f"alive() {{ kill -s 0 -- -{session}; }}; fi; "
+        "stop TERM 2>/dev/null || exit 0; i=0; "
+        f'while [ "$i" -lt {polls} ] && alive 2>/dev/null; do sleep 0.2; i=$((i + 1)); done; '
+        "stop KILL 2>/dev/null; exit 0"
     )
     command = f"sh -c {shlex.quote(script)}"
-    # A group started through sudo belongs to root: only root may signal it.
+    # A session started through sudo belongs to root: only root may signal it.
     return f"sudo -n -- {command}" if sudo else command
 
 
-async def _stop_group(
-    connection: asyncssh.SSHClientConnection, group: int | None, sudo: bool
+async def _stop_session(
+    connection: asyncssh.SSHClientConnection, session: int | None, sudo: bool
 ) -> None:
-    if group is None:
+    if session is None:
         return
     with suppress(OSError, asyncssh.Error, TimeoutError):
         await asyncio.wait_for(
-            connection.run(_stop_group_command(group, sudo), check=False),
+            connection.run(_stop_session_command(session, sudo), check=False),
             STOP_TIMEOUT_SECONDS,
         )
 
 
-async def _announced_group(reader: asyncssh.SSHReader[str], tail: OutputTail) -> int | None:
+async def _announced_session(reader: asyncssh.SSHReader[str], tail: OutputTail) -> int | None:
     """Reads the wrapper's first line; anything else (a shell that failed before it) is output."""
     line = await reader.readline()
-    if line.startswith(GROUP_MARKER):
+    if line.startswith(SESSION_MARKER):
         with suppress(ValueError):
-            return int(line.removeprefix(GROUP_MARKER).strip())
+            return int(line.removeprefix(SESSION_MARKER).strip())
         return None
     if line:
         tail.add(line)
@@ -253,11 +261,11 @@ class SshActions:
             process = await connection.create_process(
                 command, encoding="utf-8", errors=OUTPUT_ERRORS
             )
-            group: int | None = None
+            session: int | None = None
 
             async def drain_stdout() -> None:
-                nonlocal group
-                group = await _announced_group(process.stdout, stdout)
+                nonlocal session
+                session = await _announced_session(process.stdout, stdout)
                 await _drain(process.stdout, stdout)
 
             try:
@@ -270,7 +278,7 @@ class SshActions:
             except asyncio.CancelledError:
                 # The run was cancelled (or the step timed out): stop the remote command and
                 # everything it started rather than leave them running unattended.
-                await _stop_group(connection, group, sudo)
+                await _stop_session(connection, session, sudo)
                 with suppress(OSError, asyncssh.Error):
                     process.kill()
                 process.close()

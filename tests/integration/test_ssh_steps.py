@@ -263,10 +263,12 @@ async def wait_for_processes(marker: str, present: bool) -> None:
 
 
 def process_tree_step(**extra: Any) -> tuple[dict[str, Any], str]:
-    """A step whose command starts a child and a background job, each with a unique mark in its
-    argv (`sleep 300.<n>`), so `pgrep` finds exactly this test's processes."""
+    """A step whose command starts children and background jobs, each with a unique mark in
+    its argv (`sleep 300.<n>`), so `pgrep` finds exactly this test's processes. The first job
+    is started under job control (`set -m`), which moves it into a process group of its own:
+    killing the command's process group alone would miss it."""
     mark = f"300.{secrets.randbelow(10**9):09d}"
-    command = f"sh -c 'sleep {mark}1 & sleep {mark}2'"
+    command = f"bash -c 'set -m; sleep {mark}1 & sh -c \"sleep {mark}2 & sleep {mark}3\"'"
     step = {"id": "long", "action": "ssh.command", "with": {"command": command}, **extra}
     return step, mark
 
