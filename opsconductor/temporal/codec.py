@@ -6,7 +6,7 @@ payload names the id of the key that sealed it, so retired master keys still dec
 """
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -40,15 +40,13 @@ def codec_key_id(master_key: bytes) -> str:
     return key_id(derive_codec_key(master_key))
 
 
-def sealing_key_ids(message: Message) -> set[str]:
-    """The codec key ids of every encrypted payload anywhere inside `message` (a history event,
-    a schedule description): which master keys are needed to read it."""
+def payloads_in(message: Message, field: str = "") -> Iterator[tuple[str, Payload]]:
+    """Every payload anywhere inside `message` (a history event, a schedule description), with
+    the name of the field that holds it."""
     if isinstance(message, Payload):
-        if message.metadata.get("encoding") != ENCODING:
-            return set()
-        return {message.metadata.get(KEY_ID_METADATA, b"").decode()}
-    found: set[str] = set()
-    for _, value in message.ListFields():
+        yield field, message
+        return
+    for descriptor, value in message.ListFields():
         if isinstance(value, Message):
             items: Iterable[object] = (value,)
         elif isinstance(value, Mapping):
@@ -59,8 +57,17 @@ def sealing_key_ids(message: Message) -> set[str]:
             continue
         for item in items:
             if isinstance(item, Message):
-                found |= sealing_key_ids(item)
-    return found
+                yield from payloads_in(item, descriptor.name)
+
+
+def sealing_key_ids(message: Message) -> set[str]:
+    """The codec key ids of every encrypted payload inside `message`: which master keys are
+    needed to read it."""
+    return {
+        payload.metadata.get(KEY_ID_METADATA, b"").decode()
+        for _, payload in payloads_in(message)
+        if payload.metadata.get("encoding") == ENCODING
+    }
 
 
 class EncryptionCodec(PayloadCodec):
