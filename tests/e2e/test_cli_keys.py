@@ -5,7 +5,6 @@ import asyncio
 import base64
 import secrets
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -16,21 +15,14 @@ from opsconductor.contracts.queues import TaskQueue
 from opsconductor.security.envelope import key_id
 from opsconductor.security.keys import ProcessKeys
 from opsconductor.temporal.client import data_converter
+from tests.e2e.test_cli import opsconductor
 from tests.e2e.test_up import user_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
 def check_retired(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "opsconductor", "keys", "check-retired"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return opsconductor(env, "keys", "check-retired")
 
 
 async def listed_open(client: Client, workflow_id: str) -> bool:
