@@ -3,7 +3,13 @@
 The step's `with` block is rendered here, on the worker: `secret('name')` reads a credential of
 kind `secret` through the vault (every read logged) and its value is masked in everything the
 step streams or returns. Output streams to the run log line by line while the command runs;
-the activity heartbeats, and a cancelled run kills the remote process.
+the activity heartbeats.
+
+Every command runs in a session of its own on the target (`setsid`), and announces that session's
+id on its first stdout line, which the activity strips. A cancelled run or a step timeout ends
+the whole session (the command, its children, its background jobs): TERM, then KILL after a
+short grace, sent over a second channel of the same connection (through `sudo -n` when
+the step ran with `sudo`) before the step's channel closes.
 """
 
 import asyncio
@@ -54,6 +60,19 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # read it from `-`.
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
 
+# The first stdout line of every command: `<marker><session id>` (also its process group id).
+SESSION_MARKER = "opsconductor-session:"
+# Runs in the new session: announce its id, then become the shell (`$0`) that runs
+# the step's command (`$1`); both arrive as arguments, so the command is never re-quoted.
+_ANNOUNCE_THEN_RUN = f'printf "{SESSION_MARKER}%s\\n" "$$"; exec "$0" -c "$1"'
+# The shell a step's command runs in: the login shell, as sshd would run it, or `sh` under sudo
+# (sudo resets the environment). Expanded by the remote shell, hence unquoted.
+LOGIN_SHELL = '"${SHELL:-/bin/sh}"'
+# How long the session has to exit after TERM before it gets KILL.
+STOP_GRACE_SECONDS = 3
+# Bounds the stop itself, so a target that stops answering cannot hold a cancelled step.
+STOP_TIMEOUT_SECONDS = STOP_GRACE_SECONDS + 7
+
 # What a step does once logged in.
 Operation = Callable[[asyncssh.SSHClientConnection], Awaitable[StepResult]]
 
@@ -67,6 +86,20 @@ def _connect_timeout() -> float:
     return max(1.0, min(CONNECT_TIMEOUT_SECONDS, timeout.total_seconds() * 0.75))
 
 
+def _in_own_session(command: str, shell: str) -> str:
+    """A POSIX sh snippet that runs `command` with `shell` as the leader of a new session and
+    process group.
+
+    `setsid -w` forks when its caller already leads a group (as sshd's session child does) and
+    passes the exit status back. Without `setsid` (not Linux), the shell sshd started already
+    leads its session, so `exec` keeps that group.
+    """
+    return (
+        "set --; command -v setsid >/dev/null 2>&1 && set -- setsid -w; "
+        f'exec "$@" sh -c {shlex.quote(_ANNOUNCE_THEN_RUN)} {shell} {shlex.quote(command)}'
+    )
+
+
 def _wrapped(command: str, env: dict[str, str], workdir: str | None, sudo: bool) -> str:
     for name in env:
         if not ENV_NAME.match(name):
@@ -77,8 +110,56 @@ def _wrapped(command: str, env: dict[str, str], workdir: str | None, sudo: bool)
     if sudo:
         # -n: never prompt; a missing sudo rule fails at once instead of hanging the step.
         prefix = f"env {assignments} " if assignments else ""
-        return f"sudo -n -- {prefix}sh -c {shlex.quote(command)}"
-    return f"export {assignments}; {command}" if assignments else command
+        return f"sudo -n -- {prefix}sh -c {shlex.quote(_in_own_session(command, 'sh'))}"
+    if assignments:
+        command = f"export {assignments}; {command}"
+    return _in_own_session(command, LOGIN_SHELL)
+
+
+def _stop_session_command(session: int, sudo: bool) -> str:
+    """TERM to the whole session, KILL to what is left after the grace; always exits 0.
+
+    `pkill -s` reaches every process of the session, also the background jobs a shell with job
+    control (`set -m`) moved into process groups of their own; without procps, the session
+    leader's process group is what can be reached.
+    """
+    polls = STOP_GRACE_SECONDS * 5
+    script = (
+        "if command -v pkill >/dev/null 2>&1; then "
+        f'stop() {{ pkill -"$1" -s {session}; }}; alive() {{ pgrep -s {session} >/dev/null; }}; '
+        f'else stop() {{ kill -s "$1" -- -{session}; }}; '
+        f"alive() {{ kill -s 0 -- -{session}; }}; fi; "
+        "stop TERM 2>/dev/null || exit 0; i=0; "
+        f'while [ "$i" -lt {polls} ] && alive 2>/dev/null; do sleep 0.2; i=$((i + 1)); done; '
+        "stop KILL 2>/dev/null; exit 0"
+    )
+    command = f"sh -c {shlex.quote(script)}"
+    # A session started through sudo belongs to root: only root may signal it.
+    return f"sudo -n -- {command}" if sudo else command
+
+
+async def _stop_session(
+    connection: asyncssh.SSHClientConnection, session: int | None, sudo: bool
+) -> None:
+    if session is None:
+        return
+    with suppress(OSError, asyncssh.Error, TimeoutError):
+        await asyncio.wait_for(
+            connection.run(_stop_session_command(session, sudo), check=False),
+            STOP_TIMEOUT_SECONDS,
+        )
+
+
+async def _announced_session(reader: asyncssh.SSHReader[str], tail: OutputTail) -> int | None:
+    """Reads the wrapper's first line; anything else (a shell that failed before it) is output."""
+    line = await reader.readline()
+    if line.startswith(SESSION_MARKER):
+        with suppress(ValueError):
+            return int(line.removeprefix(SESSION_MARKER).strip())
+        return None
+    if line:
+        tail.add(line)
+    return None
 
 
 def _script_command(inputs: SshScript) -> str:
@@ -141,7 +222,7 @@ class SshActions:
         full_command = _wrapped(command, env, workdir, sudo)
 
         async def run(connection: asyncssh.SSHClientConnection) -> StepResult:
-            result = await self._execute(request, connection, full_command, stdin, mask)
+            result = await self._execute(request, connection, full_command, stdin, mask, sudo)
             return check_exit(result, expect)
 
         return run
@@ -172,6 +253,7 @@ class SshActions:
         command: str,
         stdin: str | None,
         mask: SecretMask,
+        sudo: bool,
     ) -> StepResult:
         async with self._log(request, mask) as log:
             stdout, stderr = OutputTail("stdout", log), OutputTail("stderr", log)
@@ -179,18 +261,24 @@ class SshActions:
             process = await connection.create_process(
                 command, encoding="utf-8", errors=OUTPUT_ERRORS
             )
+            session: int | None = None
+
+            async def drain_stdout() -> None:
+                nonlocal session
+                session = await _announced_session(process.stdout, stdout)
+                await _drain(process.stdout, stdout)
+
             try:
                 async with heartbeating():
                     if stdin is not None:
                         process.stdin.write(stdin)
                     process.stdin.write_eof()
-                    await asyncio.gather(
-                        _drain(process.stdout, stdout), _drain(process.stderr, stderr)
-                    )
+                    await asyncio.gather(drain_stdout(), _drain(process.stderr, stderr))
                     completed = await process.wait()
             except asyncio.CancelledError:
-                # The run was cancelled (or the step timed out): stop the remote command
-                # rather than leave it running unattended.
+                # The run was cancelled (or the step timed out): stop the remote command and
+                # everything it started rather than leave them running unattended.
+                await _stop_session(connection, session, sudo)
                 with suppress(OSError, asyncssh.Error):
                     process.kill()
                 process.close()

@@ -2,7 +2,8 @@
 
 `rotate` re-wraps every credential's data key under the current master key (the ciphertexts
 stay as they are). Set the new key as OPSCONDUCTOR_MASTER_KEY and the old one(s) in
-OPSCONDUCTOR_MASTER_KEYS_OLD, run it, then drop the old keys once it reports nothing left.
+OPSCONDUCTOR_MASTER_KEYS_OLD, run it, then drop an old key only once `check-retired` says it can
+go: open workflows and schedules sealed under it need it until they end (docs/vault.md).
 """
 
 import asyncio
@@ -13,14 +14,21 @@ import typer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opsconductor.cli.failures import fail, fail_on_configuration_errors
+from opsconductor.cli.failures import exit_now, fail, fail_on_configuration_errors
 from opsconductor.config import Settings
 from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
 from opsconductor.security.envelope import KeyRing
 from opsconductor.security.keys import load_process_keys
+from opsconductor.services.key_retirement import KeyUsers, key_users
 from opsconductor.services.sealing import key_ids_in_use, keyring_from, rewrap_batch
+from opsconductor.temporal.client import connect
 
 app = typer.Typer(no_args_is_help=True, help="Manage the vault's master keys.")
+
+# Exit status of `check-retired` while a retired key is still needed.
+EXIT_KEY_STILL_NEEDED = 1
+# Workflow and schedule ids named per key; the count says how many there are in all.
+SHOWN_IDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +95,59 @@ def rotate(
             f"credentials wrapped by master keys not configured here remain: {missing}; add "
             "those keys to OPSCONDUCTOR_MASTER_KEYS_OLD and run again"
         )
+
+
+def _named(ids: list[str]) -> str:
+    shown = ", ".join(ids[:SHOWN_IDS])
+    more = len(ids) - SHOWN_IDS
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _still_needed_by(user: KeyUsers) -> str:
+    reasons = []
+    if user.credentials:
+        reasons.append(f"{user.credentials} credential(s) (run `opsconductor keys rotate`)")
+    if user.open_workflows:
+        reasons.append(
+            f"{len(user.open_workflows)} open workflow(s): {_named(user.open_workflows)}"
+        )
+    if user.schedules:
+        reasons.append(f"{len(user.schedules)} schedule(s): {_named(user.schedules)}")
+    return "; ".join(reasons)
+
+
+@app.command("check-retired")
+@fail_on_configuration_errors
+def check_retired() -> None:
+    """Say whether each key in OPSCONDUCTOR_MASTER_KEYS_OLD can be dropped; exit 1 while one is
+    still needed by credentials, open workflows or schedules."""
+    settings = Settings()
+    keys = load_process_keys(settings)
+    if not keys.retired_master_keys:
+        typer.echo("no retired master keys configured (OPSCONDUCTOR_MASTER_KEYS_OLD is empty)")
+        return
+
+    async def main() -> list[KeyUsers]:
+        engine = create_engine(settings)
+        try:
+            temporal = await connect(settings)
+            async with create_sessionmaker(engine)() as session:
+                return await key_users(session, temporal, keys.retired_master_keys)
+        finally:
+            await engine.dispose()
+
+    users = asyncio.run(main())
+    for user in users:
+        if user.needed:
+            typer.echo(f"master key {user.key_id}: still needed by {_still_needed_by(user)}")
+        else:
+            typer.echo(f"master key {user.key_id}: can be dropped")
+    if any(user.needed for user in users):
+        typer.secho(
+            "error: keep the keys still needed in OPSCONDUCTOR_MASTER_KEYS_OLD until they can "
+            "be dropped",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        exit_now(EXIT_KEY_STILL_NEEDED)
+    exit_now(0)

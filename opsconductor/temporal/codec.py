@@ -6,12 +6,13 @@ payload names the id of the key that sealed it, so retired master keys still dec
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
@@ -32,6 +33,41 @@ def derive_codec_key(master_key: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_DERIVATION_LABEL).derive(
         master_key
     )
+
+
+def codec_key_id(master_key: bytes) -> str:
+    """The id payloads sealed under `master_key` carry in their `encryption-key-id` metadata."""
+    return key_id(derive_codec_key(master_key))
+
+
+def payloads_in(message: Message, field: str = "") -> Iterator[tuple[str, Payload]]:
+    """Every payload anywhere inside `message` (a history event, a schedule description), with
+    the name of the field that holds it."""
+    if isinstance(message, Payload):
+        yield field, message
+        return
+    for descriptor, value in message.ListFields():
+        if isinstance(value, Message):
+            items: Iterable[object] = (value,)
+        elif isinstance(value, Mapping):
+            items = value.values()
+        elif isinstance(value, Iterable) and not isinstance(value, str | bytes):
+            items = value
+        else:
+            continue
+        for item in items:
+            if isinstance(item, Message):
+                yield from payloads_in(item, descriptor.name)
+
+
+def sealing_key_ids(message: Message) -> set[str]:
+    """The codec key ids of every encrypted payload inside `message`: which master keys are
+    needed to read it."""
+    return {
+        payload.metadata.get(KEY_ID_METADATA, b"").decode()
+        for _, payload in payloads_in(message)
+        if payload.metadata.get("encoding") == ENCODING
+    }
 
 
 class EncryptionCodec(PayloadCodec):

@@ -1,34 +1,56 @@
 """Workflow histories replayed with the current workflow code.
 
-A change that makes the job-run or batch workflows decide differently on replay would strand
-every run in flight at upgrade time. The histories in tests/histories/ were recorded from real
-runs (with a fixed test key, so their encrypted payloads stay readable); each must replay
-without a non-determinism error. Fresh runs of the same scenarios are replayed too, and with
-OPSCONDUCTOR_RECORD_HISTORIES=1 they replace the recorded ones (do that only on purpose, when a
-change is made compatible with `workflow.patched`).
+A change that makes a workflow decide differently on replay would strand every workflow in
+flight at upgrade time. The histories in tests/histories/ were recorded from real runs against
+the real services (with a fixed test key, so their encrypted payloads stay readable); each must
+replay without a non-determinism error. They cover every workflow type and the paths that
+matter: batches and failures, approval, retry, cancel, run timeout, `job.run` children, a
+scheduled run, a discovery scan, a connection test, a channel test and the fleet probe. Fresh
+runs of the same scenarios are replayed too, and with OPSCONDUCTOR_RECORD_HISTORIES=1 they
+replace the recorded ones (do that only on purpose: docs/engine.md, "Changing workflow code").
 """
 
 import asyncio
 import base64
+import functools
 import json
 import os
-from collections.abc import AsyncIterator
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import Client, WorkflowHistory
 from temporalio.common import HeaderCodecBehavior
 from temporalio.worker import Interceptor, Replayer
 
+from opsconductor.cli.check import probe_queues
 from opsconductor.config import Settings
 from opsconductor.contracts.runs import ApprovalDecision, RunStatus
 from opsconductor.security.keys import load_process_keys
 from opsconductor.temporal.client import connect, data_converter, interceptors
+from opsconductor.temporal.codec import ENCODING, codec_key_id, payloads_in, sealing_key_ids
 from opsconductor.worker.main import WORKFLOW_RUNNER
 from opsconductor.worker.registry import WORKFLOWS, WorkerResources
 from tests.engine_helpers import start_run, web_targets
 from tests.fixtures.http_receiver import HttpReceiver
+from tests.fixtures.sshd import LoopbackSshd
+from tests.identity_helpers import Account, api
+from tests.run_helpers import (
+    TERMINAL,
+    create_job,
+    notify_job,
+    post,
+    run_on_target,
+    start_job_run,
+    target_steps,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -67,7 +89,7 @@ def call(step_id: str, path: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-SCENARIOS: dict[str, dict[str, Any]] = {
+ENGINE_SCENARIOS: dict[str, dict[str, Any]] = {
     "batches-failure-and-summary": {
         "name": "replay-batches",
         "steps": [
@@ -98,12 +120,28 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 }
 
 
-async def run_scenario(
-    client: Client, resources: WorkerResources, receiver: HttpReceiver, name: str
-) -> list[WorkflowHistory]:
-    receiver.respond("/deploy-web-3", status=500)
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """The real services a scenario drives: the engine directly, or the API."""
+
+    settings: Settings
+    client: Client
+    resources: WorkerResources
+    receiver: HttpReceiver
+    http: httpx.AsyncClient
+    operator: Account
+    admin: Account
+    loopback: str
+    sshd: LoopbackSshd
+
+
+async def run_engine_scenario(stage: Stage, name: str) -> None:
+    stage.receiver.respond("/deploy-web-3", status=500)
     handle = await start_run(
-        client, resources.sessionmaker, SCENARIOS[name], web_targets(receiver.url, 3)
+        stage.client,
+        stage.resources.sessionmaker,
+        ENGINE_SCENARIOS[name],
+        web_targets(stage.receiver.url, 3),
     )
     if name == "approval-then-targets":
         for _ in range(300):
@@ -116,8 +154,174 @@ async def run_scenario(
         )
     summary = await handle.result()
     assert summary.status in (RunStatus.succeeded, RunStatus.failed)
-    ids = [handle.id, f"{handle.id}-s1-b0", f"{handle.id}-s1-b2"]
-    return [await client.get_workflow_handle(item).fetch_history() for item in ids]
+
+
+async def retried_step(stage: Stage) -> None:
+    marker = Path(f"/tmp/opsc-replay-retry-{uuid.uuid4().hex}")
+    step = {
+        "id": "flaky",
+        "action": "ssh.command",
+        # Fails the first time (leaving the marker), succeeds the second.
+        "with": {"command": f"if [ -e {marker} ]; then echo ok; else touch {marker}; exit 3; fi"},
+        "retry": {"attempts": 2, "interval": "100ms"},
+    }
+    run = await run_on_target(stage.http, stage.operator, stage.loopback, step)
+    marker.unlink(missing_ok=True)
+    assert (run["status"], target_steps(run)["flaky"]["attempts"]) == ("succeeded", 2)
+
+
+def slow_job(**extra: Any) -> dict[str, Any]:
+    return {
+        "name": f"replay-slow-{uuid.uuid4().hex[:8]}",
+        "targets": {"names": ["loopback"]},
+        "steps": [
+            {"id": "slow", "action": "ssh.command", "with": {"command": "echo started; sleep 60"}}
+        ],
+        **extra,
+    }
+
+
+async def cancelled_run(stage: Stage) -> None:
+    run_id = await start_job_run(stage.http, stage.operator, slow_job())
+    await wait_for(stage.http, stage.operator, run_id, {"running"})
+    for _ in range(300):
+        if (await stage.http.get(api(f"/runs/{run_id}/log"), headers=stage.operator.headers)).text:
+            break
+        await asyncio.sleep(0.1)
+    answer = await stage.http.post(api(f"/runs/{run_id}/cancel"), headers=stage.operator.headers)
+    assert answer.status_code == 202, answer.text
+    run = await wait_for(stage.http, stage.operator, run_id, TERMINAL)
+    assert run["status"] == "cancelled"
+
+
+async def run_timeout(stage: Stage) -> None:
+    run_id = await start_job_run(stage.http, stage.operator, slow_job(timeout="2s"))
+    run = await wait_for(stage.http, stage.operator, run_id, TERMINAL)
+    assert run["status"] == "failed"
+
+
+async def child_run(stage: Stage) -> None:
+    await create_job(stage.http, stage.operator, notify_job(stage.receiver))
+    parent = {
+        "name": "replay-parent",
+        "steps": [
+            {
+                "id": "sub",
+                "run_once": True,
+                "action": "job.run",
+                "with": {"job": "ping-hook", "parameters": {"level": "warn"}},
+            }
+        ],
+    }
+    run_id = await start_job_run(stage.http, stage.operator, parent)
+    run = await wait_for(stage.http, stage.operator, run_id, TERMINAL)
+    assert run["status"] == "succeeded"
+
+
+async def scheduled_run(stage: Stage) -> None:
+    job_id = await create_job(stage.http, stage.operator, notify_job(stage.receiver))
+    schedule = await post(
+        stage.http,
+        stage.operator,
+        "/schedules",
+        {"job_id": job_id, "name": "replay-nightly", "cron": "0 0 1 1 *"},
+    )
+    try:
+        answer = await stage.http.post(
+            api(f"/schedules/{schedule['id']}/trigger"), headers=stage.operator.headers
+        )
+        assert answer.status_code == 202, answer.text
+        for _ in range(300):
+            runs = await stage.http.get(
+                api(f"/runs?job_id={job_id}"), headers=stage.operator.headers
+            )
+            if runs.json()["items"]:
+                break
+            await asyncio.sleep(0.1)
+        (listed,) = runs.json()["items"]
+        run = await wait_for(stage.http, stage.operator, listed["id"], TERMINAL)
+        assert run["triggered_by"] == "schedule:replay-nightly"
+    finally:
+        deleted = await stage.http.delete(
+            api(f"/schedules/{schedule['id']}"), headers=stage.operator.headers
+        )
+        assert deleted.status_code == 204, deleted.text
+
+
+async def discovery_scan(stage: Stage) -> None:
+    scan = await post(
+        stage.http,
+        stage.operator,
+        "/discovery/scans",
+        {
+            "name": "replay",
+            "hosts": "127.0.0.1",
+            "ports": str(stage.sshd.port),
+            "timing": "T4",
+            "service_detection": False,
+        },
+    )
+    for _ in range(600):
+        answer = await stage.http.get(
+            api(f"/discovery/scans/{scan['id']}"), headers=stage.operator.headers
+        )
+        if answer.json()["status"] in TERMINAL:
+            break
+        await asyncio.sleep(0.1)
+    assert answer.json()["status"] == "succeeded", answer.text
+
+
+async def connection_test(stage: Stage) -> None:
+    targets = await stage.http.get(api("/targets"), headers=stage.operator.headers)
+    (target,) = [item for item in targets.json()["items"] if item["name"] == stage.loopback]
+    answer = await stage.http.post(
+        api(f"/targets/{target['id']}/test"), headers=stage.operator.headers
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["ok"] is True, answer.text
+
+
+async def channel_test(stage: Stage) -> None:
+    # The password is sealed in the vault; the history must carry only the channel's id.
+    url = f"json://hook:{secrets.token_urlsafe(12)}@127.0.0.1:{stage.receiver.port}/channel"
+    channel = await post(
+        stage.http, stage.admin, "/notification-channels", {"name": "hook", "url": url}
+    )
+    answer = await stage.http.post(
+        api(f"/notification-channels/{channel['id']}/test"), headers=stage.admin.headers
+    )
+    assert answer.status_code == 200, answer.text
+
+
+async def fleet_probe(stage: Stage) -> None:
+    report = await probe_queues(stage.settings, wait_seconds=5)
+    assert report.answers
+
+
+SCENARIOS: dict[str, Callable[[Stage], Awaitable[None]]] = {
+    **{name: functools.partial(run_engine_scenario, name=name) for name in ENGINE_SCENARIOS},
+    "retried-step": retried_step,
+    "cancelled-run": cancelled_run,
+    "run-timeout": run_timeout,
+    "job-run-child": child_run,
+    "scheduled-run": scheduled_run,
+    "discovery-scan": discovery_scan,
+    "connection-test": connection_test,
+    "channel-test": channel_test,
+    "fleet-probe": fleet_probe,
+}
+
+
+async def closed_since(client: Client, since: datetime) -> list[WorkflowHistory]:
+    """Every workflow started since `since`, once all of them have closed: the scenario's."""
+    started = f'StartTime >= "{since.isoformat()}"'
+    for _ in range(300):
+        still_open = await client.count_workflows(f'{started} AND ExecutionStatus="Running"')
+        ids = [execution.id async for execution in client.list_workflows(started)]
+        if ids and still_open.count == 0:
+            return [await client.get_workflow_handle(item).fetch_history() for item in sorted(ids)]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"workflows started since {since} stayed open")
 
 
 async def test_recorded_histories_replay_with_the_current_code(settings: Settings) -> None:
@@ -135,15 +339,60 @@ async def test_recorded_histories_replay_with_the_current_code(settings: Setting
     assert failures == {}
 
 
+# What the SDK writes in clear into a local activity's marker (its result is sealed).
+LOCAL_ACTIVITY_MARKER_KEYS = {
+    "seq",
+    "attempt",
+    "activity_id",
+    "activity_type",
+    "complete_time",
+    "backoff",
+    "original_schedule_time",
+    "activation_index",
+}
+
+
+def test_recorded_histories_hold_only_payloads_sealed_with_the_test_key() -> None:
+    """No secret (nor anything else of ours) is in clear in the committed files: every payload
+    is sealed with the fixed test key, except the search attributes Temporal indexes (ids and
+    names) and the SDK's own bookkeeping in local-activity markers."""
+    test_key = codec_key_id(base64.b64decode(HISTORY_KEY))
+    for path in sorted(HISTORIES.glob("*.json")):
+        recorded = json.loads(path.read_text())
+        history = WorkflowHistory.from_json(recorded["workflow_id"], recorded["history"])
+        for event in history.events:
+            assert sealing_key_ids(event) <= {test_key}, path.name
+            for field, payload in payloads_in(event):
+                if payload.metadata.get("encoding") == ENCODING or field == "indexed_fields":
+                    continue
+                assert event.HasField("marker_recorded_event_attributes"), (path.name, field)
+                assert set(json.loads(payload.data)) <= LOCAL_ACTIVITY_MARKER_KEYS, path.name
+
+
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 async def test_fresh_runs_replay_deterministically(
-    settings: Settings, worker_resources: WorkerResources, http_receiver: HttpReceiver, name: str
+    settings: Settings,
+    worker_resources: WorkerResources,
+    http_receiver: HttpReceiver,
+    http: httpx.AsyncClient,
+    operator: Account,
+    admin: Account,
+    loopback: str,
+    sshd: LoopbackSshd,
+    name: str,
 ) -> None:
     client = await connect(settings)
-    histories = await run_scenario(client, worker_resources, http_receiver, name)
+    stage = Stage(
+        settings, client, worker_resources, http_receiver, http, operator, admin, loopback, sshd
+    )
+    since = datetime.now(UTC)
+    await SCENARIOS[name](stage)
+    histories = await closed_since(client, since)
     await replayer(settings).replay_workflows(each(histories))
     if os.environ.get("OPSCONDUCTOR_RECORD_HISTORIES") == "1":
         HISTORIES.mkdir(exist_ok=True)
+        for stale in HISTORIES.glob(f"{name}-*.json"):
+            stale.unlink()
         for index, history in enumerate(histories):
             recorded = {"workflow_id": history.workflow_id, "history": history.to_json_dict()}
             (HISTORIES / f"{name}-{index}.json").write_text(json.dumps(recorded))

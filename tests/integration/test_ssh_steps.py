@@ -243,47 +243,70 @@ async def test_rejections_are_not_retried(
 
 
 async def remote_processes(marker: str) -> bytes:
+    """The host's processes whose command line holds `marker` (the sshd runs on this machine)."""
     process = await asyncio.create_subprocess_exec(
-        "pgrep", "-f", f"sleep 120; touch {marker}", stdout=asyncio.subprocess.PIPE
+        "pgrep", "-f", marker, stdout=asyncio.subprocess.PIPE
     )
     stdout, _ = await process.communicate()
     return stdout.strip()
 
 
+async def wait_for_processes(marker: str, present: bool) -> None:
+    # Cancellation reaches the activity with its next heartbeat, which the SDK may hold back
+    # for up to 80% of the heartbeat timeout; then TERM has a grace before KILL.
+    for _ in range(400):
+        if bool(await remote_processes(marker)) == present:
+            return
+        await asyncio.sleep(0.1)
+    state = "never started" if present else "is still running"
+    pytest.fail(f"a remote process marked {marker} {state}")
+
+
+def process_tree_step(**extra: Any) -> tuple[dict[str, Any], str]:
+    """A step whose command starts children and background jobs, each with a unique mark in
+    its argv (`sleep 300.<n>`), so `pgrep` finds exactly this test's processes. The first job
+    is started under job control (`set -m`), which moves it into a process group of its own:
+    killing the command's process group alone would miss it."""
+    mark = f"300.{secrets.randbelow(10**9):09d}"
+    command = f"bash -c 'set -m; sleep {mark}1 & sh -c \"sleep {mark}2 & sleep {mark}3\"'"
+    step = {"id": "long", "action": "ssh.command", "with": {"command": command}, **extra}
+    return step, mark
+
+
 @pytest.mark.slow
-async def test_cancelling_a_run_kills_the_remote_command(
+async def test_cancelling_a_run_ends_the_whole_remote_process_tree(
     temporal: Client,
     worker_resources: WorkerResources,
     loopback: list[TargetSnapshot],
 ) -> None:
-    marker = f"/tmp/opsc-cancel-{uuid.uuid4().hex}"
-    document = job(
-        {
-            "id": "long",
-            "action": "ssh.command",
-            "with": {"command": f"echo started; sleep 120; touch {marker}"},
-        },
-    )
-    handle = await start_run(temporal, worker_resources.sessionmaker, document, loopback)
-    run_id = uuid.UUID(handle.id.removeprefix("run-"))
-    for _ in range(100):
-        if ("stdout", "started") in await log_lines(worker_resources, run_id):
-            break
-        await asyncio.sleep(0.1)
-    else:
-        pytest.fail("the command never started")
+    step, mark = process_tree_step()
+    handle = await start_run(temporal, worker_resources.sessionmaker, job(step), loopback)
+    await wait_for_processes(f"sleep {mark}", present=True)
     await handle.cancel()
     with pytest.raises(WorkflowFailureError):
         await handle.result()
-    # Cancellation reaches the activity with its next heartbeat, which the SDK may hold back
-    # for up to 80% of the heartbeat timeout.
-    for _ in range(400):
-        if not await remote_processes(marker):
-            break
-        await asyncio.sleep(0.1)
-    else:
-        pytest.fail("the remote command is still running")
-    steps = await recorded_steps(worker_resources.sessionmaker, run_id)
-    long = steps[("loopback", "long")]
+    await wait_for_processes(f"sleep {mark}", present=False)
+    run_id = uuid.UUID(handle.id.removeprefix("run-"))
+    long = (await recorded_steps(worker_resources.sessionmaker, run_id))[("loopback", "long")]
     assert (long.status, long.reason) == ("cancelled", "the run was cancelled")
     assert long.finished_at is not None
+    # The process-group announcement is the wrapper's, not the command's output.
+    assert await log_lines(worker_resources, run_id) == []
+
+
+@pytest.mark.slow
+async def test_a_step_timeout_ends_the_whole_remote_process_tree(
+    temporal: Client,
+    worker_resources: WorkerResources,
+    loopback: list[TargetSnapshot],
+) -> None:
+    step, mark = process_tree_step(timeout="3s")
+    handle = await start_run(temporal, worker_resources.sessionmaker, job(step), loopback)
+    await wait_for_processes(f"sleep {mark}", present=True)
+    summary = await handle.result()
+    assert summary.status == RunStatus.failed
+    await wait_for_processes(f"sleep {mark}", present=False)
+    long = (await recorded_steps(worker_resources.sessionmaker, summary.run_id))[
+        ("loopback", "long")
+    ]
+    assert (long.status, long.reason) == ("failed", "timed out (start_to_close)")
