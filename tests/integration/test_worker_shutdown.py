@@ -46,25 +46,27 @@ class ShutdownTestWorkflow:
     async def run(self, step: bool) -> str:
         """How the activity ended, as the workflow sees it: the failure's type, message and
         the attempt its details carry."""
-        options = {
-            "start_to_close_timeout": timedelta(seconds=30),
-            "heartbeat_timeout": timedelta(seconds=5),
-            # The workflow sees how the activity really ended, even when it is cancelled.
-            "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            "retry_policy": RetryPolicy(
-                maximum_attempts=2,
-                initial_interval=timedelta(milliseconds=10),
-                non_retryable_error_types=[WORKER_SHUTDOWN],
-            ),
-        }
+        argument: object = (
+            StepRequest(
+                run_id=workflow.uuid4(), step_id="a", action="ssh.command", with_={}, context={}
+            )
+            if step
+            else "x"
+        )
         try:
-            if step:
-                request = StepRequest(
-                    run_id=uuid.uuid4(), step_id="a", action="ssh.command", with_={}, context={}
-                )
-                await workflow.execute_activity(step_that_fails_once_then_hangs, request, **options)
-            else:
-                await workflow.execute_activity(other_hanging_activity, "x", **options)
+            await workflow.execute_activity(
+                "shutdown-test-step" if step else "shutdown-test-other",
+                argument,
+                start_to_close_timeout=timedelta(seconds=30),
+                heartbeat_timeout=timedelta(seconds=5),
+                # The workflow sees how the activity really ended, even when it is cancelled.
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                retry_policy=RetryPolicy(
+                    maximum_attempts=2,
+                    initial_interval=timedelta(milliseconds=10),
+                    non_retryable_error_types=[WORKER_SHUTDOWN],
+                ),
+            )
         except ActivityError as error:
             cause = error.cause
             if isinstance(cause, CancelledError):
