@@ -1,5 +1,6 @@
 """The one settings class. Every variable is read from the environment with prefix OPSCONDUCTOR_."""
 
+from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -7,6 +8,8 @@ from typing import Annotated, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from opsconductor.jobspec.durations import Duration
 
 # Values that appear in examples and tutorials; refused as secrets outside development.
 WELL_KNOWN_SECRETS = frozenset(
@@ -90,6 +93,13 @@ class Settings(BaseSettings):
     # Under `opsconductor up` the dev UI has no login: its codec calls are answered without a
     # token when they come over loopback from one of codec_ui_origins. Never in production.
     codec_trust_loopback_ui: bool = False
+
+    # How long a stopping worker (SIGTERM, Ctrl-C) lets its running steps finish; it takes no
+    # new work from the moment it is told to stop. A step still running when the grace ends is
+    # stopped and run again from the start on another worker (docs/deployment.md, "Stopping
+    # and deploying workers"). Ten minutes is the default step timeout, so every step without
+    # a longer timeout of its own finishes within it. Written like job durations: 90s, 10m.
+    worker_shutdown_grace: Duration = timedelta(minutes=10)
 
     # host:port where a worker serves Prometheus metrics (the Temporal SDK's and ours) at
     # /metrics; unset: none. The API serves its own at /metrics on its port.

@@ -77,6 +77,9 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         "secret_key": secrets.token_urlsafe(32),
         "admin_password": "initial-admin-password",
         "log_format": "json",
+        # In-process test workers stop at each test's end; a test that failed with a step
+        # still running must not wait the production grace (10 minutes) for it.
+        "worker_shutdown_grace": "20s",
         **overrides,
     }
     return Settings.model_validate(values)

@@ -65,7 +65,12 @@ from opsconductor.contracts.runs import (
     run_search_attributes,
     run_workflow_id,
 )
-from opsconductor.contracts.steps import StepRequest, StepResult, TargetSnapshot
+from opsconductor.contracts.steps import (
+    WORKER_SHUTDOWN,
+    StepRequest,
+    StepResult,
+    TargetSnapshot,
+)
 from opsconductor.embedded.temporal import temporal_executable
 from opsconductor.jobspec.actions import CORE_ACTIONS
 from opsconductor.jobspec.parameters import resolve_parameters
@@ -122,7 +127,10 @@ class StepCall:
     step_id: str
     target: str | None
     action: str
+    # Temporal's attempt of this activity (what a real step activity reports in its result),
+    # and the step's attempt counted across re-runs after worker shutdowns (the run log's).
     attempt: int
+    step_attempt: int
     with_: dict[str, Any]
     context: dict[str, Any]
     started: float
@@ -150,6 +158,12 @@ def reject(call: StepCall, message: str) -> ApplicationError:
     return ApplicationError(
         message, StepResult(attempt=call.attempt), type=STEP_REJECTED, non_retryable=True
     )
+
+
+def cut_by_shutdown(call: StepCall) -> ApplicationError:
+    """What a step activity's worker raises when its shutdown grace ended mid-step."""
+    message = f"attempt {call.step_attempt} was stopped: its worker shut down"
+    return ApplicationError(message, StepResult(attempt=call.attempt), type=WORKER_SHUTDOWN)
 
 
 async def hang(call: StepCall, book: RunBook, limit: float = 10.0) -> StepResult | None:
@@ -263,6 +277,7 @@ class RunBook:
             target=request.target.name if request.target else None,
             action=request.action,
             attempt=info.attempt,
+            step_attempt=request.attempt(info.attempt),
             with_=request.with_,
             context=request.context,
             started=loop.time(),

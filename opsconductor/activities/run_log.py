@@ -40,12 +40,14 @@ class RunLogStream:
         run_id: uuid.UUID,
         step_id: str,
         target: str | None,
+        attempt: int,
         mask: Callable[[str], str] = lambda text: text,
     ):
         self._sessionmaker = sessionmaker
         self._run_id = run_id
         self._step_id = step_id
         self._target = target or RUN_ONCE_TARGET
+        self._attempt = attempt
         self._mask = mask
         self._pending: list[dict[str, object]] = []
         self._partial: dict[str, str] = {}
@@ -92,6 +94,7 @@ class RunLogStream:
                 "run_id": self._run_id,
                 "target": self._target,
                 "step_id": self._step_id,
+                "attempt": self._attempt,
                 "stream": stream,
                 "line": storable(self._mask(line.rstrip("\r")))[:MAX_LINE_CHARACTERS],
                 "created_at": utcnow(),
@@ -110,7 +113,7 @@ class RunLogStream:
 
     async def _insert(self, batch: list[dict[str, object]]) -> None:
         async with unit_of_work(self._sessionmaker) as session:
-            # One statement may bind at most 32,767 parameters (six a line): a command that
+            # One statement may bind at most 32,767 parameters (seven a line): a command that
             # prints thousands of lines between two flushes is written in several.
             for start in range(0, len(batch), LINES_PER_INSERT):
                 chunk = batch[start : start + LINES_PER_INSERT]

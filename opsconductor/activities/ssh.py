@@ -244,7 +244,14 @@ class SshActions:
 
     def _log(self, request: StepRequest, mask: SecretMask) -> RunLogStream:
         target = request.target.name if request.target else None
-        return RunLogStream(self._sessionmaker, request.run_id, request.step_id, target, mask.apply)
+        return RunLogStream(
+            self._sessionmaker,
+            request.run_id,
+            request.step_id,
+            target,
+            request.attempt(attempt()),
+            mask.apply,
+        )
 
     async def _execute(
         self,

@@ -304,7 +304,12 @@ class WinrmActions:
     ) -> StepResult:
         loop = asyncio.get_running_loop()
         async with RunLogStream(
-            self._sessionmaker, request.run_id, request.step_id, connection.target, mask.apply
+            self._sessionmaker,
+            request.run_id,
+            request.step_id,
+            connection.target,
+            request.attempt(attempt()),
+            mask.apply,
         ) as log:
             stdout, stderr = OutputTail("stdout", log), OutputTail("stderr", log)
             # PowerShell's CLIXML error stream is only readable whole: it reaches the run log

@@ -118,6 +118,10 @@ def print_line(line: dict[str, Any], output: OutputFormat) -> None:
         print_json_line({"event": "line", **line})
         return
     where = " ".join(part for part in (line.get("target"), line.get("step_id")) if part)
+    attempt = line.get("attempt", 1)
+    if isinstance(attempt, int) and attempt > 1:
+        # A retried step, or one run again after its worker shut down, prints anew.
+        where += f" (try {attempt})"
     marker = "!" if line.get("stream") == "stderr" else "|"
     typer.echo(f"{where} {marker} {line.get('line', '')}")
 

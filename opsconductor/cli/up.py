@@ -40,6 +40,8 @@ CHILD_STOP_TIMEOUT = 30.0
 class Child:
     name: str
     process: subprocess.Popen[bytes]
+    # How long a stop may take before the child is killed.
+    stop_timeout: float = CHILD_STOP_TIMEOUT
 
 
 def bring_up(settings: Settings) -> int:
@@ -96,10 +98,11 @@ def bring_up(settings: Settings) -> int:
         if password is not None:
             announce_generated_admin(resolved.admin_username, password)
 
-        children = [
-            _spawn("api", ["api"], environment),
-            _spawn("worker", ["worker"], environment),
-        ]
+        api = _spawn("api", ["api"], environment)
+        worker = _spawn("worker", ["worker"], environment)
+        # A stopping worker lets running steps finish for its grace: not killed before that.
+        worker.stop_timeout += settings.worker_shutdown_grace.total_seconds()
+        children = [api, worker]
         stack.callback(_stop_children, children)
 
         api_url = f"http://{settings.api_host}:{settings.api_port}"
@@ -179,7 +182,7 @@ def _supervise(children: list[Child]) -> int:
                 _say(f"{child.name} exited with {child.process.returncode}; stopping", error=True)
                 return 1
         time.sleep(0.5)
-    _say("stopping")
+    _say("stopping (running steps may finish first: OPSCONDUCTOR_WORKER_SHUTDOWN_GRACE)")
     return 0
 
 
@@ -189,7 +192,7 @@ def _stop_children(children: list[Child]) -> None:
             child.process.send_signal(signal.SIGTERM)
     for child in children:
         try:
-            child.process.wait(CHILD_STOP_TIMEOUT)
+            child.process.wait(child.stop_timeout)
         except subprocess.TimeoutExpired:
             child.process.kill()
             child.process.wait()

@@ -10,6 +10,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+# The failure type of a step attempt cut off because its worker was stopping (a deploy), not
+# because the step failed: the workflow runs the step again on another worker, outside the
+# step's retry policy (workflows/step_execution.py, worker/shutdown.py).
+WORKER_SHUTDOWN = "WorkerShutdown"
+
 
 class TargetSnapshot(BaseModel):
     """A target as it was when the run started; later edits do not change a running run."""
@@ -42,6 +47,14 @@ class StepRequest(BaseModel):
     context: dict[str, Any]
     target: TargetSnapshot | None = None
     credential: str | None = None
+    # The number of this activity's first attempt: 1, or one more than the attempt a worker
+    # shutdown cut off. The run log numbers each line's attempt from it.
+    first_attempt: int = Field(default=1, ge=1)
+
+    def attempt(self, activity_attempt: int) -> int:
+        """The step's attempt number, counted across shutdown re-runs, of the activity's
+        own attempt `activity_attempt` (Temporal's, which starts at 1 in every re-run)."""
+        return self.first_attempt + activity_attempt - 1
 
 
 class StepResult(BaseModel):

@@ -80,6 +80,9 @@ class RunLogLine(SQLModel, table=True):
     run_id: uuid.UUID = Field(foreign_key="runs.id")
     target: str = Field(max_length=128)
     step_id: str = Field(max_length=64)
+    # Which attempt of the step printed the line: a retried step, or one run again after its
+    # worker shut down, prints each attempt's output anew.
+    attempt: int = 1
     stream: str = Field(max_length=8)
     line: str
     created_at: datetime = timestamp_field()
@@ -150,6 +153,7 @@ class RunLogLinePublic(SQLModel):
     id: int
     target: str
     step_id: str
+    attempt: int = Field(description="The step's attempt that printed the line, from 1")
     stream: str
     line: str
     created_at: datetime

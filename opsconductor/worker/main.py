@@ -15,13 +15,11 @@ from opsconductor.contracts.queues import TaskQueue
 from opsconductor.db import create_engine, create_sessionmaker
 from opsconductor.temporal.client import connect, worker_runtime
 from opsconductor.worker.registry import WorkerResources, activities_for, workflows_for
+from opsconductor.worker.shutdown import StepShutdownInterceptor
 
 logger = logging.getLogger(__name__)
 
-# Running activities get this long to finish after a stop is asked; then they are cancelled
-# (through their heartbeats) and Temporal retries them on another worker.
 HEARTBEAT_THROTTLE = timedelta(seconds=2)
-GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
 # Templates are rendered in workflows; Jinja is pure computation, so it is shared with the
 # sandbox rather than re-imported (and re-checked) for every workflow run.
@@ -39,7 +37,10 @@ def build_workers(
             task_queue=queue.value,
             workflows=workflows_for(queue),
             activities=activities_for(queue, resources),
-            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+            # Told to stop, a worker polls no more at once and lets running activities go on
+            # this long; a step still running then is re-run on another worker (shutdown.py).
+            graceful_shutdown_timeout=resources.settings.worker_shutdown_grace,
+            interceptors=[StepShutdownInterceptor()],
             workflow_runner=WORKFLOW_RUNNER,
             # Cancellation reaches an activity with its next heartbeat sent to the server;
             # a short throttle makes a cancelled run stop its remote commands within seconds.
@@ -55,12 +56,12 @@ async def run_workers(settings: Settings, queues: Sequence[TaskQueue]) -> None:
     engine = create_engine(settings)
     resources = WorkerResources(settings, create_sessionmaker(engine))
     try:
-        await _serve(build_workers(client, queues, resources), queues)
+        await _serve(build_workers(client, queues, resources), queues, settings)
     finally:
         await engine.dispose()
 
 
-async def _serve(workers: list[Worker], queues: Sequence[TaskQueue]) -> None:
+async def _serve(workers: list[Worker], queues: Sequence[TaskQueue], settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -71,7 +72,10 @@ async def _serve(workers: list[Worker], queues: Sequence[TaskQueue]) -> None:
     stopped = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([stopped, *running], return_when=asyncio.FIRST_COMPLETED)
     stopped.cancel()
-    logger.info("worker stopping; waiting for running activities")
+    logger.info(
+        "worker stopping; waiting for running activities",
+        extra={"grace_seconds": settings.worker_shutdown_grace.total_seconds()},
+    )
     await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
     outcomes = await asyncio.gather(*running, return_exceptions=True)
     logger.info("worker stopped")

@@ -35,7 +35,12 @@ with workflow.unsafe.imports_passed_through():
         run_search_attributes,
         run_workflow_id,
     )
-    from opsconductor.contracts.steps import StepRequest, StepResult, TargetSnapshot
+    from opsconductor.contracts.steps import (
+        WORKER_SHUTDOWN,
+        StepRequest,
+        StepResult,
+        TargetSnapshot,
+    )
     from opsconductor.jobspec.actions import ActionSpec
     from opsconductor.jobspec.document import JobDocument, Step
     from opsconductor.jobspec.durations import parse_duration
@@ -47,8 +52,17 @@ DEFAULT_STEP_TIMEOUT = timedelta(minutes=10)
 # Remote commands heartbeat while they run; a worker that dies is noticed this quickly and the
 # step is retried elsewhere (within its retry policy).
 STEP_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
-# Errors raised by step activities that no retry can fix (bad template, missing credential).
-NOT_RETRYABLE = ["StepRejected"]
+# Errors raised by step activities that no retry can fix (bad template, missing credential),
+# and the attempt a worker's shutdown cut off, which the workflow itself runs again.
+NOT_RETRYABLE = ["StepRejected", WORKER_SHUTDOWN]
+# How often one step is run again because a worker shut down under it, on top of its own
+# retries: a deploy rolls each worker once, so three covers a deploy rolled back and redone;
+# a step cut off more often than that fails rather than loop through a crash-looping fleet.
+MAX_SHUTDOWN_RERUNS = 3
+# The `workflow.patched` id of re-running such steps. Histories written before it handled the
+# WorkerShutdown failure as a failed step (a new ssh worker under an old orchestration worker
+# produces exactly that), so they replay that way; every newer history carries the marker.
+RERUN_ON_WORKER_SHUTDOWN = "rerun-step-on-worker-shutdown"
 # A step's input must stay under Temporal's 2 MB payload limit, with room for encryption.
 MAX_STEP_INPUT = 1_500_000
 
@@ -125,6 +139,14 @@ async def run_dag(
     for step_id in step_ids:  # topological order: a step's needs already have tasks
         tasks[step_id] = asyncio.create_task(run_when_ready(document.step(step_id)))
     await asyncio.gather(*tasks.values())
+
+
+def shutdown_cut(error: ActivityError) -> StepResult | None:
+    """The attempt a worker's shutdown cut off (worker/shutdown.py), if that is the failure."""
+    cause = error.cause
+    if not isinstance(cause, ApplicationError) or cause.type != WORKER_SHUTDOWN:
+        return None
+    return activity_failure_details(error, attempts=1)[1]
 
 
 def activity_failure_details(error: ActivityError, attempts: int) -> tuple[str, StepResult]:
@@ -225,10 +247,9 @@ class StepExecutor:
                 f"{MAX_STEP_INPUT // 1000} kB a step may carry; reference fewer targets' "
                 "results in it",
             )
-        try:
-            result = await self._activity(step, request)
-        except ActivityError as error:
-            return self._activity_failure(step, target_name, error)
+        result = await self._attempts(step, target_name, request)
+        if isinstance(result, StepOutcome):
+            return result
         if step.action == "job.run":
             return await self._child_run_outcome(step, target_name, result)
         return StepOutcome(
@@ -243,7 +264,37 @@ class StepExecutor:
             finished_at=workflow.now(),
         )
 
-    async def _activity(self, step: Step, request: StepRequest) -> StepResult:
+    async def _attempts(
+        self, step: Step, target_name: str | None, request: StepRequest
+    ) -> StepResult | StepOutcome:
+        """The step's activity until it ends: its result (its attempt counted across re-runs),
+        or the step's failed outcome.
+
+        An attempt cut off by a worker's shutdown does not count: the step runs again from the
+        start, as a new activity (so on a live worker), with the retries it had left, at most
+        MAX_SHUTDOWN_RERUNS times. A cancelled run is not a shutdown: it goes on up."""
+        attempts, reruns = step.retry.attempts, 0
+        while True:
+            try:
+                result = await self._activity(step, request, attempts)
+            except ActivityError as error:
+                cut = shutdown_cut(error)
+                if cut is None or not workflow.patched(RERUN_ON_WORKER_SHUTDOWN):
+                    return self._activity_failure(step, target_name, error, request, attempts)
+                if reruns == MAX_SHUTDOWN_RERUNS:
+                    outcome = self._activity_failure(step, target_name, error, request, attempts)
+                    outcome.reason = f"{outcome.reason}; not run again after {reruns} such re-runs"
+                    return outcome
+                reruns += 1
+                attempts -= min(cut.attempt, attempts) - 1
+                request = request.model_copy(
+                    update={"first_attempt": request.attempt(cut.attempt) + 1}
+                )
+                continue
+            result.attempt = request.attempt(result.attempt)
+            return result
+
+    async def _activity(self, step: Step, request: StepRequest, attempts: int) -> StepResult:
         spec = _action(step.action)
         assert spec.queue is not None
         assert spec.activity_name is not None
@@ -255,7 +306,7 @@ class StepExecutor:
             start_to_close_timeout=step.timeout or DEFAULT_STEP_TIMEOUT,
             heartbeat_timeout=STEP_HEARTBEAT_TIMEOUT,
             retry_policy=RetryPolicy(
-                maximum_attempts=step.retry.attempts,
+                maximum_attempts=attempts,
                 initial_interval=step.retry.interval,
                 backoff_coefficient=step.retry.backoff,
                 maximum_interval=step.retry.max_interval,
@@ -265,19 +316,24 @@ class StepExecutor:
         return result
 
     def _activity_failure(
-        self, step: Step, target_name: str | None, error: ActivityError
+        self,
+        step: Step,
+        target_name: str | None,
+        error: ActivityError,
+        request: StepRequest,
+        attempts: int,
     ) -> StepOutcome:
         cause = error.cause
         if isinstance(cause, CancelledError):
             # The run is being cancelled: the step did not fail, it was stopped. Cancellation
             # goes on up so no further step starts; closing the run records this one cancelled.
             raise asyncio.CancelledError from error
-        message, last = activity_failure_details(error, step.retry.attempts)
+        message, last = activity_failure_details(error, attempts)
         outcome = failed(step, target_name, message)
         outcome.exit_code = last.exit_code
         outcome.stdout = last.stdout
         outcome.stderr = last.stderr
-        outcome.attempts = last.attempt
+        outcome.attempts = request.attempt(last.attempt)
         return outcome
 
     async def _sleep(

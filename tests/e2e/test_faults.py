@@ -1,4 +1,5 @@
-"""Faults in the middle of a run: the worker killed, Temporal restarted, PostgreSQL stopped.
+"""Faults in the middle of a run: the worker killed, the worker stopped for a deploy, Temporal
+restarted, PostgreSQL stopped.
 
 The module owns its PostgreSQL and its Temporal dev server (with state on disk), so it may stop
 them without disturbing other tests; `opsconductor api` and `opsconductor worker` run as real
@@ -8,6 +9,7 @@ how often each step's remote command really ran.
 
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 from collections import Counter
@@ -33,6 +35,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 # A worker that dies is noticed by the step's heartbeat timeout (30 s), then the step retries.
 RUN_ENDS_WITHIN = 150.0
+# The workers' shutdown grace, standing in for the production 10 minutes: a step that outlasts
+# it is cut off at a deploy, one that ends within it finishes on the stopping worker.
+SHUTDOWN_GRACE_SECONDS = 5
 
 
 @dataclass
@@ -57,7 +62,12 @@ def faults(tmp_path_factory: pytest.TempPathFactory, sshd: LoopbackSshd) -> Iter
     try:
         upgrade_to_head(postgres.url())
         temporal.start()
-        with process_stack(workdir, postgres.url(), temporal.address) as processes:
+        with process_stack(
+            workdir,
+            postgres.url(),
+            temporal.address,
+            OPSCONDUCTOR_WORKER_SHUTDOWN_GRACE=f"{SHUTDOWN_GRACE_SECONDS}s",
+        ) as processes:
             admin = ApiClient(processes.url)
             credential = admin.ok("POST", "/credentials", json=key_credential(sshd))
             admin.ok("POST", "/targets", json=sshd_target(sshd, credential["id"]))
@@ -152,6 +162,58 @@ def test_a_worker_killed_mid_step_is_replaced_and_the_run_completes(
     assert (counted["a"], counted["b"], counted["c"]) == (1, 2, 1), counted
     steps = steps_of(run)
     assert [steps[step]["attempts"] for step in "abc"] == [1, 2, 1], steps
+
+
+def test_a_deploy_lets_short_steps_finish_and_re_runs_a_cut_off_step_on_the_new_worker(
+    faults: FaultStack, tally: Path
+) -> None:
+    stack = faults.processes
+    # Side by side on one target, with the default retry (one attempt): one step ends within
+    # the grace, the other outlasts it.
+    short = f"echo short >> {tally}; sleep 1; echo short-done >> {tally}"
+    long = (
+        f"echo long >> {tally}; echo long started; sleep {2 * SHUTDOWN_GRACE_SECONDS}; "
+        f"echo long-done >> {tally}; echo long finished"
+    )
+    document = {
+        "name": f"deploy-{uuid.uuid4().hex[:8]}",
+        "targets": {"names": ["loopback"]},
+        "steps": [
+            {"id": "short", "action": "ssh.command", "with": {"command": short}},
+            {"id": "long", "action": "ssh.command", "with": {"command": long}},
+        ],
+    }
+    run_id = faults.admin.start(document)
+    wait_for_line(tally, "short", stack)
+    wait_for_line(tally, "long", stack)
+    stopping = stack.worker
+    stopping.process.send_signal(signal.SIGTERM)  # what a deploy (docker stop) sends
+    stack.restart_worker()
+
+    # The old worker finished the short step, cut off the long one when the grace ended, and
+    # left cleanly before the long step's re-run could end: that one ran on the new worker.
+    assert stopping.process.wait(SHUTDOWN_GRACE_SECONDS + 60) == 0, stack.report()
+    assert lines(tally)["short-done"] == 1
+    assert lines(tally)["long-done"] == 0
+
+    run = finished(faults.admin, run_id, stack)
+    assert run["status"] == "succeeded", f"{run}\n{stack.report()}"
+    # The long command ran twice, never more, and only the second run finished.
+    assert lines(tally) == Counter({"short": 1, "short-done": 1, "long": 2, "long-done": 1})
+    steps = steps_of(run)
+    assert (steps["short"]["attempts"], steps["long"]["attempts"]) == (1, 2), steps
+    # The run log tells the attempts apart.
+    logged = faults.admin.ok("GET", f"/runs/{run_id}/logs")
+    by_attempt = sorted(
+        (line["step_id"], line["attempt"], line["line"])
+        for line in logged
+        if line["step_id"] == "long"
+    )
+    assert by_attempt == [
+        ("long", 1, "long started"),
+        ("long", 2, "long finished"),
+        ("long", 2, "long started"),
+    ], logged
 
 
 def test_temporal_restarted_mid_run_resumes_the_run(faults: FaultStack, tally: Path) -> None:

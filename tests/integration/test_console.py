@@ -5,6 +5,7 @@ controls, and every page at 1280 and 390 px wide with no console errors. Screens
 tests/artifacts/console/."""
 
 import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
@@ -190,6 +191,46 @@ async def test_a_job_built_in_the_forms_runs_with_its_log_arriving_live(
     await visitor.open("/")
     await expect(page.locator("#dashboard")).to_contain_text("worker:ssh")
     await visitor.look("dashboard")
+
+
+async def test_the_run_log_says_which_try_printed_a_retried_steps_lines(
+    browser: Browser,
+    served: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    operator: Account,
+    loopback: str,
+) -> None:
+    # On the sshd host (this machine), where its user may write.
+    marker = Path(f"/tmp/opsc-console-{uuid.uuid4().hex}")
+    flaky = (
+        f"if [ -e {marker} ]; then echo second go; else touch {marker}; echo first go; exit 1; fi"
+    )
+    document = {
+        "name": "flaky",
+        "targets": {"names": [loopback]},
+        "steps": [
+            {
+                "id": "flaky",
+                "action": "ssh.command",
+                "with": {"command": flaky},
+                "retry": {"attempts": 2, "interval": "100ms"},
+            }
+        ],
+    }
+    run_id = await start_job_run(http, operator, document)
+    ended = await wait_for(http, operator, run_id, {"succeeded", "failed"})
+    marker.unlink(missing_ok=True)
+    assert ended["status"] == "succeeded", ended
+    visitor = await signed_in(browser, served, operator)
+
+    await visitor.open(f"/runs/{run_id}")
+
+    await expect(visitor.page.locator("#log-state")).to_have_text("The run ended: succeeded.")
+    assert (await visitor.page.locator("#log").inner_text()).splitlines() == [
+        f"[{loopback}/flaky] first go",
+        f"[{loopback}/flaky try 2] second go",
+    ]
+    await expect(visitor.page.locator("table.grid")).to_contain_text("2 tries")
 
 
 GATED = {

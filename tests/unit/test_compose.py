@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from opsconductor.config import Environment, Settings
 from opsconductor.contracts.queues import ALL_QUEUES
 from opsconductor.security.keys import load_process_keys
-from opsconductor.worker.main import GRACEFUL_SHUTDOWN
+from opsconductor.workflows.step_execution import DEFAULT_STEP_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -258,10 +258,28 @@ def test_our_services_share_one_image_and_run_in_production(
         assert environment["OPSCONDUCTOR_TEMPORAL_ADDRESS"] == "temporal:7233", name
 
 
-def test_workers_outlast_the_graceful_shutdown(services: dict[str, dict[str, Any]]) -> None:
+def compose_settings(spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The settings a service's process reads from its compose environment."""
+    environment = spec["environment"]
+    assert isinstance(environment, dict)
+    for name in list(os.environ):
+        if name.startswith("OPSCONDUCTOR_"):
+            monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, interpolate(str(value), DUMMY_SECRETS))
+    return Settings()
+
+
+def test_workers_are_not_killed_before_their_running_steps_had_the_grace(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in WORKERS:
-        grace = duration(services[name]["stop_grace_period"])
-        assert grace > GRACEFUL_SHUTDOWN, f"{name} would be killed while activities finish"
+        grace = compose_settings(services[name], monkeypatch).worker_shutdown_grace
+        # A step with the default timeout fits in the grace, and the cut-off ones get time
+        # to stop their remote commands and report before Docker's SIGKILL.
+        assert grace >= DEFAULT_STEP_TIMEOUT, name
+        stop = duration(services[name]["stop_grace_period"])
+        assert stop >= grace + timedelta(seconds=30), f"{name} would be killed mid-grace"
 
 
 def test_required_secrets_refuse_to_start_when_unset(raw_compose: str) -> None:
@@ -333,15 +351,7 @@ def test_temporal_dynamic_config_is_the_one_mounted(services: dict[str, dict[str
 def test_settings_accept_the_compose_environment_in_production(
     service: str, services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    environment = services[service]["environment"]
-    assert isinstance(environment, dict)
-    for name in list(os.environ):
-        if name.startswith("OPSCONDUCTOR_"):
-            monkeypatch.delenv(name)
-    for name, value in environment.items():
-        monkeypatch.setenv(name, interpolate(str(value), DUMMY_SECRETS))
-
-    settings = Settings()
+    settings = compose_settings(services[service], monkeypatch)
 
     assert settings.env is Environment.production
     assert settings.database_url is not None

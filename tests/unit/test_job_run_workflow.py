@@ -13,6 +13,7 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from opsconductor.workflows.step_execution import MAX_SHUTDOWN_RERUNS
 from tests.workflow_stubs import (
     DECIDE_APPROVAL,
     NOT_PENDING,
@@ -26,6 +27,7 @@ from tests.workflow_stubs import (
     StepStatus,
     StubWorld,
     batch_workflow_id,
+    cut_by_shutdown,
     fail,
     hang,
     hold_until_active,
@@ -302,6 +304,69 @@ async def test_a_rejected_step_is_not_retried(world: StubWorld):
     assert len(book.calls) == 1
     row = book.row("t1", "a")
     assert (row.reason, row.attempts) == ("credential 'deploy' not found", 1)
+
+
+async def test_a_step_cut_off_by_a_worker_shutdown_runs_again_from_the_start(world: StubWorld):
+    async def cut_once(call: StepCall, book: RunBook) -> StepResult | None:
+        if call.step_id == "a" and call.step_attempt == 1:
+            raise cut_by_shutdown(call)
+        return await succeed(call, book)
+
+    # The default retry: one attempt. The cut-off one does not count.
+    handle, book = await world.start(job(ssh("a"), ssh("b", needs=["a"])), 1, behaviour=cut_once)
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.succeeded
+    assert [(c.step_id, c.step_attempt, c.end) for c in book.calls] == [
+        ("a", 1, "failed"),
+        ("a", 2, "succeeded"),
+        ("b", 1, "succeeded"),
+    ]
+    row = book.row("t1", "a")
+    assert (row.status, row.attempts, row.reason) == (StepStatus.succeeded, 2, None)
+
+
+async def test_a_shutdown_re_run_keeps_the_retries_the_step_had_left(world: StubWorld):
+    async def fail_cut_fail(call: StepCall, book: RunBook) -> StepResult | None:
+        if call.step_attempt == 2:
+            raise cut_by_shutdown(call)
+        raise fail(call, f"attempt {call.step_attempt} failed")
+
+    document = job(ssh("a", retry={"attempts": 2, "interval": "10ms"}))
+    handle, book = await world.start(document, 1, behaviour=fail_cut_fail)
+
+    summary = await handle.result()
+
+    # Two attempts really failed (the step's retry.attempts); the cut-off one in between
+    # was not counted against them.
+    assert summary.status is RunStatus.failed
+    assert [(call.step_attempt, call.end) for call in book.calls] == [
+        (1, "failed"),
+        (2, "failed"),
+        (3, "failed"),
+    ]
+    row = book.row("t1", "a")
+    assert (row.status, row.attempts, row.reason) == (StepStatus.failed, 3, "attempt 3 failed")
+
+
+async def test_a_step_cut_off_by_every_shutdown_fails_after_the_re_run_limit(world: StubWorld):
+    async def always_cut(call: StepCall, book: RunBook) -> StepResult | None:
+        raise cut_by_shutdown(call)
+
+    handle, book = await world.start(job(ssh("a")), 1, behaviour=always_cut)
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    runs = 1 + MAX_SHUTDOWN_RERUNS
+    assert [call.step_attempt for call in book.calls] == list(range(1, runs + 1))
+    row = book.row("t1", "a")
+    assert (row.status, row.attempts) == (StepStatus.failed, runs)
+    assert row.reason == (
+        f"attempt {runs} was stopped: its worker shut down; "
+        f"not run again after {MAX_SHUTDOWN_RERUNS} such re-runs"
+    )
 
 
 async def test_a_step_timeout_stops_each_attempt(world: StubWorld):

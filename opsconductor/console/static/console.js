@@ -113,7 +113,10 @@
       const entry = JSON.parse(event.data);
       const line = document.createElement("span");
       line.className = `line ${entry.stream}`;
-      line.textContent = `[${entry.target || "run"}/${entry.step_id}] ${entry.line}\n`;
+      // A retried step (or one run again after its worker shut down) prints anew: its later
+      // attempts' lines say which try they are.
+      const attempt = entry.attempt > 1 ? ` try ${entry.attempt}` : "";
+      line.textContent = `[${entry.target || "run"}/${entry.step_id}${attempt}] ${entry.line}\n`;
       const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
       log.append(line);
       if (atBottom) log.scrollTop = log.scrollHeight;
