@@ -1,7 +1,7 @@
 """run log lines carry the step's attempt: run_logs.attempt
 
-Revision ID: 0010_log_attempts
-Revises: 0005
+Revision ID: 0011_log_attempts
+Revises: 0010_run_idempotency
 Create Date: 2026-11-28
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_log_attempts"
-down_revision: str | None = "0005"
+revision: str = "0011_log_attempts"
+down_revision: str | None = "0010_run_idempotency"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
