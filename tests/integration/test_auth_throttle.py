@@ -11,15 +11,23 @@ from tests.identity_helpers import ADMIN_PASSWORD, api, assert_problem, login
 
 pytestmark = pytest.mark.integration
 
-WINDOW_SECONDS = 2
+# Long enough that a loaded machine never sees the window slide in the middle of a test; the
+# one test that waits for the window to pass sets a short one of its own.
+WINDOW_SECONDS = 120
+RELEASE_WINDOW_SECONDS = 5
 
 
 @pytest.fixture
-def settings_overrides() -> dict[str, object]:
+def window() -> int:
+    return WINDOW_SECONDS
+
+
+@pytest.fixture
+def settings_overrides(window: int) -> dict[str, object]:
     return {
         "login_max_failures": 3,
         "login_max_failures_per_address": 5,
-        "login_window_seconds": WINDOW_SECONDS,
+        "login_window_seconds": window,
     }
 
 
@@ -29,7 +37,10 @@ async def _fail(client: httpx.AsyncClient, username: str) -> httpx.Response:
     )
 
 
-async def test_the_username_throttle_engages_and_releases(http: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("window", [RELEASE_WINDOW_SECONDS])
+async def test_the_username_throttle_engages_and_releases(
+    http: httpx.AsyncClient, window: int
+) -> None:
     for _ in range(3):
         assert_problem(await _fail(http, "admin"), 401)
 
@@ -39,9 +50,9 @@ async def test_the_username_throttle_engages_and_releases(http: httpx.AsyncClien
 
     body = assert_problem(throttled, 429)
     assert body["type"].endswith("/too-many-requests")
-    assert 1 <= int(throttled.headers["retry-after"]) <= WINDOW_SECONDS
+    assert 1 <= int(throttled.headers["retry-after"]) <= window
 
-    await asyncio.sleep(WINDOW_SECONDS + 0.2)
+    await asyncio.sleep(window + 0.2)
     await login(http, "admin", ADMIN_PASSWORD)
 
 
