@@ -52,6 +52,7 @@ class RunLogStream:
         self._pending: list[dict[str, object]] = []
         self._partial: dict[str, str] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     async def __aenter__(self) -> Self:
         self._flusher = asyncio.create_task(self._flush_periodically())
@@ -64,11 +65,11 @@ class RunLogStream:
         tb: TracebackType | None,
     ) -> None:
         if self._flusher is not None:
-            # Waited for: a flush it was in the middle of puts its lines back on rollback,
-            # and only then does the final flush below see them.
-            self._flusher.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._flusher
+            # Asked to stop and waited for, never cancelled: a flush cancelled between
+            # PostgreSQL's commit and its answer would put back lines already written, and the
+            # final flush below would write them twice.
+            self._closing.set()
+            await asyncio.shield(self._flusher)
         for stream, rest in self._partial.items():
             if rest:
                 self._queue(stream, rest)
@@ -120,8 +121,9 @@ class RunLogStream:
                 await session.exec(insert(RunLogLine).values(chunk))
 
     async def _flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL_SECONDS)
+        while not self._closing.is_set():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), FLUSH_INTERVAL_SECONDS)
             try:
                 await self.flush()
             except (OSError, SQLAlchemyError):
