@@ -130,7 +130,12 @@ class ControlApproval(ActionInput):
     message: str = Field(min_length=1)
     approvers: list[str] = Field(
         default_factory=lambda: ["operator"],
-        description="Roles (admin, operator) or usernames allowed to decide",
+        description="Roles (admin, operator, viewer: that role or above, as the decider's role "
+        "is now) or usernames allowed to decide",
+    )
+    allow_self_approval: bool = Field(
+        default=False,
+        description="Let the person who requested the run approve it (off: four eyes)",
     )
     timeout: Duration | TemplateString = Field(default="24h", validate_default=True)
 

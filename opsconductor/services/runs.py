@@ -110,7 +110,8 @@ async def prepare_run(
     if run_id is not None and (existing := await session.get(Run, run_id)) is not None:
         _, version = await jobs.get_job_version(session, existing.job_id, existing.job_version)
         stored = JobDocument.model_validate(version.document)
-        return PreparedRun(run=existing, request=_request_for(existing, stored))
+        requester = await _requester(session, existing)
+        return PreparedRun(run=existing, request=_request_for(existing, stored, requester))
     document = JobDocument.model_validate(job.document)
     parameters, problems = resolve_parameters(document.parameters, body.parameters)
     problems = [
@@ -141,7 +142,7 @@ async def prepare_run(
     )
     session.add(run)
     await session.flush()
-    return PreparedRun(run=run, request=_request_for(run, document))
+    return PreparedRun(run=run, request=_request_for(run, document, await _requester(session, run)))
 
 
 async def record_refused(
@@ -191,7 +192,18 @@ def _new_run(
     )
 
 
-def _request_for(run: Run, document: JobDocument) -> RunRequest:
+async def _requester(session: AsyncSession, run: Run) -> str:
+    """Who asked for the run: for a child run, whoever asked for the run at the top of its
+    chain, so a job that starts another cannot be used to approve one's own work."""
+    while run.parent_run_id is not None:
+        parent = await session.get(Run, run.parent_run_id)
+        if parent is None:
+            break
+        run = parent
+    return run.triggered_by
+
+
+def _request_for(run: Run, document: JobDocument, requester: str) -> RunRequest:
     return RunRequest(
         run_id=run.id,
         job_id=run.job_id,
@@ -201,6 +213,7 @@ def _request_for(run: Run, document: JobDocument) -> RunRequest:
         parameters=run.parameters,
         target_names=[snapshot["name"] for snapshot in run.targets],
         triggered_by=run.triggered_by,
+        requester=requester,
         request_id=run.request_id,
         parent_run_id=run.parent_run_id,
         batch_size=run.batch_size,
