@@ -44,6 +44,16 @@ class Settings(BaseSettings):
     temporal_port: int = Field(default=7233, ge=1, le=65535)
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
 
+    # A real cluster or Temporal Cloud (docs/deployment.md, "Temporal over TLS"): PEM files of
+    # the CA to verify the frontend with (system roots without one), the client certificate
+    # and key for mTLS, the name to verify (and send as SNI); and an API key (TLS is then on
+    # even without the files).
+    temporal_tls_ca: Path | None = None
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
+
     # The Temporal Web UI's base URL; the console links each run to its workflow there.
     temporal_ui_url: str | None = None
 
@@ -119,6 +129,15 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @model_validator(mode="after")
+    def _client_certificate_with_its_key(self) -> Self:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError(
+                "OPSCONDUCTOR_TEMPORAL_TLS_CERT and OPSCONDUCTOR_TEMPORAL_TLS_KEY go together "
+                "(the client certificate of mTLS and its private key)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_refuses_default_secrets(self) -> Self:

@@ -67,7 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.settings = settings
         app.state.keys = load_process_keys(settings)
         app.state.keyring = keyring_from(app.state.keys)
-        app.state.codec = EncryptionCodec(app.state.keys)
+        app.state.codec = EncryptionCodec(app.state.keys, accept_plain=True)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         # The API starts, and /health reports on it, even while Temporal is still coming up.
