@@ -1,5 +1,7 @@
 """The one settings class. Every variable is read from the environment with prefix OPSCONDUCTOR_."""
 
+import base64
+import binascii
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +14,40 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 WELL_KNOWN_SECRETS = frozenset(
     {"", "changeme", "changethis", "change-me", "secret", "password", "admin", "opsconductor"}
 )
+
+# Production's floor for key strength. A signing key typed by a person or padded from a short
+# one shows few distinct characters; 32 random bytes show about 30 distinct values, so 16 is far
+# below what a random key has and far above what a made-up one does.
+MIN_SECRET_KEY_LENGTH = 32
+MIN_SECRET_KEY_DISTINCT = 10
+MIN_MASTER_KEY_DISTINCT_BYTES = 16
+
+
+def weak_secret_key(value: str) -> str | None:
+    """Why a signing key is too weak for production, or None."""
+    if len(value) < MIN_SECRET_KEY_LENGTH:
+        return f"is {len(value)} characters; at least {MIN_SECRET_KEY_LENGTH} are required"
+    if len(set(value)) < MIN_SECRET_KEY_DISTINCT:
+        return (
+            f"has only {len(set(value))} distinct characters; a random key has many more "
+            f"(at least {MIN_SECRET_KEY_DISTINCT} are required)"
+        )
+    return None
+
+
+def weak_master_key(value: str) -> str | None:
+    """Why a master key is too weak for production, or None. A key that is not base64 of 32
+    bytes is refused with its own message when the keys are loaded."""
+    try:
+        key = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(set(key)) < MIN_MASTER_KEY_DISTINCT_BYTES:
+        return (
+            f"has only {len(set(key))} distinct byte values (all-zero or patterned); it must be "
+            "random bytes"
+        )
+    return None
 
 
 class Environment(StrEnum):
@@ -150,6 +186,10 @@ class Settings(BaseSettings):
                 problems.append(f"OPSCONDUCTOR_{name.upper()} is required in production")
             elif secret.get_secret_value().strip().lower() in WELL_KNOWN_SECRETS:
                 problems.append(f"OPSCONDUCTOR_{name.upper()} is a well-known default value")
+            elif weakness := (weak_master_key if name == "master_key" else weak_secret_key)(
+                secret.get_secret_value()
+            ):
+                problems.append(f"OPSCONDUCTOR_{name.upper()} {weakness}")
         if (
             self.admin_password is not None
             and self.admin_password.get_secret_value().strip().lower() in WELL_KNOWN_SECRETS
