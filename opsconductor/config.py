@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or networks,
+    # comma-separated; `*` for any). Empty: none, the socket's peer is the client, whatever
+    # a header claims. The login throttle and the audit log key on that address.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Bodies above this many bytes are refused with 413 before they are parsed, so a client
     # cannot make the API buffer gigabytes; 8 MiB leaves room for the 5 MiB target import
     # and library documents with files.
@@ -139,7 +143,7 @@ class Settings(BaseSettings):
     # exporter configured in the process (docs/observability.md).
     tracing_enabled: bool = False
 
-    @field_validator("cors_origins", "codec_ui_origins", mode="before")
+    @field_validator("cors_origins", "codec_ui_origins", "forwarded_allow_ips", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

@@ -220,7 +220,8 @@ async def test_a_viewer_sees_no_write_controls_and_an_operator_approves(
     operator: Account,
     viewer: Account,
 ) -> None:
-    run_id = await start_job_run(http, operator, GATED)
+    # The admin asks, the operator approves: nobody approves their own run (four eyes).
+    run_id = await start_job_run(http, admin, GATED)
     await wait_for(http, operator, run_id, {"waiting_approval"})
 
     looker = await signed_in(browser, served, viewer)
