@@ -60,6 +60,17 @@ def test_a_with_block_that_breaks_the_action_schema() -> None:
     assert any(path.startswith("steps.1.with.duration") for path in found)
 
 
+def test_winrm_cmd_args_cmd_exe_would_expand_are_refused_on_save() -> None:
+    step = {
+        "id": "echo",
+        "action": "winrm.cmd",
+        "with": {"command": "echo", "args": ["fine & dandy", "%PATH%", "{{ params.x }}"]},
+    }
+    found = problems_of(job(step))
+    assert list(found) == ["steps.0.with.args.1"]
+    assert "contains %" in found["steps.0.with.args.1"]
+
+
 def test_unknown_self_and_cyclic_needs() -> None:
     found = problems_of(job(command("a", needs=["a", "ghost"])))
     assert found["steps.0.needs.0"] == "step 'a' cannot need itself"
