@@ -13,6 +13,7 @@ from opsconductor import __version__
 from opsconductor.api.auth import AUDITED
 from opsconductor.api.background import reconcile_until_done
 from opsconductor.api.deps import API_PREFIX, refuse_unstorable_text
+from opsconductor.api.docs import install_docs
 from opsconductor.api.metrics import ApiMetrics
 from opsconductor.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from opsconductor.api.problems import PROBLEM_RESPONSES, install_problem_handlers
@@ -46,6 +47,8 @@ from opsconductor.temporal.client import connect
 from opsconductor.temporal.codec import EncryptionCodec
 
 logger = logging.getLogger(__name__)
+
+OPENAPI_URL = "/openapi.json"
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -95,11 +98,13 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="Durable automation for operations teams",
         lifespan=lifespan,
-        openapi_url="/openapi.json",
-        docs_url="/docs",
-        redoc_url="/redoc",
+        openapi_url=OPENAPI_URL,
+        # Served by install_docs from vendored files: FastAPI's own pages load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
+    install_docs(app, OPENAPI_URL)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
