@@ -1,5 +1,7 @@
 """The one settings class. Every variable is read from the environment with prefix OPSCONDUCTOR_."""
 
+import base64
+import binascii
 from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -15,6 +17,40 @@ from opsconductor.jobspec.durations import Duration
 WELL_KNOWN_SECRETS = frozenset(
     {"", "changeme", "changethis", "change-me", "secret", "password", "admin", "opsconductor"}
 )
+
+# Production's floor for key strength. A signing key typed by a person or padded from a short
+# one shows few distinct characters; 32 random bytes show about 30 distinct values, so 16 is far
+# below what a random key has and far above what a made-up one does.
+MIN_SECRET_KEY_LENGTH = 32
+MIN_SECRET_KEY_DISTINCT = 10
+MIN_MASTER_KEY_DISTINCT_BYTES = 16
+
+
+def weak_secret_key(value: str) -> str | None:
+    """Why a signing key is too weak for production, or None."""
+    if len(value) < MIN_SECRET_KEY_LENGTH:
+        return f"is {len(value)} characters; at least {MIN_SECRET_KEY_LENGTH} are required"
+    if len(set(value)) < MIN_SECRET_KEY_DISTINCT:
+        return (
+            f"has only {len(set(value))} distinct characters; a random key has many more "
+            f"(at least {MIN_SECRET_KEY_DISTINCT} are required)"
+        )
+    return None
+
+
+def weak_master_key(value: str) -> str | None:
+    """Why a master key is too weak for production, or None. A key that is not base64 of 32
+    bytes is refused with its own message when the keys are loaded."""
+    try:
+        key = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(set(key)) < MIN_MASTER_KEY_DISTINCT_BYTES:
+        return (
+            f"has only {len(set(key))} distinct byte values (all-zero or patterned); it must be "
+            "random bytes"
+        )
+    return None
 
 
 class Environment(StrEnum):
@@ -52,12 +88,26 @@ class Settings(BaseSettings):
     temporal_port: int = Field(default=7233, ge=1, le=65535)
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
 
+    # A real cluster or Temporal Cloud (docs/deployment.md, "Temporal over TLS"): PEM files of
+    # the CA to verify the frontend with (system roots without one), the client certificate
+    # and key for mTLS, the name to verify (and send as SNI); and an API key (TLS is then on
+    # even without the files).
+    temporal_tls_ca: Path | None = None
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
+
     # The Temporal Web UI's base URL; the console links each run to its workflow there.
     temporal_ui_url: str | None = None
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or networks,
+    # comma-separated; `*` for any). Empty: none, the socket's peer is the client, whatever
+    # a header claims. The login throttle and the audit log key on that address.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Bodies above this many bytes are refused with 413 before they are parsed, so a client
     # cannot make the API buffer gigabytes; 8 MiB leaves room for the 5 MiB target import
     # and library documents with files.
@@ -108,7 +158,7 @@ class Settings(BaseSettings):
     # exporter configured in the process (docs/observability.md).
     tracing_enabled: bool = False
 
-    @field_validator("cors_origins", "codec_ui_origins", mode="before")
+    @field_validator("cors_origins", "codec_ui_origins", "forwarded_allow_ips", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -136,6 +186,15 @@ class Settings(BaseSettings):
         return level
 
     @model_validator(mode="after")
+    def _client_certificate_with_its_key(self) -> Self:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError(
+                "OPSCONDUCTOR_TEMPORAL_TLS_CERT and OPSCONDUCTOR_TEMPORAL_TLS_KEY go together "
+                "(the client certificate of mTLS and its private key)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _production_refuses_default_secrets(self) -> Self:
         if self.env is not Environment.production:
             return self
@@ -146,6 +205,10 @@ class Settings(BaseSettings):
                 problems.append(f"OPSCONDUCTOR_{name.upper()} is required in production")
             elif secret.get_secret_value().strip().lower() in WELL_KNOWN_SECRETS:
                 problems.append(f"OPSCONDUCTOR_{name.upper()} is a well-known default value")
+            elif weakness := (weak_master_key if name == "master_key" else weak_secret_key)(
+                secret.get_secret_value()
+            ):
+                problems.append(f"OPSCONDUCTOR_{name.upper()} {weakness}")
         if (
             self.admin_password is not None
             and self.admin_password.get_secret_value().strip().lower() in WELL_KNOWN_SECRETS

@@ -17,7 +17,6 @@ import base64
 import codecs
 import logging
 import re
-import subprocess
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -158,9 +157,37 @@ def powershell_command(script: str) -> list[str]:
     return [*POWERSHELL, encoded]
 
 
+# Characters cmd.exe acts on outside quotes; each is escaped with a caret. The quotes are
+# escaped too, so cmd.exe never thinks it is inside a quoted string (where a caret is literal).
+_CMD_METACHARACTERS = re.compile(r'([()<>&|^"])')
+
+
+def argv_quoted(arg: str) -> str:
+    """`arg` in double quotes by the Windows argv rules (a program's C runtime reads it back as
+    one argument): backslashes are doubled only before a quote, quotes are backslash-escaped."""
+    quoted, backslashes = ['"'], 0
+    for char in arg:
+        if char == "\\":
+            backslashes += 1
+            continue
+        quoted.append(
+            "\\" * (backslashes * 2 + 1) + '"' if char == '"' else "\\" * backslashes + char
+        )
+        backslashes = 0
+    quoted.append("\\" * (backslashes * 2) + '"')
+    return "".join(quoted)
+
+
+def cmd_argument(arg: str) -> str:
+    """One argument as cmd.exe must see it for the program to receive it unchanged: argv-quoted,
+    then every cmd.exe metacharacter (the quotes included) caret-escaped. `%`, `!` and line
+    breaks cannot be escaped this way; the `with` model refuses them (jobspec/actions.py)."""
+    return _CMD_METACHARACTERS.sub(r"^\1", argv_quoted(arg))
+
+
 def cmd_command(command: str, args: list[str]) -> list[str]:
-    # `command` is a cmd.exe command line as written; each of `args` is quoted as one argument.
-    return [command, *(subprocess.list2cmdline([arg]) for arg in args)]
+    # `command` is a cmd.exe command line as written; each of `args` is one argument.
+    return [command, *(cmd_argument(arg) for arg in args)]
 
 
 def readable_stderr(text: str) -> str:

@@ -13,6 +13,7 @@ from opsconductor import __version__
 from opsconductor.api.auth import AUDITED
 from opsconductor.api.background import reconcile_runs_forever, reconcile_until_done
 from opsconductor.api.deps import API_PREFIX, refuse_unstorable_text
+from opsconductor.api.docs import install_docs
 from opsconductor.api.metrics import ApiMetrics
 from opsconductor.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from opsconductor.api.problems import PROBLEM_RESPONSES, install_problem_handlers
@@ -47,6 +48,8 @@ from opsconductor.temporal.codec import EncryptionCodec
 
 logger = logging.getLogger(__name__)
 
+OPENAPI_URL = "/openapi.json"
+
 __all__ = ["API_PREFIX", "create_app"]
 
 
@@ -67,7 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.settings = settings
         app.state.keys = load_process_keys(settings)
         app.state.keyring = keyring_from(app.state.keys)
-        app.state.codec = EncryptionCodec(app.state.keys)
+        app.state.codec = EncryptionCodec(app.state.keys, accept_plain=True)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         # The API starts, and /health reports on it, even while Temporal is still coming up.
@@ -99,11 +102,13 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="Durable automation for operations teams",
         lifespan=lifespan,
-        openapi_url="/openapi.json",
-        docs_url="/docs",
-        redoc_url="/redoc",
+        openapi_url=OPENAPI_URL,
+        # Served by install_docs from vendored files: FastAPI's own pages load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
+    install_docs(app, OPENAPI_URL)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

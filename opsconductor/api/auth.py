@@ -34,8 +34,8 @@ _DENIED_STATUSES = frozenset({401, 403, 429})
 
 
 def client_info(request: Request) -> ClientInfo:
-    # The socket's peer: forwarded-for headers are not trusted (run uvicorn with
-    # --forwarded-allow-ips behind a proxy and it rewrites the peer itself).
+    # The socket's peer. Behind a proxy named in OPSCONDUCTOR_FORWARDED_ALLOW_IPS, uvicorn has
+    # already replaced it with the client the proxy names; nobody else's header is believed.
     return ClientInfo(
         address=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),

@@ -31,19 +31,12 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
-# The interactive docs load their script and styles from a CDN and run an inline initialiser.
-DOCS_CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; frame-ancestors 'none'; img-src 'self' data: https:; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; connect-src 'self'"
-)
 # The console's pages run only their own scripts and styles (the vendored htmx included);
 # they talk to this origin alone.
 CONSOLE_CONTENT_SECURITY_POLICY = (
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
     "script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'"
 )
-DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
 
 
 # Told of every answered request: its scope (with the matched route), status and seconds.
@@ -75,12 +68,8 @@ class RequestContextMiddleware:
                 headers["X-Request-ID"] = request_id
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
-                headers.setdefault(
-                    "Content-Security-Policy",
-                    DOCS_CONTENT_SECURITY_POLICY
-                    if scope["path"] in DOCS_PATHS
-                    else API_CONTENT_SECURITY_POLICY,
-                )
+                # The docs and console pages set their own policy.
+                headers.setdefault("Content-Security-Policy", API_CONTENT_SECURITY_POLICY)
             await send(message)
 
         try:

@@ -20,6 +20,7 @@ RunCanceller = Annotated[Principal, authorized(Permission.runs_cancel)]
 RunApprover = Annotated[Principal, authorized(Permission.runs_approve)]
 # Reading history payloads (the Temporal codec) is reading runs; under `up` the dev Web UI too.
 CodecCaller = Annotated[Principal | None, codec_caller(Permission.runs_read)]
+CodecEncoder = Annotated[Principal | None, codec_caller(Permission.codec_encode)]
 
 ScheduleReader = Annotated[Principal, authorized(Permission.schedules_read)]
 ScheduleManager = Annotated[Principal, authorized(Permission.schedules_manage)]

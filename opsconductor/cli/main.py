@@ -53,6 +53,10 @@ def api() -> None:
         log_config=None,
         server_header=False,
         timeout_graceful_shutdown=15,
+        # uvicorn believes X-Forwarded-For from loopback by default (or FORWARDED_ALLOW_IPS):
+        # only the proxies named in our setting are believed, none by default.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
     )
 
 

@@ -137,6 +137,10 @@ class RunRequest(BaseModel):
     parameters: dict[str, Any]
     target_names: list[str]
     triggered_by: str
+    # Who asked for the run, or for the run that started this child run (its `triggered_by` is
+    # `run:<parent id>`): the one person its approval gates refuse as approver (four eyes).
+    # None in requests stored before it existed; `triggered_by` then.
+    requester: str | None = None
     request_id: str | None = None
     parent_run_id: uuid.UUID | None = None
     # Targets per child workflow; bounds every batch history whatever the size of the run.

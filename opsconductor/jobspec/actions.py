@@ -81,9 +81,36 @@ class WinrmPowershell(ActionInput):
     expect_exit: Templated[list[int]] = Field(default_factory=lambda: [0])
 
 
+# What no quoting keeps cmd.exe from acting on: `%VAR%` expands before any escape is read (and
+# `!VAR!` with delayed expansion on), and a line break ends the command line.
+CMD_UNQUOTABLE = {
+    "%": "%",
+    "!": "!",
+    "\r": "a carriage return",
+    "\n": "a line break",
+    "\x00": "NUL",
+}
+
+
+def _cmd_argument(value: str) -> str:
+    # A template is checked once rendered, when the step runs.
+    if is_template(value):
+        return value
+    found = [name for char, name in CMD_UNQUOTABLE.items() if char in value]
+    if found:
+        raise ValueError(
+            f"contains {', '.join(found)}, which cmd.exe would act on however the argument is "
+            "quoted; put such values in the command itself, or use winrm.powershell"
+        )
+    return value
+
+
 class WinrmCmd(ActionInput):
-    command: str = Field(min_length=1)
-    args: list[str] = Field(default_factory=list)
+    command: str = Field(min_length=1, description="A cmd.exe command line, as written")
+    args: list[Annotated[str, AfterValidator(_cmd_argument)]] = Field(
+        default_factory=list,
+        description="Each one argument, quoted and escaped for cmd.exe; no %, !, line breaks",
+    )
     expect_exit: Templated[list[int]] = Field(default_factory=lambda: [0])
 
 
@@ -130,7 +157,12 @@ class ControlApproval(ActionInput):
     message: str = Field(min_length=1)
     approvers: list[str] = Field(
         default_factory=lambda: ["operator"],
-        description="Roles (admin, operator) or usernames allowed to decide",
+        description="Roles (admin, operator, viewer: that role or above, as the decider's role "
+        "is now) or usernames allowed to decide",
+    )
+    allow_self_approval: bool = Field(
+        default=False,
+        description="Let the person who requested the run approve it (off: four eyes)",
     )
     timeout: Duration | TemplateString = Field(default="24h", validate_default=True)
 

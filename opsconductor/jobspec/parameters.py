@@ -1,13 +1,19 @@
 """Values checked against declared parameters, with a path per problem: a run's parameters
 against its job's, and a library step's `with` against the step's."""
 
-import re
 from collections.abc import Mapping
 from typing import Any
+
+import regex
 
 from opsconductor.errors import FieldProblem
 from opsconductor.jobspec.document import ParameterSpec, ParameterType
 from opsconductor.jobspec.templates import is_template
+
+# A pattern is the job author's and the value the caller's: a backtracking pattern like
+# `(a+)+$` against a long value would hold the API's event loop for minutes. The `regex` engine
+# stops a match after this much time (CPU time, so a busy machine stretches it on the clock).
+PATTERN_TIMEOUT_SECONDS = 0.1
 
 _PYTHON_TYPES: dict[ParameterType, tuple[type, ...]] = {
     ParameterType.string: (str,),
@@ -31,14 +37,32 @@ def _value_problems(path: str, spec: ParameterSpec, value: Any) -> list[FieldPro
     problems = []
     if spec.enum is not None and value not in spec.enum:
         problems.append(FieldProblem(path, f"must be one of {spec.enum}", "enum"))
-    if spec.pattern is not None and isinstance(value, str) and not re.search(spec.pattern, value):
-        problems.append(FieldProblem(path, f"must match {spec.pattern}", "pattern"))
+    if spec.pattern is not None and isinstance(value, str):
+        problems.extend(_pattern_problems(path, spec.pattern, value))
     if isinstance(value, int | float):
         if spec.minimum is not None and value < spec.minimum:
             problems.append(FieldProblem(path, f"must be at least {spec.minimum:g}", "minimum"))
         if spec.maximum is not None and value > spec.maximum:
             problems.append(FieldProblem(path, f"must be at most {spec.maximum:g}", "maximum"))
     return problems
+
+
+def _pattern_problems(
+    path: str, pattern: str, value: str, timeout: float = PATTERN_TIMEOUT_SECONDS
+) -> list[FieldProblem]:
+    try:
+        if regex.search(pattern, value, timeout=timeout):
+            return []
+    except TimeoutError:
+        return [
+            FieldProblem(
+                path,
+                f"could not be checked against {pattern} in time (the pattern backtracks too "
+                "much on this value; simplify the pattern)",
+                "pattern_timeout",
+            )
+        ]
+    return [FieldProblem(path, f"must match {pattern}", "pattern")]
 
 
 def resolve_parameters(
@@ -82,8 +106,8 @@ def declaration_problems(
     for name, spec in declared.items():
         if spec.pattern is not None:
             try:
-                re.compile(spec.pattern)
-            except re.error as error:
+                regex.compile(spec.pattern)
+            except regex.error as error:
                 problems.append(
                     FieldProblem(f"{prefix}.{name}.pattern", f"invalid pattern: {error}")
                 )

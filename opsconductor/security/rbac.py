@@ -36,6 +36,9 @@ class Permission(StrEnum):
     channels_read = "channels:read"
     channels_manage = "channels:manage"
     notifications_read = "notifications:read"
+    # Sealing a payload with the codec: a sealed payload is what our workers accept as input,
+    # so whoever may seal one may drive them through the Temporal frontend. Admins only.
+    codec_encode = "codec:encode"
 
 
 # Credentials are readable by viewers because their answers never hold secret material.

@@ -41,7 +41,18 @@ def idempotent_run_id(job_id: uuid.UUID, user_id: uuid.UUID, key: str) -> uuid.U
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{job_id}/{user_id}/{key}")
 
 
-def request_for(run: Run, document: JobDocument) -> RunRequest:
+async def requester_of(session: AsyncSession, run: Run) -> str:
+    """Who asked for the run: for a child run, whoever asked for the run at the top of its
+    chain, so a job that starts another cannot be used to approve one's own work."""
+    while run.parent_run_id is not None:
+        parent = await session.get(Run, run.parent_run_id)
+        if parent is None:
+            break
+        run = parent
+    return run.triggered_by
+
+
+def request_for(run: Run, document: JobDocument, requester: str) -> RunRequest:
     return RunRequest(
         run_id=run.id,
         job_id=run.job_id,
@@ -51,6 +62,7 @@ def request_for(run: Run, document: JobDocument) -> RunRequest:
         parameters=run.parameters,
         target_names=[snapshot["name"] for snapshot in run.targets],
         triggered_by=run.triggered_by,
+        requester=requester,
         request_id=run.request_id,
         parent_run_id=run.parent_run_id,
         batch_size=run.batch_size,
@@ -61,7 +73,8 @@ async def stored_request(session: AsyncSession, run: Run) -> RunRequest:
     """The request of a stored run, from the exact job version it was accepted for; NotFound
     when that version (or its job) is gone."""
     _, version = await jobs.get_job_version(session, run.job_id, run.job_version)
-    return request_for(run, JobDocument.model_validate(version.document))
+    document = JobDocument.model_validate(version.document)
+    return request_for(run, document, await requester_of(session, run))
 
 
 async def launch(

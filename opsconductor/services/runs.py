@@ -74,6 +74,7 @@ from opsconductor.services.run_launch import (
     idempotent_run_id,
     launch,
     request_for,
+    requester_of,
     stored_request,
 )
 from opsconductor.services.targets.selection import resolve_selector
@@ -149,7 +150,9 @@ async def prepare_run(
     )
     session.add(run)
     await session.flush()
-    return PreparedRun(run=run, request=request_for(run, document))
+    return PreparedRun(
+        run=run, request=request_for(run, document, await requester_of(session, run))
+    )
 
 
 async def record_refused(

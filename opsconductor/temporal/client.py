@@ -1,12 +1,14 @@
 """The one way every process connects to Temporal, so all of them share one data converter."""
 
 import dataclasses
+from pathlib import Path
 
 from temporalio.client import Client, Interceptor
 from temporalio.common import HeaderCodecBehavior
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import TLSConfig
 
 from opsconductor.config import Settings
 from opsconductor.embedded.ports import port_is_free
@@ -23,6 +25,38 @@ def temporal_address(settings: Settings) -> str:
             "embedded dev server; other commands need it)"
         )
     return settings.temporal_address
+
+
+def _pem(path: Path | None, setting: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ConfigurationError(
+            f"OPSCONDUCTOR_{setting} names {str(path)!r}, which cannot be read: {error.strerror}"
+        ) from None
+
+
+def tls_config(settings: Settings) -> TLSConfig | None:
+    """TLS to the Temporal frontend when any TLS setting is given; None leaves it to the SDK
+    (plain, or TLS with the system's roots when an API key is set)."""
+    if (
+        settings.temporal_tls_ca is None
+        and settings.temporal_tls_cert is None
+        and settings.temporal_tls_server_name is None
+    ):
+        return None
+    return TLSConfig(
+        server_root_ca_cert=_pem(settings.temporal_tls_ca, "TEMPORAL_TLS_CA"),
+        client_cert=_pem(settings.temporal_tls_cert, "TEMPORAL_TLS_CERT"),
+        client_private_key=_pem(settings.temporal_tls_key, "TEMPORAL_TLS_KEY"),
+        domain=settings.temporal_tls_server_name,
+    )
+
+
+def api_key(settings: Settings) -> str | None:
+    return settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
 
 
 def data_converter(keys: ProcessKeys) -> DataConverter:
@@ -78,6 +112,8 @@ async def connect(
     return await Client.connect(
         temporal_address(settings),
         namespace=settings.temporal_namespace,
+        tls=tls_config(settings),
+        api_key=api_key(settings),
         data_converter=data_converter(load_process_keys(settings)),
         interceptors=interceptors(settings),
         # Headers (the request id, trace context) are payloads too: sealed like the rest.

@@ -3,6 +3,11 @@ memos, heartbeats) is AES-256-GCM encrypted before it leaves our processes.
 
 The codec key is derived from the master key (so there is one secret to manage) and each
 payload names the id of the key that sealed it, so retired master keys still decode old history.
+
+Our processes refuse a payload that is not sealed: anyone who reaches the Temporal frontend can
+start a workflow with plain JSON (`temporal workflow start --input ...`), and a worker that
+decoded it would run our activities on their say-so. Sealing proves the payload was written by
+a holder of the master key. Only the Web UI's codec endpoint shows plain payloads as they are.
 """
 
 import os
@@ -27,6 +32,13 @@ _DERIVATION_LABEL = b"opsconductor temporal payload codec v1"
 
 class PayloadDecryptionError(Exception):
     pass
+
+
+PLAIN_PAYLOAD_REFUSED = (
+    "refused a payload that is not encrypted (encoding {encoding!r}): OpsConductor's workers "
+    "only take payloads sealed with the master key, so workflows must be started through "
+    "OpsConductor (or a client with its codec), not with plain JSON"
+)
 
 
 def derive_codec_key(master_key: bytes) -> bytes:
@@ -71,7 +83,9 @@ def sealing_key_ids(message: Message) -> set[str]:
 
 
 class EncryptionCodec(PayloadCodec):
-    def __init__(self, keys: ProcessKeys):
+    def __init__(self, keys: ProcessKeys, *, accept_plain: bool = False):
+        # Only for showing payloads (the Web UI's codec endpoint): never for running anything.
+        self._accept_plain = accept_plain
         current = derive_codec_key(keys.master_key)
         self._current_id = key_id(current)
         self._ciphers = {
@@ -97,9 +111,13 @@ class EncryptionCodec(PayloadCodec):
         )
 
     def _decrypt(self, payload: Payload) -> Payload:
-        # Payloads written before encryption (or by the server itself) pass through untouched.
-        if payload.metadata.get("encoding") != ENCODING:
-            return payload
+        encoding = payload.metadata.get("encoding", b"")
+        if encoding != ENCODING:
+            if self._accept_plain:
+                return payload
+            raise PayloadDecryptionError(
+                PLAIN_PAYLOAD_REFUSED.format(encoding=encoding.decode(errors="replace"))
+            )
         identifier = payload.metadata.get(KEY_ID_METADATA, b"").decode()
         cipher = self._ciphers.get(identifier)
         if cipher is None:

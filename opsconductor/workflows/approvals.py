@@ -17,6 +17,8 @@ class PendingApproval(BaseModel):
     step: str
     message: str
     approvers: list[str]
+    # Four eyes: who asked for the run may not approve it, unless the step allows it.
+    allow_self_approval: bool = False
 
 
 class ApprovalOutcome(BaseModel):
@@ -37,11 +39,16 @@ class ApprovalOutcome(BaseModel):
 
 
 def may_decide(approvers: list[str], username: str, role: str) -> bool:
+    """Whether a decider passes the approver list. A role's name is only ever a role, matched
+    against the decider's current role (read from their user row when they signed in, lowered to
+    a token's role): a user named `admin` who was demoted does not pass an `["admin"]` gate. Any
+    other entry is a username; the decider is signed in, so that user is still active."""
     rank = ROLE_RANK.get(role, -1)
     for approver in approvers:
-        if approver == username:
-            return True
-        if approver in ROLE_RANK and rank >= ROLE_RANK[approver]:
+        if approver in ROLE_RANK:
+            if rank >= ROLE_RANK[approver]:
+                return True
+        elif approver == username:
             return True
     return False
 
@@ -50,9 +57,24 @@ class ApprovalGate:
     def __init__(self) -> None:
         self._pending: dict[str, PendingApproval] = {}
         self._decisions: dict[str, ApprovalOutcome] = {}
+        self._requester: str | None = None
 
-    def open(self, step: str, message: str, approvers: list[str]) -> None:
-        self._pending[step] = PendingApproval(step=step, message=message, approvers=approvers)
+    def open(
+        self,
+        step: str,
+        message: str,
+        approvers: list[str],
+        *,
+        requester: str,
+        allow_self_approval: bool = False,
+    ) -> None:
+        self._requester = requester
+        self._pending[step] = PendingApproval(
+            step=step,
+            message=message,
+            approvers=approvers,
+            allow_self_approval=allow_self_approval,
+        )
 
     def pending(self) -> list[dict[str, object]]:
         return [approval.model_dump() for approval in self._pending.values()]
@@ -67,6 +89,13 @@ class ApprovalGate:
             raise ApplicationError(
                 f"{decision.by} may not decide step {decision.step!r} "
                 f"(approvers: {', '.join(pending.approvers)})",
+                type=APPROVAL_NOT_PERMITTED,
+            )
+        # Rejecting one's own run is allowed: it only stops what the requester could cancel.
+        if decision.approve and decision.by == self._requester and not pending.allow_self_approval:
+            raise ApplicationError(
+                f"{decision.by} requested this run and may not approve it: another approver "
+                f"must (four eyes; the step may set allow_self_approval: true)",
                 type=APPROVAL_NOT_PERMITTED,
             )
 

@@ -265,7 +265,13 @@ class JobRunWorkflow:
         except (TemplateProblem, ValueError) as error:
             return failed(step, target_name, str(error))
         approvers = [str(item) for item in step.with_.get("approvers", ["operator"])]
-        self._approvals.open(step.id, message, approvers)
+        self._approvals.open(
+            step.id,
+            message,
+            approvers,
+            requester=self._request.requester or self._request.triggered_by,
+            allow_self_approval=step.with_.get("allow_self_approval") is True,
+        )
         await self._set_status(RunStatus.waiting_approval)
         self._notices.waiting_approval(self._request, context, step.id, message)
         try:

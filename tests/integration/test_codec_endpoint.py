@@ -24,17 +24,27 @@ def plain(text: str) -> dict[str, object]:
     )
 
 
-async def test_encode_then_decode_round_trips_for_a_signed_in_user(
-    http: httpx.AsyncClient, viewer: Account
+async def test_admins_encode_and_readers_decode(
+    http: httpx.AsyncClient, admin: Account, operator: Account, viewer: Account
 ) -> None:
+    # A sealed payload is what the workers accept: only admins may have one made.
+    refused = await http.post(
+        "/codec/encode", json={"payloads": [plain("hello")]}, headers=operator.headers
+    )
+    assert_problem(refused, 403)
     encoded = await http.post(
-        "/codec/encode", json={"payloads": [plain("hello")]}, headers=viewer.headers
+        "/codec/encode", json={"payloads": [plain("hello")]}, headers=admin.headers
     )
     assert encoded.status_code == 200, encoded.text
     sealed = encoded.json()["payloads"][0]
     assert "hello" not in str(sealed)
     decoded = await http.post("/codec/decode", json={"payloads": [sealed]}, headers=viewer.headers)
     assert decoded.json() == {"payloads": [plain("hello")]}
+    # What the server or a plain-JSON client wrote is shown as it is (workers refuse it).
+    shown = await http.post(
+        "/codec/decode", json={"payloads": [plain("as-is")]}, headers=viewer.headers
+    )
+    assert shown.json() == {"payloads": [plain("as-is")]}
 
 
 async def test_anonymous_calls_are_refused_by_default(http: httpx.AsyncClient) -> None:

@@ -261,7 +261,8 @@ async def test_a_viewer_sees_no_write_controls_and_an_operator_approves(
     operator: Account,
     viewer: Account,
 ) -> None:
-    run_id = await start_job_run(http, operator, GATED)
+    # The admin asks, the operator approves: nobody approves their own run (four eyes).
+    run_id = await start_job_run(http, admin, GATED)
     await wait_for(http, operator, run_id, {"waiting_approval"})
 
     looker = await signed_in(browser, served, viewer)
@@ -372,3 +373,28 @@ async def test_an_expired_access_cookie_is_renewed_with_the_refresh_cookie(
     assert renewed.cookies["opsconductor_refresh"] != refresh
     forged = await runs_page("ort_forged")
     assert (forged.status_code, forged.headers["location"]) == (303, "/login?next=%2Fruns")
+
+
+@pytest.mark.parametrize(
+    ("path", "operation"),
+    [
+        # An operation in Swagger UI's list, and its section in ReDoc.
+        ("/docs", ".opblock-summary-path[data-path='/api/v1/jobs']"),
+        ("/redoc", "[id='tag/jobs/operation/job.create']"),
+    ],
+)
+async def test_the_api_docs_render_with_nothing_from_another_origin(
+    browser: Browser, served: httpx.AsyncClient, path: str, operation: str
+) -> None:
+    page = await (await browser.new_context()).new_page()
+    visitor = Visitor(page, str(served.base_url).rstrip("/"))
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    await visitor.open(path)
+    # ReDoc lays out the whole schema before it shows anything; a busy machine takes a while.
+    await expect(page.locator(operation).first).to_be_attached(timeout=60_000)
+    await visitor.look(f"api{path.replace('/', '-')}")
+    assert requested, "the page made no request"
+    # ReDoc's search runs in a worker made from a blob of this page: local, not a request out.
+    ours = (f"{visitor.base}/", f"blob:{visitor.base}/", "data:")
+    assert [url for url in requested if not url.startswith(ours)] == []

@@ -1,17 +1,22 @@
 """Temporal history holds no plaintext: every payload is sealed by our codec."""
 
+import asyncio
 import base64
+import json
 import secrets
+import subprocess
 import uuid
 
 import pytest
 from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
 
 from opsconductor.config import Settings
 from opsconductor.contracts.probe import ProbeRequest
 from opsconductor.contracts.queues import TaskQueue
+from opsconductor.embedded.temporal import temporal_executable
 from opsconductor.security.keys import load_process_keys
 from opsconductor.temporal.client import connect
 from opsconductor.temporal.codec import EncryptionCodec, PayloadDecryptionError
@@ -71,3 +76,66 @@ async def test_retired_keys_still_decode_and_unknown_keys_are_refused(settings: 
     stranger = settings.model_copy(update={"master_key": new_key, "master_keys_old": []})
     with pytest.raises(PayloadDecryptionError, match="unknown key"):
         await codec_for(stranger).decode([sealed])
+
+
+async def failure_message(settings: Settings, failure: Failure) -> str:
+    """A failure as our workers write it: its message sealed in the encoded attributes."""
+    (attributes,) = await codec_for(settings).decode([failure.encoded_attributes])
+    message: str = json.loads(attributes.data)["message"]
+    return message
+
+
+@pytest.mark.usefixtures("workers")
+async def test_a_workflow_started_with_a_plain_payload_runs_nothing(
+    settings: Settings, temporal_address: str
+) -> None:
+    # What anyone who reaches the Temporal frontend can do without our master key.
+    workflow_id = f"plain-{uuid.uuid4()}"
+    started = subprocess.run(
+        [
+            temporal_executable(),
+            "workflow",
+            "start",
+            "--address",
+            temporal_address,
+            "--namespace",
+            settings.temporal_namespace,
+            "--type",
+            "fleet-probe",
+            "--task-queue",
+            TaskQueue.orchestration.value,
+            "--workflow-id",
+            workflow_id,
+            "--input",
+            '{"queues": ["ssh"]}',
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+
+    raw = await Client.connect(temporal_address, namespace=settings.temporal_namespace)
+    handle = raw.get_workflow_handle(workflow_id)
+    failures: list[Failure] = []
+    for _ in range(200):
+        history = await handle.fetch_history()
+        failures = [
+            event.workflow_task_failed_event_attributes.failure
+            for event in history.events
+            if event.HasField("workflow_task_failed_event_attributes")
+        ]
+        if failures:
+            break
+        await asyncio.sleep(0.1)
+    await handle.terminate("test over")
+
+    assert failures, "no worker refused the workflow task"
+    assert "refused a payload that is not encrypted" in await failure_message(settings, failures[0])
+    history = await handle.fetch_history()
+    scheduled = [
+        event
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled == []

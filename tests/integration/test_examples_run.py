@@ -116,7 +116,7 @@ async def test_safe_restart_waits_for_approval_then_restarts_and_verifies(
 
     await post(
         http,
-        operator,
+        admin,  # four eyes: the operator who started the run may not approve it
         f"/runs/{accepted['id']}/approvals",
         {"step": "approve", "decision": "approve"},
     )

@@ -321,3 +321,28 @@ async def test_a_duration_too_large_for_any_clock_is_refused_by_field(
     assert answer.status_code == 422, answer.text
     assert answer.headers["content-type"] == PROBLEM
     assert [error["path"] for error in answer.json()["errors"]] == ["steps.0.timeout"]
+
+
+async def test_a_backtracking_pattern_is_answered_at_once_with_the_parameter_named(
+    http: httpx.AsyncClient, operator: Account
+) -> None:
+    document = {
+        "name": "regex-bomb",
+        "parameters": {"name": {"type": "string", "pattern": "(a+)+$"}},
+        "steps": [
+            {"id": "wait", "run_once": True, "action": "control.sleep", "with": {"duration": "1s"}}
+        ],
+    }
+    job = await post_ok(http, "/jobs", operator.headers, document)
+    # Unbounded backtracking would hold the event loop for far longer than this client waits.
+    answer = await http.post(
+        api(f"/jobs/{job['id']}/runs"),
+        json={"parameters": {"name": "a" * 50000 + "!"}},
+        headers=operator.headers,
+        timeout=5,
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith(PROBLEM)
+    (problem,) = answer.json()["errors"]
+    assert problem["path"] == "body.parameters.name"
+    assert problem["type"] == "pattern_timeout"

@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from tests.fixtures.http_receiver import HttpReceiver
-from tests.identity_helpers import Account, api, assert_problem
+from tests.identity_helpers import Account, api, assert_problem, create_user
 from tests.run_helpers import TERMINAL, create_job, notify_job, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
@@ -109,6 +109,77 @@ async def test_approvals_through_the_api(
     ).json()
     outcomes = sorted(item["outcome"] for item in audit["items"])
     assert outcomes == ["denied", "denied", "failure", "success"]
+
+
+def gated_job(name: str, **approval: object) -> dict[str, object]:
+    return {
+        "name": name,
+        "steps": [
+            {
+                "id": "gate",
+                "run_once": True,
+                "action": "control.approval",
+                "with": {"message": "Proceed?", **approval},
+            },
+        ],
+    }
+
+
+async def waiting_run(
+    http: httpx.AsyncClient, requester: Account, document: dict[str, object]
+) -> str:
+    job_id = await create_job(http, requester, document)
+    started = await http.post(api(f"/jobs/{job_id}/runs"), json={}, headers=requester.headers)
+    run_id: str = started.json()["id"]
+    await wait_for(http, requester, run_id, {"waiting_approval"})
+    return run_id
+
+
+async def approve(http: httpx.AsyncClient, who: Account, run_id: str) -> httpx.Response:
+    decision = {"step": "gate", "decision": "approve"}
+    return await http.post(api(f"/runs/{run_id}/approvals"), json=decision, headers=who.headers)
+
+
+async def test_the_requester_may_not_approve_their_own_run(
+    http: httpx.AsyncClient, admin: Account, operator: Account
+) -> None:
+    run_id = await waiting_run(http, operator, gated_job("four-eyes"))
+
+    refused = assert_problem(await approve(http, operator, run_id), 403)
+    assert "requested this run and may not approve it" in refused["detail"]
+    second = await create_user(http, admin.headers, "oscar", "operator")
+    accepted = await approve(http, second, run_id)
+    assert accepted.json() == {"step": "gate", "decision": "approved"}, accepted.text
+    run = await wait_for(http, operator, run_id, TERMINAL)
+    assert run["status"] == "succeeded"
+    assert run["steps"][0]["outputs"]["by"] == "oscar"
+
+
+async def test_allow_self_approval_lets_the_requester_approve(
+    http: httpx.AsyncClient, operator: Account
+) -> None:
+    run_id = await waiting_run(http, operator, gated_job("self-ok", allow_self_approval=True))
+
+    accepted = await approve(http, operator, run_id)
+    assert accepted.json() == {"step": "gate", "decision": "approved"}, accepted.text
+    assert (await wait_for(http, operator, run_id, TERMINAL))["status"] == "succeeded"
+
+
+async def test_a_demoted_admin_no_longer_passes_an_admin_gate(
+    http: httpx.AsyncClient, admin: Account, operator: Account
+) -> None:
+    # The bootstrap admin is the user named `admin`: once demoted, the `admin` in the approver
+    # list must not match them by name.
+    other_admin = await create_user(http, admin.headers, "ada", "admin")
+    demoted = await http.patch(
+        api(f"/users/{admin.id}"), json={"role": "operator"}, headers=other_admin.headers
+    )
+    assert demoted.status_code == 200, demoted.text
+    run_id = await waiting_run(http, operator, gated_job("admins-only", approvers=["admin"]))
+
+    assert "may not decide" in assert_problem(await approve(http, admin, run_id), 403)["detail"]
+    accepted = await approve(http, other_admin, run_id)
+    assert accepted.json() == {"step": "gate", "decision": "approved"}, accepted.text
 
 
 async def test_cancel_stops_the_run_and_records_every_step(

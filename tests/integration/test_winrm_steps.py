@@ -93,7 +93,7 @@ async def test_cmd_and_powershell_steps_run_on_the_host(
     # What reached the host: the cmd line with its argument quoted, and the script verbatim
     # through powershell.exe -EncodedCommand, each in its own UTF-8 shell that was cleaned up.
     cmd, powershell = wsman.commands
-    assert cmd.command_line == 'hostname "/a b"'
+    assert cmd.command_line == 'hostname ^"/a b^"'
     assert powershell.executable == "powershell.exe"
     assert powershell.arguments[:3] == ["-NoProfile", "-NonInteractive", "-EncodedCommand"]
     assert powershell.script == script
@@ -108,6 +108,54 @@ async def test_cmd_and_powershell_steps_run_on_the_host(
         ("svc", "spooler: Running"),
         ("svc", "Überprüft"),
     ]
+
+
+async def test_cmd_metacharacters_in_args_reach_the_host_escaped(
+    http: httpx.AsyncClient, admin: Account, operator: Account, wsman: FakeWsman
+) -> None:
+    target = await add_target(http, admin, wsman)
+    args = ["a&calc", "x|y", ">out", "c^d", 'say "hi"', "(p)", "C:\\dir\\"]
+
+    run = await run_on_target(
+        http,
+        operator,
+        target,
+        {"id": "e", "action": "winrm.cmd", "with": {"command": "echo", "args": args}},
+    )
+
+    assert run["status"] == "succeeded", run
+    # cmd.exe removes the carets and acts on nothing; the program reads each one argument.
+    (cmd,) = wsman.commands
+    assert cmd.command_line == (
+        'echo ^"a^&calc^" ^"x^|y^" ^"^>out^" ^"c^^d^" ^"say \\^"hi\\^"^" ^"^(p^)^" ^"C:\\dir\\\\^"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("arg", "named"), [("%PATH%", "contains %"), ("a!b", "contains !"), ("a\nb", "line break")]
+)
+async def test_args_cmd_cannot_be_kept_from_expanding_are_refused_by_position(
+    http: httpx.AsyncClient,
+    admin: Account,
+    operator: Account,
+    wsman: FakeWsman,
+    arg: str,
+    named: str,
+) -> None:
+    target = await add_target(http, admin, wsman)
+    step = {
+        "id": "e",
+        "action": "winrm.cmd",
+        "with": {"command": "echo", "args": ["ok", "{{ params.v }}"]},
+    }
+
+    run = await run_on_target(http, operator, target, step, parameters={"v": arg})
+
+    assert run["status"] == "failed", run
+    reason = target_steps(run)["e"]["reason"]
+    assert reason.startswith("with.args.1: contains"), reason
+    assert named in reason
+    assert wsman.commands == []
 
 
 async def test_an_unexpected_exit_code_fails_the_step_with_its_output(

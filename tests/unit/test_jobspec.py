@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from opsconductor.jobspec.actions import CORE_ACTIONS
-from opsconductor.jobspec.document import job_document_schema
+from opsconductor.jobspec.document import ParameterSpec, ParameterType, job_document_schema
 from opsconductor.jobspec.parameters import resolve_parameters
 from opsconductor.jobspec.plan import SegmentKind, compile_plan
 from opsconductor.jobspec.validation import validate_document
@@ -58,6 +58,17 @@ def test_a_with_block_that_breaks_the_action_schema() -> None:
     assert "steps.0.with.url" in found
     assert "steps.0.with.methd" in found
     assert any(path.startswith("steps.1.with.duration") for path in found)
+
+
+def test_winrm_cmd_args_cmd_exe_would_expand_are_refused_on_save() -> None:
+    step = {
+        "id": "echo",
+        "action": "winrm.cmd",
+        "with": {"command": "echo", "args": ["fine & dandy", "%PATH%", "{{ params.x }}"]},
+    }
+    found = problems_of(job(step))
+    assert list(found) == ["steps.0.with.args.1"]
+    assert "contains %" in found["steps.0.with.args.1"]
 
 
 def test_unknown_self_and_cyclic_needs() -> None:
@@ -121,6 +132,19 @@ def test_run_parameters_are_checked_and_defaulted() -> None:
     assert paths["parameters.threshold"] == "must be at least 1"
     assert paths["parameters.extra"] == "is not a parameter of this job"
     assert paths["parameters.webhook"] == "must be of type string"
+
+
+def test_a_pattern_that_backtracks_without_end_is_stopped_and_named() -> None:
+    declared = {"name": ParameterSpec(type=ParameterType.string, pattern="(a+)+$")}
+    _, problems = resolve_parameters(declared, {"name": "a" * 50000 + "!"})
+    assert [(problem.path, problem.type) for problem in problems] == [
+        ("parameters.name", "pattern_timeout")
+    ]
+    _, problems = resolve_parameters(declared, {"name": "b"})
+    assert [(problem.path, problem.type) for problem in problems] == [
+        ("parameters.name", "pattern")
+    ]
+    assert resolve_parameters(declared, {"name": "aaa"})[1] == []
 
 
 def test_run_once_steps_split_the_plan_into_barriers() -> None:

@@ -42,11 +42,13 @@ def test_powershell_is_sent_utf16_base64_encoded() -> None:
 
 
 def test_cmd_arguments_are_quoted_one_by_one() -> None:
-    assert cmd_command("dir", ["C:\\Program Files", "/b", 'say "hi"']) == [
+    # Quoted by the argv rules, then every cmd.exe metacharacter (quotes included) caret-escaped.
+    assert cmd_command("dir", ["C:\\Program Files\\", "/b", 'say "hi"', "a&b"]) == [
         "dir",
-        '"C:\\Program Files"',
-        "/b",
-        '"say \\"hi\\""',
+        '^"C:\\Program Files\\\\^"',
+        '^"/b^"',
+        '^"say \\^"hi\\^"^"',
+        '^"a^&b^"',
     ]
 
 

@@ -1,6 +1,7 @@
 """Settings: production refuses missing or default secrets; development makes its own keys."""
 
 import base64
+import secrets
 import stat
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from opsconductor.config import Environment, Settings
 from opsconductor.errors import ConfigurationError
 from opsconductor.security.keys import load_process_keys
 
-GOOD_KEY = base64.b64encode(b"k" * 32).decode()
+GOOD_KEY = base64.b64encode(bytes(range(7, 7 * 33, 7))).decode()
 
 
 def production(**values: object) -> Settings:
@@ -37,6 +38,16 @@ def test_production_with_real_secrets_starts() -> None:
         ({"secret_key": "changeme"}, "OPSCONDUCTOR_SECRET_KEY is a well-known default"),
         ({"admin_password": "admin"}, "OPSCONDUCTOR_ADMIN_PASSWORD is a well-known default"),
         ({"database_url": None}, "OPSCONDUCTOR_DATABASE_URL is required"),
+        ({"secret_key": "x"}, "OPSCONDUCTOR_SECRET_KEY is 1 characters; at least 32"),
+        ({"secret_key": "ab" * 20}, "OPSCONDUCTOR_SECRET_KEY has only 2 distinct characters"),
+        (
+            {"master_key": base64.b64encode(bytes(32)).decode()},
+            "OPSCONDUCTOR_MASTER_KEY has only 1 distinct byte values",
+        ),
+        (
+            {"master_key": base64.b64encode(b"0123456789" * 3 + b"01").decode()},
+            "OPSCONDUCTOR_MASTER_KEY has only 10 distinct byte values",
+        ),
     ],
 )
 def test_production_refuses_missing_or_default_secrets(
@@ -83,3 +94,13 @@ def test_unknown_log_level_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPSCONDUCTOR_LOG_LEVEL", "chatty")
     with pytest.raises(ValidationError, match="log_level"):
         Settings()
+
+
+def test_generated_keys_pass_the_strength_check() -> None:
+    # What docs/deployment.md tells people to run: base64 of 32 random bytes for the master key
+    # and a long random string for the signing key.
+    for _ in range(200):
+        production(
+            master_key=base64.b64encode(secrets.token_bytes(32)).decode(),
+            secret_key=secrets.token_urlsafe(32),
+        )

@@ -5,7 +5,7 @@ tools expect `<endpoint>/encode` and `<endpoint>/decode`."""
 from fastapi import APIRouter
 
 from opsconductor.api.deps import CodecDep
-from opsconductor.api.permissions import CodecCaller
+from opsconductor.api.permissions import CodecCaller, CodecEncoder
 from opsconductor.services import codec
 from opsconductor.services.codec import Payloads
 
@@ -13,7 +13,7 @@ router = APIRouter(prefix="/codec", tags=["codec"])
 
 
 @router.post("/encode", name="codec.encode", response_model=Payloads)
-async def encode(body: Payloads, caller: CodecCaller, keys: CodecDep) -> Payloads:
+async def encode(body: Payloads, caller: CodecEncoder, keys: CodecDep) -> Payloads:
     return await codec.encode(keys, body)
 
 
