@@ -60,3 +60,21 @@ async def planted_secret(client: httpx.AsyncClient, headers: dict[str, str], nam
         {"name": name, "kind": "secret", "secret": {"value": value}},
     )
     return value
+
+
+async def grant(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    credential_id: str,
+    users: list[str] | None = None,
+    roles: list[str] | None = None,
+) -> dict[str, Any]:
+    """Replaces who besides admins may use the credential (none: admins only)."""
+    response = await client.put(
+        api(f"/credentials/{credential_id}/grants"),
+        headers=admin_headers,
+        json={"users": users or [], "roles": roles or []},
+    )
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer

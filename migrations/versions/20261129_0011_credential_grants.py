@@ -146,12 +146,14 @@ def _backfill_runs() -> None:
 
 def _grant_what_is_used() -> None:
     connection = op.get_bind()
-    credentials: dict[str, uuid.UUID] = dict(
-        connection.execute(sa.text("SELECT name, id FROM credentials")).tuples().all()
-    )
-    users: dict[str, uuid.UUID] = dict(
-        connection.execute(sa.text("SELECT username, id FROM users")).tuples().all()
-    )
+    credentials: dict[str, uuid.UUID] = {
+        name: credential_id
+        for name, credential_id in connection.execute(sa.text("SELECT name, id FROM credentials"))
+    }
+    users: dict[str, uuid.UUID] = {
+        name: user_id
+        for name, user_id in connection.execute(sa.text("SELECT username, id FROM users"))
+    }
     wanted: dict[tuple[uuid.UUID, str], str] = {}  # (credential, grantee) -> why
 
     def grant(credential_id: uuid.UUID, username: str | None, why: str) -> None:
@@ -207,7 +209,7 @@ def downgrade() -> None:
     op.drop_column("schedules", "run_as")
     op.drop_column("runs", "run_as")
     op.drop_column("credential_access", "requester")
-    op.drop_constraint("ck_credential_access_outcome", "credential_access", type_="check")
+    op.drop_constraint("outcome", "credential_access", type_="check")
     op.drop_column("credential_access", "outcome")
     op.drop_index(op.f("ix_credential_grants_credential_id"), table_name="credential_grants")
     op.drop_table("credential_grants")

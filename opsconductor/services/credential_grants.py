@@ -54,11 +54,11 @@ class Requester:
     @classmethod
     def of(cls, principal: Principal) -> "Requester":
         """The signed-in caller, with the role it acts with (an API token's may be lower)."""
-        return cls(principal.user.username, principal.user.id, principal.role)
+        return cls(principal.user.username, principal.user.id, Role(principal.role))
 
     @property
     def is_admin(self) -> bool:
-        return self.role is Role.admin
+        return self.role == Role.admin
 
 
 async def requester_named(session: AsyncSession, username: str | None) -> Requester:

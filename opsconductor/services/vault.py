@@ -344,8 +344,12 @@ class Revealed:
     secret: dict[str, str] = field(repr=False)
 
     def values(self) -> list[str]:
-        """Everything to mask in output."""
-        return [value for value in self.secret.values() if value]
+        """Everything to mask in output: each secret value and, for a credential with an
+        account name, `username:value` (what a Basic authorization header encodes)."""
+        values = [value for value in self.secret.values() if value]
+        if self.username:
+            values += [f"{self.username}:{value}" for value in values]
+        return values
 
 
 def _access(credential: Credential, purpose: Purpose, **fields: Any) -> CredentialAccess:
