@@ -7,7 +7,7 @@ import typer
 
 from opsconductor.cli.client import ApiClient, CliError, connect, reports_errors
 from opsconductor.cli.output import OutputFormat, OutputOption, print_json, show
-from opsconductor.models.credential import GRANTABLE_ROLES
+from opsconductor.models.credential import GRANTABLE_ROLES, GrantsPublic
 from opsconductor.models.user import Role
 
 app = typer.Typer(no_args_is_help=True, help="List credentials; grant and revoke their use.")
@@ -37,15 +37,7 @@ def _listed(client: ApiClient, path: str, reference: str, *keys: str) -> dict[st
 
 
 def _grantees(grants: dict[str, Any]) -> str:
-    return (
-        ", ".join(
-            [
-                *(f"user:{user['username']}" for user in grants["users"]),
-                *(f"role:{role}" for role in grants["roles"]),
-            ]
-        )
-        or "admins only"
-    )
+    return GrantsPublic.model_validate(grants).summary()
 
 
 @app.command("list")

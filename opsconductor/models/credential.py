@@ -164,6 +164,12 @@ class GrantsPublic(SQLModel):
     users: list[UserRef]
     roles: list[Role]
 
+    def summary(self) -> str:
+        """One line for lists (CLI, console): `user:olivia, role:operator`."""
+        grantees = [f"user:{user.username}" for user in self.users]
+        grantees += [f"role:{role}" for role in self.roles]
+        return ", ".join(grantees) or "admins only"
+
 
 class GrantsUpdate(SQLModel):
     """The whole list of grants, replacing the previous one."""

@@ -5,6 +5,7 @@ shows what left. And the derived forms of a secret masked on the run record and 
 
 import base64
 import json
+import re
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 from opsconductor.activities.steps import MASK
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.identity_helpers import Account, api, assert_problem, execute_sql
+from tests.integration.test_schedules import NEVER_SOON, create_schedule, wait_for_runs
 from tests.run_helpers import TERMINAL, post, wait_for
 from tests.vault_helpers import grant, planted_secret, post_ok
 
@@ -35,6 +37,13 @@ async def basic_credential(http: httpx.AsyncClient, admin: Account) -> str:
     )
     credential_id: str = credential["id"]
     return credential_id
+
+
+async def ssh_login_credential(http: httpx.AsyncClient, admin: Account) -> dict[str, Any]:
+    body = {"name": "root-pw", "kind": "ssh_password", "username": "root"}
+    return await post_ok(
+        http, "/credentials", admin.headers, body | {"secret": {"password": "x" * 12}}
+    )
 
 
 def calling_job(receiver: HttpReceiver, name: str = "call-service") -> dict[str, Any]:
@@ -69,17 +78,7 @@ async def test_an_ungranted_credential_is_refused_at_save_and_on_a_target(
 ) -> None:
     await basic_credential(http, admin)
     await planted_secret(http, admin.headers, "api-key")
-    ssh_login = await post_ok(
-        http,
-        "/credentials",
-        admin.headers,
-        {
-            "name": "root-pw",
-            "kind": "ssh_password",
-            "username": "root",
-            "secret": {"password": "x" * 12},
-        },
-    )
+    ssh_login = await ssh_login_credential(http, admin)
     document = calling_job(http_receiver)
 
     checked = await http.post(api("/jobs/validate"), headers=operator.headers, json=document)
@@ -144,10 +143,8 @@ async def test_a_granted_credential_works_end_to_end_and_a_revoked_one_stops_the
     http: httpx.AsyncClient, admin: Account, operator: Account, http_receiver: HttpReceiver
 ) -> None:
     credential_id = await basic_credential(http, admin)
-    api_key = await planted_secret(http, admin.headers, "api-key")
-    key_id = (await http.get(api("/credentials"), headers=admin.headers)).json()["items"][0]["id"]
+    api_key = await planted_secret(http, admin.headers, "api-key", granted_to=["operator"])
     await grant(http, admin.headers, credential_id, users=[operator.id])
-    await grant(http, admin.headers, key_id, roles=["operator"])
 
     job = await post(http, operator, "/jobs", calling_job(http_receiver))
     run = await post(http, operator, f"/jobs/{job['id']}/runs", {})
@@ -293,3 +290,92 @@ async def test_derived_forms_of_secrets_are_masked_on_the_record_and_the_log(
     for name, form in forms.items():
         assert form not in recorded, name
     assert recorded.count(MASK) >= len(forms)
+
+
+async def test_the_console_credential_list_shows_who_may_use_each(
+    served: httpx.AsyncClient, http: httpx.AsyncClient, admin: Account, operator: Account
+) -> None:
+    credential_id = await basic_credential(http, admin)
+    await planted_secret(http, admin.headers, "api-key")
+    await grant(http, admin.headers, credential_id, users=[operator.id], roles=["viewer"])
+    signed = await served.post(
+        "/login", data={"username": operator.username, "password": operator.password}
+    )
+    assert signed.status_code == 303
+    page = await served.get("/lists/credentials")
+    assert page.status_code == 200
+    rows = {
+        cells[0]: cells
+        for cells in (
+            re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", page.text)
+        )
+        if cells
+    }
+    assert "user:olivia, role:viewer" in rows["svc-basic"]
+    assert "admins only" in rows["api-key"]
+
+
+async def test_scheduled_and_child_runs_act_for_their_owner_with_their_grants(
+    http: httpx.AsyncClient,
+    admin: Account,
+    operator: Account,
+    viewer: Account,
+    http_receiver: HttpReceiver,
+) -> None:
+    credential_id = await basic_credential(http, admin)
+    await grant(http, admin.headers, credential_id, users=[operator.id])
+    job = await post(
+        http,
+        operator,
+        "/jobs",
+        calling_job(http_receiver, "only-basic")
+        | {"steps": calling_job(http_receiver)["steps"][:1]},
+    )
+    schedule = await create_schedule(
+        http, operator, job_id=job["id"], name="nightly-call", cron=NEVER_SOON
+    )
+    assert schedule["run_as"] == "olivia"
+    renamed = await http.patch(
+        api(f"/schedules/{schedule['id']}"), headers=admin.headers, json={"note": "mine now"}
+    )
+    assert renamed.json()["run_as"] == "admin"
+    await http.patch(
+        api(f"/schedules/{schedule['id']}"), headers=operator.headers, json={"note": "back"}
+    )
+    # A job.run child run acts for its parent's requester.
+    parent = {
+        "name": "parent",
+        "steps": [
+            {"id": "child", "run_once": True, "action": "job.run", "with": {"job": "only-basic"}}
+        ],
+    }
+    parent_job = await post(http, operator, "/jobs", parent)
+
+    await grant(http, admin.headers, credential_id)  # revoked
+    await http.post(api(f"/schedules/{schedule['id']}/trigger"), headers=operator.headers)
+    (scheduled,) = await wait_for_runs(http, viewer, job["id"], 1, 30)
+    assert scheduled["status"] == "failed"
+    assert (
+        "job.steps.0.with.credential: credential 'svc-basic' is not granted to olivia"
+        in scheduled["reason"]
+    )
+    parent_run = await post(http, operator, f"/jobs/{parent_job['id']}/runs", {})
+    finished = await wait_for(http, operator, parent_run["id"], TERMINAL)
+    (child,) = finished["steps"]
+    assert child["status"] == "failed"
+    assert "credential 'svc-basic' is not granted to olivia" in child["reason"]
+    assert http_receiver.requests == []
+
+
+async def test_a_bulk_import_refuses_an_ungranted_credential_row(
+    http: httpx.AsyncClient, admin: Account, operator: Account
+) -> None:
+    await ssh_login_credential(http, admin)
+    rows = [
+        {"name": "imported", "address": "127.0.0.1", "protocol": "ssh", "credential": "root-pw"}
+    ]
+    report = (await http.post(api("/targets/import"), headers=operator.headers, json=rows)).json()
+    assert report["failed"] == 1
+    assert report["rows"][0]["errors"] == [
+        {"path": "credential_id", "message": "credential 'root-pw' is not granted to olivia"}
+    ]

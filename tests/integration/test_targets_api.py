@@ -15,7 +15,7 @@ from opsconductor.services import jobs
 from opsconductor.services.credential_grants import Requester
 from opsconductor.services.targets import resolve_selector
 from tests.identity_helpers import Account, api, assert_problem
-from tests.vault_helpers import post_ok
+from tests.vault_helpers import post_ok, shared_credential
 
 pytestmark = pytest.mark.integration
 
@@ -221,9 +221,8 @@ async def test_csv_import_reports_every_row(
     headers = operator.headers
     await make_group(http, headers, "web")
     await make_group(http, headers, "prod")
-    await post_ok(
+    await shared_credential(
         http,
-        "/credentials",
         admin.headers,
         {"name": "pw", "kind": "ssh_password", "username": "u", "secret": {"password": "p"}},
     )
