@@ -23,6 +23,7 @@ from opsconductor.jobspec.validation import validate_document
 from opsconductor.models.job import Job, JobVersion
 from opsconductor.models.run import Run, RunStep
 from opsconductor.workflows.job_run import JobRunWorkflow
+from tests.identity_helpers import ADMIN_USERNAME
 
 
 def web_targets(base_url: str, count: int) -> list[TargetSnapshot]:
@@ -69,6 +70,8 @@ async def start_run(
                 job_version=1,
                 status=RunStatus.queued,
                 triggered_by="test",
+                # Acts for the bootstrapped admin, who may use every credential.
+                run_as=ADMIN_USERNAME,
                 workflow_id=f"run-{run_id}",
                 targets=[target.model_dump(mode="json") for target in targets],
             )

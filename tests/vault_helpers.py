@@ -50,13 +50,49 @@ def sshd_target(sshd: LoopbackSshd, credential_id: str, name: str = "loopback") 
     }
 
 
-async def planted_secret(client: httpx.AsyncClient, headers: dict[str, str], name: str) -> str:
-    """A credential of kind secret with a fresh, recognisable value; the value."""
+async def planted_secret(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    name: str,
+    granted_to: list[str] | None = None,
+) -> str:
+    """A credential of kind secret with a fresh, recognisable value, granted to the roles
+    given (none: admins only); the value."""
     value = "planted-" + secrets.token_hex(8)
-    await post_ok(
+    credential = await post_ok(
         client,
         "/credentials",
         headers,
         {"name": name, "kind": "secret", "secret": {"value": value}},
     )
+    if granted_to:
+        await grant(client, headers, credential["id"], roles=granted_to)
     return value
+
+
+async def grant(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    credential_id: str,
+    users: list[str] | None = None,
+    roles: list[str] | None = None,
+) -> dict[str, Any]:
+    """Replaces who besides admins may use the credential (none: admins only)."""
+    response = await client.put(
+        api(f"/credentials/{credential_id}/grants"),
+        headers=admin_headers,
+        json={"users": users or [], "roles": roles or []},
+    )
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def shared_credential(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], body: dict[str, Any]
+) -> dict[str, Any]:
+    """A credential an admin creates and grants to operators, as one sharing a fleet's login
+    does (a new credential is usable by admins only)."""
+    credential = await post_ok(client, "/credentials", admin_headers, body)
+    await grant(client, admin_headers, credential["id"], roles=["operator"])
+    return credential

@@ -16,8 +16,9 @@ from opsconductor.contracts.steps import StepRequest, StepResult
 from opsconductor.db import unit_of_work
 from opsconductor.errors import InputInvalid, NotFound
 from opsconductor.jobspec.actions import JobRun
-from opsconductor.models.run import RunCreate
+from opsconductor.models.run import Run, RunCreate
 from opsconductor.services import jobs, runs
+from opsconductor.services.credential_grants import requester_named
 
 
 def child_run_id(request: StepRequest) -> uuid.UUID:
@@ -37,14 +38,17 @@ class ChildRuns:
         # No secret resolver: a child run's parameters are stored on its record, so `secret()`
         # is refused here; the child job reads its secrets itself.
         inputs = render_inputs(request, JobRun, SecretMask())
-        origin = runs.RunOrigin(
-            triggered_by=f"run:{request.run_id}",
-            parent_run_id=request.run_id,
-            batch_size=self._settings.run_batch_size,
-        )
         body = RunCreate(parameters=dict(inputs.parameters), targets=inputs.targets)
         try:
             async with unit_of_work(self._sessionmaker) as session:
+                parent = await session.get(Run, request.run_id)
+                origin = runs.RunOrigin(
+                    triggered_by=f"run:{request.run_id}",
+                    parent_run_id=request.run_id,
+                    batch_size=self._settings.run_batch_size,
+                    # A child run acts for its parent's requester, with their grants.
+                    requester=await requester_named(session, parent.run_as if parent else None),
+                )
                 job = await jobs.get_job_by_name(session, inputs.job)
                 prepared = await runs.prepare_run(
                     session, job, body, origin, run_id=child_run_id(request)

@@ -22,6 +22,7 @@ from opsconductor.errors import InputInvalid, NotFound
 from opsconductor.models.run import Run, RunCreate
 from opsconductor.models.schedule import Schedule
 from opsconductor.services import jobs, runs
+from opsconductor.services.credential_grants import requester_named
 
 
 class ScheduledRuns:
@@ -42,6 +43,8 @@ class ScheduledRuns:
             origin = runs.RunOrigin(
                 triggered_by=f"schedule:{schedule.name}",
                 batch_size=self._settings.run_batch_size,
+                # A schedule runs with the grants of who created or last changed it.
+                requester=await requester_named(session, schedule.run_as),
             )
             body = RunCreate(parameters=schedule.parameters, targets=schedule.targets)
             try:

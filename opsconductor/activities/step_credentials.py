@@ -3,20 +3,20 @@ the credential it logs in with. Every value is remembered by the step's mask, so
 leaves the step in clear."""
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-from jinja2 import Environment, TemplateSyntaxError, nodes
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.activities.steps import SecretMask, rejected
 from opsconductor.contracts.steps import StepRequest, TargetSnapshot
 from opsconductor.db import unit_of_work
-from opsconductor.jobspec.templates import SecretResolver, TemplateProblem, is_template
+from opsconductor.jobspec.templates import SecretResolver, TemplateProblem, secret_calls
+from opsconductor.jobspec.validation import strings_in
 from opsconductor.models.credential import CredentialKind
 from opsconductor.security.envelope import KeyRing
 from opsconductor.services.vault import (
+    CredentialRefused,
     CredentialUnavailable,
     Purpose,
     Revealed,
@@ -24,37 +24,16 @@ from opsconductor.services.vault import (
     reveal_named,
 )
 
-_parser = Environment(autoescape=False)  # noqa: S701 (parsing only: nothing is rendered)
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
 
 def secret_names(with_: dict[str, Any]) -> list[str]:
     """The names `secret('…')` reads in a `with` block, so they are fetched before rendering
     (rendering is synchronous; the vault is not). Only literal names are supported."""
     names: list[str] = []
-    for text in _strings(with_):
-        if not is_template(text):
-            continue
-        try:
-            tree = _parser.parse(text)
-        except TemplateSyntaxError:
-            continue  # rendering reports it, with the step's context
-        for call in tree.find_all(nodes.Call):
-            if not (isinstance(call.node, nodes.Name) and call.node.name == "secret"):
-                continue
-            if len(call.args) != 1 or not isinstance(call.args[0], nodes.Const):
+    for _, text in strings_in(with_, "with"):
+        for name in secret_calls(text):
+            if name is None:
                 raise rejected("secret() takes one literal credential name, e.g. secret('db')")
-            names.append(str(call.args[0].value))
+            names.append(name)
     return list(dict.fromkeys(names))
 
 
@@ -130,8 +109,14 @@ class StepCredentials:
     async def _reveal_one(
         self, name: str | None, credential_id: uuid.UUID | None, purpose: Purpose
     ) -> Revealed:
-        async with unit_of_work(self._sessionmaker) as session:
-            if name is not None:
-                return await reveal_named(session, self._keyring, name, purpose)
-            assert credential_id is not None
-            return await reveal(session, self._keyring, credential_id, purpose)
+        try:
+            async with unit_of_work(self._sessionmaker) as session:
+                if name is not None:
+                    return await reveal_named(session, self._keyring, name, purpose)
+                assert credential_id is not None
+                return await reveal(session, self._keyring, credential_id, purpose)
+        except CredentialRefused as refusal:
+            # The refusal is on the access log although the step fails.
+            async with unit_of_work(self._sessionmaker) as session:
+                session.add(refusal.access)
+            raise

@@ -3,6 +3,9 @@ bounding output, and failing in a way the workflow can read (the last attempt's 
 along as failure details, encrypted by the codec like every payload)."""
 
 import asyncio
+import base64
+import json
+import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -29,8 +32,40 @@ FAILED = "StepFailed"
 M = TypeVar("M", bound=BaseModel)
 
 
+# Derived forms (encodings, lines) are masked only from this many characters on: masking every
+# 1-3 character fragment would blank ordinary output. The exact secret is masked at any length.
+MIN_DERIVED_CHARACTERS = 4
+# `base64` (coreutils) wraps its output at 76 characters; each wrapped line is masked too.
+BASE64_LINE = 76
+
+
+def derived_forms(value: str) -> set[str]:
+    """The ways a secret commonly leaves a program other than verbatim: base64 (standard and
+    URL-safe, padded or not, and its wrapped lines), URL encoding, a JSON string's body, hex,
+    and each line of a multi-line secret."""
+    if len(value) < MIN_DERIVED_CHARACTERS:
+        return set()
+    raw = value.encode()
+    encoded = base64.b64encode(raw).decode()
+    forms = {
+        encoded,
+        encoded.rstrip("="),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        *(encoded[start : start + BASE64_LINE] for start in range(0, len(encoded), BASE64_LINE)),
+        urllib.parse.quote(value, safe=""),
+        urllib.parse.quote_plus(value),
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        raw.hex(),
+        raw.hex().upper(),
+        *(line.rstrip("\r") for line in value.split("\n")),
+    }
+    return {form for form in forms if len(form) >= MIN_DERIVED_CHARACTERS}
+
+
 class SecretMask:
-    """Remembers every secret revealed to a step so none of them leaves it in clear."""
+    """Remembers every secret revealed to a step so none of them leaves it in clear, in any
+    of its derived forms either."""
 
     def __init__(self) -> None:
         self._values: set[str] = set()
@@ -38,6 +73,7 @@ class SecretMask:
     def remember(self, value: str) -> str:
         if value:
             self._values.add(value)
+            self._values.update(derived_forms(value))
         return value
 
     def wrap(self, resolver: SecretResolver) -> SecretResolver:

@@ -7,7 +7,7 @@ import typer
 import uvicorn
 
 from opsconductor.api.app import create_app
-from opsconductor.cli import apply, login, runs, schedules
+from opsconductor.cli import apply, credentials, login, runs, schedules
 from opsconductor.cli.check import run_probe
 from opsconductor.cli.failures import exit_now, fail_on_configuration_errors, require_free_port
 from opsconductor.cli.keys import app as keys_app
@@ -109,3 +109,4 @@ app.command()(apply.apply)
 app.add_typer(runs.run_app, name="run")
 app.command()(runs.runs)
 app.add_typer(apply.targets_app, name="targets")
+app.add_typer(credentials.app, name="credentials")

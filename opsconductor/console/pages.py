@@ -3,7 +3,8 @@ sends to the API itself."""
 
 import difflib
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,6 +40,7 @@ from opsconductor.db import unit_of_work
 from opsconductor.errors import NotAuthenticated, TooManyRequests
 from opsconductor.models.audit import Outcome
 from opsconductor.models.base import utcnow
+from opsconductor.models.credential import GrantsPublic
 from opsconductor.models.session import LoginRequest
 from opsconductor.security.csrf import CSRF_HEADER, csrf_matches
 from opsconductor.services import audit, auth, jobs
@@ -463,6 +465,8 @@ class Listing:
     api_path: str
     permission: str
     columns: tuple[str, ...]
+    # Columns computed from an item rather than read from it.
+    computed: Mapping[str, Callable[[dict[str, Any]], str]] = field(default_factory=dict)
 
 
 LISTINGS = {
@@ -477,7 +481,8 @@ LISTINGS = {
         "Credentials",
         "/credentials",
         "credentials:read",
-        ("name", "kind", "username", "has_secret", "public_key_fingerprint", "rotated_at"),
+        ("name", "kind", "username", "usable_by", "public_key_fingerprint", "rotated_at"),
+        {"usable_by": lambda item: GrantsPublic.model_validate(item["grants"]).summary()},
     ),
     "discovery": Listing(
         "Discovery scans",
@@ -521,4 +526,6 @@ async def listing(name: str, console: ConsoleDep, offset: int = 0) -> HTMLRespon
     answer = None
     if console.can(found.permission):
         answer = await console.get(found.api_path, limit=PAGE, offset=max(offset, 0))
+        for item in answer["items"]:
+            item.update({column: cell(item) for column, cell in found.computed.items()})
     return page(console, "listing.html", listing=found, name=name, answer=answer)

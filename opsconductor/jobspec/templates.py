@@ -152,6 +152,30 @@ def syntax_problem(text: str) -> str | None:
     return None
 
 
+def secret_calls(text: str) -> list[str | None]:
+    """The credential names a template's `secret('…')` calls read, in order; None for a use of
+    `secret` that is not a call with one literal name (`secret(params.x)`, `f = secret`),
+    which no static check can follow. A template that does not parse reads none."""
+    if not is_template(text):
+        return []
+    try:
+        tree = _environment.parse(text)
+    except TemplateSyntaxError:
+        return []
+    literal: list[str | None] = [
+        str(call.args[0].value)
+        for call in tree.find_all(nodes.Call)
+        if isinstance(call.node, nodes.Name)
+        and call.node.name == "secret"
+        and len(call.args) == 1
+        and not call.kwargs
+        and isinstance(call.args[0], nodes.Const)
+        and isinstance(call.args[0].value, str)
+    ]
+    uses = sum(1 for node in tree.find_all(nodes.Name) if node.name == "secret")
+    return literal + [None] * (uses - len(literal))
+
+
 def referenced_attributes(text: str, name: str) -> set[str]:
     """Attributes a template reads of one context variable, e.g. `steps.<id>` or
     `params.<name>` (for validating references)."""

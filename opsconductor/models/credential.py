@@ -9,10 +9,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Index, String
+from sqlalchemy import DateTime, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from opsconductor.models.base import SealedColumns, id_field, timestamp_field, utcnow
+from opsconductor.models.user import Role
 
 CREDENTIAL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
@@ -37,6 +38,16 @@ class WinrmTransport(StrEnum):
 class AccessPurpose(StrEnum):
     run_step = "run_step"
     connection_test = "connection_test"
+
+
+class AccessOutcome(StrEnum):
+    revealed = "revealed"
+    # The run's requester holds no grant: nothing was decrypted.
+    refused = "refused"
+
+
+# Roles a credential may be granted to; admins use every credential without a grant.
+GRANTABLE_ROLES = (Role.operator, Role.viewer)
 
 
 # -- tables ---------------------------------------------------------------------------------------
@@ -86,6 +97,29 @@ class CredentialAccess(SQLModel, table=True):
     accessed_at: datetime = Field(
         default_factory=utcnow, sa_type=DateTime(timezone=True), nullable=False
     )
+    outcome: AccessOutcome = Field(default=AccessOutcome.revealed, sa_type=String(16))
+    # Whose grants the access was checked against (a run's requester); None for a connection
+    # test, which a target manager starts on a target already pointed at the credential.
+    requester: str | None = Field(default=None, max_length=64)
+
+
+class CredentialGrant(SQLModel, table=True):
+    """Who, besides admins, may use a credential: one user, or everyone of a role or above."""
+
+    __tablename__ = "credential_grants"
+    __table_args__ = (
+        UniqueConstraint(
+            "credential_id", "user_id", name="uq_credential_grants_credential_id_user_id"
+        ),
+        UniqueConstraint("credential_id", "role", name="uq_credential_grants_credential_id_role"),
+    )
+
+    id: uuid.UUID = id_field()
+    credential_id: uuid.UUID = Field(foreign_key="credentials.id", ondelete="CASCADE", index=True)
+    user_id: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="CASCADE")
+    role: Role | None = Field(default=None, sa_type=String(16))
+    granted_by: str = Field(max_length=64)
+    granted_at: datetime = timestamp_field()
 
 
 # -- API schemas ----------------------------------------------------------------------------------
@@ -119,6 +153,31 @@ class TargetRef(SQLModel):
     name: str
 
 
+class UserRef(SQLModel):
+    id: uuid.UUID
+    username: str
+
+
+class GrantsPublic(SQLModel):
+    """Who may use a credential besides admins."""
+
+    users: list[UserRef]
+    roles: list[Role]
+
+    def summary(self) -> str:
+        """One line for lists (CLI, console): `user:olivia, role:operator`."""
+        grantees = [f"user:{user.username}" for user in self.users]
+        grantees += [f"role:{role}" for role in self.roles]
+        return ", ".join(grantees) or "admins only"
+
+
+class GrantsUpdate(SQLModel):
+    """The whole list of grants, replacing the previous one."""
+
+    users: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+    roles: list[Role] = Field(default_factory=list, max_length=2)
+
+
 class CredentialPublic(CredentialBase):
     id: uuid.UUID
     kind: CredentialKind
@@ -128,6 +187,7 @@ class CredentialPublic(CredentialBase):
     updated_at: datetime
     rotated_at: datetime | None
     targets: list[TargetRef]
+    grants: GrantsPublic
 
 
 class CredentialAccessPublic(SQLModel):
@@ -139,3 +199,5 @@ class CredentialAccessPublic(SQLModel):
     target: str | None
     worker_host: str
     accessed_at: datetime
+    outcome: AccessOutcome
+    requester: str | None

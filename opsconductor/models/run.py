@@ -40,6 +40,9 @@ class Run(SQLModel, table=True):
     parameters: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
     targets: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONB)
     triggered_by: str = Field(max_length=128)
+    # The user whose credential grants the run uses (docs/security.md): who started it, a
+    # schedule's owner, or a parent run's. None only for runs stored before grants existed.
+    run_as: str | None = Field(default=None, max_length=64)
     workflow_id: str = Field(max_length=128)
     request_id: str | None = Field(default=None, max_length=128)
     # A run started by another run's job.run step.

@@ -88,6 +88,8 @@ class Schedule(SQLModel, table=True):
     paused: bool = False
     note: str = Field(default="", max_length=2000)
     created_by: str = Field(max_length=64)
+    # Whose credential grants its runs use: the user who created or last changed it.
+    run_as: str = Field(max_length=64)
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
 
@@ -188,6 +190,9 @@ class SchedulePublic(SQLModel):
     paused: bool
     note: str
     created_by: str
+    run_as: str = pydantic.Field(
+        description="Whose credential grants its runs use: who created or last changed it"
+    )
     created_at: datetime
     updated_at: datetime
     next_runs: list[datetime] = pydantic.Field(

@@ -48,6 +48,7 @@ from opsconductor.models.page import Page
 from opsconductor.models.run import Run
 from opsconductor.models.target import TARGET_NAME_PATTERN, Protocol, Target, TargetCreate
 from opsconductor.services.audit import AuditEntry
+from opsconductor.services.credential_grants import Requester, check_target_credential
 from opsconductor.services.lookup import get_or_404
 from opsconductor.services.paging import paginate_as
 from opsconductor.services.targets import groups, inventory
@@ -329,7 +330,7 @@ async def _free_name(session: AsyncSession, host: DiscoveredHost) -> str:
 
 
 async def import_hosts(
-    session: AsyncSession, scan_id: uuid.UUID, body: ScanImport
+    session: AsyncSession, scan_id: uuid.UUID, body: ScanImport, requester: Requester
 ) -> ScanImportResult:
     """Creates a target for each chosen host that has a login port and is not in the inventory
     yet (by address or host name); reports the others."""
@@ -352,6 +353,7 @@ async def import_hosts(
                 "unknown credential",
                 [FieldProblem("body.credential_id", "names no credential", "unknown_credential")],
             )
+        await check_target_credential(session, requester, credential)
     await groups.check_groups(session, body.groups, "body.groups")
     chosen = [found[address] for address in dict.fromkeys(body.addresses)]
     existing = await _existing(session, chosen)
@@ -388,6 +390,7 @@ async def import_hosts(
                 tags=body.tags,
                 groups=body.groups,
             ),
+            requester,
         )
         result.created.append(await inventory.public(session, target))
     return result

@@ -12,12 +12,14 @@ from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opsconductor.errors import Conflict, InputInvalid, NotFound
+from opsconductor.errors import Conflict, FieldProblem, InputInvalid, NotFound
 from opsconductor.jobspec.document import JobDocument
 from opsconductor.jobspec.expansion import JobCheck, LibraryPin, check_job, referenced_libraries
 from opsconductor.models.base import utcnow
 from opsconductor.models.job import Job, JobPublic, JobVersion
 from opsconductor.models.page import Page
+from opsconductor.services import credential_grants
+from opsconductor.services.credential_grants import Requester
 from opsconductor.services.libraries import installed_libraries
 from opsconductor.services.paging import paginate
 
@@ -72,13 +74,28 @@ class _Stored:
         )
 
 
-async def checked(session: AsyncSession, raw: Any) -> tuple[JobDocument, _Stored]:
-    """The validated document, and what its version stores."""
+async def validation_problems(
+    session: AsyncSession, raw: Any, requester: Requester
+) -> list[FieldProblem]:
+    """What `POST /jobs/validate` answers: the document's problems, and once it is valid, the
+    credentials it names that the requester may not use."""
+    report = (await check(session, raw)).report
+    if not report.valid or report.document is None:
+        return list(report.problems)
+    return await credential_grants.document_problems(session, requester, report.document)
+
+
+async def checked(
+    session: AsyncSession, raw: Any, requester: Requester
+) -> tuple[JobDocument, _Stored]:
+    """The validated document, and what its version stores. A document naming a credential
+    the requester may not use is refused (403)."""
     result = await check(session, raw)
     report = result.report
     if not report.valid or report.document is None:
         paths = ", ".join(problem.path for problem in report.problems[:10])
         raise InputInvalid(f"the job document is invalid at: {paths}", report.problems)
+    await credential_grants.check_document(session, requester, report.document, "body")
     stored = _Stored(
         document=report.document.model_dump(mode="json", by_alias=True),
         source=result.source,
@@ -123,8 +140,9 @@ def public(job: Job, version: JobVersion) -> JobPublic:
     )
 
 
-async def create_job(session: AsyncSession, raw: Any, actor: str) -> JobPublic:
-    document, stored = await checked(session, raw)
+async def create_job(session: AsyncSession, raw: Any, requester: Requester) -> JobPublic:
+    actor = requester.username
+    document, stored = await checked(session, raw, requester)
     if await _by_name(session, document.name) is not None:
         raise Conflict(f"a job named {document.name!r} already exists")
     job = Job(name=document.name, description=document.description, created_by=actor)
@@ -137,11 +155,12 @@ async def create_job(session: AsyncSession, raw: Any, actor: str) -> JobPublic:
 
 
 async def update_job(
-    session: AsyncSession, job_id: uuid.UUID, raw: Any, actor: str
+    session: AsyncSession, job_id: uuid.UUID, raw: Any, requester: Requester
 ) -> tuple[JobPublic, bool]:
     """Saves the document as the job's next version; answers whether a version was made."""
+    actor = requester.username
     job = await _get(session, job_id)
-    document, stored = await checked(session, raw)
+    document, stored = await checked(session, raw, requester)
     latest = await current_version(session, job)
     if stored.matches(latest):
         return public(job, latest), False

@@ -66,8 +66,9 @@ from opsconductor.models.run import (
     RunTargetPublic,
 )
 from opsconductor.security.rbac import Principal
-from opsconductor.services import jobs, run_reconciler
+from opsconductor.services import credential_grants, jobs, run_reconciler
 from opsconductor.services.audit import AuditEntry
+from opsconductor.services.credential_grants import Requester
 from opsconductor.services.lookup import get_or_404
 from opsconductor.services.paging import paginate_as
 from opsconductor.services.run_launch import (
@@ -105,6 +106,8 @@ class RunOrigin:
     # A client's Idempotency-Key and the user it is scoped to (services/run_launch.py).
     idempotency_key: str | None = None
     user_id: uuid.UUID | None = None
+    # Whose credential grants the run uses; stored on the run as `run_as` for the worker.
+    requester: Requester | None = None
 
 
 async def prepare_run(
@@ -140,6 +143,8 @@ async def prepare_run(
             "the job has per-target steps but its target selector matches no target",
             [FieldProblem("body.targets", "matches no target", "empty_selection")],
         )
+    if origin.requester is not None:
+        await credential_grants.check_run(session, origin.requester, document, targets)
     run = _new_run(
         run_id or uuid.uuid4(),
         job,
@@ -194,6 +199,7 @@ def _new_run(
         job_version=job.version,
         parameters=parameters,
         triggered_by=origin.triggered_by,
+        run_as=origin.requester.username if origin.requester else None,
         workflow_id=run_workflow_id(run_id),
         request_id=origin.request_id,
         parent_run_id=origin.parent_run_id,

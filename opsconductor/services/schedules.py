@@ -174,6 +174,7 @@ def _public(
         paused=schedule.paused,
         note=schedule.note,
         created_by=schedule.created_by,
+        run_as=schedule.run_as,
         created_at=schedule.created_at,
         updated_at=schedule.updated_at,
         next_runs=list(next_runs[:NEXT_RUNS]),
@@ -245,6 +246,7 @@ async def create_schedule(
         paused=body.paused,
         note=body.note,
         created_by=actor,
+        run_as=actor,
     )
     session.add(schedule)
     await session.flush()
@@ -257,7 +259,11 @@ async def create_schedule(
 
 
 async def update_schedule(
-    session: AsyncSession, temporal: Client, schedule_id: uuid.UUID, body: ScheduleUpdate
+    session: AsyncSession,
+    temporal: Client,
+    schedule_id: uuid.UUID,
+    body: ScheduleUpdate,
+    actor: str,
 ) -> Change:
     given = body.model_dump(exclude_unset=True)
     nulls = [name for name, value in given.items() if value is None and name != "targets"]
@@ -276,6 +282,8 @@ async def update_schedule(
             given["catchup_window_seconds"] = int(given.pop("catchup_window").total_seconds())
         for name, value in given.items():
             setattr(schedule, name, value)
+        # Its runs now use the grants of who changed it last (docs/security.md).
+        schedule.run_as = actor
 
     return await _change(session, temporal, schedule_id, apply)
 
@@ -370,9 +378,13 @@ async def add_schedule(
 
 
 async def edit_schedule(
-    session: AsyncSession, workflows: Workflows, schedule_id: uuid.UUID, body: ScheduleUpdate
+    session: AsyncSession,
+    workflows: Workflows,
+    schedule_id: uuid.UUID,
+    body: ScheduleUpdate,
+    actor: str,
 ) -> SchedulePublic:
-    change = await update_schedule(session, workflows.client, schedule_id, body)
+    change = await update_schedule(session, workflows.client, schedule_id, body, actor)
     return await _committed(session, workflows, change)
 
 

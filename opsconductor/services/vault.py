@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opsconductor.errors import Conflict, FieldProblem, InputInvalid
 from opsconductor.models.base import utcnow
 from opsconductor.models.credential import (
+    AccessOutcome,
     AccessPurpose,
     Credential,
     CredentialAccess,
@@ -28,12 +29,15 @@ from opsconductor.models.credential import (
     CredentialKind,
     CredentialPublic,
     CredentialUpdate,
+    GrantsPublic,
     TargetRef,
     WinrmTransport,
 )
 from opsconductor.models.page import Page
+from opsconductor.models.run import Run
 from opsconductor.models.target import Target
 from opsconductor.security.envelope import DecryptionFailed, KeyRing
+from opsconductor.services.credential_grants import grants_of, requester_named, usable
 from opsconductor.services.lookup import get_or_404
 from opsconductor.services.paging import paginate_as
 from opsconductor.services.sealing import open_row, sealed_columns
@@ -177,7 +181,9 @@ async def _targets_using(
     return using
 
 
-def _public(credential: Credential, targets: list[TargetRef]) -> CredentialPublic:
+def _public(
+    credential: Credential, targets: list[TargetRef], grants: GrantsPublic
+) -> CredentialPublic:
     return CredentialPublic(
         id=credential.id,
         name=credential.name,
@@ -192,12 +198,14 @@ def _public(credential: Credential, targets: list[TargetRef]) -> CredentialPubli
         updated_at=credential.updated_at,
         rotated_at=credential.rotated_at,
         targets=targets,
+        grants=grants,
     )
 
 
 async def public(session: AsyncSession, credential: Credential) -> CredentialPublic:
     using = await _targets_using(session, [credential.id])
-    return _public(credential, using.get(credential.id, []))
+    grants = await grants_of(session, [credential.id])
+    return _public(credential, using.get(credential.id, []), grants[credential.id])
 
 
 async def list_credentials(
@@ -210,8 +218,10 @@ async def list_credentials(
 
 
 async def _publics(session: AsyncSession, rows: Sequence[Credential]) -> list[CredentialPublic]:
-    using = await _targets_using(session, [row.id for row in rows])
-    return [_public(row, using.get(row.id, [])) for row in rows]
+    ids = [row.id for row in rows]
+    using = await _targets_using(session, ids)
+    grants = await grants_of(session, ids)
+    return [_public(row, using.get(row.id, []), grants[row.id]) for row in rows]
 
 
 async def create_credential(
@@ -294,6 +304,15 @@ class CredentialUnavailable(Exception):
     """The credential is gone, of the wrong kind, or cannot be decrypted with the keys here."""
 
 
+class CredentialRefused(CredentialUnavailable):
+    """The run's requester holds no grant for the credential. Carries the access log row that
+    records the refusal, for the caller to commit apart from the failing unit of work."""
+
+    def __init__(self, message: str, access: CredentialAccess):
+        super().__init__(message)
+        self.access = access
+
+
 @dataclass(frozen=True, slots=True)
 class Purpose:
     """Why a secret is decrypted; recorded with every access."""
@@ -325,8 +344,46 @@ class Revealed:
     secret: dict[str, str] = field(repr=False)
 
     def values(self) -> list[str]:
-        """Everything to mask in output."""
-        return [value for value in self.secret.values() if value]
+        """Everything to mask in output: each secret value and, for a credential with an
+        account name, `username:value` (what a Basic authorization header encodes)."""
+        values = [value for value in self.secret.values() if value]
+        if self.username:
+            values += [f"{self.username}:{value}" for value in values]
+        return values
+
+
+def _access(credential: Credential, purpose: Purpose, **fields: Any) -> CredentialAccess:
+    return CredentialAccess(
+        credential_id=credential.id,
+        credential_name=credential.name,
+        purpose=purpose.kind,
+        run_id=purpose.run_id,
+        step_id=purpose.step_id,
+        target=purpose.target,
+        worker_host=socket.gethostname(),
+        **fields,
+    )
+
+
+async def _check_grant(
+    session: AsyncSession, credential: Credential, purpose: Purpose
+) -> str | None:
+    """For a run's step: the requester (runs.run_as) must still hold a grant, checked here,
+    before decryption, as well as when the job was saved and the run started. Answers who the
+    requester is."""
+    if purpose.run_id is None:
+        return None
+    run = await session.get(Run, purpose.run_id)
+    requester = await requester_named(session, run.run_as if run else None)
+    if credential.id not in await usable(session, requester, [credential.id]):
+        raise CredentialRefused(
+            f"credential {credential.name!r} is not granted to {requester.username}, "
+            "who this run acts for; nothing was decrypted",
+            _access(
+                credential, purpose, outcome=AccessOutcome.refused, requester=requester.username
+            ),
+        )
+    return requester.username
 
 
 async def reveal(
@@ -335,23 +392,14 @@ async def reveal(
     credential = await session.get(Credential, credential_id)
     if credential is None:
         raise CredentialUnavailable(f"credential {credential_id} does not exist")
+    requester = await _check_grant(session, credential, purpose)
     try:
         plaintext = open_row(credential, keyring, associated_data(credential.id, credential.kind))
     except DecryptionFailed as error:
         raise CredentialUnavailable(
             f"credential {credential.name!r} cannot be decrypted: {error}"
         ) from None
-    session.add(
-        CredentialAccess(
-            credential_id=credential.id,
-            credential_name=credential.name,
-            purpose=purpose.kind,
-            run_id=purpose.run_id,
-            step_id=purpose.step_id,
-            target=purpose.target,
-            worker_host=socket.gethostname(),
-        )
-    )
+    session.add(_access(credential, purpose, requester=requester))
     await session.flush()
     return Revealed(
         id=credential.id,

@@ -140,7 +140,7 @@ steps:
 
 
 def prepare_inventory(cli: Cli, sshd: LoopbackSshd, tmp_path: Path) -> None:
-    """A key credential (through the API: the CLI has no credential commands) and a target
+    """A key credential (through the API: the CLI does not create credentials) and a target
     imported with `targets import`, naming the credential."""
     answer = cli.api("POST", "/credentials", json=key_credential(sshd))
     # The stack lives for the module: an earlier test may have made it already.
@@ -460,3 +460,32 @@ def test_schedules_are_listed_paused_resumed_and_triggered(
     missing = cli("schedules", "pause", "no-such-schedule")
     assert missing.returncode == 1, shown(missing)
     assert "no schedule named 'no-such-schedule'" in missing.stderr
+
+
+def test_credentials_grant_list_and_revoke(operator_cli: Cli) -> None:
+    created = operator_cli.api(
+        "POST",
+        "/users",
+        json={
+            "username": "grace",
+            "email": "grace@example.com",
+            "role": "operator",
+            "password": "grace-password-long",
+        },
+    )
+    assert created.status_code in (201, 409), created.text
+    granted = operator_cli.ok("credentials", "grant", "sshd-key", "--user", "grace")
+    assert granted.stdout.strip() == "credential sshd-key: usable by user:grace"
+    operator_cli.ok("credentials", "grant", "sshd-key", "--role", "operator")
+    listed = operator_cli.ok("credentials", "list").stdout
+    assert "user:grace, role:operator" in listed
+    operator_cli.ok("credentials", "revoke", "sshd-key", "--user", "grace")
+    revoked = operator_cli.ok("credentials", "revoke", "sshd-key", "--role", "operator")
+    assert revoked.stdout.strip() == "credential sshd-key: usable by admins only"
+    refused = operator_cli("credentials", "grant", "sshd-key", "--role", "admin")
+    assert refused.returncode != 0
+    assert "admins use every credential" in shown(refused)
+    audit = operator_cli.api(
+        "GET", "/audit", params={"action": "credential.grants.update", "limit": 10}
+    ).json()
+    assert len(audit["items"]) >= 4

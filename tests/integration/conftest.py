@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from tests.fixtures.ports import free_port
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import ADMIN_PASSWORD, ADMIN_USERNAME, Account, create_user, login
-from tests.vault_helpers import key_credential, post_ok, sshd_target
+from tests.vault_helpers import grant, key_credential, post_ok, sshd_target
 
 
 @pytest.fixture
@@ -43,8 +43,10 @@ def accounts(admin: Account, operator: Account, viewer: Account) -> dict[str, Ac
 
 @pytest.fixture
 async def loopback(http: httpx.AsyncClient, admin: Account, sshd: LoopbackSshd) -> str:
-    """A target on the loopback sshd with a key credential, made through the API; its name."""
+    """A target on the loopback sshd with a key credential, made through the API; its name.
+    Its credential is granted to operators, as an admin sharing a fleet's login does."""
     credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
+    await grant(http, admin.headers, credential["id"], roles=["operator"])
     target = await post_ok(http, "/targets", admin.headers, sshd_target(sshd, credential["id"]))
     name: str = target["name"]
     return name

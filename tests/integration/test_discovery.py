@@ -13,7 +13,7 @@ from tests.fixtures.http_receiver import HttpReceiver
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account, api, assert_problem
 from tests.run_helpers import TERMINAL, wait_for
-from tests.vault_helpers import key_credential, post_ok
+from tests.vault_helpers import key_credential, post_ok, shared_credential
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -99,7 +99,7 @@ async def test_a_scan_of_loopback_finds_sshd_and_the_receiver_and_imports_a_work
     listed = await http.get(api("/discovery/scans"), headers=viewer.headers)
     assert [item["name"] for item in listed.json()["items"]] == ["loopback"]
 
-    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
+    credential = await shared_credential(http, admin.headers, key_credential(sshd))
     await post_ok(http, "/target-groups", operator.headers, {"name": "found"})
     choice = {
         "addresses": ["127.0.0.1"],
@@ -157,9 +157,8 @@ async def test_an_import_skips_hosts_without_a_login_port_or_a_fitting_credentia
         service_detection=False,
     )
     assert (await wait_for_scan(http, operator, only_http["id"]))["status"] == "succeeded"
-    windows = await post_ok(
+    windows = await shared_credential(
         http,
-        "/credentials",
         admin.headers,
         {"name": "win", "kind": "winrm", "username": "u", "secret": {"password": "p"}},
     )

@@ -12,6 +12,7 @@ from tests.fixtures.http_receiver import HttpReceiver
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account, api
 from tests.run_helpers import TERMINAL, post, wait_for
+from tests.vault_helpers import shared_credential
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -31,10 +32,9 @@ async def linux_targets(
     names: list[str],
     groups: list[str],
 ) -> None:
-    credential = await post(
+    credential = await shared_credential(
         client,
-        admin,
-        "/credentials",
+        admin.headers,
         {
             "name": "loopback-key",
             "kind": "ssh_key",

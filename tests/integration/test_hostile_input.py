@@ -15,7 +15,7 @@ import pytest
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import PROBLEM, Account, api
 from tests.run_helpers import TERMINAL, run_on_target, start_job_run, target_steps, wait_for
-from tests.vault_helpers import key_credential, post_ok, sshd_target
+from tests.vault_helpers import key_credential, post_ok, shared_credential, sshd_target
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -177,9 +177,7 @@ async def add_ssh_target(
     address: str,
     port: int,
 ) -> None:
-    credential = await post_ok(
-        client, "/credentials", admin.headers, key_credential(sshd, f"{name}-key")
-    )
+    credential = await shared_credential(client, admin.headers, key_credential(sshd, f"{name}-key"))
     target = {**sshd_target(sshd, credential["id"], name), "address": address, "port": port}
     await post_ok(client, "/targets", admin.headers, target)
 

@@ -15,7 +15,7 @@ from opsconductor.worker.registry import WorkerResources
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.identity_helpers import Account
 from tests.run_helpers import TERMINAL, start_job_run, wait_for
-from tests.vault_helpers import planted_secret, post_ok
+from tests.vault_helpers import grant, planted_secret, post_ok
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -35,7 +35,7 @@ async def test_basic_bearer_and_secret_headers_reach_the_service_but_not_the_run
     operator: Account,
     http_receiver: HttpReceiver,
 ) -> None:
-    await post_ok(
+    basic_credential = await post_ok(
         http,
         "/credentials",
         admin.headers,
@@ -46,13 +46,16 @@ async def test_basic_bearer_and_secret_headers_reach_the_service_but_not_the_run
             "secret": {"password": "basic-pass-4711"},
         },
     )
-    await post_ok(
+    token_credential = await post_ok(
         http,
         "/credentials",
         admin.headers,
         {"name": "svc-token", "kind": "http_bearer", "secret": {"token": "bearer-tok-4711"}},
     )
-    api_key = await planted_secret(http, admin.headers, "api-key")
+    api_key = await planted_secret(http, admin.headers, "api-key", granted_to=["operator"])
+    # The operator may use the admin's credentials only once granted (docs/security.md).
+    await grant(http, admin.headers, basic_credential["id"], users=[operator.id])
+    await grant(http, admin.headers, token_credential["id"], roles=["operator"])
     # The service echoes what it was sent: a careless action would put it on the record.
     http_receiver.respond("/echo", status=200, json={"seen": "bearer-tok-4711"})
     run_id = await start_job_run(
@@ -89,7 +92,7 @@ async def test_basic_bearer_and_secret_headers_reach_the_service_but_not_the_run
 async def test_a_credential_of_the_wrong_kind_is_refused_naming_the_field(
     http: httpx.AsyncClient, admin: Account, operator: Account, http_receiver: HttpReceiver
 ) -> None:
-    await planted_secret(http, admin.headers, "not-http")
+    await planted_secret(http, admin.headers, "not-http", granted_to=["operator"])
     run_id = await start_job_run(
         http,
         operator,

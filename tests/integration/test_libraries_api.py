@@ -16,7 +16,7 @@ from tests.identity_helpers import Account, api, assert_problem
 from tests.library_helpers import tools_library
 from tests.plugin_helpers import acme_plugin
 from tests.run_helpers import TERMINAL, wait_for
-from tests.vault_helpers import key_credential, post_ok, sshd_target
+from tests.vault_helpers import key_credential, post_ok, shared_credential, sshd_target
 
 __all__ = ["acme_plugin"]
 
@@ -220,7 +220,7 @@ async def test_a_job_with_library_steps_runs_and_later_steps_read_their_outputs(
 ) -> None:
     await post_ok(http, "/libraries/builtin", admin.headers, {})
     await post_ok(http, "/libraries", admin.headers, tools_library())
-    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
+    credential = await shared_credential(http, admin.headers, key_credential(sshd))
     await post_ok(http, "/targets", admin.headers, sshd_target(sshd, credential["id"]))
     document = {
         "name": "disk-check",

@@ -9,7 +9,13 @@ import pytest
 from opsconductor.config import Settings
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account, api, assert_problem, execute_sql
-from tests.vault_helpers import key_credential, password_credential, post_ok, sshd_target
+from tests.vault_helpers import (
+    key_credential,
+    password_credential,
+    post_ok,
+    shared_credential,
+    sshd_target,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -36,7 +42,7 @@ async def test_a_real_login_pins_the_host_key(
     make_credential: object,
 ) -> None:
     assert callable(make_credential)
-    credential = await post_ok(http, "/credentials", admin.headers, make_credential(sshd))
+    credential = await shared_credential(http, admin.headers, make_credential(sshd))
     target = await post_ok(http, "/targets", operator.headers, sshd_target(sshd, credential["id"]))
     assert target["host_key_fingerprint"] is None
 
@@ -64,7 +70,7 @@ async def test_a_real_login_pins_the_host_key(
 async def test_a_changed_host_key_is_refused_until_an_operator_accepts_it(
     http: httpx.AsyncClient, admin: Account, operator: Account, sshd: LoopbackSshd
 ) -> None:
-    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
+    credential = await shared_credential(http, admin.headers, key_credential(sshd))
     target = await post_ok(
         http,
         "/targets",
@@ -115,7 +121,7 @@ async def test_failures_explain_themselves_without_secrets(
     http: httpx.AsyncClient, admin: Account, operator: Account, sshd: LoopbackSshd
 ) -> None:
     wrong = {**password_credential(sshd), "secret": {"password": "planted-wrong-password"}}
-    credential = await post_ok(http, "/credentials", admin.headers, wrong)
+    credential = await shared_credential(http, admin.headers, wrong)
     target = await post_ok(http, "/targets", operator.headers, sshd_target(sshd, credential["id"]))
     answer = await run_test(http, operator.headers, target["id"])
     assert answer["ok"] is False

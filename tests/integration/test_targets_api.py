@@ -10,10 +10,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opsconductor.config import Settings
 from opsconductor.errors import InputInvalid
 from opsconductor.jobspec.document import TargetSelector
+from opsconductor.models.user import Role
 from opsconductor.services import jobs
+from opsconductor.services.credential_grants import Requester
 from opsconductor.services.targets import resolve_selector
 from tests.identity_helpers import Account, api, assert_problem
-from tests.vault_helpers import post_ok
+from tests.vault_helpers import post_ok, shared_credential
 
 pytestmark = pytest.mark.integration
 
@@ -182,7 +184,7 @@ async def save_job(settings: Settings, document: dict[str, object]) -> None:
     engine = create_async_engine(settings.database_url or "")
     try:
         async with AsyncSession(engine) as session:
-            await jobs.create_job(session, document, "test")
+            await jobs.create_job(session, document, Requester("test", None, Role.admin))
             await session.commit()
     finally:
         await engine.dispose()
@@ -219,9 +221,8 @@ async def test_csv_import_reports_every_row(
     headers = operator.headers
     await make_group(http, headers, "web")
     await make_group(http, headers, "prod")
-    await post_ok(
+    await shared_credential(
         http,
-        "/credentials",
         admin.headers,
         {"name": "pw", "kind": "ssh_password", "username": "u", "secret": {"password": "p"}},
     )

@@ -20,7 +20,7 @@ from opsconductor.services.vault import (
 )
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account, api, assert_problem, execute_sql
-from tests.vault_helpers import key_credential, post_ok, sshd_target
+from tests.vault_helpers import grant, key_credential, post_ok, sshd_target
 
 pytestmark = pytest.mark.integration
 
@@ -244,6 +244,7 @@ async def test_duplicates_and_deleting_a_credential_in_use_are_conflicts(
         await http.post(api("/credentials"), headers=admin.headers, json=key_credential(sshd)),
         409,
     )
+    await grant(http, admin.headers, credential["id"], roles=["operator"])
     for name in ("db-1", "db-2"):
         await post_ok(http, "/targets", operator.headers, sshd_target(sshd, credential["id"], name))
     shown = await http.get(api(f"/credentials/{credential['id']}"), headers=admin.headers)

@@ -18,7 +18,7 @@ import pytest
 from tests.fixtures.wsman import TERMINATE, FakeWsman, Reply, self_signed_certificate
 from tests.identity_helpers import Account, api
 from tests.run_helpers import TERMINAL, run_on_target, start_job_run, target_steps, wait_for
-from tests.vault_helpers import planted_secret, post_ok
+from tests.vault_helpers import planted_secret, post_ok, shared_credential
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -52,7 +52,7 @@ async def add_target(
     }
     if verify_tls is not None:
         credential["verify_tls"] = verify_tls
-    created = await post_ok(client, "/credentials", admin.headers, credential)
+    created = await shared_credential(client, admin.headers, credential)
     target = {
         "name": name,
         "address": fake.host,
@@ -211,7 +211,7 @@ async def test_secrets_reach_the_host_but_never_the_run(
     wsman: FakeWsman,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    value = await planted_secret(http, admin.headers, "svc-password")
+    value = await planted_secret(http, admin.headers, "svc-password", granted_to=["operator"])
     wsman.reply("net user", Reply(stdout=f"set password {value}\n", stderr=f"{PASSWORD}\n"))
     target = await add_target(http, admin, wsman)
 

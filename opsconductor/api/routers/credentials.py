@@ -17,9 +17,11 @@ from opsconductor.models.credential import (
     CredentialPublic,
     CredentialRotate,
     CredentialUpdate,
+    GrantsPublic,
+    GrantsUpdate,
 )
 from opsconductor.models.page import Page
-from opsconductor.services import vault
+from opsconductor.services import credential_grants, vault
 from opsconductor.services.paging import paginate
 
 router = APIRouter(prefix="/credentials", tags=["credentials"])
@@ -104,3 +106,25 @@ async def credential_access(
         .order_by(col(CredentialAccess.accessed_at).desc())
     )
     return await paginate(session, statement, page.limit, page.offset)
+
+
+@router.get("/{id}/grants", name="credential.grants", response_model=GrantsPublic)
+async def get_grants(id: uuid.UUID, _: CredentialManager, session: SessionDep) -> GrantsPublic:
+    """Who besides admins may use the credential (docs/security.md)."""
+    return await credential_grants.read_grants(session, id)
+
+
+@router.put("/{id}/grants", name="credential.grants.update", response_model=GrantsPublic)
+async def put_grants(
+    id: uuid.UUID,
+    body: GrantsUpdate,
+    principal: CredentialManager,
+    session: SessionDep,
+    entry: AuditDep,
+) -> GrantsPublic:
+    """Replaces the credential's grants; runs already started keep theirs only until their
+    next decryption, which checks again."""
+    entry.on("credential", id)
+    grants = await credential_grants.replace_grants(session, id, body, principal.user.username)
+    entry.detail.update(users=[user.username for user in grants.users], roles=grants.roles)
+    return grants

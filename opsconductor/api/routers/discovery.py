@@ -17,6 +17,7 @@ from opsconductor.models.discovery import (
 )
 from opsconductor.models.page import Page
 from opsconductor.services import discovery
+from opsconductor.services.credential_grants import Requester
 
 router = APIRouter(prefix="/discovery", tags=["discovery"])
 
@@ -73,7 +74,7 @@ async def import_hosts(
     `existing` and not duplicated; hosts without a login port, or whose protocol the credential
     does not suit, under `skipped`."""
     entry.on("discovery_scan", id)
-    result = await discovery.import_hosts(session, id, body)
+    result = await discovery.import_hosts(session, id, body, Requester.of(principal))
     entry.detail.update(
         created=[target.name for target in result.created],
         existing=len(result.existing),

@@ -12,6 +12,7 @@ from opsconductor.models.job import JobPublic, JobVersion, JobVersionPublic, Val
 from opsconductor.models.page import Page
 from opsconductor.models.run import IDEMPOTENCY_KEY_PATTERN, RunAccepted, RunCreate
 from opsconductor.services import jobs, runs, schedules
+from opsconductor.services.credential_grants import Requester
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -24,10 +25,10 @@ DocumentBody = Annotated[dict[str, Any], Body(description="A job document (see d
 async def validate_job(
     document: DocumentBody, principal: JobAuthor, session: SessionDep
 ) -> ValidationAnswer:
-    report = (await jobs.check(session, document)).report
+    problems = await jobs.validation_problems(session, document, Requester.of(principal))
     return ValidationAnswer(
-        valid=report.valid,
-        errors=[{"path": item.path, "message": item.message} for item in report.problems],
+        valid=not problems,
+        errors=[{"path": item.path, "message": item.message} for item in problems],
     )
 
 
@@ -35,7 +36,7 @@ async def validate_job(
 async def create_job(
     document: DocumentBody, principal: JobAuthor, session: SessionDep, entry: AuditDep
 ) -> JobPublic:
-    job = await jobs.create_job(session, document, principal.user.username)
+    job = await jobs.create_job(session, document, Requester.of(principal))
     entry.on("job", job.id)
     return job
 
@@ -64,7 +65,7 @@ async def update_job(
     entry: AuditDep,
     response: Response,
 ) -> JobPublic:
-    job, changed = await jobs.update_job(session, id, document, principal.user.username)
+    job, changed = await jobs.update_job(session, id, document, Requester.of(principal))
     entry.detail["new_version"] = changed
     # Tells scripts (`opsconductor apply`) whether anything changed without diffing.
     response.headers["X-OpsConductor-Changed"] = "true" if changed else "false"
@@ -122,5 +123,6 @@ async def start_run(
         batch_size=settings.run_batch_size,
         idempotency_key=idempotency_key,
         user_id=principal.user.id,
+        requester=Requester.of(principal),
     )
     return await runs.start_run(session, workflows, id, body, origin, entry)

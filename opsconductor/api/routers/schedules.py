@@ -58,13 +58,13 @@ async def get_schedule(
 async def update_schedule(
     id: uuid.UUID,
     body: ScheduleUpdate,
-    _: ScheduleManager,
+    principal: ScheduleManager,
     session: SessionDep,
     workflows: WorkflowsDep,
     entry: AuditDep,
 ) -> SchedulePublic:
     entry.detail["fields"] = sorted(body.model_fields_set)
-    return await schedules.edit_schedule(session, workflows, id, body)
+    return await schedules.edit_schedule(session, workflows, id, body, principal.user.username)
 
 
 @router.delete("/{id}", name="schedule.delete", status_code=status.HTTP_204_NO_CONTENT)

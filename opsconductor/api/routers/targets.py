@@ -21,6 +21,7 @@ from opsconductor.models.target import (
     TargetUpdate,
 )
 from opsconductor.services import targets
+from opsconductor.services.credential_grants import Requester
 
 router = APIRouter(prefix="/targets", tags=["targets"])
 
@@ -66,9 +67,9 @@ async def list_targets(
     "", name="target.create", response_model=TargetPublic, status_code=status.HTTP_201_CREATED
 )
 async def create_target(
-    body: TargetCreate, _: TargetManager, session: SessionDep, entry: AuditDep
+    body: TargetCreate, principal: TargetManager, session: SessionDep, entry: AuditDep
 ) -> TargetPublic:
-    target = await targets.create_target(session, body)
+    target = await targets.create_target(session, body, Requester.of(principal))
     entry.on("target", target.id)
     entry.detail["name"] = target.name
     return await targets.public(session, target)
@@ -78,12 +79,12 @@ async def create_target(
     "/import", name="target.import", response_model=ImportReport, openapi_extra=IMPORT_BODY
 )
 async def import_targets(
-    request: Request, _: TargetManager, session: SessionDep, entry: AuditDep
+    request: Request, principal: TargetManager, session: SessionDep, entry: AuditDep
 ) -> ImportReport:
     """Upsert by name: new names are created, known names get the fields the row gives.
     Send a JSON list of targets (`credential` may name a credential) or text/csv."""
     rows = await _import_rows(request)
-    report = await targets.import_targets(session, rows)
+    report = await targets.import_targets(session, rows, Requester.of(principal))
     entry.detail.update(created=report.created, updated=report.updated, failed=report.failed)
     return report
 
@@ -123,10 +124,15 @@ async def get_target(id: uuid.UUID, _: TargetReader, session: SessionDep) -> Tar
 
 @router.patch("/{id}", name="target.update", response_model=TargetPublic)
 async def update_target(
-    id: uuid.UUID, body: TargetUpdate, _: TargetManager, session: SessionDep, entry: AuditDep
+    id: uuid.UUID,
+    body: TargetUpdate,
+    principal: TargetManager,
+    session: SessionDep,
+    entry: AuditDep,
 ) -> TargetPublic:
     entry.detail["fields"] = sorted(body.model_fields_set)
-    return await targets.public(session, await targets.update_target(session, id, body))
+    target = await targets.update_target(session, id, body, Requester.of(principal))
+    return await targets.public(session, target)
 
 
 @router.delete("/{id}", name="target.delete", status_code=status.HTTP_204_NO_CONTENT)

@@ -18,6 +18,7 @@ from opsconductor.models.target import (
     TargetCreate,
     TargetUpdate,
 )
+from opsconductor.services.credential_grants import Requester
 from opsconductor.services.targets.inventory import apply_update, create_target, target_by_name
 
 CSV_COLUMNS = ("name", "address", "protocol", "port", "credential", "os", "tags", "groups")
@@ -76,7 +77,7 @@ def _problems(error: ValidationError | InputInvalid) -> list[ImportProblem]:
     ]
 
 
-async def _import_row(session: AsyncSession, row: dict[str, Any]) -> str:
+async def _import_row(session: AsyncSession, row: dict[str, Any], requester: Requester) -> str:
     """Creates or updates one target; answers which. Raises on invalid input."""
     values = dict(row)
     credential_name = values.pop("credential", None)
@@ -94,14 +95,16 @@ async def _import_row(session: AsyncSession, row: dict[str, Any]) -> str:
     name = values.get("name")
     existing = await target_by_name(session, name) if isinstance(name, str) else None
     if existing is None:
-        await create_target(session, TargetCreate.model_validate(values))
+        await create_target(session, TargetCreate.model_validate(values), requester)
         return "created"
     values.pop("name")
-    await apply_update(session, existing, TargetUpdate.model_validate(values))
+    await apply_update(session, existing, TargetUpdate.model_validate(values), requester)
     return "updated"
 
 
-async def import_targets(session: AsyncSession, rows: Sequence[Any]) -> ImportReport:
+async def import_targets(
+    session: AsyncSession, rows: Sequence[Any], requester: Requester
+) -> ImportReport:
     """Upsert by name, row by row: a new name creates a target, a known one updates the fields
     the row gives (others keep their values). Each row is its own savepoint, so one bad row
     is reported and the others still land."""
@@ -115,7 +118,7 @@ async def import_targets(session: AsyncSession, rows: Sequence[Any]) -> ImportRe
             continue
         try:
             async with session.begin_nested():
-                entry.status = await _import_row(session, row)
+                entry.status = await _import_row(session, row, requester)
         except (ValidationError, InputInvalid) as error:
             entry.errors = _problems(error)
         except Conflict as error:

@@ -21,6 +21,7 @@ from opsconductor.models.target import (
     TargetPublic,
     TargetUpdate,
 )
+from opsconductor.services.credential_grants import Requester, check_target_credential
 from opsconductor.services.lookup import get_or_404
 from opsconductor.services.paging import paginate_as
 from opsconductor.services.targets.groups import set_groups
@@ -117,8 +118,13 @@ async def list_targets(
 
 
 async def _check_credential(
-    session: AsyncSession, credential_id: uuid.UUID | None, protocol: Protocol
+    session: AsyncSession,
+    credential_id: uuid.UUID | None,
+    protocol: Protocol,
+    pointed_by: Requester | None,
 ) -> None:
+    """The credential fits the protocol and, when a user points the target at it, that user
+    may use it (docs/security.md)."""
     if credential_id is None:
         return
     credential = await session.get(Credential, credential_id)
@@ -130,12 +136,13 @@ async def _check_credential(
             "body.credential_id",
             f"is a {credential.kind} credential; {protocol} targets need {allowed}",
         )
+    await check_target_credential(session, pointed_by, credential)
 
 
-async def create_target(session: AsyncSession, data: TargetCreate) -> Target:
+async def create_target(session: AsyncSession, data: TargetCreate, requester: Requester) -> Target:
     if await target_by_name(session, data.name) is not None:
         raise Conflict(f"a target named {data.name!r} already exists")
-    await _check_credential(session, data.credential_id, data.protocol)
+    await _check_credential(session, data.credential_id, data.protocol, requester)
     target = Target.model_validate(
         data,
         update={"id": uuid.uuid4(), "port": data.port or DEFAULT_PORTS[data.protocol]},
@@ -147,13 +154,17 @@ async def create_target(session: AsyncSession, data: TargetCreate) -> Target:
     return target
 
 
-async def update_target(session: AsyncSession, target_id: uuid.UUID, data: TargetUpdate) -> Target:
+async def update_target(
+    session: AsyncSession, target_id: uuid.UUID, data: TargetUpdate, requester: Requester
+) -> Target:
     target = await get_target(session, target_id)
-    await apply_update(session, target, data)
+    await apply_update(session, target, data, requester)
     return target
 
 
-async def apply_update(session: AsyncSession, target: Target, data: TargetUpdate) -> None:
+async def apply_update(
+    session: AsyncSession, target: Target, data: TargetUpdate, requester: Requester
+) -> None:
     """`update_target` on a row already in hand (bulk import updates by name)."""
     changes = data.model_dump(exclude_unset=True, exclude={"groups"})
     for name in ("name", "address", "protocol", "port", "tags", "vars", "description"):
@@ -167,7 +178,9 @@ async def apply_update(session: AsyncSession, target: Target, data: TargetUpdate
         changes["port"] = DEFAULT_PORTS[changes["protocol"]]
     for name, value in changes.items():
         setattr(target, name, value)
-    await _check_credential(session, target.credential_id, Protocol(target.protocol))
+    # Grants are checked when the credential is set, not on every other change to the target.
+    pointed_by = requester if "credential_id" in changes else None
+    await _check_credential(session, target.credential_id, Protocol(target.protocol), pointed_by)
     target.updated_at = utcnow()
     session.add(target)
     if data.groups is not None:
