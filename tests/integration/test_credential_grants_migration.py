@@ -13,7 +13,7 @@ from tests.identity_helpers import execute_sql
 
 pytestmark = pytest.mark.integration
 
-BEFORE = "0010_run_idempotency"
+BEFORE = "0011_log_attempts"
 SEALED = "'\\x00'::bytea, '\\x00'::bytea, '\\x00'::bytea, '\\x00'::bytea, 'k1'"
 
 
@@ -105,6 +105,6 @@ async def test_the_upgrade_grants_what_jobs_and_targets_use_and_prints_it(
     runs = await execute_sql(database_url, "SELECT triggered_by, run_as FROM runs ORDER BY 1")
     assert [tuple(row) for row in runs] == [("olivia", "olivia"), ("schedule:gone", None)]
     printed = capsys.readouterr().out.splitlines()
-    assert "migration 0011: granted 'api' to user olivia (used by job 'deploy')" in printed
-    assert "migration 0011: granted 'fleet' to role operator (used by target 'web-1')" in printed
-    assert len([line for line in printed if line.startswith("migration 0011: granted")]) == 5
+    assert "migration 0012: granted 'api' to user olivia (used by job 'deploy')" in printed
+    assert "migration 0012: granted 'fleet' to role operator (used by target 'web-1')" in printed
+    assert len([line for line in printed if line.startswith("migration 0012: granted")]) == 5

@@ -1,7 +1,7 @@
 """credential grants: who may use a credential; runs and schedules act for a user
 
-Revision ID: 0011_credential_grants
-Revises: 0010_run_idempotency
+Revision ID: 0012_credential_grants
+Revises: 0011_log_attempts
 Create Date: 2026-11-29
 
 Today's jobs keep running: every credential a live job names is granted to the users who
@@ -18,14 +18,14 @@ import sqlalchemy as sa
 from alembic import op
 from jinja2 import Environment, TemplateSyntaxError, nodes
 
-revision: str = "0011_credential_grants"
-down_revision: str | None = "0010_run_idempotency"
+revision: str = "0012_credential_grants"
+down_revision: str | None = "0011_log_attempts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 ACCESS_OUTCOMES = "'revealed', 'refused'"
 GRANTABLE_ROLES = "'operator', 'viewer'"
-MIGRATION = "migration 0011"
+MIGRATION = "migration 0012"
 
 
 def _strings(value: Any) -> Iterator[str]:
