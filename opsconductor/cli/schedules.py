@@ -5,17 +5,9 @@ import asyncio
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.exc import DBAPIError
 
-from opsconductor.api.background import reconcile
 from opsconductor.cli.client import ApiClient, CliError, connect, reports_errors
-from opsconductor.cli.failures import fail, fail_on_configuration_errors
 from opsconductor.cli.output import OutputFormat, OutputOption, print_json, short_time, show
-from opsconductor.config import Settings
-from opsconductor.db import create_engine, create_sessionmaker
-from opsconductor.errors import DependencyUnavailable
-from opsconductor.services.schedule_reconciler import ReconcileReport
-from opsconductor.temporal.client import connect as connect_temporal
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -91,9 +83,25 @@ def trigger(reference: ScheduleRef, output: OutputOption = OutputFormat.table) -
 
 
 @app.command("reconcile")
-@fail_on_configuration_errors
 def reconcile_command() -> None:
     """Create missing, fix changed and delete extra Temporal schedules (idempotent)."""
+    # The server's modules, imported here so the client commands above start without them.
+    from opsconductor.cli.failures import fail_on_configuration_errors
+
+    fail_on_configuration_errors(_reconcile)()
+
+
+def _reconcile() -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from opsconductor.api.background import reconcile
+    from opsconductor.cli.failures import fail
+    from opsconductor.config import Settings
+    from opsconductor.db import create_engine, create_sessionmaker
+    from opsconductor.errors import DependencyUnavailable
+    from opsconductor.services.schedule_reconciler import ReconcileReport
+    from opsconductor.temporal.client import connect as connect_temporal
+
     settings = Settings()
 
     async def main() -> ReconcileReport:

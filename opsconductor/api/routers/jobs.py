@@ -28,6 +28,9 @@ async def validate_job(
     return ValidationAnswer(
         valid=report.valid,
         errors=[{"path": item.path, "message": item.message} for item in report.problems],
+        document=report.document.model_dump(mode="json", by_alias=True)
+        if report.document is not None
+        else None,
     )
 
 

@@ -1,0 +1,302 @@
+"""Client commands for what is not configuration (configuration goes through `apply`):
+`credentials list|rotate`, `groups list|show`, `discovery scan|show|import`,
+`channels list|test`, `tokens list|revoke` and `users list`. Each takes `-o json`."""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from opsconductor.cli.client import ApiClient, CliError, connect, reports_errors
+from opsconductor.cli.output import OutputFormat, OutputOption, print_json, short_time, show
+from opsconductor.cli.secret_refs import CREDENTIAL_SECRET_FIELDS, resolve
+
+LIMIT = 500
+
+credentials_app = typer.Typer(no_args_is_help=True, help="List credentials, rotate a secret.")
+groups_app = typer.Typer(no_args_is_help=True, help="Target groups.")
+discovery_app = typer.Typer(no_args_is_help=True, help="Scan networks, import what was found.")
+channels_app = typer.Typer(no_args_is_help=True, help="Notification channels.")
+tokens_app = typer.Typer(no_args_is_help=True, help="Your API tokens.")
+users_app = typer.Typer(no_args_is_help=True, help="Users (through the API).")
+
+Name = Annotated[str, typer.Argument(help="The name or id.")]
+
+
+def by_name(client: ApiClient, path: str, reference: str, key: str = "name") -> dict[str, Any]:
+    for item in client.get(path, limit=LIMIT)["items"]:
+        if reference in (str(item["id"]), item[key]):
+            found: dict[str, Any] = item
+            return found
+    raise CliError(f"nothing named {reference!r} at {path}")
+
+
+@credentials_app.command("list")
+@reports_errors
+def list_credentials(output: OutputOption = OutputFormat.table) -> None:
+    """Credentials and the targets using them (never their secrets)."""
+    with connect() as client:
+        page = client.get("/credentials", limit=LIMIT)
+    show(
+        page,
+        output,
+        page["items"],
+        [
+            ("NAME", lambda row: row["name"]),
+            ("TYPE", lambda row: row["kind"]),
+            ("USERNAME", lambda row: row["username"]),
+            ("FINGERPRINT", lambda row: row["public_key_fingerprint"]),
+            ("ROTATED", lambda row: short_time(row["rotated_at"])),
+            ("TARGETS", lambda row: [target["name"] for target in row["targets"]]),
+        ],
+    )
+
+
+@credentials_app.command("rotate")
+@reports_errors
+def rotate(
+    reference: Name,
+    secret: Annotated[
+        list[str],
+        typer.Option(
+            "--secret",
+            "-s",
+            help="FIELD=env:VARIABLE or FIELD=file:PATH (e.g. password=env:NEW_PASSWORD).",
+        ),
+    ],
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Replace a credential's secret; the value is read from a variable or file, never from the
+    command line (which shell history and the process list keep)."""
+    fields: dict[str, str] = {}
+    for item in secret:
+        field, _, spec = item.partition("=")
+        source, _, value = spec.partition(":")
+        if not field or source not in ("env", "file") or not value:
+            raise CliError(f"--secret {field or item}: write FIELD=env:VARIABLE or FIELD=file:PATH")
+        resolved = resolve({source: value}, f"--secret {field}", Path.cwd(), allow_inline=False)
+        if resolved is not None:
+            fields[field] = resolved
+    with connect() as client:
+        credential = by_name(client, "/credentials", reference)
+        known = CREDENTIAL_SECRET_FIELDS.get(credential["kind"], ())
+        unknown = [field for field in fields if field not in known]
+        if unknown:
+            raise CliError(
+                f"a {credential['kind']} credential has no secret field {unknown[0]!r}",
+                [f"its fields: {', '.join(known)}"],
+            )
+        answer = client.post(f"/credentials/{credential['id']}/rotate", {"secret": fields})
+    if output is OutputFormat.json:
+        print_json(answer)
+    else:
+        typer.echo(f"credential {answer['name']}: secret rotated")
+
+
+@groups_app.command("list")
+@reports_errors
+def list_groups(output: OutputOption = OutputFormat.table) -> None:
+    """Target groups with their member counts."""
+    with connect() as client:
+        page = client.get("/target-groups", limit=LIMIT)
+    show(
+        page,
+        output,
+        page["items"],
+        [
+            ("NAME", lambda row: row["name"]),
+            ("MEMBERS", lambda row: row["member_count"]),
+            ("DESCRIPTION", lambda row: row["description"]),
+        ],
+    )
+
+
+@groups_app.command("show")
+@reports_errors
+def show_group(reference: Name, output: OutputOption = OutputFormat.table) -> None:
+    """One group and its member targets."""
+    with connect() as client:
+        group = by_name(client, "/target-groups", reference)
+        members = client.get("/targets", group=group["name"], limit=LIMIT)["items"]
+    if output is OutputFormat.json:
+        print_json({**group, "members": members})
+        return
+    typer.echo(f"group {group['name']}: {group['member_count']} member(s)")
+    show(
+        members,
+        output,
+        members,
+        [
+            ("TARGET", lambda row: row["name"]),
+            ("ADDRESS", lambda row: row["address"]),
+            ("PROTOCOL", lambda row: row["protocol"]),
+        ],
+    )
+
+
+@discovery_app.command("scan")
+@reports_errors
+def scan(
+    hosts: Annotated[list[str], typer.Argument(help="Addresses, ranges or CIDR blocks.")],
+    ports: Annotated[str | None, typer.Option(help="nmap port list, e.g. 22,5985.")] = None,
+    name: Annotated[str | None, typer.Option(help="The scan's name.")] = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Start a network scan; `discovery show ID` follows it."""
+    body: dict[str, Any] = {"hosts": hosts, "name": name}
+    if ports is not None:
+        body["ports"] = ports
+    with connect() as client:
+        answer = client.post("/discovery/scans", {k: v for k, v in body.items() if v is not None})
+    if output is OutputFormat.json:
+        print_json(answer)
+    else:
+        typer.echo(f"scan {answer['id']} started ({answer['status']})")
+
+
+@discovery_app.command("show")
+@reports_errors
+def show_scan(
+    scan_id: Annotated[str | None, typer.Argument(help="A scan's id; none lists scans.")] = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """A scan's hosts, or the list of scans."""
+    with connect() as client:
+        if scan_id is None:
+            page = client.get("/discovery/scans", limit=LIMIT)
+            show(
+                page,
+                output,
+                page["items"],
+                [
+                    ("ID", lambda row: row["id"]),
+                    ("NAME", lambda row: row["name"]),
+                    ("STATUS", lambda row: row["status"]),
+                    ("HOSTS", lambda row: row["hosts_found"]),
+                ],
+            )
+            return
+        detail = client.get(f"/discovery/scans/{scan_id}")
+    show(
+        detail,
+        output,
+        detail["hosts"],
+        [
+            ("ADDRESS", lambda row: row["address"]),
+            ("HOSTNAME", lambda row: row["hostname"]),
+            ("OS", lambda row: row["os_family"] or row["os_guess"]),
+            ("PORTS", lambda row: [port["port"] for port in row["open_ports"]]),
+        ],
+    )
+
+
+@discovery_app.command("import")
+@reports_errors
+def import_scan(
+    scan_id: Annotated[str, typer.Argument(help="The scan's id.")],
+    address: Annotated[
+        list[str] | None, typer.Option("--address", "-a", help="Only these; default all found.")
+    ] = None,
+    credential: Annotated[str | None, typer.Option(help="A credential's name.")] = None,
+    group: Annotated[list[str] | None, typer.Option("--group", "-g", help="Add to groups.")] = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Create targets from the hosts a scan found."""
+    with connect() as client:
+        addresses = address or [
+            host["address"] for host in client.get(f"/discovery/scans/{scan_id}")["hosts"]
+        ]
+        body: dict[str, Any] = {"addresses": addresses, "groups": group or []}
+        if credential is not None:
+            body["credential_id"] = by_name(client, "/credentials", credential)["id"]
+        answer = client.post(f"/discovery/scans/{scan_id}/import", body)
+    if output is OutputFormat.json:
+        print_json(answer)
+        return
+    typer.echo(
+        f"{len(answer['created'])} created, {len(answer['existing'])} existing, "
+        f"{len(answer['skipped'])} skipped"
+    )
+
+
+@channels_app.command("list")
+@reports_errors
+def list_channels(output: OutputOption = OutputFormat.table) -> None:
+    """Notification channels (URLs redacted)."""
+    with connect() as client:
+        page = client.get("/notification-channels", limit=LIMIT)
+    show(
+        page,
+        output,
+        page["items"],
+        [
+            ("NAME", lambda row: row["name"]),
+            ("SERVICE", lambda row: row["service"]),
+            ("URL", lambda row: row["url_redacted"]),
+        ],
+    )
+
+
+@channels_app.command("test")
+@reports_errors
+def test_channel(reference: Name, output: OutputOption = OutputFormat.table) -> None:
+    """Send a test message; exit 1 when it was not delivered."""
+    with connect() as client:
+        channel = by_name(client, "/notification-channels", reference)
+        answer = client.post(f"/notification-channels/{channel['id']}/test")
+    if output is OutputFormat.json:
+        print_json(answer)
+    else:
+        typer.echo(f"channel {channel['name']}: {answer['status']} {answer['detail']}".rstrip())
+    if not answer["ok"]:
+        raise typer.Exit(1)
+
+
+@tokens_app.command("list")
+@reports_errors
+def list_tokens(output: OutputOption = OutputFormat.table) -> None:
+    """Your API tokens (their values are shown once, when created)."""
+    with connect() as client:
+        page = client.get("/tokens", limit=LIMIT)
+    show(
+        page,
+        output,
+        page["items"],
+        [
+            ("ID", lambda row: row["id"]),
+            ("NAME", lambda row: row["name"]),
+            ("EXPIRES", lambda row: short_time(row["expires_at"])),
+            ("LAST USED", lambda row: short_time(row["last_used_at"])),
+            ("REVOKED", lambda row: short_time(row["revoked_at"])),
+        ],
+    )
+
+
+@tokens_app.command("revoke")
+@reports_errors
+def revoke_token(reference: Name) -> None:
+    """Revoke one of your tokens by id or name."""
+    with connect() as client:
+        token = by_name(client, "/tokens", reference)
+        client.request("DELETE", f"/tokens/{token['id']}")
+    typer.echo(f"token {token['name']} revoked")
+
+
+@users_app.command("list")
+@reports_errors
+def list_users(output: OutputOption = OutputFormat.table) -> None:
+    """Users and their roles."""
+    with connect() as client:
+        page = client.get("/users", limit=LIMIT)
+    show(
+        page,
+        output,
+        page["items"],
+        [
+            ("USERNAME", lambda row: row["username"]),
+            ("EMAIL", lambda row: row["email"]),
+            ("ROLE", lambda row: row["role"]),
+            ("DISABLED", lambda row: "yes" if row["disabled"] else ""),
+            ("LAST LOGIN", lambda row: short_time(row["last_login_at"])),
+        ],
+    )
