@@ -57,8 +57,8 @@ LAZY: dict[str, Lazy] = {
     # Clients of a running API.
     "login": Lazy("opsconductor.cli.login", "app", "Sign in; keep an API token.", "login"),
     "logout": Lazy("opsconductor.cli.login", "app", "Revoke the kept API token.", "logout"),
-    "apply": Lazy("opsconductor.cli.apply", "app", "Apply documents, in dependency order.", "apply"),
-    "export": Lazy("opsconductor.cli.apply", "app", "Write the configuration as documents.", "export"),
+    "apply": Lazy("opsconductor.cli.apply", "app", "Apply documents in dependency order.", "apply"),
+    "export": Lazy("opsconductor.cli.apply", "app", "Export the configuration.", "export"),
     "targets": Lazy("opsconductor.cli.apply", "targets_app", "The inventory: import targets."),
     "run": Lazy("opsconductor.cli.runs", "run_app", "Start, show, cancel or approve a run."),
     "runs": Lazy("opsconductor.cli.runs", "app", "List runs, newest first.", "runs"),

@@ -239,7 +239,7 @@ def list_channels(output: OutputOption = OutputFormat.table) -> None:
 
 @channels_app.command("test")
 @reports_errors
-def test_channel(reference: Name, output: OutputOption = OutputFormat.table) -> None:
+def send_test_message(reference: Name, output: OutputOption = OutputFormat.table) -> None:
     """Send a test message; exit 1 when it was not delivered."""
     with connect() as client:
         channel = by_name(client, "/notification-channels", reference)

@@ -40,13 +40,15 @@ def resolve(reference: Any, where: str, base: Path, allow_inline: bool) -> str |
         if not allow_inline:
             raise CliError(
                 f"{where} holds a secret inline",
-                ["name where it comes from: {file: PATH} or {env: VARIABLE}, "
-                 "or pass --allow-inline-secrets"],
+                [
+                    "name where it comes from: {file: PATH} or {env: VARIABLE}, "
+                    "or pass --allow-inline-secrets"
+                ],
             )
         return reference
     if not isinstance(reference, dict) or len(reference) != 1:
         raise CliError(f"{where} must be {{file: PATH}} or {{env: VARIABLE}}")
-    (source, value), = reference.items()
+    ((source, value),) = reference.items()
     if source == "env":
         found = os.environ.get(str(value))
         if found is None:

@@ -94,5 +94,3 @@ def check(
 ) -> None:
     """Ask every task queue to run one activity; exit non-zero if any queue did not answer."""
     exit_now(asyncio.run(run_probe(Settings(), wait)))
-
-
