@@ -26,11 +26,17 @@ app = typer.Typer()
 targets_app = typer.Typer(no_args_is_help=True, help="The inventory: import targets.")
 
 
+@targets_app.callback()
+def targets() -> None:
+    """The inventory: import targets. (A callback keeps `targets` a group of one command.)"""
+
+
 @dataclass(slots=True)
 class Planned:
     document: Document
     action: str  # create, update or unchanged
     fields: list[str]
+    id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +46,7 @@ class Planned:
             "fields": self.fields,
             "note": KINDS[self.document.kind].note,
             "source": self.document.source,
+            "id": self.id,
         }
 
 
@@ -110,7 +117,13 @@ def plan_one(document: Document, installation: Installation) -> Planned:
     fields = KINDS[document.kind].changed(document, installation)
     if fields is None:
         return Planned(document, "create", [])
-    return Planned(document, "update" if fields else "unchanged", fields)
+    action = "update" if fields else "unchanged"
+    return Planned(document, action, fields, id_of(document, installation))
+
+
+def id_of(document: Document, installation: Installation) -> str | None:
+    item = installation.items(document.kind).get(document.name)
+    return None if item is None else str(item["id"])
 
 
 def apply_one(planned: Planned, installation: Installation) -> None:
@@ -181,8 +194,10 @@ def apply(
             # ...then kind by kind: what a later kind names exists by the time it is sent.
             for planned in plans:
                 apply_one(planned, installation)
-                # Listed again when next needed: the ids of what was just created.
-                installation.forget(planned.document.kind)
+                if planned.action != "unchanged":
+                    # Listed again when next needed: the ids of what was just created.
+                    installation.forget(planned.document.kind)
+                    planned.id = id_of(planned.document, installation)
         results = plans
     report(results, output, dry_run)
 

@@ -20,6 +20,12 @@ channels_app = typer.Typer(no_args_is_help=True, help="Notification channels.")
 tokens_app = typer.Typer(no_args_is_help=True, help="Your API tokens.")
 users_app = typer.Typer(no_args_is_help=True, help="Users (through the API).")
 
+
+@users_app.callback()
+def users() -> None:
+    """Users (through the API). (A callback keeps `users` a group of one command.)"""
+
+
 Name = Annotated[str, typer.Argument(help="The name or id.")]
 
 
