@@ -2,13 +2,21 @@
 `credentials list|rotate`, `groups list|show`, `discovery scan|show|import`,
 `channels list|test`, `tokens list|revoke` and `users list`. Each takes `-o json`."""
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from opsconductor.cli.client import ApiClient, CliError, connect, reports_errors
-from opsconductor.cli.output import OutputFormat, OutputOption, print_json, short_time, show
+from opsconductor.cli.output import (
+    Column,
+    OutputFormat,
+    OutputOption,
+    print_json,
+    short_time,
+    show,
+)
 from opsconductor.cli.secret_refs import CREDENTIAL_SECRET_FIELDS, resolve
 
 LIMIT = 500
@@ -26,27 +34,32 @@ def users() -> None:
     """Users (through the API). (A callback keeps `users` a group of one command.)"""
 
 
+def show_list(path: str, output: OutputFormat, columns: Sequence[Column]) -> None:
+    """One page of a list endpoint, as a table or the API's JSON."""
+    with connect() as client:
+        page = client.get(path, limit=LIMIT)
+    show(page, output, page["items"], columns)
+
+
 Name = Annotated[str, typer.Argument(help="The name or id.")]
 
 
-def by_name(client: ApiClient, path: str, reference: str, key: str = "name") -> dict[str, Any]:
+def by_name(client: ApiClient, path: str, reference: str, noun: str) -> dict[str, Any]:
+    """An item of a list endpoint by id or name."""
     for item in client.get(path, limit=LIMIT)["items"]:
-        if reference in (str(item["id"]), item[key]):
+        if reference in (str(item["id"]), item["name"]):
             found: dict[str, Any] = item
             return found
-    raise CliError(f"nothing named {reference!r} at {path}")
+    raise CliError(f"no {noun} named {reference!r}")
 
 
 @credentials_app.command("list")
 @reports_errors
 def list_credentials(output: OutputOption = OutputFormat.table) -> None:
     """Credentials and the targets using them (never their secrets)."""
-    with connect() as client:
-        page = client.get("/credentials", limit=LIMIT)
-    show(
-        page,
+    show_list(
+        "/credentials",
         output,
-        page["items"],
         [
             ("NAME", lambda row: row["name"]),
             ("TYPE", lambda row: row["kind"]),
@@ -84,7 +97,7 @@ def rotate(
         if resolved is not None:
             fields[field] = resolved
     with connect() as client:
-        credential = by_name(client, "/credentials", reference)
+        credential = by_name(client, "/credentials", reference, "credential")
         known = CREDENTIAL_SECRET_FIELDS.get(credential["kind"], ())
         unknown = [field for field in fields if field not in known]
         if unknown:
@@ -103,12 +116,9 @@ def rotate(
 @reports_errors
 def list_groups(output: OutputOption = OutputFormat.table) -> None:
     """Target groups with their member counts."""
-    with connect() as client:
-        page = client.get("/target-groups", limit=LIMIT)
-    show(
-        page,
+    show_list(
+        "/target-groups",
         output,
-        page["items"],
         [
             ("NAME", lambda row: row["name"]),
             ("MEMBERS", lambda row: row["member_count"]),
@@ -122,7 +132,7 @@ def list_groups(output: OutputOption = OutputFormat.table) -> None:
 def show_group(reference: Name, output: OutputOption = OutputFormat.table) -> None:
     """One group and its member targets."""
     with connect() as client:
-        group = by_name(client, "/target-groups", reference)
+        group = by_name(client, "/target-groups", reference, "group")
         members = client.get("/targets", group=group["name"], limit=LIMIT)["items"]
     if output is OutputFormat.json:
         print_json({**group, "members": members})
@@ -214,7 +224,7 @@ def import_scan(
         ]
         body: dict[str, Any] = {"addresses": addresses, "groups": group or []}
         if credential is not None:
-            body["credential_id"] = by_name(client, "/credentials", credential)["id"]
+            body["credential_id"] = by_name(client, "/credentials", credential, "credential")["id"]
         answer = client.post(f"/discovery/scans/{scan_id}/import", body)
     if output is OutputFormat.json:
         print_json(answer)
@@ -229,12 +239,9 @@ def import_scan(
 @reports_errors
 def list_channels(output: OutputOption = OutputFormat.table) -> None:
     """Notification channels (URLs redacted)."""
-    with connect() as client:
-        page = client.get("/notification-channels", limit=LIMIT)
-    show(
-        page,
+    show_list(
+        "/notification-channels",
         output,
-        page["items"],
         [
             ("NAME", lambda row: row["name"]),
             ("SERVICE", lambda row: row["service"]),
@@ -248,7 +255,7 @@ def list_channels(output: OutputOption = OutputFormat.table) -> None:
 def send_test_message(reference: Name, output: OutputOption = OutputFormat.table) -> None:
     """Send a test message; exit 1 when it was not delivered."""
     with connect() as client:
-        channel = by_name(client, "/notification-channels", reference)
+        channel = by_name(client, "/notification-channels", reference, "channel")
         answer = client.post(f"/notification-channels/{channel['id']}/test")
     if output is OutputFormat.json:
         print_json(answer)
@@ -262,12 +269,9 @@ def send_test_message(reference: Name, output: OutputOption = OutputFormat.table
 @reports_errors
 def list_tokens(output: OutputOption = OutputFormat.table) -> None:
     """Your API tokens (their values are shown once, when created)."""
-    with connect() as client:
-        page = client.get("/tokens", limit=LIMIT)
-    show(
-        page,
+    show_list(
+        "/tokens",
         output,
-        page["items"],
         [
             ("ID", lambda row: row["id"]),
             ("NAME", lambda row: row["name"]),
@@ -283,7 +287,7 @@ def list_tokens(output: OutputOption = OutputFormat.table) -> None:
 def revoke_token(reference: Name) -> None:
     """Revoke one of your tokens by id or name."""
     with connect() as client:
-        token = by_name(client, "/tokens", reference)
+        token = by_name(client, "/tokens", reference, "token")
         client.request("DELETE", f"/tokens/{token['id']}")
     typer.echo(f"token {token['name']} revoked")
 
@@ -292,12 +296,9 @@ def revoke_token(reference: Name) -> None:
 @reports_errors
 def list_users(output: OutputOption = OutputFormat.table) -> None:
     """Users and their roles."""
-    with connect() as client:
-        page = client.get("/users", limit=LIMIT)
-    show(
-        page,
+    show_list(
+        "/users",
         output,
-        page["items"],
         [
             ("USERNAME", lambda row: row["username"]),
             ("EMAIL", lambda row: row["email"]),

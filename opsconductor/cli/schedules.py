@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from opsconductor.cli.client import ApiClient, CliError, connect, reports_errors
+from opsconductor.cli.client import ApiClient, connect, reports_errors
+from opsconductor.cli.operations import by_name
 from opsconductor.cli.output import OutputFormat, OutputOption, print_json, short_time, show
 
 app = typer.Typer(
@@ -20,11 +21,7 @@ Note = Annotated[str, typer.Option("--note", help="Why (shown on the schedule)."
 
 def schedule_of(client: ApiClient, reference: str) -> dict[str, Any]:
     """A schedule by id, or by name among the listed ones."""
-    for item in client.get("/schedules", limit=500)["items"]:
-        if reference in (item["id"], item["name"]):
-            found: dict[str, Any] = item
-            return found
-    raise CliError(f"no schedule named {reference!r}")
+    return by_name(client, "/schedules", reference, "schedule")
 
 
 @app.command("list")
