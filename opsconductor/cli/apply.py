@@ -1,12 +1,11 @@
-"""`opsconductor apply -f FILE` and `opsconductor targets import FILE`.
+"""`opsconductor apply -f FILE…`, `opsconductor export` and `opsconductor targets import FILE`.
 
-A file holds one or more YAML (or JSON) documents separated by `---`. `kind` says what each
-is: `job` (the default: a job document as in docs/jobs.md), `target` (one target, the fields of
-`POST /targets`), or `targets` (`items:`, a list of them). Applying is idempotent: a job
-whose document is unchanged gets no new version, and targets are upserted by name.
+A file holds one or more YAML (or JSON) documents separated by `---`; `kind` says what each
+is (docs/cli.md). Every document is planned first (create, update or unchanged, compared with
+what the API holds), then applied kind by kind in dependency order (kinds.KINDS), so a file
+may name a group or credential it also defines. `--dry-run` prints the plan and changes nothing.
 """
 
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,40 +16,37 @@ import typer
 import yaml
 
 from opsconductor.cli.client import ApiClient, CliError, connect, reports_errors
+from opsconductor.cli.kinds import KINDS, Document, Installation, import_targets
 from opsconductor.cli.output import OutputFormat, OutputOption, print_json, print_table, progress
 
-SUPPORTED_KINDS = ("job", "target", "targets")
+KIND_ALIASES = {"targets": "target"}
 MAX_NAME_MATCHES = 500
 
+app = typer.Typer()
 targets_app = typer.Typer(no_args_is_help=True, help="The inventory: import targets.")
 
 
-@dataclass(frozen=True, slots=True)
-class Document:
-    source: str
-    kind: str
-    body: Any
-
-    @property
-    def label(self) -> str:
-        return f"{self.source} ({self.kind})"
+@targets_app.callback()
+def targets() -> None:
+    """The inventory: import targets. (A callback keeps `targets` a group of one command.)"""
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
-    kind: str
-    name: str
-    result: str
+@dataclass(slots=True)
+class Planned:
+    document: Document
+    action: str  # create, update or unchanged
+    fields: list[str]
     id: str | None = None
-    version: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "kind": self.kind,
-            "name": self.name,
-            "result": self.result,
+            "kind": self.document.kind,
+            "name": self.document.name,
+            "result": self.action,
+            "fields": self.fields,
+            "note": KINDS[self.document.kind].note,
+            "source": self.document.source,
             "id": self.id,
-            "version": self.version,
         }
 
 
@@ -64,35 +60,38 @@ def read_text(path: str) -> str:
 
 
 def load_documents(path: str, default_kind: str = "job") -> list[Document]:
-    """Every document in the file, with its kind; unknown kinds stop before anything is sent."""
+    """Every document in the file, one per resource (`kind: targets` gives one per item);
+    unknown kinds stop before anything is sent."""
     try:
         raw = [item for item in yaml.safe_load_all(read_text(path)) if item is not None]
     except yaml.YAMLError as error:
         raise CliError(f"{path} is not valid YAML: {error}") from None
+    base = Path.cwd() if path == "-" else Path(path).resolve().parent
     documents = []
     for index, item in enumerate(raw, start=1):
         source = f"{path}#{index}" if len(raw) > 1 else path
         if isinstance(item, list):
-            documents.append(Document(source, "targets", item))
-            continue
+            item = {"kind": "targets", "items": item}
         if not isinstance(item, dict):
             raise CliError(f"{source}: a document must be a mapping, not {type(item).__name__}")
-        body: Any = dict(item)
-        kind = str(body.pop("kind", default_kind)).lower()
-        if kind not in SUPPORTED_KINDS:
+        body: dict[str, Any] = dict(item)
+        given = str(body.pop("kind", default_kind)).lower()
+        kind = KIND_ALIASES.get(given, given)
+        if kind not in KINDS:
             raise CliError(
-                f"{source}: unknown kind {kind!r}",
-                [
-                    f"supported: {', '.join(SUPPORTED_KINDS)} (a library is installed with "
-                    "`POST /libraries` or `opsconductor libraries install FILE`)"
-                ],
+                f"{source}: unknown kind {given!r}",
+                [f"supported: {', '.join([*KINDS, *KIND_ALIASES])}"],
             )
-        if kind == "targets":
+        if given == "targets":
             items = body.get("items")
             if not isinstance(items, list) or set(body) != {"items"}:
                 raise CliError(f"{source}: kind 'targets' takes one field, items: a list")
-            body = items
-        documents.append(Document(source, kind, body))
+            for position, row in enumerate(items):
+                if not isinstance(row, dict):
+                    raise CliError(f"{source}: items.{position} must be a mapping")
+                documents.append(Document(f"{source} items.{position}", kind, dict(row), base))
+            continue
+        documents.append(Document(source, kind, body, base))
     if not documents:
         raise CliError(f"{path} holds no document")
     return documents
@@ -106,89 +105,138 @@ def find_job_id(client: ApiClient, name: str) -> str | None:
     return None
 
 
-def validate_job(client: ApiClient, document: Document) -> None:
-    answer = client.post("/jobs/validate", document.body)
-    if not answer["valid"]:
-        raise CliError(
-            f"{document.source}: the job document is invalid",
-            [f"{item['path']}: {item['message']}" for item in answer["errors"]],
-        )
+def in_order(documents: Sequence[Document]) -> list[Document]:
+    order = list(KINDS)
+    return sorted(documents, key=lambda document: order.index(document.kind))
 
 
-def apply_job(client: ApiClient, document: Document) -> Applied:
-    name = str(document.body.get("name", ""))
-    existing = find_job_id(client, name)
-    if existing is None:
-        job = client.post("/jobs", document.body)
-        return Applied("job", name, "created", job["id"], job["version"])
-    response = client.request("PUT", f"/jobs/{existing}", json_body=document.body)
-    job = response.json()
-    changed = response.headers.get("X-OpsConductor-Changed") != "false"
-    return Applied("job", name, "updated" if changed else "unchanged", job["id"], job["version"])
+def plan_one(document: Document, installation: Installation) -> Planned:
+    if not document.name:
+        key = KINDS[document.kind].key
+        raise CliError(f"{document.source}: a {document.kind} needs `{key}`")
+    fields = KINDS[document.kind].changed(document, installation)
+    if fields is None:
+        return Planned(document, "create", [])
+    action = "update" if fields else "unchanged"
+    return Planned(document, action, fields, id_of(document, installation))
 
 
-def import_targets(client: ApiClient, rows: Any, media_type: str, source: str) -> list[Applied]:
-    content = rows.encode() if isinstance(rows, str) else _json_bytes(rows)
-    report = client.request(
-        "POST", "/targets/import", content=content, headers={"Content-Type": media_type}
-    ).json()
-    applied = [
-        Applied("target", row.get("name") or f"row {row['row']}", row["status"])
-        for row in report["rows"]
-    ]
-    failures = [
-        f"{source} row {row['row']} ({row.get('name') or '?'}): {problem['path'] or 'row'}: "
-        f"{problem['message']}"
-        for row in report["rows"]
-        for problem in row.get("errors", [])
-    ]
-    if failures:
-        raise CliError(f"{report['failed']} target(s) not imported", failures)
-    return applied
+def id_of(document: Document, installation: Installation) -> str | None:
+    item = installation.items(document.kind).get(document.name)
+    return None if item is None else str(item["id"])
 
 
-def _json_bytes(value: Any) -> bytes:
-    return json.dumps(value).encode()
+def apply_one(planned: Planned, installation: Installation) -> None:
+    handler = KINDS[planned.document.kind]
+    if planned.action == "create":
+        handler.create(planned.document, installation)
+    elif planned.action == "update":
+        handler.update(planned.document, planned.fields, installation)
 
 
-def report(results: Sequence[Applied], output: OutputFormat) -> None:
+def check_duplicates(documents: Sequence[Document]) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for document in documents:
+        key = (document.kind, document.name)
+        if key in seen:
+            raise CliError(
+                f"{document.source}: {document.kind} {document.name!r} is also in {seen[key]}"
+            )
+        seen[key] = document.source
+
+
+def report(results: Sequence[Planned], output: OutputFormat, dry_run: bool) -> None:
+    rows = [item.as_dict() for item in results]
     if output is OutputFormat.json:
-        print_json([item.as_dict() for item in results])
+        print_json({"dry_run": dry_run, "documents": rows})
         return
     print_table(
-        [item.as_dict() for item in results],
+        rows,
         [
             ("KIND", lambda row: row["kind"]),
             ("NAME", lambda row: row["name"]),
-            ("RESULT", lambda row: row["result"]),
-            ("VERSION", lambda row: row["version"]),
+            ("RESULT" if not dry_run else "PLAN", lambda row: row["result"]),
+            ("FIELDS", lambda row: row["fields"] or None),
+            ("NOTE", lambda row: row["note"] or None),
         ],
     )
+    if dry_run:
+        typer.echo("dry run: nothing was changed", err=True)
 
 
+@app.command()
 @reports_errors
 def apply(
     files: Annotated[
         list[str],
         typer.Option("--file", "-f", help="A YAML/JSON file of documents, or - for stdin."),
     ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; change nothing.")
+    ] = False,
+    allow_inline_secrets: Annotated[
+        bool,
+        typer.Option(help="Accept secrets written in the file rather than {file:} / {env:}."),
+    ] = False,
     output: OutputOption = OutputFormat.table,
 ) -> None:
-    """Create or update jobs and targets from files; unchanged documents change nothing."""
-    documents = [document for path in files for document in load_documents(path)]
-    results: list[Applied] = []
+    """Create or update what the documents describe, in dependency order; unchanged documents
+    change nothing."""
+    documents = in_order([document for path in files for document in load_documents(path)])
+    check_duplicates(documents)
+    results: list[Planned] = []
     with connect() as client, progress("applying…"):
-        # Every job is validated before anything is saved, so a bad file changes nothing.
-        for document in documents:
-            if document.kind == "job":
-                validate_job(client, document)
-        for document in documents:
-            if document.kind == "job":
-                results.append(apply_job(client, document))
-            else:
-                rows = document.body if document.kind == "targets" else [document.body]
-                results += import_targets(client, rows, "application/json", document.source)
-    report(results, output)
+        installation = Installation(client, allow_inline_secrets)
+        # Jobs are validated and every document compared before anything is saved, so a bad
+        # job or a missing reference in the files changes nothing...
+        plans = [plan_one(document, installation) for document in documents]
+        if not dry_run:
+            # ...then kind by kind: what a later kind names exists by the time it is sent.
+            for planned in plans:
+                apply_one(planned, installation)
+                if planned.action != "unchanged":
+                    # Listed again when next needed: the ids of what was just created.
+                    installation.forget(planned.document.kind)
+                    planned.id = id_of(planned.document, installation)
+        results = plans
+    report(results, output, dry_run)
+
+
+@app.command()
+@reports_errors
+def export(
+    output_file: Annotated[
+        str | None, typer.Option("--output-file", "-o", help="Write here instead of stdout.")
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--kind", "-k", help=f"Only these kinds ({', '.join(KINDS)}); repeatable."),
+    ] = None,
+) -> None:
+    """Write the installation's configuration as documents `apply` takes; secrets as
+    `{env: OPSCONDUCTOR_SECRET_<NAME>_<FIELD>}` references."""
+    chosen = [KIND_ALIASES.get(item.lower(), item.lower()) for item in kind or KINDS]
+    unknown = [item for item in chosen if item not in KINDS]
+    if unknown:
+        raise CliError(f"unknown kind {unknown[0]!r}", [f"supported: {', '.join(KINDS)}"])
+    documents: list[dict[str, Any]] = []
+    with connect() as client, progress("exporting…"):
+        installation = Installation(client)
+        for name, handler in KINDS.items():
+            if name in chosen:
+                documents += [
+                    {"kind": name, **handler.document(item, installation)}
+                    for _, item in sorted(installation.items(name).items())
+                ]
+    text = yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True)
+    if output_file is None:
+        sys.stdout.write(text)
+        return
+    try:
+        Path(output_file).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise CliError(f"cannot write {output_file}: {error}") from None
+    typer.echo(f"{len(documents)} document(s) written to {output_file}", err=True)
 
 
 @targets_app.command("import")
@@ -200,13 +248,25 @@ def import_command(
     """Upsert targets by name from CSV (the API's columns), JSON or YAML (a list of targets)."""
     with connect() as client, progress("importing…"):
         if file.lower().endswith(".csv"):
-            results = import_targets(client, read_text(file), "text/csv", file)
+            rows = import_targets(client, read_text(file), file, "text/csv")
         else:
             documents = load_documents(file, default_kind="target")
-            results = []
-            for document in documents:
-                if document.kind == "job":
-                    raise CliError(f"{document.source}: a job, not targets; use `apply -f`")
-                rows = document.body if document.kind == "targets" else [document.body]
-                results += import_targets(client, rows, "application/json", document.source)
-    report(results, output)
+            wrong = [document for document in documents if document.kind != "target"]
+            if wrong:
+                raise CliError(f"{wrong[0].source}: a {wrong[0].kind}, not targets; use `apply -f`")
+            rows = import_targets(client, [document.body for document in documents], file)
+    results = [
+        {"kind": "target", "name": row.get("name") or f"row {row['row']}", "result": row["status"]}
+        for row in rows
+    ]
+    if output is OutputFormat.json:
+        print_json(results)
+        return
+    print_table(
+        results,
+        [
+            ("KIND", lambda row: row["kind"]),
+            ("NAME", lambda row: row["name"]),
+            ("RESULT", lambda row: row["result"]),
+        ],
+    )

@@ -18,7 +18,8 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 import httpx
 import typer
 
-from opsconductor.api.deps import API_PREFIX
+# The API's path prefix (api/deps.API_PREFIX), not imported: that would load the server.
+API_PREFIX = "/api/v1"
 
 URL_VARIABLE = "OPSCONDUCTOR_URL"
 TOKEN_VARIABLE = "OPSCONDUCTOR_TOKEN"  # noqa: S105 - the variable's name, not a token

@@ -1,23 +1,27 @@
 """`opsconductor credentials …`: list credentials with who may use them; grant and revoke use
 (docs/security.md). Grants are managed by admins through the API, like every change here."""
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from opsconductor.cli.client import ApiClient, CliError, connect, reports_errors
-from opsconductor.cli.output import OutputFormat, OutputOption, print_json, show
-from opsconductor.models.credential import GRANTABLE_ROLES, GrantsPublic
-from opsconductor.models.user import Role
+from opsconductor.cli.output import OutputFormat, OutputOption, print_json, short_time, show
+from opsconductor.cli.secret_refs import CREDENTIAL_SECRET_FIELDS, resolve
 
-app = typer.Typer(no_args_is_help=True, help="List credentials; grant and revoke their use.")
+app = typer.Typer(
+    no_args_is_help=True, help="List credentials, rotate a secret, grant and revoke its use."
+)
 
 CredentialName = Annotated[str, typer.Argument(help="The credential's name or id.")]
 UserOption = Annotated[
     str | None, typer.Option("--user", help="A username: that user may use the credential.")
 ]
+# The roles a grant may name: admins use every credential without one.
+GRANTABLE_ROLES = ("operator", "viewer")
 RoleOption = Annotated[
-    Role | None,
+    str | None,
     typer.Option("--role", help="operator or viewer: users of that role or above may use it."),
 ]
 PAGE = 500
@@ -37,7 +41,11 @@ def _listed(client: ApiClient, path: str, reference: str, *keys: str) -> dict[st
 
 
 def _grantees(grants: dict[str, Any]) -> str:
-    return GrantsPublic.model_validate(grants).summary()
+    """One line: `user:olivia, role:operator` (the API's GrantsPublic, read without importing
+    the server's models, which would slow every client command down)."""
+    grantees = [f"user:{user['username']}" for user in grants["users"]]
+    grantees += [f"role:{role}" for role in grants["roles"]]
+    return ", ".join(grantees) or "admins only"
 
 
 @app.command("list")
@@ -53,13 +61,16 @@ def list_credentials(output: OutputOption = OutputFormat.table) -> None:
         [
             ("NAME", lambda row: row["name"]),
             ("KIND", lambda row: row["kind"]),
+            ("USERNAME", lambda row: row["username"]),
+            ("ROTATED", lambda row: short_time(row["rotated_at"])),
+            ("TARGETS", lambda row: [target["name"] for target in row["targets"]]),
             ("USABLE BY", lambda row: _grantees(row["grants"])),
         ],
     )
 
 
 def _change(
-    reference: str, user: str | None, role: Role | None, add: bool, output: OutputFormat
+    reference: str, user: str | None, role: str | None, add: bool, output: OutputFormat
 ) -> None:
     if (user is None) == (role is None):
         raise CliError("give exactly one of --user or --role")
@@ -70,11 +81,11 @@ def _change(
         grants = client.get(f"/credentials/{credential['id']}/grants")
         users = {item["id"] for item in grants["users"]}
         roles = set(grants["roles"])
-        if user is not None:
-            user_id = _listed(client, "/users", user, "username")["id"]
-            users = users | {user_id} if add else users - {user_id}
-        else:
+        if role is not None:
             roles = roles | {role} if add else roles - {role}
+        else:
+            user_id = _listed(client, "/users", str(user), "username")["id"]
+            users = users | {user_id} if add else users - {user_id}
         answer = client.request(
             "PUT",
             f"/credentials/{credential['id']}/grants",
@@ -108,3 +119,44 @@ def revoke(
 ) -> None:
     """Take a grant back; runs that have not yet decrypted the credential are refused."""
     _change(reference, user, role, False, output)
+
+
+@app.command("rotate")
+@reports_errors
+def rotate(
+    reference: CredentialName,
+    secret: Annotated[
+        list[str],
+        typer.Option(
+            "--secret",
+            "-s",
+            help="FIELD=env:VARIABLE or FIELD=file:PATH (e.g. password=env:NEW_PASSWORD).",
+        ),
+    ],
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Replace a credential's secret; the value is read from a variable or file, never from the
+    command line (which shell history and the process list keep)."""
+    fields: dict[str, str] = {}
+    for item in secret:
+        field, _, spec = item.partition("=")
+        source, _, value = spec.partition(":")
+        if not field or source not in ("env", "file") or not value:
+            raise CliError(f"--secret {field or item}: write FIELD=env:VARIABLE or FIELD=file:PATH")
+        resolved = resolve({source: value}, f"--secret {field}", Path.cwd(), allow_inline=False)
+        if resolved is not None:
+            fields[field] = resolved
+    with connect() as client:
+        credential = _listed(client, "/credentials", reference, "name")
+        known = CREDENTIAL_SECRET_FIELDS.get(credential["kind"], ())
+        unknown = [field for field in fields if field not in known]
+        if unknown:
+            raise CliError(
+                f"a {credential['kind']} credential has no secret field {unknown[0]!r}",
+                [f"its fields: {', '.join(known)}"],
+            )
+        answer = client.post(f"/credentials/{credential['id']}/rotate", {"secret": fields})
+    if output is OutputFormat.json:
+        print_json(answer)
+    else:
+        typer.echo(f"credential {answer['name']}: secret rotated")

@@ -80,3 +80,8 @@ def logout() -> None:
                 typer.echo(f"warning: the token was not revoked: {error.message}", err=True)
     forget_stored_login()
     typer.echo(f"signed out of {stored.url}")
+
+
+app = typer.Typer()
+app.command()(login)
+app.command()(logout)

@@ -1,112 +1,117 @@
-"""The `opsconductor` command: run the processes, migrate, and check the stack."""
+"""The `opsconductor` command: run the processes, migrate, and check the stack; and the
+clients of a running API (docs/cli.md).
 
-import asyncio
-from typing import Annotated
+Commands are imported when they run, not before: `--help` and the client commands load
+neither the server (FastAPI, SQLAlchemy) nor Temporal's SDK nor asyncssh, so they start at
+once (tests/unit/test_cli_imports.py counts what they import).
+"""
+
+import importlib
+from typing import Any
 
 import typer
-import uvicorn
 
-from opsconductor.api.app import create_app
-from opsconductor.cli import apply, credentials, login, runs, schedules
-from opsconductor.cli.check import run_probe
-from opsconductor.cli.failures import exit_now, fail_on_configuration_errors, require_free_port
-from opsconductor.cli.keys import app as keys_app
-from opsconductor.cli.libraries import app as libraries_app
-from opsconductor.cli.up import bring_up
-from opsconductor.cli.users import app as users_app
-from opsconductor.config import Settings
-from opsconductor.contracts.queues import ALL_QUEUES, TaskQueue
-from opsconductor.db import database_url
-from opsconductor.logging import configure_logging
-from opsconductor.schema import upgrade_to_head
-from opsconductor.security.keys import load_process_keys
-from opsconductor.temporal.client import connect
-from opsconductor.temporal.search_attributes import ensure_search_attributes
-from opsconductor.worker.main import run_workers
-
-app = typer.Typer(no_args_is_help=True, help="OpsConductor: durable automation for operations.")
-app.add_typer(users_app, name="user")
-app.add_typer(keys_app, name="keys")
-app.add_typer(libraries_app, name="libraries")
-app.add_typer(schedules.app, name="schedules")
+# typer vendors its own click; its Context and Command are the ones TyperGroup takes.
+from typer._click.core import Command, Context
+from typer.core import TyperCommand, TyperGroup
 
 
-@app.command()
-@fail_on_configuration_errors
-def up() -> None:
-    """Start the whole stack on this machine: PostgreSQL, Temporal, the API and a worker."""
-    raise typer.Exit(bring_up(Settings()))
+class Lazy:
+    """A command or group that lives in `module`: `attribute` is its Typer app, and `command`
+    names one command of that app when the entry is a single command."""
+
+    def __init__(self, module: str, attribute: str, help: str, command: str | None = None):
+        self.module = module
+        self.attribute = attribute
+        self.help = help
+        self.command = command
+
+    def load(self, name: str) -> Command:
+        sub_app = getattr(importlib.import_module(self.module), self.attribute)
+        group = typer.main.get_command(sub_app)
+        if self.command is not None:
+            # An app of one command is that command (typer makes no group of it).
+            commands = getattr(group, "commands", {self.command: group})
+            found: Command = commands[self.command]
+            return found
+        group.name = name
+        group.help = group.help or self.help
+        return group
 
 
-@app.command()
-@fail_on_configuration_errors
-def api() -> None:
-    """Run the REST API (uses OPSCONDUCTOR_DATABASE_URL and OPSCONDUCTOR_TEMPORAL_ADDRESS)."""
-    settings = Settings()
-    configure_logging(settings, service="api")
-    load_process_keys(settings)
-    require_free_port(settings.api_host, settings.api_port, "OPSCONDUCTOR_API_PORT")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        server_header=False,
-        timeout_graceful_shutdown=15,
-        # uvicorn believes X-Forwarded-For from loopback by default (or FORWARDED_ALLOW_IPS):
-        # only the proxies named in our setting are believed, none by default.
-        proxy_headers=bool(settings.forwarded_allow_ips),
-        forwarded_allow_ips=settings.forwarded_allow_ips or None,
-    )
+SERVER = "opsconductor.cli.server"
+LAZY: dict[str, Lazy] = {
+    # The server and its repair commands.
+    "up": Lazy(SERVER, "app", "Start the whole stack on this machine.", "up"),
+    "api": Lazy(SERVER, "app", "Run the REST API.", "api"),
+    "worker": Lazy(SERVER, "app", "Run a Temporal worker for the chosen task queues.", "worker"),
+    "migrate": Lazy(SERVER, "app", "Bring the database schema to the newest migration.", "migrate"),
+    "check": Lazy(SERVER, "app", "Ask every task queue to run one activity.", "check"),
+    "user": Lazy(
+        "opsconductor.cli.users", "app", "Create users, set passwords, disable users (database)."
+    ),
+    "keys": Lazy("opsconductor.cli.keys", "app", "Manage the vault's master keys."),
+    "libraries": Lazy(
+        "opsconductor.cli.libraries", "app", "Install, disable and remove step libraries."
+    ),
+    # Clients of a running API.
+    "login": Lazy("opsconductor.cli.login", "app", "Sign in; keep an API token.", "login"),
+    "logout": Lazy("opsconductor.cli.login", "app", "Revoke the kept API token.", "logout"),
+    "apply": Lazy("opsconductor.cli.apply", "app", "Apply documents in dependency order.", "apply"),
+    "export": Lazy("opsconductor.cli.apply", "app", "Export the configuration.", "export"),
+    "targets": Lazy("opsconductor.cli.apply", "targets_app", "The inventory: import targets."),
+    "run": Lazy("opsconductor.cli.runs", "run_app", "Start, show, cancel or approve a run."),
+    "runs": Lazy("opsconductor.cli.runs", "app", "List runs, newest first.", "runs"),
+    "schedules": Lazy(
+        "opsconductor.cli.schedules", "app", "List, pause, resume and trigger schedules."
+    ),
+    "credentials": Lazy(
+        "opsconductor.cli.credentials",
+        "app",
+        "List credentials, rotate a secret, grant and revoke its use.",
+    ),
+    "groups": Lazy("opsconductor.cli.operations", "groups_app", "Target groups."),
+    "discovery": Lazy(
+        "opsconductor.cli.operations", "discovery_app", "Scan networks, import what was found."
+    ),
+    "channels": Lazy("opsconductor.cli.operations", "channels_app", "Notification channels."),
+    "tokens": Lazy("opsconductor.cli.operations", "tokens_app", "Your API tokens."),
+    "users": Lazy("opsconductor.cli.operations", "users_app", "Users (through the API)."),
+}
 
 
-@app.command()
-@fail_on_configuration_errors
-def worker(
-    queue: Annotated[
-        list[TaskQueue] | None,
-        typer.Option("--queue", "-q", help="Task queue to serve; repeat for more. Default: all."),
-    ] = None,
-) -> None:
-    """Run a Temporal worker for the chosen task queues."""
-    settings = Settings()
-    configure_logging(settings, service="worker")
-    load_process_keys(settings)
-    asyncio.run(run_workers(settings, queue or list(ALL_QUEUES)))
-    exit_now(0)
+class LazyGroup(TyperGroup):
+    """Lists every command from LAZY's one-line help, and imports a command's module only when
+    that command is invoked (or asked for its own --help)."""
+
+    _listing = False
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return list(LAZY)
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        entry = LAZY.get(cmd_name)
+        if entry is None:
+            return None
+        if self._listing:
+            return TyperCommand(cmd_name, help=entry.help)
+        return entry.load(cmd_name)
+
+    def format_help(self, ctx: Context, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
 
 
-@app.command()
-@fail_on_configuration_errors
-def migrate() -> None:
-    """Bring the database schema to the newest migration."""
-    settings = Settings()
-    configure_logging(settings, service="migrate")
-    upgrade_to_head(database_url(settings))
-    typer.echo("database schema is up to date")
-    if settings.temporal_address is not None:
-        added = asyncio.run(_register_search_attributes(settings))
-        typer.echo(f"Temporal search attributes registered: {', '.join(added) or 'none missing'}")
+app = typer.Typer(
+    cls=LazyGroup,
+    no_args_is_help=True,
+    help="OpsConductor: durable automation for operations.",
+)
 
 
-async def _register_search_attributes(settings: Settings) -> list[str]:
-    return await ensure_search_attributes(await connect(settings))
-
-
-@app.command()
-@fail_on_configuration_errors
-def check(
-    wait: Annotated[float, typer.Option(help="Seconds a queue may take to answer.")] = 10.0,
-) -> None:
-    """Ask every task queue to run one activity; exit non-zero if any queue did not answer."""
-    exit_now(asyncio.run(run_probe(Settings(), wait)))
-
-
-# Clients of a running API (docs/cli.md); the commands above run or manage the server itself.
-app.command()(login.login)
-app.command()(login.logout)
-app.command()(apply.apply)
-app.add_typer(runs.run_app, name="run")
-app.command()(runs.runs)
-app.add_typer(apply.targets_app, name="targets")
-app.add_typer(credentials.app, name="credentials")
+@app.callback()
+def main() -> None:
+    """OpsConductor: durable automation for operations."""

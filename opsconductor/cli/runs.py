@@ -343,3 +343,7 @@ def runs(
     )
     if output is OutputFormat.table and page["total"] > offset + len(page["items"]):
         typer.echo(f"{page['total']} runs in all; see more with --offset", err=True)
+
+
+app = typer.Typer()
+app.command()(runs)

@@ -5,17 +5,10 @@ import asyncio
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.exc import DBAPIError
 
-from opsconductor.api.background import reconcile
-from opsconductor.cli.client import ApiClient, CliError, connect, reports_errors
-from opsconductor.cli.failures import fail, fail_on_configuration_errors
+from opsconductor.cli.client import ApiClient, connect, reports_errors
+from opsconductor.cli.operations import by_name
 from opsconductor.cli.output import OutputFormat, OutputOption, print_json, short_time, show
-from opsconductor.config import Settings
-from opsconductor.db import create_engine, create_sessionmaker
-from opsconductor.errors import DependencyUnavailable
-from opsconductor.services.schedule_reconciler import ReconcileReport
-from opsconductor.temporal.client import connect as connect_temporal
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -28,11 +21,7 @@ Note = Annotated[str, typer.Option("--note", help="Why (shown on the schedule)."
 
 def schedule_of(client: ApiClient, reference: str) -> dict[str, Any]:
     """A schedule by id, or by name among the listed ones."""
-    for item in client.get("/schedules", limit=500)["items"]:
-        if reference in (item["id"], item["name"]):
-            found: dict[str, Any] = item
-            return found
-    raise CliError(f"no schedule named {reference!r}")
+    return by_name(client, "/schedules", reference, "schedule")
 
 
 @app.command("list")
@@ -91,9 +80,25 @@ def trigger(reference: ScheduleRef, output: OutputOption = OutputFormat.table) -
 
 
 @app.command("reconcile")
-@fail_on_configuration_errors
 def reconcile_command() -> None:
     """Create missing, fix changed and delete extra Temporal schedules (idempotent)."""
+    # The server's modules, imported here so the client commands above start without them.
+    from opsconductor.cli.failures import fail_on_configuration_errors
+
+    fail_on_configuration_errors(_reconcile)()
+
+
+def _reconcile() -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from opsconductor.api.background import reconcile
+    from opsconductor.cli.failures import fail
+    from opsconductor.config import Settings
+    from opsconductor.db import create_engine, create_sessionmaker
+    from opsconductor.errors import DependencyUnavailable
+    from opsconductor.services.schedule_reconciler import ReconcileReport
+    from opsconductor.temporal.client import connect as connect_temporal
+
     settings = Settings()
 
     async def main() -> ReconcileReport:

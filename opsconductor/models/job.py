@@ -77,3 +77,6 @@ class JobVersionPublic(SQLModel):
 class ValidationAnswer(SQLModel):
     valid: bool
     errors: list[dict[str, str]]
+    # The document as a save would store it (defaults written out, library steps expanded):
+    # `apply --dry-run` compares it with the saved version.
+    document: dict[str, Any] | None = None

@@ -12,11 +12,11 @@ from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opsconductor.errors import Conflict, FieldProblem, InputInvalid, NotFound
+from opsconductor.errors import Conflict, InputInvalid, NotFound
 from opsconductor.jobspec.document import JobDocument
 from opsconductor.jobspec.expansion import JobCheck, LibraryPin, check_job, referenced_libraries
 from opsconductor.models.base import utcnow
-from opsconductor.models.job import Job, JobPublic, JobVersion
+from opsconductor.models.job import Job, JobPublic, JobVersion, ValidationAnswer
 from opsconductor.models.page import Page
 from opsconductor.services import credential_grants
 from opsconductor.services.credential_grants import Requester
@@ -74,15 +74,21 @@ class _Stored:
         )
 
 
-async def validation_problems(
-    session: AsyncSession, raw: Any, requester: Requester
-) -> list[FieldProblem]:
+async def validate(session: AsyncSession, raw: Any, requester: Requester) -> ValidationAnswer:
     """What `POST /jobs/validate` answers: the document's problems, and once it is valid, the
-    credentials it names that the requester may not use."""
+    credentials it names that the requester may not use, with the document as a save would
+    store it (so `apply --dry-run` compares what the server would keep)."""
     report = (await check(session, raw)).report
     if not report.valid or report.document is None:
-        return list(report.problems)
-    return await credential_grants.document_problems(session, requester, report.document)
+        problems, document = list(report.problems), None
+    else:
+        problems = await credential_grants.document_problems(session, requester, report.document)
+        document = report.document.model_dump(mode="json", by_alias=True)
+    return ValidationAnswer(
+        valid=not problems,
+        errors=[{"path": item.path, "message": item.message} for item in problems],
+        document=document,
+    )
 
 
 async def checked(

@@ -220,12 +220,11 @@ def test_apply_is_idempotent_and_run_follow_streams_and_exits_with_the_outcome(
     )
 
     first = cli.ok("apply", "-f", str(job), "-o", "json")
-    assert [(row["name"], row["result"], row["version"]) for row in json.loads(first.stdout)] == [
-        ("greet", "created", 1)
-    ]
+    documents = json.loads(first.stdout)["documents"]
+    assert [(row["name"], row["result"]) for row in documents] == [("greet", "create")]
     again = cli.ok("apply", "-f", str(job))
     assert "unchanged" in again.stdout, shown(again)
-    job_id = json.loads(first.stdout)[0]["id"]
+    job_id = cli.api("GET", "/jobs", params={"q": "greet"}).json()["items"][0]["id"]
     assert cli.api("GET", f"/jobs/{job_id}/versions").json()["total"] == 1
 
     followed = cli("run", "greet", "-p", "who=cli", "-p", "times=3", "--follow")
@@ -237,8 +236,8 @@ def test_apply_is_idempotent_and_run_follow_streams_and_exits_with_the_outcome(
     # A failing run: the exit code follows it.
     job.write_text(job_yaml("greet", "echo about to fail; exit 7"))
     changed = cli.ok("apply", "-f", str(job), "-o", "json")
-    assert json.loads(changed.stdout)[0]["result"] == "updated"
-    assert json.loads(changed.stdout)[0]["version"] == 2
+    assert json.loads(changed.stdout)["documents"][0]["result"] == "update"
+    assert cli.api("GET", f"/jobs/{job_id}").json()["version"] == 2
     failing = cli("run", "greet", "--follow", "-o", "json")
     assert failing.returncode == EXIT_RUN_FAILED, shown(failing, cli.stack)
     events = [json.loads(line) for line in failing.stdout.splitlines()]
@@ -271,11 +270,18 @@ def test_apply_reports_problems_by_path_and_refuses_unknown_kinds(cli: Cli, tmp_
     assert result.returncode == 1, shown(result)
     assert "steps.0.action" in result.stderr, shown(result)
 
-    library = tmp_path / "library.yaml"
-    library.write_text("kind: library\nname: tools\n")
-    refused = cli("apply", "-f", str(library))
+    # A broken job in the same files as a good one: nothing of either is saved.
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text(
+        "kind: group\nname: tools\n---\n" + invalid.read_text() + "---\nkind: playbook\n"
+    )
+    refused = cli("apply", "-f", str(mixed))
     assert refused.returncode == 1, shown(refused)
-    assert "unknown kind 'library'" in refused.stderr, shown(refused)
+    assert "unknown kind 'playbook'" in refused.stderr, shown(refused)
+    mixed.write_text("kind: group\nname: tools\n---\n" + invalid.read_text())
+    refused = cli("apply", "-f", str(mixed))
+    assert refused.returncode == 1, shown(refused)
+    assert cli.api("GET", "/target-groups").json()["total"] == 0
     for name in ("broken", "tools"):
         assert cli.api("GET", "/jobs", params={"q": name}).json()["total"] == 0
 
@@ -340,7 +346,7 @@ async def test_metrics_move_and_the_request_id_reaches_the_worker_logs(
     cli = operator_cli
     job = tmp_path / "metered.yaml"
     job.write_text(job_yaml("metered", "echo metered"))
-    job_id = json.loads(cli.ok("apply", "-f", str(job), "-o", "json").stdout)[0]["id"]
+    job_id = json.loads(cli.ok("apply", "-f", str(job), "-o", "json").stdout)["documents"][0]["id"]
 
     before = metric_samples(httpx.get(f"{cli.stack.url}/metrics").text)
     request_id = f"e2e-{secrets.token_hex(8)}"
@@ -428,7 +434,7 @@ def test_schedules_are_listed_paused_resumed_and_triggered(
     cli = operator_cli
     job = tmp_path / "nightly.yaml"
     job.write_text(job_yaml("nightly", "echo nightly"))
-    applied = json.loads(cli.ok("apply", "-f", str(job), "-o", "json").stdout)
+    applied = json.loads(cli.ok("apply", "-f", str(job), "-o", "json").stdout)["documents"]
     created = cli.api(
         "POST",
         "/schedules",

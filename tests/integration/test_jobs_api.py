@@ -37,7 +37,10 @@ async def test_the_examples_validate_through_the_api(
         api("/jobs/validate"), json=yaml.safe_load(path.read_text()), headers=operator.headers
     )
     assert answer.status_code == 200
-    assert answer.json() == {"valid": True, "errors": []}
+    body = answer.json()
+    assert (body["valid"], body["errors"]) == (True, [])
+    # The answer carries the document as a save would store it.
+    assert body["document"]["name"] == path.stem
 
 
 async def test_validate_names_every_problem_by_path(

@@ -27,17 +27,18 @@ def test_a_file_holds_jobs_and_targets_in_order(tmp_path: Path) -> None:
     assert [(d.kind, d.source) for d in documents] == [
         ("job", f"{path}#1"),
         ("target", f"{path}#2"),
-        ("targets", f"{path}#3"),
+        ("target", f"{path}#3 items.0"),
     ]
     # `kind` is the CLI's: the API's job document has no such field.
     assert documents[0].body == {"name": "first", "steps": []}
-    assert documents[2].body == [{"name": "web-2", "address": "10.0.0.2"}]
+    # `kind: targets` is one document per item, each planned and reported on its own.
+    assert documents[2].body == {"name": "web-2", "address": "10.0.0.2"}
 
 
 def test_unknown_kinds_and_broken_files_are_named(tmp_path: Path) -> None:
     path = tmp_path / "lib.yaml"
-    path.write_text("name: a\n---\nkind: library\nname: tools\n")
-    with pytest.raises(CliError, match=r"lib.yaml#2: unknown kind 'library'"):
+    path.write_text("name: a\n---\nkind: playbook\nname: tools\n")
+    with pytest.raises(CliError, match=r"lib.yaml#2: unknown kind 'playbook'"):
         load_documents(str(path))
     path.write_text("name: [unclosed\n")
     with pytest.raises(CliError, match="is not valid YAML"):

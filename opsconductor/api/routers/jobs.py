@@ -25,11 +25,7 @@ DocumentBody = Annotated[dict[str, Any], Body(description="A job document (see d
 async def validate_job(
     document: DocumentBody, principal: JobAuthor, session: SessionDep
 ) -> ValidationAnswer:
-    problems = await jobs.validation_problems(session, document, Requester.of(principal))
-    return ValidationAnswer(
-        valid=not problems,
-        errors=[{"path": item.path, "message": item.message} for item in problems],
-    )
+    return await jobs.validate(session, document, Requester.of(principal))
 
 
 @router.post("", name="job.create", response_model=JobPublic, status_code=201)
