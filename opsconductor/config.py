@@ -5,6 +5,7 @@ import binascii
 from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Self
 
@@ -24,6 +25,45 @@ WELL_KNOWN_SECRETS = frozenset(
 MIN_SECRET_KEY_LENGTH = 32
 MIN_SECRET_KEY_DISTINCT = 10
 MIN_MASTER_KEY_DISTINCT_BYTES = 16
+
+
+# Where http.request never connects unless an operator says otherwise (docs/security.md,
+# "Egress from http.request"): link-local (cloud metadata services answer at 169.254.169.254),
+# the other cloud metadata addresses, "this network" (0.0.0.0 reaches the host itself),
+# unspecified, broadcast and multicast. Loopback and private ranges stay reachable by default:
+# a worker's own host and its LAN are where many internal services live.
+DEFAULT_HTTP_DENIED_NETWORKS: tuple[IPv4Network | IPv6Network, ...] = tuple(
+    ip_network(network)
+    for network in (
+        "169.254.0.0/16",
+        "fe80::/10",
+        "fd00:ec2::254/128",  # AWS's IPv6 metadata address, outside fe80::/10
+        "100.100.100.200/32",  # Alibaba Cloud's metadata address
+        "0.0.0.0/8",
+        "::/128",
+        "255.255.255.255/32",
+        "224.0.0.0/4",
+        "ff00::/8",
+    )
+)
+
+
+def dns_server(entry: str) -> tuple[str, int]:
+    """An http.request DNS server, `address`, `address:port` or `[v6 address]:port`, as
+    (address, port); ValueError names what is wrong."""
+    address, port = entry, "53"
+    if entry.startswith("["):
+        address, _, rest = entry[1:].partition("]")
+        port = rest.removeprefix(":") or "53"
+    elif entry.count(":") == 1:
+        address, port = entry.split(":")
+    try:
+        ip_address(address)
+    except ValueError:
+        raise ValueError(f"{entry!r}: a DNS server is an IP address (optionally :port)") from None
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{entry!r}: the port must be 1 to 65535")
+    return address, int(port)
 
 
 def weak_secret_key(value: str) -> str | None:
@@ -131,9 +171,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.json
 
-    # http.request refuses link-local addresses (cloud metadata services live there) unless
-    # an operator allows them explicitly.
-    http_allow_link_local: bool = False
+    # Networks http.request never connects to, comma-separated (the whole list: name the
+    # defaults too when adding, e.g. RFC 1918 ranges or 127.0.0.0/8; empty denies nothing).
+    http_denied_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_HTTP_DENIED_NETWORKS)
+    )
+    # DNS servers (host or host:port, comma-separated) that http.request asks for addresses;
+    # empty: the host's resolver (getaddrinfo, /etc/hosts included).
+    http_dns_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Where people reach this OpsConductor; notifications link to runs under it.
     public_url: str = "http://127.0.0.1:8000"
@@ -158,11 +203,25 @@ class Settings(BaseSettings):
     # exporter configured in the process (docs/observability.md).
     tracing_enabled: bool = False
 
-    @field_validator("cors_origins", "codec_ui_origins", "forwarded_allow_ips", mode="before")
+    @field_validator(
+        "cors_origins",
+        "codec_ui_origins",
+        "forwarded_allow_ips",
+        "http_denied_networks",
+        "http_dns_servers",
+        mode="before",
+    )
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("http_dns_servers")
+    @classmethod
+    def _dns_servers_are_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            dns_server(entry)
         return value
 
     @field_validator("master_keys_old", mode="before")

@@ -1,18 +1,15 @@
 """The `http.request` action, on the `http` queue."""
 
-import asyncio
-import ipaddress
 import json
-import socket
 from collections.abc import Generator
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
+from opsconductor.activities.egress import EgressRefused, checked_client
 from opsconductor.activities.step_credentials import StepCredentials
 from opsconductor.activities.steps import (
     SecretMask,
@@ -31,34 +28,7 @@ from opsconductor.security.envelope import KeyRing
 from opsconductor.services.vault import Revealed
 from opsconductor.text import OUTPUT_ERRORS, storable
 
-METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata"})
-# AWS also serves its metadata on a unique-local IPv6 address, outside fe80::/10.
-METADATA_ADDRESSES = frozenset({ipaddress.ip_address("fd00:ec2::254")})
 MAX_RESPONSE_BYTES = 1024 * 1024
-
-
-async def _refuse_link_local(url: str) -> None:
-    """Refuse addresses where cloud metadata services answer (169.254.0.0/16, fe80::/10,
-    fd00:ec2::254), also when written as IPv4-mapped IPv6."""
-    host = urlsplit(url).hostname or ""
-    if host.lower() in METADATA_HOSTS:
-        raise rejected(f"with.url: {host} is a cloud metadata service")
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-    except socket.gaierror:
-        return  # the request itself reports the unresolvable name
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        # ::ffff:169.254.169.254 reaches the IPv4 address over a dual-stack socket, yet is not
-        # link-local as an IPv6 address.
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if address.is_link_local or address in METADATA_ADDRESSES:
-            raise rejected(
-                f"with.url: {host} resolves to {address}, a link-local or cloud metadata "
-                "address; set "
-                "OPSCONDUCTOR_HTTP_ALLOW_LINK_LOCAL=true to allow it"
-            )
 
 
 def _auth(credential: Revealed | None) -> httpx.Auth | None:
@@ -90,11 +60,10 @@ class HttpActions:
         sessionmaker: async_sessionmaker[AsyncSession],
         keyring: KeyRing,
     ):
-        self._settings = settings
         self._credentials = StepCredentials(sessionmaker, keyring)
         # One client per worker: its connection pool and TLS context are shared by every step
         # (building a TLS context per request costs more CPU than many requests do).
-        self._client = httpx.AsyncClient(follow_redirects=False)
+        self._client = checked_client(settings)
 
     @activity.defn(name="http-step")
     async def run_step(self, request: StepRequest) -> StepResult:
@@ -110,8 +79,6 @@ class HttpActions:
             raise rejected("with.credential: name a credential literally, not with a template")
         secrets, credential = await self._credentials.reveal_without_target(request, named, mask)
         inputs = render_inputs(request, HttpRequest, mask, secrets)
-        if not self._settings.http_allow_link_local:
-            await _refuse_link_local(inputs.url)
         timeout = inputs.timeout.total_seconds() if not isinstance(inputs.timeout, str) else 30
         try:
             response = await self._client.request(
@@ -123,6 +90,8 @@ class HttpActions:
                 auth=_auth(credential) or httpx.USE_CLIENT_DEFAULT,
                 timeout=timeout,
             )
+        except EgressRefused as refusal:
+            raise rejected(mask.apply(str(refusal))) from None
         except httpx.HTTPError as error:
             raise failed(
                 mask.apply(f"{inputs.method} {inputs.url} failed: {type(error).__name__}: {error}"),

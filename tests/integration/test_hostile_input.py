@@ -112,32 +112,45 @@ async def test_bodies_over_the_limit_are_refused_with_413_before_they_are_read(
     assert streamed.headers["content-type"] == PROBLEM
 
 
+RULE = "OPSCONDUCTOR_HTTP_DENIED_NETWORKS"
+
+
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
         (
             "http://169.254.169.254/latest/meta-data/",
-            "with.url: 169.254.169.254 resolves to 169.254.169.254, a link-local or cloud "
-            "metadata address; set OPSCONDUCTOR_HTTP_ALLOW_LINK_LOCAL=true to allow it",
+            f"with.url: 169.254.169.254 resolves to 169.254.169.254, in the denied network "
+            f"169.254.0.0/16 ({RULE})",
         ),
         (
             "http://[::ffff:169.254.169.254]/latest/meta-data/",
-            "with.url: ::ffff:169.254.169.254 resolves to 169.254.169.254, a link-local or "
-            "cloud metadata address; set OPSCONDUCTOR_HTTP_ALLOW_LINK_LOCAL=true to allow it",
+            "with.url: ::ffff:169.254.169.254 resolves to ::ffff:a9fe:a9fe (169.254.169.254), in "
+            f"the denied network 169.254.0.0/16 ({RULE})",
+        ),
+        (
+            "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+            "with.url: 64:ff9b::a9fe:a9fe resolves to 64:ff9b::a9fe:a9fe (169.254.169.254), in "
+            f"the denied network 169.254.0.0/16 ({RULE})",
         ),
         (
             "http://[fd00:ec2::254]/latest/meta-data/",
-            "with.url: fd00:ec2::254 resolves to fd00:ec2::254, a link-local or cloud "
-            "metadata address; set OPSCONDUCTOR_HTTP_ALLOW_LINK_LOCAL=true to allow it",
+            "with.url: fd00:ec2::254 resolves to fd00:ec2::254, in the denied network "
+            f"fd00:ec2::254/128 ({RULE})",
         ),
         (
             "http://2852039166/computeMetadata/v1/",
-            "with.url: 2852039166 resolves to 169.254.169.254, a link-local or cloud "
-            "metadata address; set OPSCONDUCTOR_HTTP_ALLOW_LINK_LOCAL=true to allow it",
+            "with.url: 2852039166 resolves to 169.254.169.254, in the denied network "
+            f"169.254.0.0/16 ({RULE})",
+        ),
+        (
+            "http://0.0.0.0:22/",
+            f"with.url: 0.0.0.0 resolves to 0.0.0.0, in the denied network 0.0.0.0/8 ({RULE})",
         ),
         (
             "http://metadata.google.internal/computeMetadata/v1/",
-            "with.url: metadata.google.internal is a cloud metadata service",
+            "with.url: metadata.google.internal is a cloud metadata service "
+            f"({RULE} denies 169.254.169.254)",
         ),
     ],
 )

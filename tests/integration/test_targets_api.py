@@ -341,3 +341,22 @@ async def test_resolve_selector(
             ]
     finally:
         await engine.dispose()
+
+
+async def test_pointing_a_target_at_an_unknown_credential_is_refused_by_field(
+    http: httpx.AsyncClient, admin: Account
+) -> None:
+    # schemathesis (seed 1, 40 examples per operation) found this PATCH answered 500: the row
+    # changed before the check, and the check's lookup flushed it into the foreign key.
+    target = await make_target(http, admin.headers, f"fk-{uuid.uuid4().hex[:8]}")
+    for change in (
+        {"credential_id": str(uuid.uuid4())},
+        {"credential_id": str(uuid.uuid4()), "protocol": "winrm"},
+    ):
+        problem = assert_problem(
+            await http.patch(api(f"/targets/{target['id']}"), json=change, headers=admin.headers),
+            422,
+        )
+        assert [error["path"] for error in problem["errors"]] == ["body.credential_id"]
+    unchanged = await http.get(api(f"/targets/{target['id']}"), headers=admin.headers)
+    assert (unchanged.json()["credential_id"], unchanged.json()["protocol"]) == (None, "ssh")

@@ -176,11 +176,17 @@ async def apply_update(
     # A protocol change without a port moves to the new protocol's default port.
     if "protocol" in changes and "port" not in changes and changes["protocol"] != target.protocol:
         changes["port"] = DEFAULT_PORTS[changes["protocol"]]
+    # Checked before the row changes: the credential lookup flushes the session, and a row
+    # naming an unknown credential would reach PostgreSQL's foreign key as a 500. Grants are
+    # checked when the credential is set, not on every other change to the target.
+    await _check_credential(
+        session,
+        changes.get("credential_id", target.credential_id),
+        Protocol(changes.get("protocol", target.protocol)),
+        requester if "credential_id" in changes else None,
+    )
     for name, value in changes.items():
         setattr(target, name, value)
-    # Grants are checked when the credential is set, not on every other change to the target.
-    pointed_by = requester if "credential_id" in changes else None
-    await _check_credential(session, target.credential_id, Protocol(target.protocol), pointed_by)
     target.updated_at = utcnow()
     session.add(target)
     if data.groups is not None:
