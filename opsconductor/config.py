@@ -138,10 +138,12 @@ class Settings(BaseSettings):
     # Where people reach this OpsConductor; notifications link to runs under it.
     public_url: str = "http://127.0.0.1:8000"
 
-    # Origins of the Temporal Web UI, whose codec calls reach /codec from the browser.
-    codec_ui_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Origins of the Temporal Web UI, whose codec calls reach /codec from the browser: CORS of
+    # /codec/* answers them (and only /codec/*: cors_origins is the rest of the API's).
+    # `up` adds its dev UI's address.
+    codec_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Under `opsconductor up` the dev UI has no login: its codec calls are answered without a
-    # token when they come over loopback from one of codec_ui_origins. Never in production.
+    # token when they come over loopback from one of codec_cors_origins. Never in production.
     codec_trust_loopback_ui: bool = False
 
     # How long a stopping worker (SIGTERM, Ctrl-C) lets its running steps finish; it takes no
@@ -158,7 +160,7 @@ class Settings(BaseSettings):
     # exporter configured in the process (docs/observability.md).
     tracing_enabled: bool = False
 
-    @field_validator("cors_origins", "codec_ui_origins", "forwarded_allow_ips", mode="before")
+    @field_validator("cors_origins", "codec_cors_origins", "forwarded_allow_ips", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

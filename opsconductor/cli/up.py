@@ -118,9 +118,9 @@ def _dev_ui_codec_access(settings: Settings) -> dict[str, str]:
     """Lets the dev Web UI (which has no login) decode payloads through our codec endpoint."""
     origins = [f"http://{host}:{settings.temporal_ui_port}" for host in ("127.0.0.1", "localhost")]
     return {
-        "OPSCONDUCTOR_CODEC_UI_ORIGINS": ",".join(origins),
+        # CORS of /codec/* only: the UI may decode payloads, not call the rest of the API.
+        "OPSCONDUCTOR_CODEC_CORS_ORIGINS": ",".join([*settings.codec_cors_origins, *origins]),
         "OPSCONDUCTOR_CODEC_TRUST_LOOPBACK_UI": "true",
-        "OPSCONDUCTOR_CORS_ORIGINS": ",".join([*settings.cors_origins, *origins]),
     }
 
 

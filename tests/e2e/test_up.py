@@ -204,8 +204,8 @@ class Stack:
         )
 
     @contextmanager
-    def up(self, name: str) -> Iterator[Command]:
-        command = Command(self.workdir, name, ["up"], self.env(), self.logs())
+    def up(self, name: str, **extra_env: str) -> Iterator[Command]:
+        command = Command(self.workdir, name, ["up"], self.env(**extra_env), self.logs())
         try:
             yield command
         finally:

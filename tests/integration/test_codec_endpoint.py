@@ -60,9 +60,8 @@ def dev_settings(tmp_path: Path, database_url: str, temporal_address: str) -> Se
         tmp_path,
         database_url=database_url,
         temporal_address=temporal_address,
-        codec_ui_origins=[UI_ORIGIN],
+        codec_cors_origins=[UI_ORIGIN],
         codec_trust_loopback_ui=True,
-        cors_origins=[UI_ORIGIN],
     )
 
 
