@@ -5,6 +5,7 @@ a call carrying an API token (what passAccessToken sends) is checked, not waved 
 the Temporal CLI decodes the same history with `--codec-endpoint` and `--codec-auth`."""
 
 import asyncio
+import base64
 import json
 import subprocess
 import time
@@ -12,10 +13,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from opsconductor.contracts.runs import batch_workflow_id
 from opsconductor.embedded.temporal import temporal_executable
 from tests.e2e.test_up import Command, Stack, wait_healthy
 from tests.fixtures.sshd import LoopbackSshd
@@ -102,36 +105,44 @@ async def test_the_ui_shows_a_run_decoded_with_no_codec_banner(
     context = await browser.new_context(viewport={"width": 1440, "height": 1000})
     await context.grant_permissions(["clipboard-read", "clipboard-write"])
     page = await context.new_page()
-    codec_answers: list[tuple[str, int]] = []
+    # (status, X-Namespace) of each codec call: the browser sends that header only after a
+    # preflight allowed it (Chromium does not show preflights to Playwright).
+    codec_answers: list[tuple[int, str | None]] = []
     page.on(
         "response",
         lambda answer: (
-            codec_answers.append((answer.request.method, answer.status))
+            codec_answers.append((answer.status, answer.request.headers.get("x-namespace")))
             if "/codec/" in answer.url
             else None
         ),
     )
     ui = f"{up_with_run.stack.ui_url}/namespaces/default/workflows"
     await page.goto(f"{ui}/run-{up_with_run.run_id}")
-    await page.get_by_text("Input", exact=True).wait_for()
+    shown = page.get_by_test_id("input-and-result")
+    await shown.get_by_role("textbox", name="Input").wait_for()
+    # The UI's own verdict on its codec calls: the banner's opposite.
+    await page.get_by_test_id("data-encoder-status-success").wait_for()
     await page.screenshot(path=ARTIFACTS / "workflow.png", full_page=True)
     text = await page_text(page)
     report = f"codec calls: {codec_answers}\n--- page:\n{text[:4000]}\n{up_with_run.up.report()}"
     assert CODEC_BANNER not in text, report
-    assert ("OPTIONS", 200) in codec_answers, report
-    assert all(status == 200 for _, status in codec_answers), report
-    # The input is long (the compiled plan); its copy button copies what the UI shows.
-    await page.get_by_role("button", name="Copy").first.click()
-    shown_input = str(await page.evaluate("navigator.clipboard.readText()"))
-    assert up_with_run.planted in shown_input, shown_input[:4000]
+    assert codec_answers, report
+    assert set(codec_answers) == {(200, "default")}, report
+    assert '"job_name": "ui-decodes"' in text, report
+    # The input (the compiled plan) is longer than its box; its copy button copies what the
+    # UI decoded, parameters included.
+    await shown.get_by_role("button").first.click()
+    copied = str(await page.evaluate("navigator.clipboard.readText()"))
+    assert f'"marker": "{up_with_run.planted}"' in copied, copied
 
-    # The step ran in the batch child; its output is in the child's history.
-    await page.goto(f"{ui}/run-{up_with_run.run_id}-s0-b0/history")
-    await asyncio.sleep(5)
-    await page.screenshot(path=ARTIFACTS / "history.png", full_page=True)
-    text = await page_text(page)
-    print(text)
-    assert up_with_run.output in text, text[:4000]
+    # The step ran in the batch child; its result (the output) is in the child's history.
+    first_batch = batch_workflow_id(f"run-{up_with_run.run_id}", segment=1, offset=0)
+    await page.goto(f"{ui}/{first_batch}")
+    await page.wait_for_url("**/timeline")
+    await page.goto(page.url.replace("/timeline", "/history"))
+    text = await wait_for_text(page, up_with_run.output)
+    await page.screenshot(path=ARTIFACTS / "batch-history.png", full_page=True)
+    assert f'"stdout":"{up_with_run.output}"' in text, text[:4000]
     assert CODEC_BANNER not in text
     await context.close()
 
@@ -171,49 +182,50 @@ async def test_a_token_sent_from_the_ui_origin_is_checked(
     await context.close()
 
 
+def payload_texts(node: Any) -> list[str]:
+    """The data of every payload in `temporal workflow show -o json`, base64 decoded."""
+    if isinstance(node, list):
+        return [text for item in node for text in payload_texts(item)]
+    if not isinstance(node, dict):
+        return []
+    if "metadata" in node and "encoding" in node["metadata"]:
+        return [base64.b64decode(node.get("data", "")).decode(errors="replace")]
+    return [text for value in node.values() for text in payload_texts(value)]
+
+
+def workflow_show(stack: Stack, workflow_id: str, *codec: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            temporal_executable(),
+            "workflow",
+            "show",
+            "--address",
+            f"127.0.0.1:{stack.temporal_port}",
+            "--workflow-id",
+            workflow_id,
+            *codec,
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_the_temporal_cli_decodes_with_an_api_token(up_with_run: UpWithRun) -> None:
-    shown = subprocess.run(
-        [
-            temporal_executable(),
-            "workflow",
-            "show",
-            "--address",
-            f"127.0.0.1:{up_with_run.stack.temporal_port}",
-            "--workflow-id",
-            f"run-{up_with_run.run_id}",
-            "--codec-endpoint",
-            f"{up_with_run.stack.api_url}/codec",
-            "--codec-auth",
-            f"Bearer {up_with_run.admin.token}",
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert shown.returncode == 0, shown.stderr
-    assert up_with_run.planted in shown.stdout
-    assert up_with_run.output in shown.stdout
-    # Without the token the codec refuses, so the CLI cannot show the history decoded.
-    refused = subprocess.run(
-        [
-            temporal_executable(),
-            "workflow",
-            "show",
-            "--address",
-            f"127.0.0.1:{up_with_run.stack.temporal_port}",
-            "--workflow-id",
-            f"run-{up_with_run.run_id}",
-            "--codec-endpoint",
-            f"{up_with_run.stack.api_url}/codec",
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert up_with_run.planted not in refused.stdout
+    stack, run_id = up_with_run.stack, up_with_run.run_id
+    codec = ["--codec-endpoint", f"{stack.api_url}/codec"]
+    auth = ["--codec-auth", f"Bearer {up_with_run.admin.token}"]
+    shown = {}
+    for workflow_id in (f"run-{run_id}", batch_workflow_id(f"run-{run_id}", 1, 0)):
+        answer = workflow_show(stack, workflow_id, *codec, *auth)
+        assert answer.returncode == 0, answer.stderr
+        shown[workflow_id] = "\n".join(payload_texts(json.loads(answer.stdout)))
+    assert f'"marker":"{up_with_run.planted}"' in shown[f"run-{run_id}"]
+    assert f'"stdout":"{up_with_run.output}"' in "".join(shown.values())
+    # Without the token the codec refuses, and the CLI shows nothing decoded.
+    refused = workflow_show(stack, f"run-{run_id}", *codec)
+    assert refused.returncode != 0
+    assert up_with_run.planted not in refused.stdout + refused.stderr
