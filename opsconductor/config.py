@@ -60,6 +60,8 @@ class Environment(StrEnum):
 
 
 class LogFormat(StrEnum):
+    # text when the output is a terminal (someone reads it), json otherwise (a collector does)
+    auto = "auto"
     json = "json"
     text = "text"
 
@@ -129,7 +131,7 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=300, ge=1)
 
     log_level: str = "INFO"
-    log_format: LogFormat = LogFormat.json
+    log_format: LogFormat = LogFormat.auto
 
     # http.request refuses link-local addresses (cloud metadata services live there) unless
     # an operator allows them explicitly.

@@ -85,6 +85,10 @@ async def browser() -> AsyncIterator[Browser]:
         await launched.close()
 
 
+def api_log(stack: Stack) -> str:
+    return (stack.data_dir / "logs" / "api.log").read_text()
+
+
 async def page_text(page: Page) -> str:
     return str(await page.evaluate("document.body.innerText"))
 
@@ -129,6 +133,14 @@ async def test_the_ui_shows_a_run_decoded_with_no_codec_banner(
     assert codec_answers, report
     assert set(codec_answers) == {(200, "default")}, report
     assert '"job_name": "ui-decodes"' in text, report
+    # ... and the API's access log shows those preflights answered.
+    access = [json.loads(line) for line in api_log(up_with_run.stack).splitlines()]
+    preflights = {
+        entry["status"]
+        for entry in access
+        if (entry.get("method"), entry.get("path")) == ("OPTIONS", "/codec/decode")
+    }
+    assert preflights == {200}, report
     # The input (the compiled plan) is longer than its box; its copy button copies what the
     # UI decoded, parameters included.
     await shown.get_by_role("button").first.click()
