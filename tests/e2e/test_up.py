@@ -375,13 +375,13 @@ def test_up_first_start_then_restart_keeps_data(tmp_path: Path) -> None:
         assert banner_value(banner, "Temporal UI") == stack.ui_url, up.report()
         # One status line per process, naming its log; the children's JSON goes there, not
         # to the terminal.
-        statuses = process_statuses(up.stderr)
-        assert list(statuses) == ["PostgreSQL", "Temporal", "api", "worker"], up.report()
-        assert statuses["api"] == stack.data_dir / "logs" / "api.log", up.report()
+        process_logs = process_statuses(up.stderr)
+        assert list(process_logs) == ["PostgreSQL", "Temporal", "api", "worker"], up.report()
+        assert process_logs["api"] == stack.data_dir / "logs" / "api.log", up.report()
         printed = (up.stdout + up.stderr).splitlines()
         assert [line for line in printed if line.lstrip().startswith("{")] == [], up.report()
         for name in ("api", "worker"):
-            first = statuses[name].read_text().splitlines()[0]
+            first = process_logs[name].read_text().splitlines()[0]
             assert json.loads(first)["service"] == name, first
 
         assert up.stderr.count(FIRST_ADMIN) == 1, up.report()
