@@ -19,6 +19,8 @@ with workflow.unsafe.imports_passed_through():
         DECIDE_APPROVAL_UPDATE,
         JOB_RUN_WORKFLOW,
         PROGRESS_QUERY,
+        RUN_STATUS,
+        RUN_STATUS_SEARCH_ATTRIBUTE_PATCH,
         ApprovalDecision,
         BatchRequest,
         BatchResult,
@@ -344,6 +346,8 @@ class JobRunWorkflow:
 
     async def _set_status(self, status: RunStatus, reason: str | None = None) -> None:
         self._status = status
+        if workflow.patched(RUN_STATUS_SEARCH_ATTRIBUTE_PATCH):
+            workflow.upsert_search_attributes([RUN_STATUS.value_set(status.value)])
         await write_record(
             record_run_status,
             RunStatusRecord(run_id=self._request.run_id, status=status, reason=reason),
