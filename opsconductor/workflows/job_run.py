@@ -221,6 +221,8 @@ class JobRunWorkflow:
                 request,
                 id=batch_workflow_id(workflow.info().workflow_id, self._segments_run, offset),
                 task_queue=TaskQueue.orchestration.value,
+                # What the Temporal UI shows for the child: its range of targets.
+                static_summary=f"targets {members[0]} … {members[-1]} ({len(members)})",
             )
         except ChildWorkflowError as error:
             if isinstance(error.cause, CancelledError):

@@ -1,5 +1,6 @@
-"""`OpsRunStatus`, kept current by the run workflow, finds runs by status in the Temporal UI and
-CLI: `temporal workflow list --query 'OpsRunStatus="failed"'` as an operator types it."""
+"""Runs that read well in the Temporal UI: `OpsRunStatus`, kept current by the run workflow,
+finds runs by status (`temporal workflow list --query 'OpsRunStatus="failed"'` as an operator
+types it), and runs, batches and step activities carry summaries."""
 
 import asyncio
 import json
@@ -10,7 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from opsconductor.config import Settings
+from opsconductor.contracts.runs import batch_workflow_id
 from opsconductor.embedded.temporal import temporal_executable
+from opsconductor.temporal.client import connect
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account
 from tests.run_helpers import TERMINAL, start_job_run, wait_for
@@ -102,3 +106,44 @@ async def test_runs_are_found_by_their_status(
         assert await eventually_listed(temporal_address, query, {f"run-{run_id}"}) == {
             f"run-{run_id}"
         }, status
+
+
+async def test_runs_batches_and_steps_carry_summaries(
+    http: httpx.AsyncClient,
+    admin: Account,
+    operator: Account,
+    sshd: LoopbackSshd,
+    settings: Settings,
+) -> None:
+    """What the Temporal UI shows beside each workflow and activity, read back as the UI reads
+    it: from the history, decoded by our codec (summaries are payloads too)."""
+    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
+    await post_ok(http, "/targets", admin.headers, sshd_target(sshd, credential["id"]))
+    job = f"summary-{uuid.uuid4().hex[:8]}"
+    run_id = await start_job_run(
+        http,
+        operator,
+        {
+            "name": job,
+            "targets": {"names": ["loopback"]},
+            "steps": [{"id": "usage", "action": "ssh.command", "with": {"command": "true"}}],
+        },
+    )
+    assert (await wait_for(http, operator, run_id, TERMINAL))["status"] == "succeeded"
+
+    client = await connect(settings)
+    described = await client.get_workflow_handle(f"run-{run_id}").describe()
+    assert await described.static_summary() == f"{job} v1 · 1 target · by {operator.username}"
+    details = await described.static_details()
+    assert details is not None
+    assert f"**Console** [{settings.public_url}/runs/{run_id}]" in details
+    assert "**Targets** (1) loopback" in details
+
+    batch = client.get_workflow_handle(batch_workflow_id(f"run-{run_id}", 1, 0))
+    assert await (await batch.describe()).static_summary() == "targets loopback … loopback (1)"
+    summaries = [
+        await client.data_converter.decode([event.user_metadata.summary])
+        async for event in batch.fetch_history_events()
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert summaries == [["loopback · usage · ssh.command"]]
