@@ -9,6 +9,7 @@ then accept.
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -73,13 +74,27 @@ class ConnectionTests:
                 raise _NoLogin(str(error)) from None
         return _Login(target, credential)
 
-    @implements(test_connection)
-    async def run_test(self, request: ConnectionTestRequest) -> ConnectionTestResult:
+    async def _tested(
+        self,
+        request: ConnectionTestRequest,
+        test: Callable[[_Login, float], Awaitable[ConnectionTestResult]],
+    ) -> ConnectionTestResult:
         started = time.perf_counter()
         try:
             login = await self._login(request)
         except _NoLogin as reason:
             return ConnectionTestResult(ok=False, detail=str(reason))
+        return await test(login, started)
+
+    @implements(test_connection)
+    async def run_test(self, request: ConnectionTestRequest) -> ConnectionTestResult:
+        return await self._tested(request, self._ssh_test)
+
+    @implements(test_winrm_connection)
+    async def run_winrm_test(self, request: ConnectionTestRequest) -> ConnectionTestResult:
+        return await self._tested(request, self._winrm_test)
+
+    async def _ssh_test(self, login: _Login, started: float) -> ConnectionTestResult:
         target, credential = login.target, login.credential
         try:
             endpoint = Endpoint(target.id, target.name, target.address, target.port)
@@ -101,25 +116,9 @@ class ConnectionTests:
                 latency_ms=_elapsed_ms(started),
                 detail=f"`{TEST_COMMAND}` did not finish within {TEST_TIMEOUT_SECONDS}s",
             )
-        ok = result.exit_status == 0
-        return ConnectionTestResult(
-            ok=ok,
-            latency_ms=_elapsed_ms(started),
-            detail=(
-                f"logged in as {credential.username!r} and ran `{TEST_COMMAND}`"
-                if ok
-                else f"logged in, but `{TEST_COMMAND}` exited with {result.exit_status}"
-            ),
-            host_key_fingerprint=fingerprint,
-        )
+        return _verdict(login, TEST_COMMAND, result.exit_status, started, fingerprint)
 
-    @implements(test_winrm_connection)
-    async def run_winrm_test(self, request: ConnectionTestRequest) -> ConnectionTestResult:
-        started = time.perf_counter()
-        try:
-            login = await self._login(request)
-        except _NoLogin as reason:
-            return ConnectionTestResult(ok=False, detail=str(reason))
+    async def _winrm_test(self, login: _Login, started: float) -> ConnectionTestResult:
         target, credential = login.target, login.credential
         try:
             # The same checks and pypsrp settings as a step (an unsafe transport is refused).
@@ -140,16 +139,27 @@ class ConnectionTests:
                 latency_ms=_elapsed_ms(started),
                 detail=f"`{WINRM_TEST_COMMAND}` did not finish within {TEST_TIMEOUT_SECONDS}s",
             )
-        ok = exit_code == 0
-        return ConnectionTestResult(
-            ok=ok,
-            latency_ms=_elapsed_ms(started),
-            detail=(
-                f"logged in as {credential.username!r} and ran `{WINRM_TEST_COMMAND}`"
-                if ok
-                else f"logged in, but `{WINRM_TEST_COMMAND}` exited with {exit_code}"
-            ),
-        )
+        return _verdict(login, WINRM_TEST_COMMAND, exit_code, started)
+
+
+def _verdict(
+    login: _Login,
+    command: str,
+    exit_code: int | None,
+    started: float,
+    fingerprint: str | None = None,
+) -> ConnectionTestResult:
+    ok = exit_code == 0
+    return ConnectionTestResult(
+        ok=ok,
+        latency_ms=_elapsed_ms(started),
+        detail=(
+            f"logged in as {login.credential.username!r} and ran `{command}`"
+            if ok
+            else f"logged in, but `{command}` exited with {exit_code}"
+        ),
+        host_key_fingerprint=fingerprint,
+    )
 
 
 def _elapsed_ms(started: float) -> float:
