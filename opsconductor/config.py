@@ -100,6 +100,8 @@ class Environment(StrEnum):
 
 
 class LogFormat(StrEnum):
+    # text when the output is a terminal (someone reads it), json otherwise (a collector does)
+    auto = "auto"
     json = "json"
     text = "text"
 
@@ -169,7 +171,7 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=300, ge=1)
 
     log_level: str = "INFO"
-    log_format: LogFormat = LogFormat.json
+    log_format: LogFormat = LogFormat.auto
 
     # Networks http.request never connects to, comma-separated (the whole list: name the
     # defaults too when adding, e.g. RFC 1918 ranges or 127.0.0.0/8; empty denies nothing).
@@ -183,10 +185,12 @@ class Settings(BaseSettings):
     # Where people reach this OpsConductor; notifications link to runs under it.
     public_url: str = "http://127.0.0.1:8000"
 
-    # Origins of the Temporal Web UI, whose codec calls reach /codec from the browser.
-    codec_ui_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Origins of the Temporal Web UI, whose codec calls reach /codec from the browser: CORS of
+    # /codec/* answers them (and only /codec/*: cors_origins is the rest of the API's).
+    # `up` adds its dev UI's address.
+    codec_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Under `opsconductor up` the dev UI has no login: its codec calls are answered without a
-    # token when they come over loopback from one of codec_ui_origins. Never in production.
+    # token when they come over loopback from one of codec_cors_origins. Never in production.
     codec_trust_loopback_ui: bool = False
 
     # How long a stopping worker (SIGTERM, Ctrl-C) lets its running steps finish; it takes no
@@ -205,7 +209,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "cors_origins",
-        "codec_ui_origins",
+        "codec_cors_origins",
         "forwarded_allow_ips",
         "http_denied_networks",
         "http_dns_servers",

@@ -1,11 +1,12 @@
-"""Structured logs: one JSON object per line with service, version and the request/run in scope."""
+"""Structured logs: one JSON object per line with service, version and the request/run in scope;
+or, on a terminal, one readable line each (LOG_FORMAT `auto`, the default, picks by the output)."""
 
 import json
 import logging
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from opsconductor import __version__
 from opsconductor.config import LogFormat, Settings
@@ -57,12 +58,17 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(service)s %(name)s: %(message)s")
 
 
+def resolved_format(configured: LogFormat, stream: TextIO) -> LogFormat:
+    if configured is not LogFormat.auto:
+        return configured
+    return LogFormat.text if stream.isatty() else LogFormat.json
+
+
 def configure_logging(settings: Settings, service: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ContextFilter(service))
-    handler.setFormatter(
-        JsonFormatter() if settings.log_format is LogFormat.json else TextFormatter()
-    )
+    chosen = resolved_format(settings.log_format, sys.stderr)
+    handler.setFormatter(JsonFormatter() if chosen is LogFormat.json else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)

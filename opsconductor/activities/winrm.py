@@ -88,6 +88,8 @@ CLIXML_STRING = "{http://schemas.microsoft.com/powershell/2004/04}S"
 # A long CLIXML error stream is kept whole up to here (its text is far shorter).
 MAX_HELD_STDERR = 1024 * 1024
 CLIXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+# What a WinRM conversation raises when it cannot be had (winrm_problem names it).
+WINRM_FAILURES = (WinRMError, requests.RequestException, SpnegoError, ImportError)
 ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 CERTIFICATE_REASON = re.compile(r"certificate verify failed: ([^(]+?)\s*\(")
 
@@ -234,7 +236,7 @@ class _Cancelled(Exception):
 Emit = Callable[[str, str], None]
 
 
-class _WinrsProcess:
+class WinrsProcess:
     """One process in a fresh WinRS shell, run to its end from a worker thread."""
 
     def __init__(self, connection: Connection, command: list[str], emit: Emit):
@@ -317,7 +319,7 @@ class WinrmActions:
         connection = connection_for(target, credential)
         try:
             result = await self._execute(request, connection, command, powershell, mask)
-        except (WinRMError, requests.RequestException, SpnegoError, ImportError) as error:
+        except WINRM_FAILURES as error:
             raise _problem(error, connection, credential, mask) from None
         return check_exit(result, expect)
 
@@ -350,7 +352,7 @@ class WinrmActions:
                     return
                 loop.call_soon_threadsafe((stdout if stream == "stdout" else stderr).add, text)
 
-            process = _WinrsProcess(connection, command, emit)
+            process = WinrsProcess(connection, command, emit)
             running = loop.run_in_executor(self._threads, process)
             running.add_done_callback(_collect)
             try:
@@ -381,38 +383,41 @@ def _reason(error: BaseException) -> str:
     return text or type(error).__name__
 
 
-def _problem(
-    error: BaseException, connection: Connection, credential: Revealed, mask: SecretMask
-) -> ApplicationError:
-    """A failure that names what went wrong on which target, never the password."""
+def winrm_problem(
+    error: BaseException, connection: Connection, credential: Revealed
+) -> tuple[str, bool]:
+    """What went wrong on which target, never the password; and whether a retry may help."""
     where = f"{connection.target} ({connection.url})"
     transport = connection.options["auth"]
-    retryable = False
     if isinstance(error, AuthenticationError | SpnegoError):
-        message = (
+        return (
             f"authentication as {credential.username!r} on {where} failed "
             f"(credential {credential.name!r}, transport {transport})"
-        )
-    elif isinstance(error, requests.exceptions.SSLError):
+        ), False
+    if isinstance(error, requests.exceptions.SSLError):
         certificate = CERTIFICATE_REASON.search(str(error))
         if certificate:
-            message = (
+            return (
                 f"the TLS certificate of {where} is not trusted ({certificate.group(1)}); "
                 "give the worker its CA (REQUESTS_CA_BUNDLE), or set verify_tls: false on "
                 f"credential {credential.name!r} to skip the check"
-            )
-        else:
-            message = f"TLS with {where} failed: {_reason(error)}"
-    elif isinstance(error, requests.RequestException):
-        message, retryable = f"cannot connect to {where}: {_reason(error)}", True
-    elif isinstance(error, ImportError):
-        message = f"transport {transport} is not installed on this worker: {error}"
-    elif isinstance(error, WSManFaultError):
-        message, retryable = f"WinRM on {where} refused the request: {error.message}", True
-    elif isinstance(error, WinRMTransportError):
-        message, retryable = f"WinRM on {where} answered HTTP {error.code}", True
-    else:
-        message, retryable = f"WinRM on {where} failed: {error}", True
+            ), False
+        return f"TLS with {where} failed: {_reason(error)}", False
+    if isinstance(error, requests.RequestException):
+        return f"cannot connect to {where}: {_reason(error)}", True
+    if isinstance(error, ImportError):
+        return f"transport {transport} is not installed on this worker: {error}", False
+    if isinstance(error, WSManFaultError):
+        return f"WinRM on {where} refused the request: {error.message}", True
+    if isinstance(error, WinRMTransportError):
+        return f"WinRM on {where} answered HTTP {error.code}", True
+    return f"WinRM on {where} failed: {error}", True
+
+
+def _problem(
+    error: BaseException, connection: Connection, credential: Revealed, mask: SecretMask
+) -> ApplicationError:
+    message, retryable = winrm_problem(error, connection, credential)
     message = mask.apply(message)
     if retryable:
         return failed(message, StepResult(attempt=attempt(), error=message))

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from opsconductor import __version__
 from opsconductor.api.auth import AUDITED
@@ -15,7 +14,11 @@ from opsconductor.api.background import reconcile_runs_forever, reconcile_until_
 from opsconductor.api.deps import API_PREFIX, refuse_unstorable_text
 from opsconductor.api.docs import install_docs
 from opsconductor.api.metrics import ApiMetrics
-from opsconductor.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from opsconductor.api.middleware import (
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    ScopedCorsMiddleware,
+)
 from opsconductor.api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from opsconductor.api.routers import (
     audit,
@@ -109,15 +112,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_problem_handlers(app)
     install_docs(app, OPENAPI_URL)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials=True,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
-        )
+    app.add_middleware(
+        ScopedCorsMiddleware,
+        codec_prefix=codec.router.prefix,
+        codec_origins=settings.codec_cors_origins,
+        api_origins=settings.cors_origins,
+    )
     app.state.metrics = ApiMetrics()
     app.add_middleware(BodyLimitMiddleware, limit=settings.api_max_body_bytes)
     # Added last so it is outermost: every answer, CORS preflights included, gets an id and

@@ -111,7 +111,7 @@ def _trusted_ui_call(request: Request, settings: Settings) -> bool:
     return (
         settings.codec_trust_loopback_ui
         and peer in LOOPBACK_PEERS
-        and request.headers.get("origin") in settings.codec_ui_origins
+        and request.headers.get("origin") in settings.codec_cors_origins
     )
 
 

@@ -63,10 +63,13 @@ async def reconcile_until_done(
 
 
 async def reconcile_runs_once(
-    sessionmaker: async_sessionmaker[AsyncSession], temporal: Client, grace: timedelta
+    sessionmaker: async_sessionmaker[AsyncSession],
+    temporal: Client,
+    grace: timedelta,
+    console_url: str,
 ) -> RunReconcileReport:
     async with unit_of_work(sessionmaker) as session:
-        return await reconcile_runs(session, temporal, grace)
+        return await reconcile_runs(session, temporal, grace, console_url)
 
 
 async def reconcile_runs_forever(
@@ -77,7 +80,7 @@ async def reconcile_runs_forever(
     grace = timedelta(seconds=settings.run_reconcile_grace_seconds)
     while True:
         try:
-            report = await reconcile_runs_once(sessionmaker, temporal, grace)
+            report = await reconcile_runs_once(sessionmaker, temporal, grace, settings.public_url)
         except Exception as error:  # whatever went wrong, the next pass may succeed
             logger.warning(
                 "runs not reconciled this time",

@@ -57,7 +57,11 @@ def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
 
 
 def _workflows(request: Request) -> Workflows:
-    return Workflows(client=request.app.state.temporal, sessionmaker=request.app.state.sessionmaker)
+    return Workflows(
+        client=request.app.state.temporal,
+        sessionmaker=request.app.state.sessionmaker,
+        console_url=request.app.state.settings.public_url,
+    )
 
 
 def _codec(request: Request) -> EncryptionCodec:

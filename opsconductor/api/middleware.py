@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -145,3 +146,52 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+# What the Temporal Web UI's codec calls send (ui/src/lib/services/data-encoder.ts): the
+# namespace always, JSON, and the UI login's token when passAccessToken is on.
+CODEC_CORS_HEADERS = ("Authorization", "Content-Type", "X-Namespace", "X-Request-ID")
+
+
+class ScopedCorsMiddleware:
+    """CORS in two scopes: /codec/* for the Temporal Web UI's origins, the rest of the API for
+    cors_origins. The UI's preflight asks for headers (X-Namespace) and a credentials mode
+    (includeCredentials) that the rest of the API has no reason to allow, and an origin allowed
+    to decode payloads is not thereby allowed to call the API."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        codec_prefix: str,
+        codec_origins: Sequence[str],
+        api_origins: Sequence[str],
+    ):
+        self.codec_prefix = codec_prefix.rstrip("/") + "/"
+        self.codec: ASGIApp = app
+        if codec_origins:
+            self.codec = CORSMiddleware(
+                app,
+                allow_origins=codec_origins,
+                # The UI's includeCredentials sends cookies (an authenticating proxy's); the
+                # browser then reads the answer only if we say credentials are allowed.
+                allow_credentials=True,
+                allow_methods=["POST", "OPTIONS"],
+                allow_headers=CODEC_CORS_HEADERS,
+                expose_headers=["X-Request-ID"],
+            )
+        self.api: ASGIApp = app
+        if api_origins:
+            self.api = CORSMiddleware(
+                app,
+                allow_origins=api_origins,
+                allow_credentials=True,
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                expose_headers=["X-Request-ID", "Retry-After"],
+            )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope["path"]).startswith(self.codec_prefix):
+            await self.codec(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)

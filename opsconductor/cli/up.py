@@ -4,6 +4,10 @@ It supervises its children: PostgreSQL and the Temporal dev server (unless exter
 configured), then the API and one worker on every queue as separate processes. Each child has
 its own session so a Ctrl-C reaches only `up`, which stops them in order: API and worker first
 (letting running activities finish), then Temporal, then PostgreSQL.
+
+The terminal shows one status line per process and the banner; what the children log goes to
+DATA_DIR/logs/<name>.log (JSON lines, as a file is not a terminal), and each status line says
+where.
 """
 
 import asyncio
@@ -40,6 +44,7 @@ CHILD_STOP_TIMEOUT = 30.0
 class Child:
     name: str
     process: subprocess.Popen[bytes]
+    log_path: Path
     # How long a stop may take before the child is killed.
     stop_timeout: float = CHILD_STOP_TIMEOUT
 
@@ -55,12 +60,12 @@ def bring_up(settings: Settings) -> int:
         postgres_line = f"external ({_redacted(settings.database_url)})"
         if settings.database_url is None:
             postgres = EmbeddedPostgres(data_dir / "postgres", settings.postgres_port)
-            _say(f"starting PostgreSQL on 127.0.0.1:{settings.postgres_port}")
             # Registered first: a Ctrl-C during the start must still stop it.
             stack.callback(_stop_step, "PostgreSQL", postgres.stop)
             postgres.start()
             environment["OPSCONDUCTOR_DATABASE_URL"] = postgres.url()
             postgres_line = f"127.0.0.1:{settings.postgres_port} (embedded)"
+            _status("PostgreSQL", f"ready on {postgres_line}", postgres.log_path)
 
         temporal_line = f"{settings.temporal_address} (external)"
         ui_line = settings.temporal_ui_url or "(served by your Temporal deployment)"
@@ -74,9 +79,9 @@ def bring_up(settings: Settings) -> int:
                 search_attributes=dev_server_search_attributes(),
                 ui_codec_endpoint=f"http://{settings.api_host}:{settings.api_port}/codec",
             )
-            _say(f"starting the Temporal dev server on {server.address}")
             stack.callback(_stop_step, "Temporal", server.stop)
             server.start()
+            _status("Temporal", f"ready on {server.address} (dev server)", server.log_path)
             environment["OPSCONDUCTOR_TEMPORAL_ADDRESS"] = server.address
             environment.update(_dev_ui_codec_access(settings))
             temporal_line = f"{server.address} (dev server, namespace {server.namespace})"
@@ -98,8 +103,9 @@ def bring_up(settings: Settings) -> int:
         if password is not None:
             announce_generated_admin(resolved.admin_username, password)
 
-        api = _spawn("api", ["api"], environment)
-        worker = _spawn("worker", ["worker"], environment)
+        logs = data_dir / "logs"
+        api = _spawn("api", ["api"], environment, logs)
+        worker = _spawn("worker", ["worker"], environment, logs)
         # A stopping worker lets running steps finish for its grace: not killed before that.
         worker.stop_timeout += settings.worker_shutdown_grace.total_seconds()
         children = [api, worker]
@@ -108,7 +114,11 @@ def bring_up(settings: Settings) -> int:
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         if not _wait_until_healthy(api_url, children):
             _say("the stack did not become healthy; stopping", error=True)
+            for child in children:
+                _say_log_tail(child)
             return 1
+        _status("api", f"ready on {api_url} (pid {api.process.pid})", api.log_path)
+        _status("worker", f"ready on every queue (pid {worker.process.pid})", worker.log_path)
         _print_banner(api_url, ui_line, temporal_line, postgres_line, data_dir)
         return _supervise(children)
     return 0
@@ -118,9 +128,9 @@ def _dev_ui_codec_access(settings: Settings) -> dict[str, str]:
     """Lets the dev Web UI (which has no login) decode payloads through our codec endpoint."""
     origins = [f"http://{host}:{settings.temporal_ui_port}" for host in ("127.0.0.1", "localhost")]
     return {
-        "OPSCONDUCTOR_CODEC_UI_ORIGINS": ",".join(origins),
+        # CORS of /codec/* only: the UI may decode payloads, not call the rest of the API.
+        "OPSCONDUCTOR_CODEC_CORS_ORIGINS": ",".join([*settings.codec_cors_origins, *origins]),
         "OPSCONDUCTOR_CODEC_TRUST_LOOPBACK_UI": "true",
-        "OPSCONDUCTOR_CORS_ORIGINS": ",".join([*settings.cors_origins, *origins]),
     }
 
 
@@ -143,13 +153,19 @@ def _check_ports(settings: Settings) -> None:
         require_free_port("127.0.0.1", settings.temporal_ui_port, "OPSCONDUCTOR_TEMPORAL_UI_PORT")
 
 
-def _spawn(name: str, arguments: list[str], environment: dict[str, str]) -> Child:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "opsconductor", *arguments],
-        env=environment,
-        start_new_session=True,
-    )
-    return Child(name, process)
+def _spawn(name: str, arguments: list[str], environment: dict[str, str], logs: Path) -> Child:
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{name}.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "opsconductor", *arguments],
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Child(name, process, log_path)
 
 
 def _wait_until_healthy(api_url: str, children: list[Child]) -> bool:
@@ -180,6 +196,7 @@ def _supervise(children: list[Child]) -> int:
         for child in children:
             if child.process.poll() is not None:
                 _say(f"{child.name} exited with {child.process.returncode}; stopping", error=True)
+                _say_log_tail(child)
                 return 1
         time.sleep(0.5)
     _say("stopping (running steps may finish first: OPSCONDUCTOR_WORKER_SHUTDOWN_GRACE)")
@@ -224,6 +241,18 @@ def _print_banner(
 
 def _say(message: str, *, error: bool = False) -> None:
     typer.secho(f"up: {message}", err=True, fg=typer.colors.RED if error else None)
+
+
+def _status(name: str, state: str, log_path: Path) -> None:
+    """The one line a process gets on the terminal; its log is in the file it names."""
+    _say(f"{name:<11} {state}  (log: {log_path})")
+
+
+def _say_log_tail(child: Child, lines: int = 20) -> None:
+    if child.process.poll() is None or not child.log_path.exists():
+        return
+    tail = child.log_path.read_text(errors="replace").splitlines()[-lines:]
+    _say(f"the last lines of {child.log_path}:\n" + "\n".join(tail), error=True)
 
 
 def _redacted(url: str | None) -> str:

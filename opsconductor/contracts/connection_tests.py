@@ -1,6 +1,6 @@
 """The connection-test contract: `POST /targets/{id}/test` starts the connection-test workflow,
-which runs `test-connection` once on the `ssh` queue (only workers hold decrypted
-credentials)."""
+which runs `test-connection` once on the `ssh` queue, or `test-winrm-connection` on the `winrm`
+queue for a WinRM target (only workers hold decrypted credentials)."""
 
 import uuid
 
@@ -20,6 +20,8 @@ class ConnectionTestRequest(BaseModel):
     """The connection-test workflow's input: an id only, the worker reads everything else."""
 
     target_id: uuid.UUID
+    # Which queue's test runs; tests started before WinRM had one carry none and were ssh.
+    protocol: str = "ssh"
 
 
 class ConnectionTestResult(BaseModel):
@@ -33,3 +35,9 @@ class ConnectionTestResult(BaseModel):
 async def test_connection(request: ConnectionTestRequest) -> ConnectionTestResult:
     """A real login and `true` on the target (activities/connection_test.py)."""
     raise NotImplementedError("a contract: ssh workers register its implementation")
+
+
+@activity_contract
+async def test_winrm_connection(request: ConnectionTestRequest) -> ConnectionTestResult:
+    """A real WinRM login and `hostname` in a WinRS shell (activities/connection_test.py)."""
+    raise NotImplementedError("a contract: winrm workers register its implementation")

@@ -266,7 +266,11 @@ APPROVAL_NOT_PERMITTED = "ApprovalNotPermitted"
 JOB_ID = SearchAttributeKey.for_keyword("OpsJobId")
 JOB_NAME = SearchAttributeKey.for_keyword("OpsJobName")
 TRIGGERED_BY = SearchAttributeKey.for_keyword("OpsTriggeredBy")
-RUN_SEARCH_ATTRIBUTES = (JOB_ID, JOB_NAME, TRIGGERED_BY)
+# The run's status (RunStatus), kept current by the workflow: `OpsRunStatus="failed"` in the UI.
+RUN_STATUS = SearchAttributeKey.for_keyword("OpsRunStatus")
+RUN_SEARCH_ATTRIBUTES = (JOB_ID, JOB_NAME, TRIGGERED_BY, RUN_STATUS)
+# Upserting the status adds commands; histories recorded before it replay without them.
+RUN_STATUS_SEARCH_ATTRIBUTE_PATCH = "run-status-search-attribute"
 
 
 def run_search_attributes(request: RunRequest) -> TypedSearchAttributes:
@@ -275,5 +279,6 @@ def run_search_attributes(request: RunRequest) -> TypedSearchAttributes:
             SearchAttributePair(JOB_ID, str(request.job_id)),
             SearchAttributePair(JOB_NAME, request.job_name),
             SearchAttributePair(TRIGGERED_BY, request.triggered_by),
+            SearchAttributePair(RUN_STATUS, RunStatus.queued.value),
         ]
     )

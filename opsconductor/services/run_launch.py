@@ -77,12 +77,40 @@ async def stored_request(session: AsyncSession, run: Run) -> RunRequest:
     return request_for(run, document, await requester_of(session, run))
 
 
+# Targets the Temporal UI's details name before "and N more".
+DETAILS_TARGETS = 10
+
+
+def workflow_summary(request: RunRequest) -> str:
+    """The one line the Temporal UI shows for the run (sealed by our codec like any payload)."""
+    count = len(request.target_names)
+    targets = f"{count} target{'' if count == 1 else 's'}"
+    return f"{request.job_name} v{request.job_version} · {targets} · by {request.triggered_by}"
+
+
+def workflow_details(request: RunRequest, console_url: str) -> str:
+    """Markdown the Temporal UI shows under the summary, with the way back to the console."""
+    names = request.target_names[:DETAILS_TARGETS]
+    more = len(request.target_names) - len(names)
+    targets = ", ".join(names) + (f" and {more} more" if more else "") or "none"
+    link = f"{console_url}/runs/{request.run_id}"
+    return "\n".join(
+        [
+            f"**Job** {request.job_name}, version {request.job_version}",
+            f"**Targets** ({len(request.target_names)}) {targets}",
+            f"**Started by** {request.triggered_by}",
+            f"**Console** [{link}]({link})",
+        ]
+    )
+
+
 async def launch(
-    temporal: Client, request: RunRequest
+    temporal: Client, request: RunRequest, console_url: str
 ) -> WorkflowHandle[JobRunWorkflow, RunSummary]:
     """Starts the run's workflow; called once its row is committed. Raises `LaunchUncertain`
     when Temporal did not answer in time (the start may have happened) and
-    `DependencyUnavailable` when it refused."""
+    `DependencyUnavailable` when it refused. `console_url` is the public URL its details
+    link to."""
     workflow_id = run_workflow_id(request.run_id)
     try:
         return await temporal.start_workflow(
@@ -91,6 +119,8 @@ async def launch(
             id=workflow_id,
             task_queue=TaskQueue.orchestration.value,
             search_attributes=run_search_attributes(request),
+            static_summary=workflow_summary(request),
+            static_details=workflow_details(request, console_url),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )

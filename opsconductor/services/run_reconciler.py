@@ -66,7 +66,7 @@ class RunReconcileReport:
 
 
 async def reconcile_runs(
-    session: AsyncSession, temporal: Client, grace: timedelta
+    session: AsyncSession, temporal: Client, grace: timedelta, console_url: str
 ) -> RunReconcileReport:
     """One pass, in the caller's unit of work (which holds the lock until it ends)."""
     report = RunReconcileReport()
@@ -87,7 +87,7 @@ async def reconcile_runs(
     ).all()
     for run in rows:
         report.checked += 1
-        outcome = await settle(session, temporal, run)
+        outcome = await settle(session, temporal, run, console_url)
         if outcome is RunStatus.running:
             report.started.append(run.id)
         elif outcome in TERMINAL_RUN_STATUSES:
@@ -95,7 +95,9 @@ async def reconcile_runs(
     return report
 
 
-async def settle(session: AsyncSession, temporal: Client, run: Run) -> RunStatus | None:
+async def settle(
+    session: AsyncSession, temporal: Client, run: Run, console_url: str
+) -> RunStatus | None:
     """Brings one run in step: answers `running` when it was started here, the terminal status
     it was given, or None when nothing changed (its workflow is open, or its start is pending)."""
     handle = temporal.get_workflow_handle_for(JobRunWorkflow.run, run.workflow_id)
@@ -106,7 +108,7 @@ async def settle(session: AsyncSession, temporal: Client, run: Run) -> RunStatus
             raise DependencyUnavailable(
                 f"Temporal did not describe a run: {error.message}"
             ) from None
-        return await _start_or_fail(session, temporal, run)
+        return await _start_or_fail(session, temporal, run, console_url)
     if description.status is None or description.status in _OPEN:
         return None
     try:
@@ -120,7 +122,7 @@ async def settle(session: AsyncSession, temporal: Client, run: Run) -> RunStatus
 
 
 async def settle_for_cancel(
-    session: AsyncSession, temporal: Client, run_id: uuid.UUID
+    session: AsyncSession, temporal: Client, run_id: uuid.UUID, console_url: str
 ) -> RunStatus:
     """A cancel found no open workflow: a run that never started is cancelled (its start is not
     attempted); one whose workflow ended takes that end. Answers the run's status after."""
@@ -138,7 +140,7 @@ async def settle_for_cancel(
             raise DependencyUnavailable(
                 f"Temporal did not describe a run: {error.message}"
             ) from None
-    return await settle(session, temporal, run) or RunStatus(run.status)
+    return await settle(session, temporal, run, console_url) or RunStatus(run.status)
 
 
 def _unavailable(what: str, error: RPCError) -> DependencyUnavailable:
@@ -156,7 +158,9 @@ def _ending_of(error: WorkflowFailureError) -> tuple[RunStatus, str]:
     return RunStatus.failed, f"the workflow failed: {cause or error}"
 
 
-async def _start_or_fail(session: AsyncSession, temporal: Client, run: Run) -> RunStatus | None:
+async def _start_or_fail(
+    session: AsyncSession, temporal: Client, run: Run, console_url: str
+) -> RunStatus | None:
     if run.status != RunStatus.queued or run.started_at is not None:
         return await end_run(session, run, RunStatus.failed, WORKFLOW_GONE)
     if run.parent_run_id is not None:
@@ -174,7 +178,7 @@ async def _start_or_fail(session: AsyncSession, temporal: Client, run: Run) -> R
             session, run, RunStatus.failed, f"the run could not be started: {error.detail}"
         )
     try:
-        await launch(temporal, request)
+        await launch(temporal, request, console_url)
     except LaunchUncertain as error:
         logger.warning(
             "run start unconfirmed; the next pass looks again",

@@ -261,7 +261,7 @@ async def start_run(
         await commit_then_launch(
             session,
             workflows.sessionmaker,
-            lambda: launch(workflows.client, prepared.request),
+            lambda: launch(workflows.client, prepared.request, workflows.console_url),
             not_launched,
         )
     except LaunchUncertain as error:
@@ -295,7 +295,9 @@ async def cancel_run(session: AsyncSession, workflows: Workflows, run_id: uuid.U
             pass  # it ended in between
     # Kept though the answer may be an error (which rolls the request back).
     async with side_transaction(workflows.sessionmaker) as side:
-        settled = await run_reconciler.settle_for_cancel(side, workflows.client, run.id)
+        settled = await run_reconciler.settle_for_cancel(
+            side, workflows.client, run.id, workflows.console_url
+        )
     if settled != RunStatus.cancelled:
         raise Conflict(f"run {run.id} already ended ({settled})")
 

@@ -25,6 +25,8 @@ class WorkflowGone(Conflict):
 class Workflows:
     client: Client
     sessionmaker: async_sessionmaker[AsyncSession]
+    # The public URL of this OpsConductor: workflows started here link back to it.
+    console_url: str
 
     async def is_open(self, workflow_id: str) -> bool:
         """Whether the workflow has an open execution (Temporal accepts a cancel of a closed

@@ -74,10 +74,11 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
         activities.append(DiscoveryActions(resources.sessionmaker).record_status)
     elif queue is TaskQueue.ssh:
         activities.append(SshActions(resources.sessionmaker, resources.keyring).run_step)
-        tests = ConnectionTests(resources.sessionmaker, resources.keyring)
-        activities.append(tests.run_test)
+        activities.append(ConnectionTests(resources.sessionmaker, resources.keyring).run_test)
     elif queue is TaskQueue.winrm:
         activities.append(WinrmActions(resources.sessionmaker, resources.keyring).run_step)
+        tests = ConnectionTests(resources.sessionmaker, resources.keyring)
+        activities.append(tests.run_winrm_test)
     elif queue is TaskQueue.http:
         activities.append(
             HttpActions(resources.settings, resources.sessionmaker, resources.keyring).run_step

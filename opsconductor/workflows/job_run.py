@@ -19,6 +19,8 @@ with workflow.unsafe.imports_passed_through():
         DECIDE_APPROVAL_UPDATE,
         JOB_RUN_WORKFLOW,
         PROGRESS_QUERY,
+        RUN_STATUS,
+        RUN_STATUS_SEARCH_ATTRIBUTE_PATCH,
         ApprovalDecision,
         BatchRequest,
         BatchResult,
@@ -219,6 +221,8 @@ class JobRunWorkflow:
                 request,
                 id=batch_workflow_id(workflow.info().workflow_id, self._segments_run, offset),
                 task_queue=TaskQueue.orchestration.value,
+                # What the Temporal UI shows for the child: its range of targets.
+                static_summary=f"targets {members[0]} … {members[-1]} ({len(members)})",
             )
         except ChildWorkflowError as error:
             if isinstance(error.cause, CancelledError):
@@ -344,6 +348,8 @@ class JobRunWorkflow:
 
     async def _set_status(self, status: RunStatus, reason: str | None = None) -> None:
         self._status = status
+        if workflow.patched(RUN_STATUS_SEARCH_ATTRIBUTE_PATCH):
+            workflow.upsert_search_attributes([RUN_STATUS.value_set(status.value)])
         await write_record(
             record_run_status,
             RunStatusRecord(run_id=self._request.run_id, status=status, reason=reason),

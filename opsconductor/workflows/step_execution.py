@@ -305,6 +305,9 @@ class StepExecutor:
             result_type=StepResult,
             start_to_close_timeout=step.timeout or DEFAULT_STEP_TIMEOUT,
             heartbeat_timeout=STEP_HEARTBEAT_TIMEOUT,
+            # What the Temporal UI shows for the activity: `web-1 · usage · ssh.command`.
+            summary=f"{request.target.name if request.target else 'run once'} · {step.id} · "
+            f"{step.action}",
             retry_policy=RetryPolicy(
                 maximum_attempts=attempts,
                 initial_interval=step.retry.interval,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import re
 import signal
@@ -200,12 +201,12 @@ class Stack:
     def logs(self) -> tuple[Path, ...]:
         return (
             self.data_dir / "postgres" / "postgres.log",
-            self.data_dir / "logs" / "temporal.log",
+            *(self.data_dir / "logs" / f"{name}.log" for name in ("temporal", "api", "worker")),
         )
 
     @contextmanager
-    def up(self, name: str) -> Iterator[Command]:
-        command = Command(self.workdir, name, ["up"], self.env(), self.logs())
+    def up(self, name: str, **extra_env: str) -> Iterator[Command]:
+        command = Command(self.workdir, name, ["up"], self.env(**extra_env), self.logs())
         try:
             yield command
         finally:
@@ -312,6 +313,14 @@ def run_check(env: dict[str, str], *arguments: str) -> subprocess.CompletedProce
     )
 
 
+STATUS_LINE = re.compile(r"^up: (\S+)\s+ready .*\(log: (\S+)\)$", re.MULTILINE)
+
+
+def process_statuses(stderr: str) -> dict[str, Path]:
+    """`up`'s one status line per process: its name and the log file it names."""
+    return {name: Path(log) for name, log in STATUS_LINE.findall(stderr)}
+
+
 def banner_value(stdout: str, label: str) -> str | None:
     """The URL that the banner shows beside label (e.g. "API", "Temporal UI")."""
     found = re.search(rf"^\s*{re.escape(label)}\s+(http\S*)\s*$", stdout, re.MULTILINE)
@@ -364,6 +373,16 @@ def test_up_first_start_then_restart_keeps_data(tmp_path: Path) -> None:
         banner = up.stdout
         assert banner_value(banner, "API") == f"{stack.api_url}/api/v1", up.report()
         assert banner_value(banner, "Temporal UI") == stack.ui_url, up.report()
+        # One status line per process, naming its log; the children's JSON goes there, not
+        # to the terminal.
+        process_logs = process_statuses(up.stderr)
+        assert list(process_logs) == ["PostgreSQL", "Temporal", "api", "worker"], up.report()
+        assert process_logs["api"] == stack.data_dir / "logs" / "api.log", up.report()
+        printed = (up.stdout + up.stderr).splitlines()
+        assert [line for line in printed if line.lstrip().startswith("{")] == [], up.report()
+        for name in ("api", "worker"):
+            first = process_logs[name].read_text().splitlines()[0]
+            assert json.loads(first)["service"] == name, first
 
         assert up.stderr.count(FIRST_ADMIN) == 1, up.report()
         announced = FIRST_ADMIN_LINE.search(up.stderr)

@@ -60,9 +60,8 @@ def dev_settings(tmp_path: Path, database_url: str, temporal_address: str) -> Se
         tmp_path,
         database_url=database_url,
         temporal_address=temporal_address,
-        codec_ui_origins=[UI_ORIGIN],
+        codec_cors_origins=[UI_ORIGIN],
         codec_trust_loopback_ui=True,
-        cors_origins=[UI_ORIGIN],
     )
 
 
@@ -100,3 +99,42 @@ async def test_the_dev_ui_is_not_trusted_from_another_machine(dev_settings: Sett
             "/codec/decode", json={"payloads": [plain("x")]}, headers={"Origin": UI_ORIGIN}
         )
     assert answer.status_code == 401
+
+
+async def test_the_uis_preflight_is_answered_for_the_codec_only(
+    tmp_path: Path, database_url: str, temporal_address: str
+) -> None:
+    """What the Temporal UI's browser sends before a codec call with passAccessToken and
+    includeCredentials on; the same preflight to the rest of the API is not answered."""
+    settings = make_settings(
+        tmp_path,
+        database_url=database_url,
+        temporal_address=temporal_address,
+        codec_cors_origins=[UI_ORIGIN],
+        cors_origins=["https://console.example"],
+    )
+    app = create_app(settings)
+    ui_preflight = {
+        "Origin": UI_ORIGIN,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type,x-namespace",
+    }
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000"
+    ) as http:
+        codec = await http.options("/codec/decode", headers=ui_preflight)
+        api_preflight = await http.options("/api/v1/runs", headers=ui_preflight)
+        console_to_codec = await http.options(
+            "/codec/decode",
+            headers={**ui_preflight, "Origin": "https://console.example"},
+        )
+    assert codec.status_code == 200, codec.text
+    assert codec.headers["Access-Control-Allow-Origin"] == UI_ORIGIN
+    assert codec.headers["Access-Control-Allow-Credentials"] == "true"
+    allowed = {
+        name.strip().lower() for name in codec.headers["Access-Control-Allow-Headers"].split(",")
+    }
+    assert {"authorization", "content-type", "x-namespace"} <= allowed
+    assert "POST" in codec.headers["Access-Control-Allow-Methods"]
+    assert "Access-Control-Allow-Origin" not in api_preflight.headers
+    assert "Access-Control-Allow-Origin" not in console_to_codec.headers

@@ -137,7 +137,7 @@ async def test_the_reconcile_pass_settles_terminated_runs_and_starts_unstarted_o
     engine = create_engine(settings)
     try:
         report = await reconcile_runs_once(
-            create_sessionmaker(engine), await connect(settings), timedelta(0)
+            create_sessionmaker(engine), await connect(settings), timedelta(0), settings.public_url
         )
     finally:
         await engine.dispose()

@@ -146,7 +146,4 @@ async def test_failures_explain_themselves_without_secrets(
         http, "/targets", operator.headers, {"name": "win", "address": "x", "protocol": "winrm"}
     )
     answer = await run_test(http, operator.headers, windows["id"])
-    assert (answer["ok"], answer["detail"]) == (
-        False,
-        "WinRM connection tests are not available yet",
-    )
+    assert (answer["ok"], answer["detail"]) == (False, "target 'win' has no credential")

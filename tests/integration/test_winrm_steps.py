@@ -349,3 +349,58 @@ async def eventually(condition: Callable[[], bool], seconds: float = 30) -> None
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the fake host never saw it")
+
+
+async def connection_test(
+    client: httpx.AsyncClient, who: Account, target_name: str
+) -> dict[str, Any]:
+    targets = (await client.get(api("/targets"), headers=who.headers)).json()["items"]
+    (target,) = [target for target in targets if target["name"] == target_name]
+    answer = await client.post(api(f"/targets/{target['id']}/test"), headers=who.headers)
+    assert answer.status_code == 200, answer.text
+    tested: dict[str, Any] = answer.json()
+    return tested
+
+
+async def test_a_connection_test_logs_in_and_runs_a_command_in_a_shell(
+    http: httpx.AsyncClient, admin: Account, operator: Account, wsman: FakeWsman
+) -> None:
+    target = await add_target(http, admin, wsman)
+
+    answer = await connection_test(http, operator, target)
+
+    assert answer["ok"] is True, answer
+    assert answer["detail"] == f"logged in as {USERNAME!r} and ran `hostname`"
+    assert answer["latency_ms"] > 0
+    # It reached the host: a shell, `hostname` in it, the shell deleted afterwards.
+    assert [command.command_line for command in wsman.commands] == ["hostname"]
+    assert [shell.deleted for shell in wsman.shells.values()] == [True]
+    assert PASSWORD not in str(answer)
+
+
+async def test_a_connection_test_names_what_failed(
+    http: httpx.AsyncClient, admin: Account, operator: Account, wsman: FakeWsman
+) -> None:
+    wrong = await add_target(http, admin, wsman, password="Wrong-" + uuid.uuid4().hex[:8])
+    refused = await connection_test(http, operator, wrong)
+    assert refused["ok"] is False
+    assert refused["detail"] == (
+        f"authentication as {USERNAME!r} on {wrong} ({wsman.url}) failed "
+        f"(credential '{wrong}-login', transport basic)"
+    )
+    assert wsman.refused_logins == 1
+
+    failing = await add_target(http, admin, wsman)
+    wsman.reply("hostname", Reply(exit_code=3))
+    assert (await connection_test(http, operator, failing))["detail"] == (
+        "logged in, but `hostname` exited with 3"
+    )
+
+    unsafe = await add_target(http, admin, wsman, vars={})
+    detail = (await connection_test(http, operator, unsafe))["detail"]
+    assert detail.startswith("basic authentication over HTTP would send the password")
+
+    closed = await add_target(http, admin, wsman)
+    wsman.__exit__(None, None, None)
+    detail = (await connection_test(http, operator, closed))["detail"]
+    assert detail.startswith(f"cannot connect to {closed} ({wsman.url})"), detail

@@ -306,7 +306,7 @@ def test_temporal_ui_decodes_through_the_api_codec_endpoint(
     assert ui["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
     ui_port = published(ui)[8080]
     assert ui_port == 8233
-    origins = api["environment"]["OPSCONDUCTOR_CORS_ORIGINS"].split(",")
+    origins = api["environment"]["OPSCONDUCTOR_CODEC_CORS_ORIGINS"].split(",")
     assert f"http://localhost:{ui_port}" in origins
 
 
@@ -361,7 +361,7 @@ def test_settings_accept_the_compose_environment_in_production(
     assert keys.master_key == bytes(range(32))
     if service == "api":
         assert settings.api_host == "0.0.0.0"
-        assert "http://localhost:8233" in settings.cors_origins
+        assert "http://localhost:8233" in settings.codec_cors_origins
     if service in WORKERS:
         # Reachable from a Prometheus in the compose network, where /metrics of the API is too.
         assert settings.worker_metrics_address == "0.0.0.0:9464"

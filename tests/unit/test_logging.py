@@ -1,9 +1,12 @@
-"""Log lines are JSON with service, version and the request/run in scope."""
+"""Log lines are JSON with service, version and the request/run in scope; readable text on a
+terminal when LOG_FORMAT is auto (the default)."""
 
 import io
 import json
 import logging
+import os
 from collections.abc import Iterator
+from typing import TextIO
 
 import pytest
 
@@ -54,3 +57,47 @@ def test_exceptions_are_logged_with_their_stack(log_stream: io.StringIO) -> None
     (entry,) = lines(log_stream)
     assert "ValueError: boom" in str(entry["exception"])
     assert "request_id" not in entry
+
+
+def logged_through(stream: TextIO, log_format: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stderr", stream)
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        configure_logging(Settings(log_format=log_format), service="worker")
+        logging.getLogger("opsconductor.test").info("worker started")
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+
+
+def test_auto_is_readable_text_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    controller, terminal = os.openpty()
+    with os.fdopen(terminal, "w") as stream:
+        logged_through(stream, "auto", monkeypatch)
+    line = os.read(controller, 4096).decode()
+    os.close(controller)
+    assert " INFO    worker opsconductor.test: worker started" in line
+    assert "{" not in line
+
+
+def test_auto_is_json_when_the_output_is_not_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().log_format == "auto"
+    piped = io.StringIO()
+    logged_through(piped, "auto", monkeypatch)
+    (entry,) = lines(piped)
+    assert (entry["message"], entry["service"]) == ("worker started", "worker")
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_an_explicit_format_wins_over_the_output(
+    log_format: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    controller, terminal = os.openpty()
+    with os.fdopen(terminal, "w") as stream:
+        logged_through(stream, log_format, monkeypatch)
+    line = os.read(controller, 4096).decode()
+    os.close(controller)
+    assert line.lstrip().startswith("{") == (log_format == "json"), line

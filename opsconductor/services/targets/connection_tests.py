@@ -14,29 +14,23 @@ from opsconductor.contracts.connection_tests import (
 )
 from opsconductor.contracts.queues import TaskQueue
 from opsconductor.errors import DependencyUnavailable
-from opsconductor.models.target import Protocol
 from opsconductor.services.targets.inventory import get_target
 from opsconductor.services.workflows import Workflows
 from opsconductor.workflows.connection_test import ConnectionTestWorkflow
 
-WINRM_TESTS_UNAVAILABLE = "WinRM connection tests are not available yet"
 CONNECTION_TEST_TIMEOUT = timedelta(seconds=90)
 
 
 async def test_connection(
     session: AsyncSession, workflows: Workflows, target_id: uuid.UUID
 ) -> ConnectionTestResult:
-    """A real login and a trivial command, run by an ssh worker (only workers decrypt)."""
+    """A real login and a trivial command, run by a worker of the target's protocol (only
+    workers decrypt)."""
     target = await get_target(session, target_id)
-    if target.protocol == Protocol.winrm:
-        # The winrm worker runs steps (activities/winrm.py) but implements no `test-connection`:
-        # worker/registry.py registers that activity on the ssh queue only. Saying so beats a
-        # success nobody checked.
-        return ConnectionTestResult(ok=False, detail=WINRM_TESTS_UNAVAILABLE)
     try:
         return await workflows.client.execute_workflow(
             ConnectionTestWorkflow.run,
-            ConnectionTestRequest(target_id=target.id),
+            ConnectionTestRequest(target_id=target.id, protocol=str(target.protocol)),
             id=connection_test_workflow_id(target.id, uuid.uuid4().hex[:8]),
             task_queue=TaskQueue.orchestration.value,
             execution_timeout=CONNECTION_TEST_TIMEOUT,
