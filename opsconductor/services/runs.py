@@ -9,7 +9,7 @@ which the router hands on untouched.
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ from opsconductor.contracts.runs import (
     RunStatus,
     RunSummary,
     StepStatus,
+    batch_size_for,
     run_search_attributes,
     run_workflow_id,
 )
@@ -131,6 +132,8 @@ async def prepare_run(
             "the job has per-target steps but its target selector matches no target",
             [FieldProblem("body.targets", "matches no target", "empty_selection")],
         )
+    # Sized to the plan: a job of many steps runs in smaller batches (docs/engine.md).
+    origin = replace(origin, batch_size=batch_size_for(plan, origin.batch_size))
     run = _new_run(
         run_id or uuid.uuid4(),
         job,

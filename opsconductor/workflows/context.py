@@ -11,13 +11,25 @@ from typing import Any
 
 from opsconductor.contracts.runs import RunRequest, StepOutcome, StepStatus
 from opsconductor.contracts.steps import TargetSnapshot
-from opsconductor.jobspec.document import Step
+from opsconductor.jobspec.document import JobDocument, Step
 
 
 def mentions(step: Step, word: str) -> bool:
     """Whether any template of the step contains `word`. Cheap and conservative: it lets a run
     over thousands of targets leave lists out of the contexts of steps that cannot read them."""
     return word in json.dumps([step.with_, step.when, step.credential])
+
+
+def read_later(document: JobDocument) -> frozenset[str]:
+    """The steps whose output must reach the workflow: those another step's templates mention,
+    and run-once steps (their outputs are the run's, which a parent `job.run` step reads).
+    Every other step's output stays on its record and in the run log, out of history."""
+    return frozenset(
+        step.id
+        for step in document.steps
+        if step.run_once
+        or any(mentions(other, step.id) for other in document.steps if other is not step)
+    )
 
 
 def run_summary(succeeded: list[str], failed: list[str], total: int) -> str:
@@ -56,12 +68,18 @@ def base_context(
 
 def target_context(
     base: Mapping[str, Any],
+    step: Step,
     target: TargetSnapshot,
     own_steps: Iterable[StepOutcome],
     run_once_steps: Iterable[StepOutcome],
 ) -> dict[str, Any]:
-    steps = {outcome.step_id: outcome.context() for outcome in run_once_steps}
-    steps.update({outcome.step_id: outcome.context() for outcome in own_steps})
+    """A per-target step's context holds only the steps its templates mention: a step's input
+    grows with what it reads, not with everything that ran before it."""
+    steps = {
+        outcome.step_id: outcome.context()
+        for outcome in (*run_once_steps, *own_steps)
+        if mentions(step, outcome.step_id)
+    }
     return {**base, "target": target.context(), "steps": steps}
 
 
