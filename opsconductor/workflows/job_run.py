@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         base_context,
         mentions,
         read_later,
+        reads_output,
         run_once_context,
     )
     from opsconductor.workflows.notifications import Announcer
@@ -214,7 +215,7 @@ class JobRunWorkflow:
                 step_id
                 for step_id in step_ids
                 if any(
-                    mentions(other, step_id)
+                    reads_output(other, step_id)
                     for other in self._document.steps
                     if other.id not in step_ids
                 )
