@@ -1,4 +1,4 @@
-"""History is bounded by targets × steps, never by output: three steps printing 1 MiB each over
+"""History is bounded by targets and steps, never by output: three steps printing 1 MiB each over
 50 SSH targets succeed through the API, every workflow history stays under 2 MiB, and the run
 log holds every byte (docs/engine.md, "Scale: output stays out of history")."""
 
@@ -7,11 +7,19 @@ import uuid
 import httpx
 import pytest
 from sqlalchemy import text
-from temporalio.client import Client
 
 from opsconductor.config import Settings
 from opsconductor.temporal.client import connect
 from opsconductor.worker.registry import WorkerResources
+from tests.fixtures.loud_job import (
+    LINE,
+    LINES_PER_STEP,
+    MIB,
+    STEPS,
+    loud_job,
+    run_workflow_ids,
+    serialized_history_sizes,
+)
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account, api
 from tests.run_helpers import TERMINAL, start_job_run, wait_for
@@ -20,46 +28,7 @@ from tests.vault_helpers import key_credential, post_ok, sshd_target
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
 TARGETS = 50
-MIB = 1024 * 1024
-# 127 characters and a newline: 8,192 lines make exactly 1 MiB.
-LINE = "a" * 127
-PRINT_A_MIB = f"yes {LINE} | head -c {MIB}"
-LINES_PER_STEP = MIB // (len(LINE) + 1)
 HISTORY_LIMIT = 2 * MIB
-
-
-def megabyte_job(name: str, selector: dict[str, object]) -> dict[str, object]:
-    """Three steps, each printing 1 MiB; the third's `when` reads the second's exit code,
-    which must not bring the second's output into history."""
-    return {
-        "name": name,
-        "targets": selector,
-        "steps": [
-            {"id": "one", "action": "ssh.command", "with": {"command": PRINT_A_MIB}},
-            {
-                "id": "two",
-                "needs": ["one"],
-                "action": "ssh.command",
-                "with": {"command": PRINT_A_MIB},
-            },
-            {
-                "id": "three",
-                "needs": ["two"],
-                "when": "{{ steps.two.exit_code == 0 }}",
-                "action": "ssh.command",
-                "with": {"command": PRINT_A_MIB},
-            },
-        ],
-    }
-
-
-async def serialized_history_sizes(temporal: Client, workflow_ids: list[str]) -> dict[str, int]:
-    """Each workflow's whole history as Temporal hands it out (the size its limit counts)."""
-    sizes = {}
-    for workflow_id in workflow_ids:
-        history = await temporal.get_workflow_handle(workflow_id).fetch_history()
-        sizes[workflow_id] = len(history.to_json().encode())
-    return sizes
 
 
 async def test_megabytes_of_output_on_fifty_targets_keep_every_history_small(
@@ -77,11 +46,14 @@ async def test_megabytes_of_output_on_fifty_targets_keep_every_history_small(
         body = sshd_target(sshd, credential["id"], name=f"{fleet}-{index:02d}")
         await post_ok(http, "/targets", admin.headers, {**body, "tags": {"fleet": fleet}})
 
-    run_id = await start_job_run(
-        http, operator, megabyte_job(fleet, {"tags": {"fleet": fleet}})
-    )
+    run_id = await start_job_run(http, operator, loud_job(fleet, {"tags": {"fleet": fleet}}))
     run = await wait_for(http, viewer, run_id, TERMINAL, polls=6000)
+    temporal = await connect(settings)
+    workflows = run_workflow_ids(run_id, TARGETS, settings.run_batch_size)
+    sizes = await serialized_history_sizes(temporal, workflows)
+    print(f"\nhistory sizes (bytes, serialized): {sizes}")
     assert run["status"] == "succeeded", run["reason"]
+    assert max(sizes.values()) < HISTORY_LIMIT, sizes
     assert len(run["targets"]) == TARGETS
     for target in run["targets"]:
         for step in target["steps"]:
@@ -93,7 +65,8 @@ async def test_megabytes_of_output_on_fifty_targets_keep_every_history_small(
 
     # The run log has every line of every step on every target.
     page = await http.get(api(f"/runs/{run_id}/logs"), headers=viewer.headers)
-    assert page.status_code == 200 and page.json()[0]["line"] == LINE
+    assert page.status_code == 200
+    assert page.json()[0]["line"] == LINE
     async with worker_resources.sessionmaker() as session:
         rows = await session.execute(
             text(
@@ -103,13 +76,5 @@ async def test_megabytes_of_output_on_fifty_targets_keep_every_history_small(
             {"run_id": run_id},
         )
         logged = {(row.target, row.step_id): (row.lines, row.bytes) for row in rows}
-    assert len(logged) == TARGETS * 3
+    assert len(logged) == TARGETS * len(STEPS)
     assert set(logged.values()) == {(LINES_PER_STEP, MIB)}
-
-    temporal = await connect(settings)
-    parent = f"run-{run_id}"
-    batch_size = settings.run_batch_size
-    children = [f"{parent}-s1-b{offset}" for offset in range(0, TARGETS, batch_size)]
-    sizes = await serialized_history_sizes(temporal, [parent, *children])
-    print(f"\nhistory sizes (bytes, serialized): {sizes}")
-    assert max(sizes.values()) < HISTORY_LIMIT, sizes
