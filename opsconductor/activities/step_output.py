@@ -18,9 +18,19 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from opsconductor.activities.run_records import store_step_output
+from opsconductor.activities.steps import heartbeating
 from opsconductor.contracts.steps import StepRequest, StepResult
 
 StepActivity = Callable[[StepRequest], Awaitable[StepResult]]
+
+
+async def _store(
+    sessionmaker: async_sessionmaker[AsyncSession], request: StepRequest, result: StepResult
+) -> None:
+    # Heartbeating: on a busy database the write may wait for a connection longer than the
+    # step's heartbeat timeout allows a silent activity.
+    async with heartbeating():
+        await store_step_output(sessionmaker, request, result)
 
 
 def _for_history(request: StepRequest, result: StepResult) -> StepResult:
@@ -54,7 +64,7 @@ def recording_output(
             failed = _failure_result(error)
             if failed is None:
                 raise
-            await store_step_output(sessionmaker, request, failed)
+            await _store(sessionmaker, request, failed)
             raise ApplicationError(
                 error.message,
                 _for_history(request, failed),
@@ -62,7 +72,7 @@ def recording_output(
                 non_retryable=error.non_retryable,
                 next_retry_delay=error.next_retry_delay,
             ) from None
-        await store_step_output(sessionmaker, request, result)
+        await _store(sessionmaker, request, result)
         return _for_history(request, result)
 
     return activity.defn(name=name)(run)
