@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import text
 from temporalio.client import Client
 
-from benchmarks.fleet import Row, plant_targets, run_job, save_job
+from benchmarks.fleet import Row, plant_targets, run_job, save_job, ssh_key_credential
 from benchmarks.stack import Stack
 from opsconductor.db import create_engine, create_sessionmaker
 from tests.fixtures.loud_job import loud_job, run_workflow_ids, serialized_history_sizes
@@ -33,17 +33,7 @@ async def _logged(stack: Stack, run_id: str) -> tuple[int, int]:
 async def bench_b5(stack: Stack, temporal: Client, sizes: list[int]) -> list[Row]:
     rows: list[Row] = []
     async with httpx.AsyncClient(timeout=60) as http:
-        answer = await http.post(
-            stack.api("/credentials"),
-            headers=stack.headers,
-            json={
-                "name": "bench-b5-key",
-                "kind": "ssh_key",
-                "username": stack.sshd.username,
-                "secret": {"private_key": stack.sshd.client_key_text},
-            },
-        )
-        answer.raise_for_status()
+        credential_id = await ssh_key_credential(http, stack, "bench-b5-key")
         for size in sizes:
             fleet = f"b5-{size}"
             await plant_targets(
@@ -51,7 +41,7 @@ async def bench_b5(stack: Stack, temporal: Client, sizes: list[int]) -> list[Row
                 fleet,
                 size,
                 stack.sshd.port,
-                credential_id=answer.json()["id"],
+                credential_id=credential_id,
                 host_key_fingerprint=stack.sshd.host_key_fingerprint,
             )
             job_id = await save_job(
