@@ -24,15 +24,6 @@ from opsconductor.contracts.steps import StepRequest, StepResult
 StepActivity = Callable[[StepRequest], Awaitable[StepResult]]
 
 
-async def _store(
-    sessionmaker: async_sessionmaker[AsyncSession], request: StepRequest, result: StepResult
-) -> None:
-    # Heartbeating: on a busy database the write may wait for a connection longer than the
-    # step's heartbeat timeout allows a silent activity.
-    async with heartbeating():
-        await store_step_output(sessionmaker, request, result)
-
-
 def _for_history(request: StepRequest, result: StepResult) -> StepResult:
     returned = result.without_repeats() if request.return_output else result.state_only()
     return returned.model_copy(update={"output_recorded": True})
@@ -58,13 +49,20 @@ def recording_output(
     name = activity._Definition.must_from_callable(step_activity).name
 
     async def run(request: StepRequest) -> StepResult:
+        # Heartbeating from start to end, not only while a command runs: connecting, the run
+        # log's last flush of a loud command (thousands of lines) and storing the output may
+        # each outlast the step's heartbeat timeout on a busy worker or database.
+        async with heartbeating():
+            return await _recorded(request)
+
+    async def _recorded(request: StepRequest) -> StepResult:
         try:
             result = await step_activity(request)
         except ApplicationError as error:
             failed = _failure_result(error)
             if failed is None:
                 raise
-            await _store(sessionmaker, request, failed)
+            await store_step_output(sessionmaker, request, failed)
             raise ApplicationError(
                 error.message,
                 _for_history(request, failed),
@@ -72,7 +70,7 @@ def recording_output(
                 non_retryable=error.non_retryable,
                 next_retry_delay=error.next_retry_delay,
             ) from None
-        await _store(sessionmaker, request, result)
+        await store_step_output(sessionmaker, request, result)
         return _for_history(request, result)
 
     return activity.defn(name=name)(run)
