@@ -23,7 +23,7 @@ from tests.fixtures.loud_job import (
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account, api, bearer, login
 from tests.run_helpers import start_job_run
-from tests.vault_helpers import key_credential, post_ok, sshd_target
+from tests.vault_helpers import key_credential, post_ok, shared_credential, sshd_target
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -40,7 +40,7 @@ async def test_megabytes_of_output_on_fifty_targets_keep_every_history_small(
     settings: Settings,
     worker_resources: WorkerResources,
 ) -> None:
-    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
+    credential = await shared_credential(http, admin.headers, key_credential(sshd))
     fleet = f"loud-{uuid.uuid4().hex[:6]}"
     for index in range(TARGETS):
         body = sshd_target(sshd, credential["id"], name=f"{fleet}-{index:02d}")
