@@ -15,7 +15,7 @@ import asyncssh
 import httpx
 from temporalio.client import Client
 
-from benchmarks.fleet import Row, median, plant_targets, run_job, save_job
+from benchmarks.fleet import Row, median, plant_targets, run_job, save_job, ssh_key_credential
 from benchmarks.stack import Stack
 
 ANSIBLE_VENV = Path("/tmp/bench-ansible")
@@ -108,18 +108,7 @@ async def bench_b1(stack: Stack, temporal: Client, sizes: list[int], repeats: in
     ansible = ensure_ansible()
     rows: list[Row] = []
     async with httpx.AsyncClient(timeout=60) as http:
-        answer = await http.post(
-            stack.api("/credentials"),
-            headers=stack.headers,
-            json={
-                "name": "bench-ssh-key",
-                "kind": "ssh_key",
-                "username": stack.sshd.username,
-                "secret": {"private_key": stack.sshd.client_key_text},
-            },
-        )
-        answer.raise_for_status()
-        credential_id = answer.json()["id"]
+        credential_id = await ssh_key_credential(http, stack, "bench-ssh-key")
         for size in sizes:
             # Host keys pinned as after a first run: TOFU pinning is not what is measured.
             await plant_targets(

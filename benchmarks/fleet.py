@@ -53,6 +53,23 @@ async def plant_targets(
         await engine.dispose()
 
 
+async def ssh_key_credential(http: httpx.AsyncClient, stack: Stack, name: str) -> str:
+    """A credential for the loopback sshd's user, made through the API; its id."""
+    answer = await http.post(
+        stack.api("/credentials"),
+        headers=stack.headers,
+        json={
+            "name": name,
+            "kind": "ssh_key",
+            "username": stack.sshd.username,
+            "secret": {"private_key": stack.sshd.client_key_text},
+        },
+    )
+    answer.raise_for_status()
+    credential_id: str = answer.json()["id"]
+    return credential_id
+
+
 async def save_job(http: httpx.AsyncClient, stack: Stack, document: dict[str, Any]) -> str:
     answer = await http.post(stack.api("/jobs"), json=document, headers=stack.headers)
     answer.raise_for_status()

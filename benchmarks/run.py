@@ -25,11 +25,12 @@ from benchmarks.b1_ssh import bench_b1
 from benchmarks.b2_throughput import bench_b2
 from benchmarks.b3_scale import bench_b3
 from benchmarks.b4_api import bench_b4
+from benchmarks.b5_output import bench_b5
 from benchmarks.fleet import Row
 from benchmarks.stack import Stack, running_stack
 from opsconductor.temporal.client import connect
 
-BENCHMARKS = ("B1", "B2", "B3", "B4")
+BENCHMARKS = ("B1", "B2", "B3", "B4", "B5")
 
 
 def _sizes(text: str) -> list[int]:
@@ -47,6 +48,7 @@ def parse(arguments: list[str]) -> argparse.Namespace:
     parser.add_argument("--b2-runs", type=int, help="B2 runs (default 500)")
     parser.add_argument("--b2-inflight", type=int, help="B2 runs in flight (default 25)")
     parser.add_argument("--b3-sizes", type=_sizes, help="B3 targets (default 1000,10000)")
+    parser.add_argument("--b5-sizes", type=_sizes, help="B5 targets (default 200)")
     parser.add_argument("--b4-targets", type=int, help="B4 targets (default 10000)")
     parser.add_argument("--b4-runs", type=int, help="B4 planted runs (default 100000)")
     parser.add_argument("--b4-clients", type=int, default=50, help="B4 concurrent clients")
@@ -62,6 +64,7 @@ def parse(arguments: list[str]) -> argparse.Namespace:
         "b2_inflight": 10 if quick else 25,
         "b3_sizes": [1000] if quick else [1000, 10_000],
         "b4_targets": 1000 if quick else 10_000,
+        "b5_sizes": [20] if quick else [200],
         "b4_runs": 10_000 if quick else 100_000,
         "b4_requests": 4 if quick else 20,
     }
@@ -71,7 +74,7 @@ def parse(arguments: list[str]) -> argparse.Namespace:
     options.only = [name.strip().upper() for name in options.only.split(",") if name.strip()]
     unknown = set(options.only) - set(BENCHMARKS)
     if unknown:
-        parser.error(f"--only: unknown {', '.join(sorted(unknown))}; choose from B1..B4")
+        parser.error(f"--only: unknown {', '.join(sorted(unknown))}; choose from B1..B5")
     return options
 
 
@@ -88,6 +91,8 @@ async def measure(stack: Stack, options: argparse.Namespace) -> list[Row]:
         rows += await bench_b4(
             stack, options.b4_targets, options.b4_runs, options.b4_clients, options.b4_requests
         )
+    if "B5" in options.only:
+        rows += await bench_b5(stack, temporal, options.b5_sizes)
     return rows
 
 

@@ -5,6 +5,7 @@ queue round trip) and retried by Temporal if the database is briefly away, for a
 """
 
 import uuid
+from typing import Any
 
 from sqlalchemy import func, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -21,7 +22,7 @@ from opsconductor.contracts.runs import (
     StepRecord,
     TargetBatch,
 )
-from opsconductor.contracts.steps import TargetSnapshot
+from opsconductor.contracts.steps import StepRequest, StepResult, TargetSnapshot
 from opsconductor.db import unit_of_work
 from opsconductor.models.base import utcnow
 from opsconductor.models.run import RUN_ONCE_TARGET, Run, RunStep
@@ -44,15 +45,11 @@ class RunRecorder:
     @implements(contract.record_step)
     async def record_step(self, record: StepRecord) -> None:
         outcome = record.outcome
-        # Whatever a command printed or a plugin returned is stored: NUL and lone surrogates,
-        # which PostgreSQL refuses, are escaped (opsconductor.text), never a failed write.
+        output = _output_columns(outcome.stdout, outcome.stderr, outcome.all_outputs())
         values = {
             "status": outcome.status.value,
             "reason": storable_or_none(outcome.reason),
             "exit_code": outcome.exit_code,
-            "stdout": storable(outcome.stdout),
-            "stderr": storable(outcome.stderr),
-            "outputs": storable_json(outcome.outputs),
             "attempts": outcome.attempts,
             "tolerated": outcome.tolerated,
             "started_at": outcome.started_at,
@@ -63,11 +60,14 @@ class RunRecorder:
             run_id=record.run_id,
             target=outcome.target or RUN_ONCE_TARGET,
             step_id=outcome.step_id,
+            **output,
             **values,
         )
-        # Idempotent: a retried or replayed record overwrites the same row.
+        # Idempotent: a retried or replayed record overwrites the same row. Output the step's
+        # worker stored itself is left as it wrote it (the outcome carries at most a copy).
         statement = statement.on_conflict_do_update(
-            index_elements=["run_id", "target", "step_id"], set_=values
+            index_elements=["run_id", "target", "step_id"],
+            set_=values if outcome.output_recorded else {**values, **output},
         )
         async with unit_of_work(self._sessionmaker) as session:
             await session.exec(statement)
@@ -106,3 +106,41 @@ class RunRecorder:
         statement = statement.values(values)
         async with unit_of_work(self._sessionmaker) as session:
             await session.exec(statement)
+
+
+def _output_columns(stdout: str, stderr: str, outputs: dict[str, Any]) -> dict[str, Any]:
+    # Whatever a command printed or a plugin returned is stored: NUL and lone surrogates,
+    # which PostgreSQL refuses, are escaped (opsconductor.text), never a failed write.
+    return {
+        "stdout": storable(stdout),
+        "stderr": storable(stderr),
+        "outputs": storable_json(outputs),
+    }
+
+
+async def store_step_output(
+    sessionmaker: async_sessionmaker[AsyncSession], request: StepRequest, result: StepResult
+) -> None:
+    """Run by the step's worker: its last attempt's output, on the step's record. The
+    workflow recorded the step `running` before scheduling it, so the row is there; the
+    insert only covers a record written late."""
+    target = request.target.name if request.target else RUN_ONCE_TARGET
+    output = {
+        "exit_code": result.exit_code,
+        **_output_columns(result.stdout, result.stderr, result.all_outputs()),
+    }
+    statement = insert(RunStep).values(
+        id=uuid.uuid4(),
+        run_id=request.run_id,
+        target=target,
+        step_id=request.step_id,
+        status="running",
+        attempts=result.attempt,
+        tolerated=False,
+        **output,
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["run_id", "target", "step_id"], set_=output
+    )
+    async with unit_of_work(sessionmaker) as session:
+        await session.exec(statement)

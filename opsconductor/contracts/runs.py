@@ -15,8 +15,9 @@ from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 from opsconductor.contracts import activity_contract
-from opsconductor.contracts.steps import TargetSnapshot
-from opsconductor.jobspec.plan import Plan
+from opsconductor.contracts.steps import Stream, TargetSnapshot, with_repeats
+from opsconductor.jobspec.document import Order
+from opsconductor.jobspec.plan import Plan, SegmentKind
 
 JOB_RUN_WORKFLOW = "job-run"
 TARGET_BATCH_WORKFLOW = "job-run-batch"
@@ -69,6 +70,11 @@ class StepOutcome(BaseModel):
     stdout: str = ""
     stderr: str = ""
     outputs: dict[str, Any] = Field(default_factory=dict)
+    # Outputs that repeat stdout or stderr, carried once as the stream (StepResult.text_outputs).
+    text_outputs: dict[str, Stream] = Field(default_factory=dict)
+    # The step's worker stored stdout, stderr and outputs on the record: recording this outcome
+    # keeps them (what it carries here is only what later steps read, or nothing).
+    output_recorded: bool = False
     attempts: int = 0
     # A failure of an `on_error: continue` step: recorded, but it fails neither the target
     # nor the steps that need it.
@@ -98,12 +104,19 @@ class StepOutcome(BaseModel):
                 "stdout": self.stdout[-limit:],
                 "stderr": self.stderr[-limit:],
                 "outputs": outputs,
+                "text_outputs": {} if outputs is not self.outputs else self.text_outputs,
             }
         )
 
     def without_output(self) -> "StepOutcome":
         """A copy with its state only, for outcomes no later step reads."""
-        return self.model_copy(update={"stdout": "", "stderr": "", "outputs": {}})
+        return self.model_copy(
+            update={"stdout": "", "stderr": "", "outputs": {}, "text_outputs": {}}
+        )
+
+    def all_outputs(self) -> dict[str, Any]:
+        """The outputs as the action documents them, the ones repeating a stream included."""
+        return with_repeats(self.outputs, self.text_outputs, self.stdout, self.stderr)
 
     def context(self) -> dict[str, Any]:
         return {
@@ -114,11 +127,31 @@ class StepOutcome(BaseModel):
             "exit_code": self.exit_code,
             "stdout": self.stdout,
             "stderr": self.stderr,
-            "outputs": self.outputs,
+            "outputs": self.all_outputs(),
         }
 
 
 DEFAULT_BATCH_SIZE = 100
+# A batch's history stays under this many events: a fifth of Temporal's 51,200, leaving room
+# for retries, signals and cancellation (docs/engine.md, "Scale: target batches").
+BATCH_EVENT_BUDGET = 10_000
+# History events one target spends on one step: its activity (scheduled, started, completed),
+# the markers of its two records (running, final) and, at worst, a workflow task of its own
+# (scheduled, started, completed) plus one more for what it unblocks. Measured: 8 to 10.
+EVENTS_PER_TARGET_STEP = 10
+
+
+def batch_size_for(plan: Plan, configured: int) -> int:
+    """Targets per batch: the configured size, smaller when a batch runs so many steps that
+    its history would pass `BATCH_EVENT_BUDGET`. 50 steps make batches of 20 targets."""
+    if plan.document.strategy.order is Order.per_step:
+        steps = 1  # every step is a segment (and batches) of its own
+    else:
+        steps = max(
+            (len(s.step_ids) for s in plan.segments if s.kind is SegmentKind.per_target),
+            default=1,
+        )
+    return max(1, min(configured, BATCH_EVENT_BUDGET // (EVENTS_PER_TARGET_STEP * steps)))
 
 
 class RunRequest(BaseModel):

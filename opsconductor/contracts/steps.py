@@ -6,7 +6,7 @@ plugins add actions at run time.
 """
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -14,6 +14,17 @@ from pydantic import BaseModel, Field
 # because the step failed: the workflow runs the step again on another worker, outside the
 # step's retry policy (workflows/step_execution.py, worker/shutdown.py).
 WORKER_SHUTDOWN = "WorkerShutdown"
+
+# The two output streams of a step, which some actions' outputs repeat.
+Stream = Literal["stdout", "stderr"]
+
+
+def with_repeats(
+    outputs: dict[str, Any], text_outputs: dict[str, Stream], stdout: str, stderr: str
+) -> dict[str, Any]:
+    """Outputs as the action documents them: those carried once as a stream put back."""
+    streams = {"stdout": stdout, "stderr": stderr}
+    return {**outputs, **{name: streams[stream] for name, stream in text_outputs.items()}}
 
 
 class TargetSnapshot(BaseModel):
@@ -56,6 +67,12 @@ class StepRequest(BaseModel):
         own attempt `activity_attempt` (Temporal's, which starts at 1 in every re-run)."""
         return self.first_attempt + activity_attempt - 1
 
+    # Whether the step's stdout, stderr and outputs return to the workflow: only when a later
+    # step's templates read them (or the run's summary does, for a run-once step). Either way
+    # the worker stores them on the step's record; history carries the exit code and state.
+    # True by default, as for requests scheduled before the flag existed.
+    return_output: bool = True
+
 
 class StepResult(BaseModel):
     """What a step activity returns, or attaches to its failure so the last attempt's output
@@ -67,3 +84,36 @@ class StepResult(BaseModel):
     stderr: str = ""
     outputs: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+    # Outputs that repeat stdout or stderr (`ssh.command`'s `outputs.stdout`, `http.request`'s
+    # `outputs.body`), by output name: the stream they repeat. Such outputs cross history once,
+    # as the stream, and templates still read them under both names.
+    text_outputs: dict[str, Stream] = Field(default_factory=dict)
+    # The worker stored stdout, stderr and outputs on the step's record itself: the workflow's
+    # record of the outcome must keep them, whatever this result still carries.
+    output_recorded: bool = False
+
+    def without_repeats(self) -> "StepResult":
+        """A copy whose outputs no longer repeat stdout or stderr (see `text_outputs`)."""
+        repeats = dict(self.text_outputs)
+        for name, value in self.outputs.items():
+            if isinstance(value, str) and value == self.stdout:
+                repeats.setdefault(name, "stdout")
+            elif isinstance(value, str) and value == self.stderr:
+                repeats.setdefault(name, "stderr")
+        return self.model_copy(
+            update={
+                "outputs": {
+                    name: value for name, value in self.outputs.items() if name not in repeats
+                },
+                "text_outputs": repeats,
+            }
+        )
+
+    def all_outputs(self) -> dict[str, Any]:
+        return with_repeats(self.outputs, self.text_outputs, self.stdout, self.stderr)
+
+    def state_only(self) -> "StepResult":
+        """A copy without stdout, stderr and outputs, for a step no later template reads."""
+        return self.model_copy(
+            update={"stdout": "", "stderr": "", "outputs": {}, "text_outputs": {}}
+        )

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ from opsconductor.contracts.runs import (
     RunRequest,
     RunStatus,
     StepStatus,
+    batch_size_for,
     run_workflow_id,
 )
 from opsconductor.contracts.steps import TargetSnapshot
@@ -145,6 +146,8 @@ async def prepare_run(
         )
     if origin.requester is not None:
         await credential_grants.check_run(session, origin.requester, document, targets)
+    # Sized to the plan: a job of many steps runs in smaller batches (docs/engine.md).
+    origin = replace(origin, batch_size=batch_size_for(plan, origin.batch_size))
     run = _new_run(
         run_id or uuid.uuid4(),
         job,

@@ -18,6 +18,7 @@ from opsconductor.activities.plugins import plugin_activities
 from opsconductor.activities.run_records import RunRecorder
 from opsconductor.activities.scheduled_runs import ScheduledRuns
 from opsconductor.activities.ssh import SshActions
+from opsconductor.activities.step_output import recording_output
 from opsconductor.activities.winrm import WinrmActions
 from opsconductor.config import Settings
 from opsconductor.contracts.queues import TaskQueue
@@ -60,6 +61,8 @@ class WorkerResources:
 def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callable[..., Any]]:
     # Every queue answers the probe, so `opsconductor check` can prove each one is served.
     activities: list[Callable[..., Any]] = [ping]
+    # Step activities whose output is stored on the step's record, not carried in history.
+    steps: list[Callable[..., Any]] = []
     if queue is TaskQueue.orchestration:
         recorder = RunRecorder(resources.sessionmaker)
         activities += [
@@ -67,30 +70,34 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
             recorder.record_run_status,
             recorder.load_target_batch,
             recorder.close_run_steps,
+            # job.run: the workflow reads its result (the child run to start); no output.
             ChildRuns(resources.sessionmaker, resources.settings).run_step,
             ScheduledRuns(resources.sessionmaker, resources.settings).create,
             DeliveryLog(resources.sessionmaker).record,
         ]
         activities.append(DiscoveryActions(resources.sessionmaker).record_status)
     elif queue is TaskQueue.ssh:
-        activities.append(SshActions(resources.sessionmaker, resources.keyring).run_step)
+        steps.append(SshActions(resources.sessionmaker, resources.keyring).run_step)
         activities.append(ConnectionTests(resources.sessionmaker, resources.keyring).run_test)
     elif queue is TaskQueue.winrm:
-        activities.append(WinrmActions(resources.sessionmaker, resources.keyring).run_step)
+        steps.append(WinrmActions(resources.sessionmaker, resources.keyring).run_step)
         tests = ConnectionTests(resources.sessionmaker, resources.keyring)
         activities.append(tests.run_winrm_test)
     elif queue is TaskQueue.http:
-        activities.append(
+        steps.append(
             HttpActions(resources.settings, resources.sessionmaker, resources.keyring).run_step
         )
     elif queue is TaskQueue.notify:
         notify = NotifyActions(resources.settings, resources.sessionmaker, resources.keyring)
-        activities += [notify.deliver, notify.run_step]
+        activities.append(notify.deliver)
+        steps.append(notify.run_step)
     elif queue is TaskQueue.discovery:
         discovery = DiscoveryActions(resources.sessionmaker)
-        activities += [discovery.scan, discovery.run_step]
+        activities.append(discovery.scan)
+        steps.append(discovery.run_step)
     # Actions of installed plugins (the `opsconductor.actions` entry point) on their queue.
-    return activities + plugin_activities(queue)
+    steps += plugin_activities(queue)
+    return activities + [recording_output(step, resources.sessionmaker) for step in steps]
 
 
 def workflows_for(queue: TaskQueue) -> Sequence[type]:

@@ -5,19 +5,50 @@ their result to activities, which render `with` blocks against it.
 """
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from opsconductor.contracts.runs import RunRequest, StepOutcome, StepStatus
 from opsconductor.contracts.steps import TargetSnapshot
-from opsconductor.jobspec.document import Step
+from opsconductor.jobspec.document import JobDocument, Step
+
+
+def _templates(step: Step) -> str:
+    return json.dumps([step.with_, step.when, step.credential])
 
 
 def mentions(step: Step, word: str) -> bool:
     """Whether any template of the step contains `word`. Cheap and conservative: it lets a run
     over thousands of targets leave lists out of the contexts of steps that cannot read them."""
-    return word in json.dumps([step.with_, step.when, step.credential])
+    return word in _templates(step)
+
+
+# What a template may read of a step without its output: the step's state.
+STATE_FIELDS = ("status", "failed", "succeeded", "skipped", "exit_code")
+
+
+def reads_output(step: Step, step_id: str) -> bool:
+    """Whether the step's templates may read `step_id`'s stdout, stderr or outputs: they
+    mention it other than as `steps.<id>.<state field>`. Conservative like `mentions`:
+    `steps.deploy.exit_code == 0` reads only state, `steps.deploy.stdout` or `steps['deploy']`
+    read output."""
+    state_only = re.compile(rf"steps\.{re.escape(step_id)}\.(?:{'|'.join(STATE_FIELDS)})\b")
+    return step_id in state_only.sub("", _templates(step))
+
+
+def read_later(document: JobDocument) -> frozenset[str]:
+    """The steps whose output must reach the workflow: those whose output another step's
+    templates read, and run-once steps (their outputs are the run's, which a parent `job.run`
+    step reads). Every other step's output stays on its record and in the run log, out of
+    history."""
+    return frozenset(
+        step.id
+        for step in document.steps
+        if step.run_once
+        or any(reads_output(other, step.id) for other in document.steps if other is not step)
+    )
 
 
 def run_summary(succeeded: list[str], failed: list[str], total: int) -> str:
@@ -56,12 +87,21 @@ def base_context(
 
 def target_context(
     base: Mapping[str, Any],
+    step: Step,
     target: TargetSnapshot,
     own_steps: Iterable[StepOutcome],
     run_once_steps: Iterable[StepOutcome],
 ) -> dict[str, Any]:
-    steps = {outcome.step_id: outcome.context() for outcome in run_once_steps}
-    steps.update({outcome.step_id: outcome.context() for outcome in own_steps})
+    """A per-target step's context holds only the steps its templates mention, with their
+    output only where they read it: a step's input grows with what it reads, not with
+    everything that ran before it."""
+    steps = {
+        outcome.step_id: (
+            outcome if reads_output(step, outcome.step_id) else outcome.without_output()
+        ).context()
+        for outcome in (*run_once_steps, *own_steps)
+        if mentions(step, outcome.step_id)
+    }
     return {**base, "target": target.context(), "steps": steps}
 
 

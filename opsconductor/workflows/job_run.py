@@ -40,7 +40,13 @@ with workflow.unsafe.imports_passed_through():
     from opsconductor.jobspec.plan import SegmentKind
     from opsconductor.jobspec.templates import TemplateProblem
     from opsconductor.workflows.approvals import ApprovalGate
-    from opsconductor.workflows.context import base_context, mentions, run_once_context
+    from opsconductor.workflows.context import (
+        base_context,
+        mentions,
+        read_later,
+        reads_output,
+        run_once_context,
+    )
     from opsconductor.workflows.notifications import Announcer
     from opsconductor.workflows.records import RecordFailed, write_record
     from opsconductor.workflows.step_execution import (
@@ -98,7 +104,9 @@ class JobRunWorkflow:
         self._request = request
         self._document: JobDocument = request.plan.document
         self._started_at = workflow.now()
-        self._executor = StepExecutor(request.run_id, {"control.approval": self._approval})
+        self._executor = StepExecutor(
+            request.run_id, read_later(self._document), {"control.approval": self._approval}
+        )
         await self._set_status(RunStatus.running)
         self._notices.started(request, self._base())
         timeout = self._document.timeout
@@ -209,7 +217,7 @@ class JobRunWorkflow:
                 step_id
                 for step_id in step_ids
                 if any(
-                    mentions(other, step_id)
+                    reads_output(other, step_id)
                     for other in self._document.steps
                     if other.id not in step_ids
                 )
@@ -378,7 +386,7 @@ class JobRunWorkflow:
             failed_targets=self._failed_targets(),
             reason=reason,
             outputs={
-                step_id: outcome.outputs
+                step_id: outcome.all_outputs()
                 for step_id, outcome in self._run_once.items()
                 if outcome.status is StepStatus.succeeded
             },

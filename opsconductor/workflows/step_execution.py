@@ -176,9 +176,12 @@ class StepExecutor:
     def __init__(
         self,
         run_id: uuid.UUID,
+        read_later: frozenset[str],
         in_workflow: Mapping[str, InWorkflowAction] | None = None,
     ) -> None:
         self._run_id = run_id
+        # Steps whose output returns to the workflow (workflows/context.py, `read_later`).
+        self._read_later = read_later
         self._in_workflow: dict[str, InWorkflowAction] = {
             "control.sleep": self._sleep,
             **(in_workflow or {}),
@@ -237,6 +240,8 @@ class StepExecutor:
             context=context,
             target=target,
             credential=step.credential,
+            # job.run's result is the child run to start: the workflow always reads it.
+            return_output=step.id in self._read_later or step.action == "job.run",
         )
         size = len(request.model_dump_json())
         if size > MAX_STEP_INPUT:
@@ -260,6 +265,8 @@ class StepExecutor:
             stdout=result.stdout,
             stderr=result.stderr,
             outputs=result.outputs,
+            text_outputs=result.text_outputs,
+            output_recorded=result.output_recorded,
             attempts=result.attempt,
             finished_at=workflow.now(),
         )
@@ -336,6 +343,9 @@ class StepExecutor:
         outcome.exit_code = last.exit_code
         outcome.stdout = last.stdout
         outcome.stderr = last.stderr
+        outcome.outputs = last.outputs
+        outcome.text_outputs = last.text_outputs
+        outcome.output_recorded = last.output_recorded
         outcome.attempts = request.attempt(last.attempt)
         return outcome
 

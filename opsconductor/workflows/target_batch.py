@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from opsconductor.contracts.steps import TargetSnapshot
     from opsconductor.jobspec.document import Step
-    from opsconductor.workflows.context import target_context
+    from opsconductor.workflows.context import read_later, target_context
     from opsconductor.workflows.records import write_record
     from opsconductor.workflows.step_execution import StepExecutor, run_dag, skipped
 
@@ -39,7 +39,7 @@ class TargetBatchWorkflow:
     async def run(self, request: BatchRequest) -> BatchResult:
         self._request = request
         self._document = request.plan.document
-        self._executor = StepExecutor(request.run_id)
+        self._executor = StepExecutor(request.run_id, read_later(self._document))
         self._outcomes: dict[str, dict[str, StepOutcome]] = {
             name: {outcome.step_id: outcome for outcome in outcomes}
             for name, outcomes in request.prior.items()
@@ -116,7 +116,7 @@ class TargetBatchWorkflow:
         own = self._outcomes[target.name]
         run_once = {outcome.step_id: outcome for outcome in self._request.run_once}
         needs = [own.get(need) or run_once.get(need) for need in step.needs]
-        context = target_context(self._request.base, target, own.values(), run_once.values())
+        context = target_context(self._request.base, step, target, own.values(), run_once.values())
         await self._store(await self._executor.run(step, target, needs, context))
 
     async def _store(self, outcome: StepOutcome) -> None:

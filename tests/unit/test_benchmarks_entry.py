@@ -17,6 +17,7 @@ def test_the_full_run_is_the_issues_sizes() -> None:
     assert options.b1_sizes == [20, 100, 200]
     assert options.b3_sizes == [1000, 10_000]
     assert (options.b4_targets, options.b4_runs, options.b4_clients) == (10_000, 100_000, 50)
+    assert options.b5_sizes == [200]
 
 
 def test_an_unknown_benchmark_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

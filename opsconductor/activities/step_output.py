@@ -1,0 +1,76 @@
+"""Step output stays out of history: the worker that ran a step stores its output on the step's
+record, and returns it to the workflow only when a later step's templates read it.
+
+Every step activity (core or plugin, except `job.run`, whose result the workflow itself reads)
+is registered wrapped by `recording_output`. What a command printed therefore never grows a
+workflow's history: history carries the exit code and the step's state, plus the output of the
+steps later templates mention (`StepRequest.return_output`), once (outputs that repeat stdout
+or stderr travel as references to the stream, `StepResult.text_outputs`).
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from opsconductor.activities.run_records import store_step_output
+from opsconductor.activities.steps import heartbeating
+from opsconductor.contracts.steps import StepRequest, StepResult
+
+StepActivity = Callable[[StepRequest], Awaitable[StepResult]]
+
+
+def _for_history(request: StepRequest, result: StepResult) -> StepResult:
+    returned = result.without_repeats() if request.return_output else result.state_only()
+    return returned.model_copy(update={"output_recorded": True})
+
+
+def _failure_result(error: ApplicationError) -> StepResult | None:
+    """The last attempt's result a failure carries, if it carries one we can read."""
+    if not error.details:
+        return None
+    detail = error.details[0]
+    if isinstance(detail, StepResult):
+        return detail
+    try:
+        return StepResult.model_validate(detail)
+    except ValidationError:
+        return None  # a plugin's own shape: passed on as it is
+
+
+def recording_output(
+    step_activity: StepActivity, sessionmaker: async_sessionmaker[AsyncSession]
+) -> Callable[..., Any]:
+    """The step activity under its own name, storing its output on the step's record."""
+    name = activity._Definition.must_from_callable(step_activity).name
+
+    async def run(request: StepRequest) -> StepResult:
+        # Heartbeating from start to end, not only while a command runs: connecting, the run
+        # log's last flush of a loud command (thousands of lines) and storing the output may
+        # each outlast the step's heartbeat timeout on a busy worker or database.
+        async with heartbeating():
+            return await _recorded(request)
+
+    async def _recorded(request: StepRequest) -> StepResult:
+        try:
+            result = await step_activity(request)
+        except ApplicationError as error:
+            failed = _failure_result(error)
+            if failed is None:
+                raise
+            await store_step_output(sessionmaker, request, failed)
+            raise ApplicationError(
+                error.message,
+                _for_history(request, failed),
+                type=error.type,
+                non_retryable=error.non_retryable,
+                next_retry_delay=error.next_retry_delay,
+            ) from None
+        await store_step_output(sessionmaker, request, result)
+        return _for_history(request, result)
+
+    return activity.defn(name=name)(run)
