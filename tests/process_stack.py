@@ -41,7 +41,12 @@ class ProcessStack:
         return "\n".join(command.report() for command in (self.api, *self.workers))
 
     def restart_worker(self) -> Command:
-        """A new worker process (after the previous one was killed or stopped)."""
+        """A new worker process (after the previous one was killed or stopped), with a metrics
+        port of its own: a stopping worker holds its port while it drains, as each container
+        of a deploy has its own."""
+        metrics_port = free_port()
+        self.env = {**self.env, "OPSCONDUCTOR_WORKER_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}"}
+        self.worker_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
         self.worker = Command(self.workdir, f"worker-{len(self.workers)}", ["worker"], self.env)
         self.workers.append(self.worker)
         return self.worker

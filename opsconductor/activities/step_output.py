@@ -8,10 +8,12 @@ steps later templates mention (`StepRequest.return_output`), once (outputs that 
 or stderr travel as references to the stream, `StepResult.text_outputs`).
 """
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
@@ -21,12 +23,34 @@ from opsconductor.activities.run_records import store_step_output
 from opsconductor.activities.steps import heartbeating
 from opsconductor.contracts.steps import StepRequest, StepResult
 
+logger = logging.getLogger(__name__)
+
 StepActivity = Callable[[StepRequest], Awaitable[StepResult]]
 
 
-def _for_history(request: StepRequest, result: StepResult) -> StepResult:
+def _for_history(request: StepRequest, result: StepResult, stored: bool) -> StepResult:
+    if not stored:
+        # The database is away: the output goes back with the result instead, and the
+        # workflow's record of the step (retried until the database returns) stores it.
+        return result.without_repeats()
     returned = result.without_repeats() if request.return_output else result.state_only()
     return returned.model_copy(update={"output_recorded": True})
+
+
+async def _stored(
+    sessionmaker: async_sessionmaker[AsyncSession], request: StepRequest, result: StepResult
+) -> bool:
+    """Whether the output reached the step's record. A command that ran is never failed (and
+    so run again) because PostgreSQL was briefly away when its output was stored."""
+    try:
+        await store_step_output(sessionmaker, request, result)
+    except (OSError, SQLAlchemyError):
+        logger.warning(
+            "step output not stored; returned with the result",
+            extra={"run_id": str(request.run_id), "step_id": request.step_id},
+        )
+        return False
+    return True
 
 
 def _failure_result(error: ApplicationError) -> StepResult | None:
@@ -62,15 +86,15 @@ def recording_output(
             failed = _failure_result(error)
             if failed is None:
                 raise
-            await store_step_output(sessionmaker, request, failed)
+            stored = await _stored(sessionmaker, request, failed)
             raise ApplicationError(
                 error.message,
-                _for_history(request, failed),
+                _for_history(request, failed, stored),
                 type=error.type,
                 non_retryable=error.non_retryable,
                 next_retry_delay=error.next_retry_delay,
             ) from None
-        await store_step_output(sessionmaker, request, result)
-        return _for_history(request, result)
+        stored = await _stored(sessionmaker, request, result)
+        return _for_history(request, result, stored)
 
     return activity.defn(name=name)(run)
