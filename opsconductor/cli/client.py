@@ -278,3 +278,22 @@ def connect(url: str | None = None) -> ApiClient:
     if not token:
         raise CliError("not signed in: run `opsconductor login` or set OPSCONDUCTOR_TOKEN")
     return ApiClient(normalized_url(chosen), token)
+
+
+FIND_PAGE = 500
+
+
+def find_listed(
+    client: ApiClient, path: str, reference: str, noun: str, key: str = "name"
+) -> dict[str, Any]:
+    """The item of a list endpoint whose id or `key` is `reference`, paging through the list."""
+    offset = 0
+    while True:
+        page = client.get(path, limit=FIND_PAGE, offset=offset)
+        for item in page["items"]:
+            if reference in (str(item["id"]), item[key]):
+                found: dict[str, Any] = item
+                return found
+        offset += FIND_PAGE
+        if offset >= page["total"]:
+            raise CliError(f"no {noun} named {reference!r}")

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsconductor.cli.client import ApiClient, CliError, connect, reports_errors
+from opsconductor.cli.client import CliError, connect, find_listed, reports_errors
 from opsconductor.cli.output import OutputFormat, OutputOption, print_json, short_time, show
 from opsconductor.cli.secret_refs import CREDENTIAL_SECRET_FIELDS, resolve
 
@@ -25,19 +25,6 @@ RoleOption = Annotated[
     typer.Option("--role", help="operator or viewer: users of that role or above may use it."),
 ]
 PAGE = 500
-
-
-def _listed(client: ApiClient, path: str, reference: str, *keys: str) -> dict[str, Any]:
-    offset = 0
-    while True:
-        page = client.get(path, limit=PAGE, offset=offset)
-        for item in page["items"]:
-            if reference in (item["id"], *(item[key] for key in keys)):
-                found: dict[str, Any] = item
-                return found
-        offset += PAGE
-        if offset >= page["total"]:
-            raise CliError(f"no {path.strip('/')[:-1]} named {reference!r}")
 
 
 def _grantees(grants: dict[str, Any]) -> str:
@@ -77,14 +64,14 @@ def _change(
     if role is not None and role not in GRANTABLE_ROLES:
         raise CliError("admins use every credential; grant operator or viewer")
     with connect() as client:
-        credential = _listed(client, "/credentials", reference, "name")
+        credential = find_listed(client, "/credentials", reference, "credential")
         grants = client.get(f"/credentials/{credential['id']}/grants")
         users = {item["id"] for item in grants["users"]}
         roles = set(grants["roles"])
         if role is not None:
             roles = roles | {role} if add else roles - {role}
         else:
-            user_id = _listed(client, "/users", str(user), "username")["id"]
+            user_id = find_listed(client, "/users", str(user), "user", "username")["id"]
             users = users | {user_id} if add else users - {user_id}
         answer = client.request(
             "PUT",
@@ -147,7 +134,7 @@ def rotate(
         if resolved is not None:
             fields[field] = resolved
     with connect() as client:
-        credential = _listed(client, "/credentials", reference, "name")
+        credential = find_listed(client, "/credentials", reference, "credential")
         known = CREDENTIAL_SECRET_FIELDS.get(credential["kind"], ())
         unknown = [field for field in fields if field not in known]
         if unknown:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsconductor.cli.client import ApiClient, CliError, connect, reports_errors
+from opsconductor.cli.client import connect, find_listed, reports_errors
 from opsconductor.cli.output import (
     Column,
     OutputFormat,
@@ -41,15 +41,6 @@ def show_list(path: str, output: OutputFormat, columns: Sequence[Column]) -> Non
 Name = Annotated[str, typer.Argument(help="The name or id.")]
 
 
-def by_name(client: ApiClient, path: str, reference: str, noun: str) -> dict[str, Any]:
-    """An item of a list endpoint by id or name."""
-    for item in client.get(path, limit=LIMIT)["items"]:
-        if reference in (str(item["id"]), item["name"]):
-            found: dict[str, Any] = item
-            return found
-    raise CliError(f"no {noun} named {reference!r}")
-
-
 @groups_app.command("list")
 @reports_errors
 def list_groups(output: OutputOption = OutputFormat.table) -> None:
@@ -70,7 +61,7 @@ def list_groups(output: OutputOption = OutputFormat.table) -> None:
 def show_group(reference: Name, output: OutputOption = OutputFormat.table) -> None:
     """One group and its member targets."""
     with connect() as client:
-        group = by_name(client, "/target-groups", reference, "group")
+        group = find_listed(client, "/target-groups", reference, "group")
         members = client.get("/targets", group=group["name"], limit=LIMIT)["items"]
     if output is OutputFormat.json:
         print_json({**group, "members": members})
@@ -162,7 +153,9 @@ def import_scan(
         ]
         body: dict[str, Any] = {"addresses": addresses, "groups": group or []}
         if credential is not None:
-            body["credential_id"] = by_name(client, "/credentials", credential, "credential")["id"]
+            body["credential_id"] = find_listed(client, "/credentials", credential, "credential")[
+                "id"
+            ]
         answer = client.post(f"/discovery/scans/{scan_id}/import", body)
     if output is OutputFormat.json:
         print_json(answer)
@@ -193,7 +186,7 @@ def list_channels(output: OutputOption = OutputFormat.table) -> None:
 def send_test_message(reference: Name, output: OutputOption = OutputFormat.table) -> None:
     """Send a test message; exit 1 when it was not delivered."""
     with connect() as client:
-        channel = by_name(client, "/notification-channels", reference, "channel")
+        channel = find_listed(client, "/notification-channels", reference, "channel")
         answer = client.post(f"/notification-channels/{channel['id']}/test")
     if output is OutputFormat.json:
         print_json(answer)
@@ -225,7 +218,7 @@ def list_tokens(output: OutputOption = OutputFormat.table) -> None:
 def revoke_token(reference: Name) -> None:
     """Revoke one of your tokens by id or name."""
     with connect() as client:
-        token = by_name(client, "/tokens", reference, "token")
+        token = find_listed(client, "/tokens", reference, "token")
         client.request("DELETE", f"/tokens/{token['id']}")
     typer.echo(f"token {token['name']} revoked")
 

@@ -6,8 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsconductor.cli.client import ApiClient, connect, reports_errors
-from opsconductor.cli.operations import by_name
+from opsconductor.cli.client import ApiClient, connect, find_listed, reports_errors
 from opsconductor.cli.output import OutputFormat, OutputOption, print_json, short_time, show
 
 app = typer.Typer(
@@ -21,7 +20,7 @@ Note = Annotated[str, typer.Option("--note", help="Why (shown on the schedule)."
 
 def schedule_of(client: ApiClient, reference: str) -> dict[str, Any]:
     """A schedule by id, or by name among the listed ones."""
-    return by_name(client, "/schedules", reference, "schedule")
+    return find_listed(client, "/schedules", reference, "schedule")
 
 
 @app.command("list")
