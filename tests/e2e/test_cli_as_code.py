@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_cli_client import Cli, shown
-from tests.fixtures.services import create_test_database, drop_test_database
+from tests.fixtures.services import (
+    SECOND_INSTALL_NAMESPACE,
+    create_test_database,
+    drop_test_database,
+)
 from tests.fixtures.sshd import LoopbackSshd
 from tests.process_stack import ProcessStack, process_stack
 
@@ -33,7 +37,12 @@ async def stacks(
     try:
         with (
             process_stack(tmp_path_factory.mktemp("source"), urls[0], temporal_address) as first,
-            process_stack(tmp_path_factory.mktemp("copy"), urls[1], temporal_address) as second,
+            process_stack(
+                tmp_path_factory.mktemp("copy"),
+                urls[1],
+                temporal_address,
+                OPSCONDUCTOR_TEMPORAL_NAMESPACE=SECOND_INSTALL_NAMESPACE,
+            ) as second,
         ):
             yield first, second
     finally:
