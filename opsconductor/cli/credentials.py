@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from opsconductor.cli.client import CliError, connect, find_listed, reports_errors
-from opsconductor.cli.output import OutputFormat, OutputOption, print_json, short_time, show
+from opsconductor.cli.operations import show_list
+from opsconductor.cli.output import OutputFormat, OutputOption, print_json, short_time
 from opsconductor.cli.secret_refs import CREDENTIAL_SECRET_FIELDS, resolve
 
 app = typer.Typer(
@@ -24,7 +25,6 @@ RoleOption = Annotated[
     str | None,
     typer.Option("--role", help="operator or viewer: users of that role or above may use it."),
 ]
-PAGE = 500
 
 
 def _grantees(grants: dict[str, Any]) -> str:
@@ -39,12 +39,9 @@ def _grantees(grants: dict[str, Any]) -> str:
 @reports_errors
 def list_credentials(output: OutputOption = OutputFormat.table) -> None:
     """List credentials and who besides admins may use each."""
-    with connect() as client:
-        page = client.get("/credentials", limit=PAGE)
-    show(
-        page,
+    show_list(
+        "/credentials",
         output,
-        page["items"],
         [
             ("NAME", lambda row: row["name"]),
             ("KIND", lambda row: row["kind"]),
