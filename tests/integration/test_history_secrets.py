@@ -44,8 +44,9 @@ async def raw_history(settings: Settings, workflow_id: str) -> str:
 
 # Plain by design, and holding no user data: search attributes (indexed by the server: job id,
 # job name, who triggered) and the SDK's own bookkeeping of a local activity (its sequence
-# number, type and times, under the marker's `details.data`; the result beside it is sealed).
-SERVER_READABLE = {"searchAttributes", "data"}
+# number, type and times, under the marker's `details.data`; the result beside it is sealed), and
+# of a `workflow.patched` marker (the patch id, under `details.patch-data`).
+SERVER_READABLE = {"searchAttributes", "data", "patch-data"}
 
 
 def payloads_of(history: Any) -> list[dict[str, Any]]:
@@ -71,7 +72,7 @@ async def test_history_holds_no_secret_and_no_output_while_the_codec_decodes_it(
     loopback: str,
     settings: Settings,
 ) -> None:
-    secret = await planted_secret(http, admin.headers, "history-secret")
+    secret = await planted_secret(http, admin.headers, "history-secret", granted_to=["operator"])
     marker = f"marker-{uuid.uuid4().hex}"
     run = await run_on_target(
         http,

@@ -204,7 +204,9 @@ async def test_the_catalog_lists_core_library_and_plugin_actions(
     answer = await http.post(api("/jobs/validate"), json=pinger(0), headers=operator.headers)
     assert [error["path"] for error in answer.json()["errors"]] == ["steps.0.with.count"]
     answer = await http.post(api("/jobs/validate"), json=pinger(3), headers=operator.headers)
-    assert answer.json() == {"valid": True, "errors": []}
+    report = answer.json()
+    assert (report["valid"], report["errors"]) == (True, [])
+    assert report["document"]["steps"][0]["with"] == {"host": "db-1", "count": 3}
 
     # A worker serving the plugin's queue registers its activity.
     names = [

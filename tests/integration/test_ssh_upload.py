@@ -35,7 +35,7 @@ async def test_an_upload_lands_whole_with_its_mode_and_checksum(
     loopback: str,
     remote_dir: Path,
 ) -> None:
-    token = await planted_secret(http, admin.headers, "app-token")
+    token = await planted_secret(http, admin.headers, "app-token", granted_to=["operator"])
     dest = remote_dir / "app.conf"
     content = "# managed\nhost = {{ target.name }}\ntoken = {{ secret('app-token') }}\n"
     expected = f"# managed\nhost = {loopback}\ntoken = {token}\n".encode()
