@@ -1,6 +1,6 @@
 """The Temporal Web UI under `opsconductor up`, in a real browser (Debian's chromium, driven by
 Playwright): a run over the loopback sshd opened at its workflow page shows its parameter and
-its step's output in clear, decoded by our codec endpoint through the UI's real CORS preflight;
+its step's output (read by a later step, so carried in history) in clear, decoded by our codec endpoint through the UI's real CORS preflight;
 a call carrying an API token (what passAccessToken sends) is checked, not waved through; and
 the Temporal CLI decodes the same history with `--codec-endpoint` and `--codec-auth`."""
 
@@ -61,8 +61,16 @@ def up_with_run(
             "name": "ui-decodes",
             "parameters": {"marker": {"type": "string"}},
             "targets": {"names": ["loopback"]},
+            # A later step reads the first one's output, so that output crosses history (sealed)
+            # with the first step's result; unread output stays on the step's record only.
             "steps": [
-                {"id": "usage", "action": "ssh.command", "with": {"command": f"echo {output}"}}
+                {"id": "usage", "action": "ssh.command", "with": {"command": f"echo {output}"}},
+                {
+                    "id": "reads",
+                    "needs": ["usage"],
+                    "action": "ssh.command",
+                    "with": {"command": "echo read {{ steps.usage.stdout }}"},
+                },
             ],
         }
         run_id = admin.start(document, {"marker": planted})
