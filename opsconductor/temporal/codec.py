@@ -7,7 +7,9 @@ payload names the id of the key that sealed it, so retired master keys still dec
 Our processes refuse a payload that is not sealed: anyone who reaches the Temporal frontend can
 start a workflow with plain JSON (`temporal workflow start --input ...`), and a worker that
 decoded it would run our activities on their say-so. Sealing proves the payload was written by
-a holder of the master key. Only the Web UI's codec endpoint shows plain payloads as they are.
+a holder of the master key. The refusal is a non-retryable application error, which the SDK
+turns into the workflow's (or activity's) failure with our reason, instead of a task retried
+for ever. Only the Web UI's codec endpoint shows plain payloads as they are.
 """
 
 import os
@@ -20,6 +22,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
+from temporalio.exceptions import ApplicationError
 
 from opsconductor.security.envelope import key_id
 from opsconductor.security.keys import ProcessKeys
@@ -34,11 +37,19 @@ class PayloadDecryptionError(Exception):
     pass
 
 
-PLAIN_PAYLOAD_REFUSED = (
-    "refused a payload that is not encrypted (encoding {encoding!r}): OpsConductor's workers "
-    "only take payloads sealed with the master key, so workflows must be started through "
-    "OpsConductor (or a client with its codec), not with plain JSON"
-)
+class PlainPayloadRefused(ApplicationError):
+    """A payload not sealed by our codec. Non-retryable: a worker decoding a workflow task's
+    activation fails the workflow itself on it (nothing runs), rather than failing the task."""
+
+    def __init__(self, encoding: bytes):
+        super().__init__(
+            f"refused a payload that is not encrypted (encoding "
+            f"{encoding.decode(errors='replace')!r}): OpsConductor's workers only take payloads "
+            "sealed with the master key, so workflows must be started through OpsConductor (or "
+            "a client with its codec), not with plain JSON",
+            type="PlainPayloadRefused",
+            non_retryable=True,
+        )
 
 
 def derive_codec_key(master_key: bytes) -> bytes:
@@ -115,9 +126,7 @@ class EncryptionCodec(PayloadCodec):
         if encoding != ENCODING:
             if self._accept_plain:
                 return payload
-            raise PayloadDecryptionError(
-                PLAIN_PAYLOAD_REFUSED.format(encoding=encoding.decode(errors="replace"))
-            )
+            raise PlainPayloadRefused(encoding)
         identifier = payload.metadata.get(KEY_ID_METADATA, b"").decode()
         cipher = self._ciphers.get(identifier)
         if cipher is None:

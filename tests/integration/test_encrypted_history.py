@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from opsconductor.config import Settings
 from opsconductor.contracts.probe import ProbeRequest
@@ -86,7 +86,7 @@ async def failure_message(settings: Settings, failure: Failure) -> str:
 
 
 @pytest.mark.usefixtures("workers")
-async def test_a_workflow_started_with_a_plain_payload_runs_nothing(
+async def test_a_workflow_started_with_a_plain_payload_fails_and_runs_nothing(
     settings: Settings, temporal_address: str
 ) -> None:
     # What anyone who reaches the Temporal frontend can do without our master key.
@@ -117,25 +117,26 @@ async def test_a_workflow_started_with_a_plain_payload_runs_nothing(
 
     raw = await Client.connect(temporal_address, namespace=settings.temporal_namespace)
     handle = raw.get_workflow_handle(workflow_id)
-    failures: list[Failure] = []
+    # The workflow itself fails (no workflow task retried for ever), with the worker's reason.
     for _ in range(200):
-        history = await handle.fetch_history()
-        failures = [
-            event.workflow_task_failed_event_attributes.failure
-            for event in history.events
-            if event.HasField("workflow_task_failed_event_attributes")
-        ]
-        if failures:
+        if (await handle.describe()).status == WorkflowExecutionStatus.FAILED:
             break
         await asyncio.sleep(0.1)
-    await handle.terminate("test over")
-
-    assert failures, "no worker refused the workflow task"
-    assert "refused a payload that is not encrypted" in await failure_message(settings, failures[0])
+    else:
+        await handle.terminate("test over")
+        pytest.fail("the workflow started with a plain payload did not fail")
     history = await handle.fetch_history()
+    (failed,) = [
+        event.workflow_execution_failed_event_attributes.failure
+        for event in history.events
+        if event.HasField("workflow_execution_failed_event_attributes")
+    ]
+    assert "refused a payload that is not encrypted" in await failure_message(settings, failed)
     scheduled = [
         event
         for event in history.events
         if event.HasField("activity_task_scheduled_event_attributes")
+        or event.HasField("marker_recorded_event_attributes")
+        or event.HasField("start_child_workflow_execution_initiated_event_attributes")
     ]
     assert scheduled == []
