@@ -1,8 +1,9 @@
 """The Temporal Web UI under `opsconductor up`, in a real browser (Debian's chromium, driven by
 Playwright): a run over the loopback sshd opened at its workflow page shows its parameter and
-its step's output (read by a later step, so carried in history) in clear, decoded by our codec endpoint through the UI's real CORS preflight;
-a call carrying an API token (what passAccessToken sends) is checked, not waved through; and
-the Temporal CLI decodes the same history with `--codec-endpoint` and `--codec-auth`."""
+its step's output (read by a later step, so carried in history) in clear, decoded by our codec
+endpoint through the UI's real CORS preflight; a call carrying an API token (what
+passAccessToken sends) is checked, not waved through; and the Temporal CLI decodes the same
+history with `--codec-endpoint` and `--codec-auth`."""
 
 import asyncio
 import base64
