@@ -145,6 +145,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    # API processes sharing the port (`opsconductor api --workers N`): reads scale with cores.
+    # None: one for `api`; for `up`, one per two cores (the worker and Temporal need the rest).
+    api_workers: int | None = Field(default=None, ge=1, le=64)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or networks,
     # comma-separated; `*` for any). Empty: none, the socket's peer is the client, whatever

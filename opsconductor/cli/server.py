@@ -6,9 +6,8 @@ import asyncio
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from opsconductor.api.app import create_app
+from opsconductor.api.serve import serve
 from opsconductor.cli.check import run_probe
 from opsconductor.cli.failures import exit_now, fail_on_configuration_errors, require_free_port
 from opsconductor.cli.up import bring_up
@@ -34,24 +33,23 @@ def up() -> None:
 
 @app.command()
 @fail_on_configuration_errors
-def api() -> None:
+def api(
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="API processes sharing the port (default: OPSCONDUCTOR_API_WORKERS, else 1).",
+        ),
+    ] = None,
+) -> None:
     """Run the REST API (uses OPSCONDUCTOR_DATABASE_URL and OPSCONDUCTOR_TEMPORAL_ADDRESS)."""
     settings = Settings()
     configure_logging(settings, service="api")
     load_process_keys(settings)
     require_free_port(settings.api_host, settings.api_port, "OPSCONDUCTOR_API_PORT")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        server_header=False,
-        timeout_graceful_shutdown=15,
-        # uvicorn believes X-Forwarded-For from loopback by default (or FORWARDED_ALLOW_IPS):
-        # only the proxies named in our setting are believed, none by default.
-        proxy_headers=bool(settings.forwarded_allow_ips),
-        forwarded_allow_ips=settings.forwarded_allow_ips or None,
-    )
+    serve(settings, workers or settings.api_workers or 1)
 
 
 @app.command()

@@ -49,6 +49,11 @@ class Child:
     stop_timeout: float = CHILD_STOP_TIMEOUT
 
 
+def up_api_processes() -> int:
+    """One API process per two cores: the worker, Temporal and PostgreSQL need the rest."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
 def bring_up(settings: Settings) -> int:
     _check_ports(settings)
     data_dir = settings.resolved_data_dir
@@ -104,7 +109,8 @@ def bring_up(settings: Settings) -> int:
             announce_generated_admin(resolved.admin_username, password)
 
         logs = data_dir / "logs"
-        api = _spawn("api", ["api"], environment, logs)
+        api_processes = settings.api_workers or up_api_processes()
+        api = _spawn("api", ["api", "--workers", str(api_processes)], environment, logs)
         worker = _spawn("worker", ["worker"], environment, logs)
         # A stopping worker lets running steps finish for its grace: not killed before that.
         worker.stop_timeout += settings.worker_shutdown_grace.total_seconds()
@@ -117,7 +123,12 @@ def bring_up(settings: Settings) -> int:
             for child in children:
                 _say_log_tail(child)
             return 1
-        _status("api", f"ready on {api_url} (pid {api.process.pid})", api.log_path)
+        _status(
+            "api",
+            f"ready on {api_url} (pid {api.process.pid}, {api_processes} "
+            f"process{'es' if api_processes > 1 else ''})",
+            api.log_path,
+        )
         _status("worker", f"ready on every queue (pid {worker.process.pid})", worker.log_path)
         _print_banner(api_url, ui_line, temporal_line, postgres_line, data_dir)
         return _supervise(children)

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.fixtures.services import create_test_database, drop_test_database
@@ -45,12 +46,28 @@ def login_addresses(admin: ApiClient) -> set[str | None]:
 async def test_forged_forwarded_for_neither_escapes_the_throttle_nor_reaches_the_audit_log(
     tmp_path: Path, database_url: str, temporal_address: str
 ) -> None:
-    with process_stack(tmp_path, database_url, temporal_address) as stack:
+    # Served by `opsconductor api --workers 2` (here through OPSCONDUCTOR_API_WORKERS): one
+    # supervisor holding the port, two processes serving it; the throttle lives in PostgreSQL,
+    # so whichever process answers, the 21st failure from one address is refused.
+    with process_stack(
+        tmp_path, database_url, temporal_address, OPSCONDUCTOR_API_WORKERS="2"
+    ) as stack:
+        supervisor = psutil.Process(stack.api.process.pid)
+        serving = [
+            child
+            for child in supervisor.children()
+            if "multiprocessing.spawn" in " ".join(child.cmdline())
+        ]
+        assert len(serving) == 2, stack.report()
         admin = ApiClient(stack.url)  # signed in before the address is throttled
         statuses = failed_logins(stack.url)
         assert statuses[:20] == [401] * 20
         assert statuses[20:] == [429] * 5
         assert login_addresses(admin) == {"127.0.0.1"}
+        # A supervisor killed outright takes its processes with it: none keeps the port.
+        supervisor.kill()
+        _, alive = psutil.wait_procs(serving, timeout=20)
+        assert alive == [], stack.report()
 
 
 async def test_a_named_proxy_is_believed(

@@ -1,0 +1,63 @@
+"""Serving the API: one process, or several sharing one port (`opsconductor api --workers N`).
+
+Every request handler keeps its state in PostgreSQL (sessions, the login throttle, the
+reconcilers' advisory locks, the first admin's lock), so API processes need nothing from each
+other; more of them let reads use more cores. With N > 1, uvicorn's supervisor binds the port
+and starts N processes, each of which builds the app from the environment (`worker_app`), as
+the settings came from there in the first place.
+"""
+
+import ctypes
+import ctypes.util
+import signal
+
+import uvicorn
+from fastapi import FastAPI
+
+from opsconductor.api.app import create_app
+from opsconductor.config import Settings
+from opsconductor.logging import configure_logging
+
+# Linux's prctl(PR_SET_PDEATHSIG): a signal sent to this process when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def serve(settings: Settings, workers: int) -> None:
+    common = {
+        "host": settings.api_host,
+        "port": settings.api_port,
+        "log_config": None,
+        "server_header": False,
+        "timeout_graceful_shutdown": 15,
+        # uvicorn believes X-Forwarded-For from loopback by default (or FORWARDED_ALLOW_IPS):
+        # only the proxies named in our setting are believed, none by default.
+        "proxy_headers": bool(settings.forwarded_allow_ips),
+        "forwarded_allow_ips": settings.forwarded_allow_ips or None,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        return
+    uvicorn.run(
+        f"{__name__}:worker_app",
+        factory=True,
+        workers=workers,
+        **common,  # type: ignore[arg-type]
+    )
+
+
+def worker_app() -> FastAPI:
+    """The app of one of several API processes: a fresh interpreter, so logging is set up
+    again; and one that ends with its supervisor, so a supervisor killed outright (SIGKILL,
+    the OOM killer) leaves no process holding the port and serving with stale code."""
+    _end_with_parent()
+    settings = Settings()
+    configure_logging(settings, service="api")
+    return create_app(settings)
+
+
+def _end_with_parent() -> None:
+    library = ctypes.util.find_library("c")
+    if library is None:
+        return
+    libc = ctypes.CDLL(library, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
