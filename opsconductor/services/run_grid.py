@@ -155,7 +155,7 @@ async def _summary(session: AsyncSession, run_id: uuid.UUID) -> RunTargetsSummar
     by_target = await session.exec(
         select(statuses.c.status, func.count()).group_by(statuses.c.status)
     )
-    targets = {StepStatus(status): count for status, count in by_target.all()}
+    targets = _in_status_order({StepStatus(status): count for status, count in by_target.all()})
     total = sum(targets.values())
     by_step = await session.exec(
         select(
@@ -179,8 +179,13 @@ async def _summary(session: AsyncSession, run_id: uuid.UUID) -> RunTargetsSummar
         unreached = total - sum(by_status.values())
         if unreached > 0:
             by_status[StepStatus.pending] = by_status.get(StepStatus.pending, 0) + unreached
-        steps.append(StepTargetCounts(id=step_id, by_status=by_status))
+        steps.append(StepTargetCounts(id=step_id, by_status=_in_status_order(by_status)))
     return RunTargetsSummary(total=total, by_status=targets, steps=steps)
+
+
+def _in_status_order(counts: dict[StepStatus, int]) -> dict[StepStatus, int]:
+    # Counts read the same on every answer: statuses in the order StepStatus declares them.
+    return {status: counts[status] for status in StepStatus if status in counts}
 
 
 async def _targets(

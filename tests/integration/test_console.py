@@ -240,7 +240,7 @@ async def test_the_run_log_names_a_retried_steps_tries_and_the_grid_pages_and_fi
     rows = page.locator("table.grid tbody tr")
     await visitor.open(f"/runs/{planted}")
     await expect(page.locator("#target-counts")).to_have_text(
-        "60 targets · failed 1 · succeeded 49 · pending 10"
+        "60 targets · pending 10 · succeeded 49 · failed 1"
     )
     await expect(rows).to_have_count(50)
     await page.get_by_role("link", name="Next").click()
