@@ -8,7 +8,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -39,6 +39,8 @@ RUN_STATUSES = ("queued", "running", "waiting_approval", "succeeded", "failed", 
 # A stream that breaks (a restarted API, a proxy's idle cut) is resumed from the last line.
 STREAM_RETRIES = 5
 STREAM_RETRY_SECONDS = 1.0
+# Targets per request when `run show` lists a run's grid (the API's largest page).
+GRID_PAGE = 500
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -196,11 +198,26 @@ def start(
 @reports_errors
 def show_run(
     run_id: RunId,
+    targets: Annotated[
+        bool, typer.Option("--targets", help="Also list every target's steps.")
+    ] = False,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Also list the failed targets' steps.")
+    ] = False,
+    step: Annotated[
+        str | None,
+        typer.Option(help="With --failed: the targets on which this step failed."),
+    ] = None,
     output: OutputOption = OutputFormat.table,
 ) -> None:
-    """A run with every target's steps."""
+    """A run: its counts by status and run-once steps; the targets' steps when asked."""
+    if step and not failed:
+        raise CliError("--step goes with --failed")
     with connect() as client:
         run = client.get(f"/runs/{run_id}")
+        if targets or failed:
+            filters = {"status": "failed", "step": step} if failed else {}
+            run["targets"] = list(_grid(client, str(run_id), filters))
     if output is OutputFormat.json:
         print_json(run)
         return
@@ -214,11 +231,17 @@ def show_run(
     )
     if run.get("parameters"):
         typer.echo("parameters: " + json.dumps(run["parameters"]))
+    summary = run["summary"]
+    typer.echo(f"targets: {summary['total']}  {_counted(summary['by_status'])}")
     rows = [
-        {"target": target["name"], **step}
-        for target in run["targets"]
-        for step in target["steps"] or [{"id": "-", "status": target["status"]}]
-    ] + [{"target": "(once)", **step} for step in run["steps"]]
+        {"target": "(all)", "id": counted["id"], "status": _counted(counted["by_status"])}
+        for counted in summary["steps"]
+    ] + [{"target": "(once)", **once} for once in run["steps"]]
+    rows += [
+        {"target": target["name"], **step_row}
+        for target in run["targets"] or []
+        for step_row in target["steps"] or [{"id": "-", "status": target["status"]}]
+    ]
     print_table(
         rows,
         [
@@ -231,6 +254,22 @@ def show_run(
             ("FINISHED", lambda row: short_time(row.get("finished_at"))),
         ],
     )
+
+
+def _grid(client: ApiClient, run_id: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every target matching the filters, a page at a time from `GET /runs/{id}/targets`."""
+    offset = 0
+    while True:
+        page = client.get(f"/runs/{run_id}/targets", **filters, limit=GRID_PAGE, offset=offset)
+        yield from page["items"]
+        offset += GRID_PAGE
+        if offset >= page["total"]:
+            return
+
+
+def _counted(by_status: dict[str, int]) -> str:
+    """`succeeded 186, failed 4`: counts by status as people read them."""
+    return ", ".join(f"{status} {count}" for status, count in by_status.items())
 
 
 @run_app.command("cancel")
@@ -253,11 +292,8 @@ def waiting_step(run: dict[str, Any]) -> str:
     if run["status"] != "waiting_approval":
         raise CliError(f"run {run['id']} is {run['status']}, not waiting for an approval")
     running = sorted(
-        {
-            step["id"]
-            for step in run["steps"] + [s for t in run["targets"] for s in t["steps"]]
-            if step["status"] == "running"
-        }
+        {step["id"] for step in run["steps"] if step["status"] == "running"}
+        | {step["id"] for step in run["summary"]["steps"] if step["by_status"].get("running")}
     )
     if len(running) != 1:
         raise CliError("more than one step is running: name the one to decide with --step")

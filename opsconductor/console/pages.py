@@ -35,7 +35,7 @@ from opsconductor.console.session import (
     clear_session_cookies,
     set_session_cookies,
 )
-from opsconductor.contracts.runs import TERMINAL_RUN_STATUSES, RunStatus
+from opsconductor.contracts.runs import TERMINAL_RUN_STATUSES, RunStatus, StepStatus
 from opsconductor.db import unit_of_work
 from opsconductor.errors import NotAuthenticated, TooManyRequests
 from opsconductor.models.audit import Outcome
@@ -66,6 +66,7 @@ def when(value: str | None) -> str:
 templates.env.filters["when"] = when
 
 RUN_STATUSES = tuple(status.value for status in RunStatus)
+STEP_STATUSES = tuple(status.value for status in StepStatus)
 SINCE = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 PAGE = 50
 UPCOMING = 10
@@ -216,15 +217,15 @@ async def runs_page(
     )
 
 
-async def _run(console: Console, run_id: uuid.UUID) -> dict[str, Any]:
+async def _run(console: Console, run_id: uuid.UUID, status: str, offset: int) -> dict[str, Any]:
+    """The run's counts and one page of its grid, however many targets it has."""
     run = await console.get(f"/runs/{run_id}")
-    step_ids: list[str] = []
-    for target in run["targets"]:
-        for step in target["steps"]:
-            if step["id"] not in step_ids:
-                step_ids.append(step["id"])
+    status = status if status in STEP_STATUSES else ""
+    grid = await console.get(
+        f"/runs/{run_id}/targets", status=status or None, limit=PAGE, offset=max(offset, 0)
+    )
     cells = {
-        target["name"]: {step["id"]: step for step in target["steps"]} for target in run["targets"]
+        target["name"]: {step["id"]: step for step in target["steps"]} for target in grid["items"]
     }
     # While a run waits for approval, its approval step is the run-once step still running.
     pending = [
@@ -240,7 +241,10 @@ async def _run(console: Console, run_id: uuid.UUID) -> dict[str, Any]:
     )
     return {
         "run": run,
-        "step_ids": step_ids,
+        "step_ids": [step["id"] for step in run["summary"]["steps"]],
+        "grid": grid,
+        "grid_status": status,
+        "step_statuses": STEP_STATUSES,
         "cells": cells,
         "pending": pending,
         "terminal": run["status"] in TERMINAL_RUN_STATUSES,
@@ -249,13 +253,17 @@ async def _run(console: Console, run_id: uuid.UUID) -> dict[str, Any]:
 
 
 @router.get("/runs/{run_id}")
-async def run_page(run_id: uuid.UUID, console: ConsoleDep) -> HTMLResponse:
-    return page(console, "run.html", **await _run(console, run_id))
+async def run_page(
+    run_id: uuid.UUID, console: ConsoleDep, status: str = "", offset: int = 0
+) -> HTMLResponse:
+    return page(console, "run.html", **await _run(console, run_id, status, offset))
 
 
 @router.get("/partials/runs/{run_id}")
-async def run_partial(run_id: uuid.UUID, console: ConsoleDep) -> HTMLResponse:
-    return page(console, "_run.html", **await _run(console, run_id))
+async def run_partial(
+    run_id: uuid.UUID, console: ConsoleDep, status: str = "", offset: int = 0
+) -> HTMLResponse:
+    return page(console, "_run.html", **await _run(console, run_id, status, offset))
 
 
 # --- jobs ---

@@ -145,10 +145,28 @@ class RunTargetPublic(SQLModel):
     steps: list[RunStepPublic]
 
 
+class StepTargetCounts(SQLModel):
+    id: str
+    by_status: dict[StepStatus, int] = Field(
+        description="Targets by this step's status; a target the step has not reached is pending"
+    )
+
+
+class RunTargetsSummary(SQLModel):
+    total: int = Field(description="The run's targets")
+    by_status: dict[StepStatus, int] = Field(description="Targets by their status")
+    steps: list[StepTargetCounts] = Field(description="Per-target steps, in the order they began")
+
+
 class RunDetail(RunListItem):
     parameters: dict[str, Any]
-    targets: list[RunTargetPublic]
-    steps: list[RunStepPublic]
+    summary: RunTargetsSummary
+    targets: list[RunTargetPublic] | None = Field(
+        default=None,
+        description="Every target's steps, only with `?include=targets`; "
+        "`GET /runs/{id}/targets` pages them",
+    )
+    steps: list[RunStepPublic] = Field(description="The run-once steps")
     workflow_id: str
 
 

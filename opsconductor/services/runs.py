@@ -32,7 +32,6 @@ from opsconductor.contracts.runs import (
     ApprovalDecision,
     RunRequest,
     RunStatus,
-    StepStatus,
     batch_size_for,
     run_workflow_id,
 )
@@ -54,17 +53,12 @@ from opsconductor.models.base import utcnow
 from opsconductor.models.job import JobPublic
 from opsconductor.models.page import Page
 from opsconductor.models.run import (
-    RUN_ONCE_TARGET,
     ApprovalCreate,
     Run,
     RunAccepted,
     RunCreate,
-    RunDetail,
     RunListItem,
     RunLogLine,
-    RunStep,
-    RunStepPublic,
-    RunTargetPublic,
 )
 from opsconductor.security.rbac import Principal
 from opsconductor.services import credential_grants, jobs, run_reconciler
@@ -383,66 +377,6 @@ async def list_runs(
 
 async def _list_items(session: AsyncSession, rows: Sequence[Run]) -> list[RunListItem]:
     return [RunListItem.model_validate(row, from_attributes=True) for row in rows]
-
-
-def _public_step(row: RunStep) -> RunStepPublic:
-    return RunStepPublic(
-        id=row.step_id,
-        status=row.status,
-        reason=row.reason,
-        exit_code=row.exit_code,
-        stdout=row.stdout,
-        stderr=row.stderr,
-        outputs=row.outputs,
-        attempts=row.attempts,
-        tolerated=row.tolerated,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
-
-
-def target_status(steps: Sequence[RunStepPublic]) -> StepStatus:
-    statuses = {step.status for step in steps}
-    if not steps:
-        return StepStatus.pending
-    if StepStatus.running in statuses:
-        return StepStatus.running
-    if any(step.status is StepStatus.failed and not step.tolerated for step in steps):
-        return StepStatus.failed
-    if StepStatus.cancelled in statuses:
-        return StepStatus.cancelled
-    if statuses == {StepStatus.skipped}:
-        return StepStatus.skipped
-    return StepStatus.succeeded
-
-
-async def get_run(session: AsyncSession, run_id: uuid.UUID) -> RunDetail:
-    run = await get_run_row(session, run_id)
-    rows = (
-        await session.exec(
-            select(RunStep)
-            .where(RunStep.run_id == run_id)
-            .order_by(col(RunStep.started_at), col(RunStep.step_id))
-        )
-    ).all()
-    by_target: dict[str, list[RunStepPublic]] = {}
-    for row in rows:
-        by_target.setdefault(row.target, []).append(_public_step(row))
-    targets = [
-        RunTargetPublic(
-            name=snapshot["name"],
-            status=target_status(by_target.get(snapshot["name"], [])),
-            steps=by_target.get(snapshot["name"], []),
-        )
-        for snapshot in run.targets
-    ]
-    return RunDetail(
-        **RunListItem.model_validate(run, from_attributes=True).model_dump(),
-        parameters=run.parameters,
-        targets=targets,
-        steps=by_target.get(RUN_ONCE_TARGET, []),
-        workflow_id=run.workflow_id,
-    )
 
 
 async def log_lines(

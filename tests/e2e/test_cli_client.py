@@ -244,7 +244,7 @@ def test_apply_is_idempotent_and_run_follow_streams_and_exits_with_the_outcome(
     assert [event["line"] for event in events if event["event"] == "line"] == ["about to fail"]
     final = events[-1]["run"]
     assert final["status"] == "failed"
-    assert final["targets"][0]["steps"][0]["exit_code"] == 7
+    assert final["summary"]["steps"] == [{"id": "say", "by_status": {"failed": 1}}]
 
     listed = json.loads(cli.ok("runs", "--job", "greet", "-o", "json").stdout)
     assert [run["status"] for run in listed["items"]] == ["failed", "succeeded"]
@@ -253,9 +253,14 @@ def test_apply_is_idempotent_and_run_follow_streams_and_exits_with_the_outcome(
     assert "succeeded" not in failed_only.stdout
     shown_run = cli.ok("run", "show", final["id"])
     assert "greet v2  failed" in shown_run.stdout, shown(shown_run)
-    step_row = next(line for line in shown_run.stdout.splitlines() if "say" in line)
-    assert step_row.split()[:3] == ["loopback", "say", "failed"], shown(shown_run)
-    assert " 7 " in step_row, shown(shown_run)
+    assert "targets: 1  failed 1" in shown_run.stdout, shown(shown_run)
+    assert "loopback" not in shown_run.stdout, shown(shown_run)
+    failed_targets = cli.ok("run", "show", final["id"], "--failed", "--step", "say")
+    step_row = next(line for line in failed_targets.stdout.splitlines() if "loopback" in line)
+    assert step_row.split()[:3] == ["loopback", "say", "failed"], shown(failed_targets)
+    assert " 7 " in step_row, shown(failed_targets)
+    grid = json.loads(cli.ok("run", "show", final["id"], "--targets", "-o", "json").stdout)
+    assert grid["targets"][0]["steps"][0]["exit_code"] == 7
 
     bad_parameter = cli("run", "greet", "-p", "times=many")
     assert bad_parameter.returncode == 1, shown(bad_parameter)

@@ -128,7 +128,7 @@ def finished(admin: ApiClient, run_id: str, stack: ProcessStack) -> dict[str, An
     deadline = time.monotonic() + RUN_ENDS_WITHIN
     while True:
         try:
-            answer = admin.http.get(f"/runs/{run_id}")
+            answer = admin.http.get(f"/runs/{run_id}", params={"include": "targets"})
         except httpx.HTTPError:
             answer = None
         if answer is not None and answer.status_code == 200:

@@ -53,7 +53,7 @@ async def test_megabytes_of_output_on_fifty_targets_keep_every_history_small(
     await temporal.get_workflow_handle(f"run-{run_id}").result()
     # Signed in again: on a busy machine the run may outlast the first access token.
     reader = bearer((await login(http, viewer.username, viewer.password))["access_token"])
-    answer = await http.get(api(f"/runs/{run_id}"), headers=reader)
+    answer = await http.get(api(f"/runs/{run_id}"), params={"include": "targets"}, headers=reader)
     assert answer.status_code == 200, answer.text[:500]
     run = answer.json()
     workflows = run_workflow_ids(run_id, TARGETS, settings.run_batch_size)

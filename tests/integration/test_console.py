@@ -1,8 +1,8 @@
 """The web console in a real browser (Debian's chromium, driven by Playwright) against the app
 served on a socket: signing in, building and running a job through the forms against the
-loopback sshd with its log arriving live, approving a gated run, a viewer without write
-controls, and every page at 1280 and 390 px wide with no console errors. Screenshots land in
-tests/artifacts/console/."""
+loopback sshd with its log arriving live, a big run's grid paged and filtered, approving a
+gated run, a viewer without write controls, and every page at 1280 and 390 px wide with no
+console errors. Screenshots land in tests/artifacts/console/."""
 
 import re
 import uuid
@@ -11,10 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.identity_helpers import Account, api
-from tests.run_helpers import post, start_job_run, wait_for
+from tests.run_helpers import plant_run, post, start_job_run, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -193,7 +194,8 @@ async def test_a_job_built_in_the_forms_runs_with_its_log_arriving_live(
     await visitor.look("dashboard")
 
 
-async def test_the_run_log_says_which_try_printed_a_retried_steps_lines(
+async def test_the_run_log_names_a_retried_steps_tries_and_the_grid_pages_and_filters(
+    app: FastAPI,
     browser: Browser,
     served: httpx.AsyncClient,
     http: httpx.AsyncClient,
@@ -231,6 +233,26 @@ async def test_the_run_log_says_which_try_printed_a_retried_steps_lines(
         f"[{loopback}/flaky try 2] second go",
     ]
     await expect(visitor.page.locator("table.grid")).to_contain_text("2 tries")
+
+    # A run of 60 targets shows its counts and 50 targets a page; the status filter narrows.
+    planted = await plant_run(app, ended["job_id"], 60)
+    page = visitor.page
+    rows = page.locator("table.grid tbody tr")
+    await visitor.open(f"/runs/{planted}")
+    await expect(page.locator("#target-counts")).to_have_text(
+        "60 targets · pending 10 · succeeded 49 · failed 1"
+    )
+    await expect(rows).to_have_count(50)
+    await page.get_by_role("link", name="Next").click()
+    await expect(rows).to_have_count(10)
+    await expect(rows.first).to_contain_text("t050 pending")
+    await page.get_by_role("link", name="Previous").click()
+    await expect(rows.first).to_contain_text("t000 failed")
+    await page.get_by_label("Target status").select_option("failed")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("exit 1")
+    await expect(page.locator(".pager")).to_have_text("1 in all.")
 
 
 GATED = {

@@ -12,7 +12,8 @@ from fastapi.responses import StreamingResponse
 from opsconductor.api.auth import AuditDep
 from opsconductor.api.deps import PageDep, SessionDep, SessionmakerDep, WorkflowsDep
 from opsconductor.api.permissions import RunApprover, RunCanceller, RunReader
-from opsconductor.contracts.runs import RunStatus
+from opsconductor.contracts.runs import RunStatus, StepStatus
+from opsconductor.jobspec.document import STEP_ID_PATTERN
 from opsconductor.models.page import Page
 from opsconductor.models.run import (
     ApprovalCreate,
@@ -20,8 +21,10 @@ from opsconductor.models.run import (
     RunListItem,
     RunLogLine,
     RunLogLinePublic,
+    RunTargetPublic,
 )
-from opsconductor.services import runs
+from opsconductor.services import run_grid, runs
+from opsconductor.services.run_grid import RunInclude
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -48,8 +51,33 @@ async def list_runs(
 
 
 @router.get("/{id}", name="run.get", response_model=RunDetail)
-async def get_run(id: uuid.UUID, principal: RunReader, session: SessionDep) -> RunDetail:
-    return await runs.get_run(session, id)
+async def get_run(
+    id: uuid.UUID,
+    principal: RunReader,
+    session: SessionDep,
+    include: Annotated[
+        RunInclude | None,
+        Query(description="`targets` adds every target's steps (the whole grid) to the answer"),
+    ] = None,
+) -> RunDetail:
+    return await run_grid.get_run(session, id, include)
+
+
+@router.get("/{id}/targets", name="run.targets", response_model=Page[RunTargetPublic])
+async def list_run_targets(
+    id: uuid.UUID,
+    principal: RunReader,
+    session: SessionDep,
+    page: PageDep,
+    status: Annotated[
+        StepStatus | None,
+        Query(description="The target's status, or with `step` that step's status on it"),
+    ] = None,
+    step: Annotated[str | None, Query(pattern=STEP_ID_PATTERN)] = None,
+) -> Page[RunTargetPublic]:
+    return await run_grid.list_targets(
+        session, id, status=status, step=step, limit=page.limit, offset=page.offset
+    )
 
 
 @router.get(
