@@ -12,10 +12,10 @@ from opsconductor.config import Settings
 from opsconductor.temporal.client import connect
 from opsconductor.worker.registry import WorkerResources
 from tests.fixtures.loud_job import (
-    LINE,
-    LINES_PER_STEP,
     MIB,
     STEPS,
+    line_of,
+    lines_per_step,
     loud_job,
     run_workflow_ids,
     serialized_history_sizes,
@@ -29,6 +29,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
 TARGETS = 50
 HISTORY_LIMIT = 2 * MIB
+LINE_BYTES = 1024
+LINE = line_of(LINE_BYTES)
 
 
 async def test_megabytes_of_output_on_fifty_targets_keep_every_history_small(
@@ -46,7 +48,9 @@ async def test_megabytes_of_output_on_fifty_targets_keep_every_history_small(
         body = sshd_target(sshd, credential["id"], name=f"{fleet}-{index:02d}")
         await post_ok(http, "/targets", admin.headers, {**body, "tags": {"fleet": fleet}})
 
-    run_id = await start_job_run(http, operator, loud_job(fleet, {"tags": {"fleet": fleet}}))
+    run_id = await start_job_run(
+        http, operator, loud_job(fleet, {"tags": {"fleet": fleet}}, LINE_BYTES)
+    )
     temporal = await connect(settings)
     # Waiting on the workflow: polling a run detail of 150 steps with 64 KiB outputs each
     # would load the process that hosts the workers it measures.
@@ -91,4 +95,4 @@ async def test_megabytes_of_output_on_fifty_targets_keep_every_history_small(
         )
         logged = {(row.target, row.step_id): (row.lines, row.bytes) for row in rows}
     assert len(logged) == TARGETS * len(STEPS)
-    assert set(logged.values()) == {(LINES_PER_STEP, MIB)}
+    assert set(logged.values()) == {(lines_per_step(LINE_BYTES), MIB)}

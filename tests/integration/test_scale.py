@@ -1,5 +1,7 @@
-"""A run over 10,000 targets, through the API, completes with every history far below
-Temporal's limits (51,200 events, 50 MB), because per-target work runs in batch children."""
+"""A run over 2,000 targets, through the API, completes with every history far below Temporal's
+limits (51,200 events, 50 MB), because per-target work runs in batch children. A history is
+bounded by the batch size, not by the fleet, so twenty batches prove what a hundred would (the
+benchmarks' B3 runs 10,000 and 100,000 targets; this test stays within CI's time)."""
 
 from urllib.parse import urlsplit
 
@@ -17,7 +19,7 @@ from tests.identity_helpers import Account, api
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
-FLEET = 10_000
+FLEET = 2_000
 EVENT_LIMIT = 51_200
 SIZE_LIMIT = 50 * 1024 * 1024
 
@@ -45,7 +47,7 @@ async def history_sizes(temporal: Client, workflow_ids: list[str]) -> dict[str, 
     return sizes
 
 
-async def test_ten_thousand_targets_complete_with_bounded_histories(
+async def test_two_thousand_targets_complete_with_bounded_histories(
     http: httpx.AsyncClient,
     operator: Account,
     viewer: Account,
@@ -79,7 +81,7 @@ async def test_ten_thousand_targets_complete_with_bounded_histories(
 
     temporal = await connect(settings)
     parent = f"run-{run_id}"
-    # Waiting on the workflow, not by polling a 10,000-target run detail every 100 ms: this
+    # Waiting on the workflow, not by polling a 2,000-target run detail every 100 ms: this
     # process also hosts the workers, and the test must measure them, not its own polling.
     await temporal.get_workflow_handle(parent).result()
     run = (await http.get(api(f"/runs/{run_id}"), headers=viewer.headers)).json()
