@@ -1,7 +1,7 @@
 """A run over 2,000 targets, through the API, completes with every history far below Temporal's
 limits (51,200 events, 50 MB), because per-target work runs in batch children. A history is
 bounded by the batch size, not by the fleet, so twenty batches prove what a hundred would (the
-benchmarks' B3 runs 10,000 and 100,000 targets; this test stays within CI's time)."""
+benchmarks' B3 runs 10,000 targets; this test stays within CI's time)."""
 
 from urllib.parse import urlsplit
 
