@@ -199,7 +199,7 @@ def send_test_message(reference: Name, output: OutputOption = OutputFormat.table
 @tokens_app.command("list")
 @reports_errors
 def list_tokens(output: OutputOption = OutputFormat.table) -> None:
-    """Your API tokens (their values are shown once, when created)."""
+    """Your API tokens that are not revoked (values are shown once, when created)."""
     show_list(
         "/tokens",
         output,
@@ -208,7 +208,6 @@ def list_tokens(output: OutputOption = OutputFormat.table) -> None:
             ("NAME", lambda row: row["name"]),
             ("EXPIRES", lambda row: short_time(row["expires_at"])),
             ("LAST USED", lambda row: short_time(row["last_used_at"])),
-            ("REVOKED", lambda row: short_time(row["revoked_at"])),
         ],
     )
 
