@@ -590,9 +590,9 @@ def test_operations_commands_rotate_scan_import_test_and_revoke(
     assert "ci-token" in tokens
     assert made.json()["token"] not in tokens
     assert cli.ok("tokens", "revoke", "ci-token").stdout.strip() == "token ci-token revoked"
-    # Revoked tokens leave the list; the CLI's own login stays.
+    # Revoked tokens leave the list; the logins of the CLI (this test's and earlier ones) stay.
     listed_tokens = json.loads(cli.ok("tokens", "list", "-o", "json").stdout)["items"]
-    assert [token["name"].split()[0] for token in listed_tokens] == ["cli"]
+    assert {token["name"].split()[0] for token in listed_tokens} == {"cli"}
     refused = httpx.get(
         f"{cli.stack.url}/api/v1/auth/me",
         headers={"Authorization": f"Bearer {made.json()['token']}"},
