@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsconductor.cli.client import connect, find_listed, reports_errors
+from opsconductor.cli.client import CliError, connect, find_listed, reports_errors
 from opsconductor.cli.output import (
     Column,
     OutputFormat,
@@ -215,9 +215,14 @@ def list_tokens(output: OutputOption = OutputFormat.table) -> None:
 @tokens_app.command("revoke")
 @reports_errors
 def revoke_token(reference: Name) -> None:
-    """Revoke one of your tokens by id or name."""
+    """Revoke one of your tokens by id or name; a name several tokens share is refused (every
+    `login` from one machine names its token alike), so the wrong one is never revoked."""
     with connect() as client:
         token = find_listed(client, "/tokens", reference, "token")
+        listed = client.get("/tokens", limit=LIMIT)["items"]
+        twins = [str(item["id"]) for item in listed if item["name"] == reference]
+        if len(twins) > 1:
+            raise CliError(f"{len(twins)} tokens are named {reference!r}; revoke one by id", twins)
         client.request("DELETE", f"/tokens/{token['id']}")
     typer.echo(f"token {token['name']} revoked")
 

@@ -584,11 +584,19 @@ def test_operations_commands_rotate_scan_import_test_and_revoke(
     channel_output = channels.stdout + delivered.stdout + undelivered.stdout + undelivered.stderr
     assert WEBHOOK_SECRET not in channel_output
 
-    made = cli.api("POST", "/tokens", json={"name": "ci-token", "expires_in_days": 1})
-    assert made.status_code == 201, made.text
+    made, twin = (
+        cli.api("POST", "/tokens", json={"name": "ci-token", "expires_in_days": 1})
+        for _ in range(2)
+    )
+    assert (made.status_code, twin.status_code) == (201, 201), made.text
     tokens = cli.ok("tokens", "list").stdout
     assert "ci-token" in tokens
     assert made.json()["token"] not in tokens
+    ambiguous = cli("tokens", "revoke", "ci-token")
+    assert ambiguous.returncode == 1, shown(ambiguous)
+    assert "2 tokens are named 'ci-token'; revoke one by id" in ambiguous.stderr
+    assert twin.json()["id"] in ambiguous.stderr
+    cli.ok("tokens", "revoke", twin.json()["id"])
     assert cli.ok("tokens", "revoke", "ci-token").stdout.strip() == "token ci-token revoked"
     # Revoked tokens leave the list; the logins of the CLI (this test's and earlier ones) stay.
     listed_tokens = json.loads(cli.ok("tokens", "list", "-o", "json").stdout)["items"]
