@@ -182,3 +182,8 @@ async def test_runs_batches_and_steps_carry_summaries(
         assert f"**Console** [{settings.public_url}/runs/{run}]" in (
             await shown.static_details() or ""
         )
+    # The fire itself, the scheduled run's parent, names its schedule.
+    scheduled = await client.get_workflow_handle(f"run-{fired['id']}").describe()
+    assert scheduled.parent_id is not None
+    fire = await client.get_workflow_handle(scheduled.parent_id).describe()
+    assert await fire.static_summary() == f"schedule {parent}"
