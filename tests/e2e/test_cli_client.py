@@ -35,6 +35,7 @@ from tests.fixtures.services import create_test_database, drop_test_database
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import ADMIN_PASSWORD, ADMIN_USERNAME
 from tests.process_stack import ProcessStack, process_stack
+from tests.run_helpers import TERMINAL
 from tests.vault_helpers import key_credential
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -499,16 +500,6 @@ def test_credentials_grant_list_and_revoke(operator_cli: Cli) -> None:
     assert len(audit["items"]) >= 4
 
 
-def until(cli: Cli, arguments: tuple[str, ...], done: Any, what: str) -> dict[str, Any]:
-    """`-o json` of a command, polled until `done(answer)` holds (a scan ends in seconds)."""
-    for _ in range(300):
-        answer: dict[str, Any] = json.loads(cli.ok(*arguments, "-o", "json").stdout)
-        if done(answer):
-            return answer
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: {answer}")
-
-
 def test_operations_commands_rotate_scan_import_test_and_revoke(
     operator_cli: Cli, sshd: LoopbackSshd, http_receiver: HttpReceiver, tmp_path: Path
 ) -> None:
@@ -536,7 +527,13 @@ def test_operations_commands_rotate_scan_import_test_and_revoke(
     )
     scan_id = scan_answer.stdout.split()[1]
     assert scan_answer.stdout.strip() == f"scan {scan_id} started (queued)"
-    scan = until(cli, ("discovery", "show", scan_id), lambda s: s["status"] == "succeeded", "scan")
+    # Polled through the API (a CLI process per poll would cost a second each).
+    for _ in range(300):
+        if cli.api("GET", f"/discovery/scans/{scan_id}").json()["status"] in TERMINAL:
+            break
+        time.sleep(0.2)
+    scan = json.loads(cli.ok("discovery", "show", scan_id, "-o", "json").stdout)
+    assert scan["status"] == "succeeded", scan
     assert [port["port"] for port in scan["hosts"][0]["open_ports"]] == [sshd.port]
     hosts = cli.ok("discovery", "show", scan_id).stdout
     assert ["127.0.0.1", "localhost"] in [row.split()[:2] for row in hosts.splitlines()], hosts
