@@ -12,6 +12,7 @@ from temporalio import activity
 
 from opsconductor.activities.steps import SecretMask, rejected, render_inputs
 from opsconductor.config import Settings
+from opsconductor.contracts.runs import run_display
 from opsconductor.contracts.steps import StepRequest, StepResult
 from opsconductor.db import unit_of_work
 from opsconductor.errors import InputInvalid, NotFound
@@ -61,4 +62,10 @@ class ChildRuns:
                 for problem in error.problems
             )
             raise rejected(f"the child run was refused: {where}") from None
-        return StepResult(outputs={"request": prepared.request.model_dump(mode="json")})
+        display = run_display(prepared.request, self._settings.public_url)
+        return StepResult(
+            outputs={
+                "request": prepared.request.model_dump(mode="json"),
+                "display": display.model_dump(mode="json"),
+            }
+        )

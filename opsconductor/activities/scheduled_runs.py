@@ -11,7 +11,7 @@ from temporalio import activity
 
 from opsconductor.config import Settings
 from opsconductor.contracts import implements
-from opsconductor.contracts.runs import RunStatus
+from opsconductor.contracts.runs import RunStatus, run_display
 from opsconductor.contracts.schedules import (
     ScheduledRunPrepared,
     ScheduledRunStart,
@@ -61,7 +61,10 @@ class ScheduledRuns:
                     extra={"schedule_id": str(schedule.id), "run_id": str(start.run_id)},
                 )
                 return ScheduledRunPrepared(reason=reason)
-        return ScheduledRunPrepared(request=prepared.request)
+        return ScheduledRunPrepared(
+            request=prepared.request,
+            display=run_display(prepared.request, self._settings.public_url),
+        )
 
 
 def _refusal(schedule: Schedule, error: InputInvalid) -> str:

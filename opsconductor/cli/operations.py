@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsconductor.cli.client import connect, find_listed, reports_errors
+from opsconductor.cli.client import CliError, connect, find_listed, reports_errors
 from opsconductor.cli.output import (
     Column,
     OutputFormat,
@@ -199,7 +199,7 @@ def send_test_message(reference: Name, output: OutputOption = OutputFormat.table
 @tokens_app.command("list")
 @reports_errors
 def list_tokens(output: OutputOption = OutputFormat.table) -> None:
-    """Your API tokens (their values are shown once, when created)."""
+    """Your API tokens that are not revoked (values are shown once, when created)."""
     show_list(
         "/tokens",
         output,
@@ -208,7 +208,6 @@ def list_tokens(output: OutputOption = OutputFormat.table) -> None:
             ("NAME", lambda row: row["name"]),
             ("EXPIRES", lambda row: short_time(row["expires_at"])),
             ("LAST USED", lambda row: short_time(row["last_used_at"])),
-            ("REVOKED", lambda row: short_time(row["revoked_at"])),
         ],
     )
 
@@ -216,9 +215,14 @@ def list_tokens(output: OutputOption = OutputFormat.table) -> None:
 @tokens_app.command("revoke")
 @reports_errors
 def revoke_token(reference: Name) -> None:
-    """Revoke one of your tokens by id or name."""
+    """Revoke one of your tokens by id or name; a name several tokens share is refused (every
+    `login` from one machine names its token alike), so the wrong one is never revoked."""
     with connect() as client:
         token = find_listed(client, "/tokens", reference, "token")
+        listed = client.get("/tokens", limit=LIMIT)["items"]
+        twins = [str(item["id"]) for item in listed if item["name"] == reference]
+        if len(twins) > 1:
+            raise CliError(f"{len(twins)} tokens are named {reference!r}; revoke one by id", twins)
         client.request("DELETE", f"/tokens/{token['id']}")
     typer.echo(f"token {token['name']} revoked")
 

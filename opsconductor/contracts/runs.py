@@ -315,3 +315,38 @@ def run_search_attributes(request: RunRequest) -> TypedSearchAttributes:
             SearchAttributePair(RUN_STATUS, RunStatus.queued.value),
         ]
     )
+
+
+class RunDisplay(BaseModel):
+    """What the Temporal UI shows for a run's workflow: one line, and markdown under it (both
+    sealed by our codec like any payload). Never parameter values: they may be secrets."""
+
+    summary: str
+    details: str
+
+
+# Targets the details name before "and N more".
+DETAILS_TARGETS = 10
+
+
+def run_display(request: RunRequest, console_url: str) -> RunDisplay:
+    """The same text for every way a run starts (API, reconciler, schedule, `job.run`);
+    `console_url` is the public URL the details link back to."""
+    count = len(request.target_names)
+    targets = f"{count} target{'' if count == 1 else 's'}"
+    names = request.target_names[:DETAILS_TARGETS]
+    more = count - len(names)
+    named = ", ".join(names) + (f" and {more} more" if more else "") or "none"
+    link = f"{console_url}/runs/{request.run_id}"
+    job = f"{request.job_name} v{request.job_version}"
+    return RunDisplay(
+        summary=f"{job} · {targets} · by {request.triggered_by}",
+        details="\n".join(
+            [
+                f"**Job** {request.job_name}, version {request.job_version}",
+                f"**Targets** ({count}) {named}",
+                f"**Started by** {request.triggered_by}",
+                f"**Console** [{link}]({link})",
+            ]
+        ),
+    )

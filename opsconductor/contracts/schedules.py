@@ -6,7 +6,7 @@ import uuid
 from pydantic import BaseModel
 
 from opsconductor.contracts import activity_contract
-from opsconductor.contracts.runs import RunRequest
+from opsconductor.contracts.runs import RunDisplay, RunRequest
 
 SCHEDULED_RUN_WORKFLOW = "scheduled-run"
 # Fixed, so the API can name a fire's run from the schedule's recent actions alone.
@@ -47,6 +47,8 @@ class ScheduledRunPrepared(BaseModel):
 
     request: RunRequest | None = None
     reason: str | None = None
+    # What the Temporal UI shows for the run; None in histories recorded before it existed.
+    display: RunDisplay | None = None
 
 
 @activity_contract

@@ -19,6 +19,7 @@ from opsconductor.contracts.queues import TaskQueue
 from opsconductor.contracts.runs import (
     RunRequest,
     RunSummary,
+    run_display,
     run_search_attributes,
     run_workflow_id,
 )
@@ -77,33 +78,6 @@ async def stored_request(session: AsyncSession, run: Run) -> RunRequest:
     return request_for(run, document, await requester_of(session, run))
 
 
-# Targets the Temporal UI's details name before "and N more".
-DETAILS_TARGETS = 10
-
-
-def workflow_summary(request: RunRequest) -> str:
-    """The one line the Temporal UI shows for the run (sealed by our codec like any payload)."""
-    count = len(request.target_names)
-    targets = f"{count} target{'' if count == 1 else 's'}"
-    return f"{request.job_name} v{request.job_version} · {targets} · by {request.triggered_by}"
-
-
-def workflow_details(request: RunRequest, console_url: str) -> str:
-    """Markdown the Temporal UI shows under the summary, with the way back to the console."""
-    names = request.target_names[:DETAILS_TARGETS]
-    more = len(request.target_names) - len(names)
-    targets = ", ".join(names) + (f" and {more} more" if more else "") or "none"
-    link = f"{console_url}/runs/{request.run_id}"
-    return "\n".join(
-        [
-            f"**Job** {request.job_name}, version {request.job_version}",
-            f"**Targets** ({len(request.target_names)}) {targets}",
-            f"**Started by** {request.triggered_by}",
-            f"**Console** [{link}]({link})",
-        ]
-    )
-
-
 async def launch(
     temporal: Client, request: RunRequest, console_url: str
 ) -> WorkflowHandle[JobRunWorkflow, RunSummary]:
@@ -112,6 +86,7 @@ async def launch(
     `DependencyUnavailable` when it refused. `console_url` is the public URL its details
     link to."""
     workflow_id = run_workflow_id(request.run_id)
+    display = run_display(request, console_url)
     try:
         return await temporal.start_workflow(
             JobRunWorkflow.run,
@@ -119,8 +94,8 @@ async def launch(
             id=workflow_id,
             task_queue=TaskQueue.orchestration.value,
             search_attributes=run_search_attributes(request),
-            static_summary=workflow_summary(request),
-            static_details=workflow_details(request, console_url),
+            static_summary=display.summary,
+            static_details=display.details,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )

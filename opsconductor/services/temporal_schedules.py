@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from temporalio.api.common.v1 import Payload
 from temporalio.api.workflowservice.v1 import ListScheduleMatchingTimesRequest
 from temporalio.client import (
     Client,
@@ -61,6 +62,8 @@ def desired(row: ScheduleRow) -> Schedule:
             ScheduledFire(schedule_id=row.id),
             id=fire_workflow_id(row.id),
             task_queue=TaskQueue.orchestration.value,
+            # Each fire's workflow shows it in the Temporal UI (its run, the child, says more).
+            static_summary=f"schedule {row.name}",
         ),
         spec=ScheduleSpec(calendars=calendars(parse(row.cron)), time_zone_name=row.timezone),
         policy=SchedulePolicy(overlap=OVERLAP[row.overlap], catchup_window=row.catchup_window),
@@ -251,8 +254,13 @@ async def _same_action(client: Client, have: object, want: object) -> bool:
     if (have.workflow, have.id, have.task_queue) != (want.workflow, want.id, want.task_queue):
         return False
     try:
-        # Described arguments come back as (encrypted) payloads: decode to compare.
+        # Described arguments and summary come back as (encrypted) payloads: decode to compare.
         args = await client.data_converter.decode(have.args, [ScheduledFire])
+        summary = (
+            await client.data_converter.decode([have.static_summary], [str])
+            if isinstance(have.static_summary, Payload)
+            else [have.static_summary]
+        )
     except Exception:  # anything undecodable (another key, another type) is not our action
         return False
-    return list(args) == list(want.args)
+    return list(args) == list(want.args) and summary == [want.static_summary]

@@ -44,6 +44,7 @@ class ScheduledRunWorkflow:
         if prepared.request is None:
             workflow.logger.info("no run started: %s", prepared.reason)
             return None
+        display = prepared.display
         return await workflow.execute_child_workflow(
             JobRunWorkflow.run,
             prepared.request,
@@ -51,4 +52,6 @@ class ScheduledRunWorkflow:
             task_queue=TaskQueue.orchestration.value,
             search_attributes=run_search_attributes(prepared.request),
             parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+            static_summary=display.summary if display else None,
+            static_details=display.details if display else None,
         )

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from opsconductor.contracts.queues import TaskQueue
     from opsconductor.contracts.runs import (
         JOB_RUN_WORKFLOW,
+        RunDisplay,
         RunRequest,
         RunSummary,
         SkipReason,
@@ -365,6 +366,9 @@ class StepExecutor:
         """The orchestration activity stored the child run; the workflow starts it as a child
         workflow, so cancelling this run cancels the child, and waits for its end."""
         request = RunRequest.model_validate(prepared.outputs["request"])
+        # Absent in histories recorded before runs carried their display.
+        shown = prepared.outputs.get("display")
+        display = RunDisplay.model_validate(shown) if shown else None
         try:
             summary: RunSummary = await workflow.execute_child_workflow(
                 # By name: this module is part of the job-run workflow, which cannot import
@@ -376,6 +380,8 @@ class StepExecutor:
                 result_type=RunSummary,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 search_attributes=run_search_attributes(request),
+                static_summary=display.summary if display else None,
+                static_details=display.details if display else None,
             )
         except ChildWorkflowError as error:
             if isinstance(error.cause, CancelledError):

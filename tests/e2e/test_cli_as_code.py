@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import shlex
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -116,6 +118,31 @@ url: {{env: TEAM_HOOK_URL}}
 """
 
 
+def in_recorded_shell(cli: Cli, history: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """The command as a user types it into bash with history on (a non-interactive bash
+    records the lines it reads from stdin once `set -o history`), history then written out."""
+    script = "\n".join(
+        [
+            "set -o history",
+            f"HISTFILE={shlex.quote(str(history))}",
+            shlex.join([sys.executable, "-m", "opsconductor", *arguments]),
+            "status=$?",
+            "history -w",
+            "exit $status",
+        ]
+    )
+    return subprocess.run(
+        ["bash", "-s"],
+        input=script + "\n",
+        env=cli.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        start_new_session=True,
+        check=False,
+    )
+
+
 def results(answer: subprocess.CompletedProcess[str]) -> dict[tuple[str, str], str]:
     documents = json.loads(answer.stdout)["documents"]
     return {(item["kind"], item["name"]): item["result"] for item in documents}
@@ -139,8 +166,11 @@ def test_export_then_apply_reproduces_an_installation_that_runs(
     source = cli_for(source_stack, tmp_path / "a", DB_PASSWORD=DB_PASSWORD, TEAM_HOOK_URL=hook_url)
 
     # A file without the secrets inline: the key from a file, the password from a variable.
-    applied = source.ok("apply", "-f", str(config), "-o", "json")
+    history = tmp_path / "bash_history"
+    applied = in_recorded_shell(source, history, "apply", "-f", str(config), "-o", "json")
+    assert applied.returncode == 0, shown(applied, source_stack)
     assert set(results(applied).values()) == {"create"}, shown(applied)
+    assert "opsconductor apply -f" in history.read_text()
     order = [item["kind"] for item in json.loads(applied.stdout)["documents"]]
     assert order == ["credential", "credential", "group", "channel", "target", "job", "schedule"]
     again = source.ok("apply", "-f", str(config), "-o", "json")
@@ -197,6 +227,6 @@ def test_export_then_apply_reproduces_an_installation_that_runs(
         for step in (applied, again, refused, exported, planned, copied, unchanged, listed)
     ]
     assert_secret_free(
-        [*outputs, text, source_stack.logs(), copy_stack.logs()],
+        [*outputs, text, history.read_text(), source_stack.logs(), copy_stack.logs()],
         [DB_PASSWORD, WEBHOOK_TOKEN, sshd.client_key_text.strip().splitlines()[1]],
     )

@@ -29,11 +29,13 @@ from temporalio.client import Client
 from opsconductor.temporal.interceptors import REQUEST_ID_HEADER
 from tests.e2e.test_cli import log_entries
 from tests.e2e.test_up import user_env
+from tests.fixtures.http_receiver import HttpReceiver
 from tests.fixtures.ports import free_port
 from tests.fixtures.services import create_test_database, drop_test_database
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import ADMIN_PASSWORD, ADMIN_USERNAME
 from tests.process_stack import ProcessStack, process_stack
+from tests.run_helpers import TERMINAL
 from tests.vault_helpers import key_credential
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -41,6 +43,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 EXIT_RUN_FAILED = 3
 EXIT_RUN_CANCELLED = 4
 REPORT_CHARS = 4000
+WEBHOOK_SECRET = "hook-" + secrets.token_hex(12)
 
 
 @pytest.fixture(scope="module")
@@ -500,3 +503,116 @@ def test_credentials_grant_list_and_revoke(operator_cli: Cli) -> None:
         "GET", "/audit", params={"action": "credential.grants.update", "limit": 10}
     ).json()
     assert len(audit["items"]) >= 4
+
+
+def test_operations_commands_rotate_scan_import_test_and_revoke(
+    operator_cli: Cli, sshd: LoopbackSshd, http_receiver: HttpReceiver, tmp_path: Path
+) -> None:
+    """`credentials rotate`, `discovery`, `groups`, `channels`, `tokens` and `users` as a user
+    types them: each read on its table and on `-o json`."""
+    cli = operator_cli
+    key_file = tmp_path / "new_key"
+    key_file.write_text(sshd.client_key_text)  # the same key: other tests still reach sshd
+    rotated = cli.ok("credentials", "rotate", "sshd-key", "-s", f"private_key=file:{key_file}")
+    assert rotated.stdout.strip() == "credential sshd-key: secret rotated"
+    again = json.loads(
+        cli.ok(
+            "credentials", "rotate", "sshd-key", "-s", f"private_key=file:{key_file}", "-o", "json"
+        ).stdout
+    )
+    assert (again["name"], again["rotated_at"] is not None) == ("sshd-key", True)
+    wrong_field = cli("credentials", "rotate", "sshd-key", "-s", f"password=file:{key_file}")
+    assert wrong_field.returncode == 1, shown(wrong_field)
+    assert "has no secret field 'password'" in wrong_field.stderr
+    key_line = sshd.client_key_text.strip().splitlines()[1]
+    assert key_line not in rotated.stdout + rotated.stderr + wrong_field.stderr
+
+    scan_answer = cli.ok(
+        "discovery", "scan", "127.0.0.1", "--ports", str(sshd.port), "--name", "loopback-scan"
+    )
+    scan_id = scan_answer.stdout.split()[1]
+    assert scan_answer.stdout.strip() == f"scan {scan_id} started (queued)"
+    # Polled through the API (a CLI process per poll would cost a second each).
+    for _ in range(300):
+        if cli.api("GET", f"/discovery/scans/{scan_id}").json()["status"] in TERMINAL:
+            break
+        time.sleep(0.2)
+    scan = json.loads(cli.ok("discovery", "show", scan_id, "-o", "json").stdout)
+    assert scan["status"] == "succeeded", scan
+    assert [port["port"] for port in scan["hosts"][0]["open_ports"]] == [sshd.port]
+    hosts = cli.ok("discovery", "show", scan_id).stdout
+    assert ["127.0.0.1", "localhost"] in [row.split()[:2] for row in hosts.splitlines()], hosts
+    listed_scans = cli.ok("discovery", "show").stdout.splitlines()
+    assert [scan_id, "loopback-scan", "succeeded", "1"] in [row.split() for row in listed_scans]
+    # The scan found the host of target `loopback`: import reports it, creates nothing.
+    imported = cli.ok("discovery", "import", scan_id, "--credential", "sshd-key", "-o", "json")
+    assert json.loads(imported.stdout) == {
+        "created": [],
+        "existing": [{"address": "127.0.0.1", "target": "loopback"}],
+        "skipped": [],
+    }
+    reimported = cli.ok("discovery", "import", scan_id, "-a", "127.0.0.1")
+    assert reimported.stdout.strip() == "0 created, 1 existing, 0 skipped"
+
+    (group_file := tmp_path / "group.yaml").write_text(
+        "kind: group\nname: found\n---\nkind: targets\nitems:\n"
+        f"  - {{name: loopback, address: {sshd.host}, port: {sshd.port}, credential: sshd-key, "
+        "groups: [found], tags: {env: test}}\n"
+    )
+    cli.ok("apply", "-f", str(group_file))
+    assert "found" in cli.ok("groups", "list").stdout
+    group = cli.ok("groups", "show", "found")
+    assert group.stdout.splitlines()[0] == "group found: 1 member(s)"
+    assert group.stdout.splitlines()[-1].split() == ["loopback", sshd.host, "ssh"]
+    members = json.loads(cli.ok("groups", "show", "found", "-o", "json").stdout)["members"]
+    assert [(member["name"], member["port"]) for member in members] == [("loopback", sshd.port)]
+
+    for name, port in (("hook", http_receiver.port), ("dead-hook", free_port())):
+        created = cli.api(
+            "POST",
+            "/notification-channels",
+            json={"name": name, "url": f"json://hook:{WEBHOOK_SECRET}@127.0.0.1:{port}/cli"},
+        )
+        assert created.status_code == 201, created.text
+    channels = cli.ok("channels", "list")
+    assert "json://…" in channels.stdout
+    delivered = cli.ok("channels", "test", "hook")
+    assert delivered.stdout.startswith("channel hook: delivered"), shown(delivered)
+    assert json.loads(cli.ok("channels", "test", "hook", "-o", "json").stdout)["ok"] is True
+    assert [request.path for request in http_receiver.wait_for(2)] == ["/cli", "/cli"]
+    undelivered = cli("channels", "test", "dead-hook", "-o", "json")
+    assert undelivered.returncode == 1, shown(undelivered)
+    assert json.loads(undelivered.stdout)["status"] == "failed"
+    channel_output = channels.stdout + delivered.stdout + undelivered.stdout + undelivered.stderr
+    assert WEBHOOK_SECRET not in channel_output
+
+    made, twin = (
+        cli.api("POST", "/tokens", json={"name": "ci-token", "expires_in_days": 1})
+        for _ in range(2)
+    )
+    assert (made.status_code, twin.status_code) == (201, 201), made.text
+    tokens = cli.ok("tokens", "list").stdout
+    assert "ci-token" in tokens
+    assert made.json()["token"] not in tokens
+    ambiguous = cli("tokens", "revoke", "ci-token")
+    assert ambiguous.returncode == 1, shown(ambiguous)
+    assert "2 tokens are named 'ci-token'; revoke one by id" in ambiguous.stderr
+    assert twin.json()["id"] in ambiguous.stderr
+    cli.ok("tokens", "revoke", twin.json()["id"])
+    assert cli.ok("tokens", "revoke", "ci-token").stdout.strip() == "token ci-token revoked"
+    # Revoked tokens leave the list; the logins of the CLI (this test's and earlier ones) stay.
+    listed_tokens = json.loads(cli.ok("tokens", "list", "-o", "json").stdout)["items"]
+    assert {token["name"].split()[0] for token in listed_tokens} == {"cli"}
+    refused = httpx.get(
+        f"{cli.stack.url}/api/v1/auth/me",
+        headers={"Authorization": f"Bearer {made.json()['token']}"},
+    )
+    assert refused.status_code == 401
+
+    users = cli.ok("users", "list").stdout.splitlines()
+    assert users[0].split()[:3] == ["USERNAME", "EMAIL", "ROLE"]
+    assert any(line.split()[0] == ADMIN_USERNAME for line in users[1:])
+    roles = {user["username"]: user["role"] for user in json.loads(
+        cli.ok("users", "list", "-o", "json").stdout
+    )["items"]}  # fmt: skip
+    assert roles[ADMIN_USERNAME] == "admin"

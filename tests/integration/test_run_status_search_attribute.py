@@ -16,8 +16,9 @@ from opsconductor.contracts.runs import batch_workflow_id
 from opsconductor.embedded.temporal import temporal_executable
 from opsconductor.temporal.client import connect
 from tests.fixtures.sshd import LoopbackSshd
-from tests.identity_helpers import Account
-from tests.run_helpers import TERMINAL, start_job_run, wait_for
+from tests.identity_helpers import Account, api
+from tests.integration.test_schedules import NEVER_SOON, wait_for_runs
+from tests.run_helpers import TERMINAL, create_job, post, start_job_run, wait_for
 from tests.vault_helpers import key_credential, post_ok, shared_credential, sshd_target
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
@@ -147,3 +148,42 @@ async def test_runs_batches_and_steps_carry_summaries(
         if event.HasField("activity_task_scheduled_event_attributes")
     ]
     assert summaries == [["loopback · usage · ssh.command"]]
+
+    # A schedule's fire runs a parent whose `job.run` step runs that job again as its child:
+    # both runs, started by workflow code rather than the API, read the same way.
+    parent = f"parent-{uuid.uuid4().hex[:8]}"
+    parent_job = await create_job(
+        http,
+        operator,
+        {
+            "name": parent,
+            "steps": [{"id": "sub", "run_once": True, "action": "job.run", "with": {"job": job}}],
+        },
+    )
+    schedule = await post(
+        http, operator, "/schedules", {"job_id": parent_job, "name": parent, "cron": NEVER_SOON}
+    )
+    try:
+        await post(http, operator, f"/schedules/{schedule['id']}/trigger", {})
+        (fired,) = await wait_for_runs(http, operator, parent_job, 1, 30)
+        assert (await wait_for(http, operator, fired["id"], TERMINAL))["status"] == "succeeded"
+    finally:
+        await http.delete(api(f"/schedules/{schedule['id']}"), headers=operator.headers)
+    children = await http.get(
+        api("/runs"), params={"parent_run_id": fired["id"]}, headers=operator.headers
+    )
+    (child,) = children.json()["items"]
+    for run, expected in (
+        (fired["id"], f"{parent} v1 · 0 targets · by schedule:{parent}"),
+        (child["id"], f"{job} v1 · 1 target · by run:{fired['id']}"),
+    ):
+        shown = await client.get_workflow_handle(f"run-{run}").describe()
+        assert await shown.static_summary() == expected
+        assert f"**Console** [{settings.public_url}/runs/{run}]" in (
+            await shown.static_details() or ""
+        )
+    # The fire itself, the scheduled run's parent, names its schedule.
+    scheduled = await client.get_workflow_handle(f"run-{fired['id']}").describe()
+    assert scheduled.parent_id is not None
+    fire = await client.get_workflow_handle(scheduled.parent_id).describe()
+    assert await fire.static_summary() == f"schedule {parent}"
