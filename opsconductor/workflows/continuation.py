@@ -1,0 +1,101 @@
+"""The compact form of what a job run carries when it continues as new (`RunProgress`).
+
+Per-target outcomes travel as one token per target and step: what later steps and the run's end
+read of them (status, the skip's reason, whether a failure was tolerated, the exit code), never
+their output or a failure's text, which stay on the run's records. Pure functions, safe in
+workflow code.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from opsconductor.contracts.runs import SkipReason, StepOutcome, StepStatus
+
+# The whole continuation input (plan, target names, progress) must stay below Temporal's 2 MB
+# payload limit, with room for the codec's envelope; a run whose input would not fit carries on
+# in its own history instead.
+CARRY_LIMIT = 1_500_000
+
+_STATUS_LETTERS = {
+    StepStatus.succeeded: "s",
+    StepStatus.cancelled: "x",
+    StepStatus.running: "r",
+    StepStatus.pending: "p",
+}
+_SKIP_LETTERS = {
+    SkipReason.condition.value: "c",
+    SkipReason.upstream_failed.value: "u",
+    SkipReason.run_aborted.value: "a",
+}
+_FAILED, _TOLERATED = "f", "t"
+_OUTCOME_OF_LETTER: dict[str, tuple[StepStatus, str | None, bool]] = {
+    **{letter: (status, None, False) for status, letter in _STATUS_LETTERS.items()},
+    **{letter: (StepStatus.skipped, reason, False) for reason, letter in _SKIP_LETTERS.items()},
+    _FAILED: (StepStatus.failed, None, False),
+    _TOLERATED: (StepStatus.failed, None, True),
+}
+
+
+def state_token(outcome: StepOutcome) -> str:
+    if outcome.status is StepStatus.failed:
+        letter = _TOLERATED if outcome.tolerated else _FAILED
+    elif outcome.status is StepStatus.skipped:
+        # Every skip has one of the three reasons; anything else reads as "did not run".
+        letter = _SKIP_LETTERS.get(outcome.reason or "", _SKIP_LETTERS[SkipReason.run_aborted])
+    else:
+        letter = _STATUS_LETTERS[outcome.status]
+    return letter + ("" if outcome.exit_code is None else str(outcome.exit_code))
+
+
+def outcome_of(token: str, step_id: str, target: str) -> StepOutcome:
+    status, reason, tolerated = _OUTCOME_OF_LETTER[token[0]]
+    exit_code = int(token[1:]) if len(token) > 1 else None
+    return StepOutcome(
+        step_id=step_id,
+        target=target,
+        status=status,
+        reason=reason,
+        exit_code=exit_code,
+        tolerated=tolerated,
+    )
+
+
+def pack_states(
+    names: Sequence[str], per_target: Mapping[str, Mapping[str, StepOutcome]]
+) -> dict[str, str]:
+    step_ids = list(dict.fromkeys(step_id for steps in per_target.values() for step_id in steps))
+    return {
+        step_id: ",".join(
+            state_token(per_target[name][step_id]) if step_id in per_target.get(name, {}) else ""
+            for name in names
+        )
+        for step_id in step_ids
+    }
+
+
+def unpack_states(
+    names: Sequence[str], states: Mapping[str, str]
+) -> dict[str, dict[str, StepOutcome]]:
+    """Outcomes by target (in target order) and step, as `pack_states` found them."""
+    columns = {step_id: tokens.split(",") for step_id, tokens in states.items()}
+    per_target: dict[str, dict[str, StepOutcome]] = {}
+    for index, name in enumerate(names):
+        own = {
+            step_id: outcome_of(tokens[index], step_id, name)
+            for step_id, tokens in columns.items()
+            if tokens[index]
+        }
+        if own:
+            per_target[name] = own
+    return per_target
+
+
+def pack_targets(names: Sequence[str], chosen: Iterable[str]) -> str:
+    """A subset of the run's targets as a bit per target (bit i: names[i]), in hex."""
+    members = set(chosen)
+    bits = "".join("1" if name in members else "0" for name in reversed(names))
+    return format(int(bits or "0", 2), "x")
+
+
+def unpack_targets(names: Sequence[str], packed: str) -> set[str]:
+    mask = int(packed, 16)
+    return {name for index, name in enumerate(names) if mask >> index & 1}
