@@ -6,6 +6,7 @@ run's summary and status, and the step records written (status, reason, attempts
 are sub-second (the job document accepts `ms`), so no test waits on a real clock for long.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -784,6 +785,25 @@ async def test_a_run_continues_as_new_and_keeps_every_target_result(world: StubW
     assert progress["batches"] == {"total": 10, "running": 0, "done": 10}
     assert progress["failed_targets"] == ["t4"]
     assert progress["steps"] == {"succeeded": 13, "failed": 1, "skipped": 2}
+
+
+async def test_the_run_timeout_counts_from_the_first_run_not_each_continuation(world: StubWorld):
+    async def slow(call: StepCall, book: RunBook) -> StepResult | None:
+        await asyncio.sleep(0.6)
+        return await succeed(call, book)
+
+    # Three batches one after another, one per history: 1.8 s in all, 0.6 s in each history.
+    document = job(ssh("probe"), timeout="1s", strategy={"concurrency": 1})
+    handle, book = await world.start(
+        document, 3, batch_size=1, max_batches_per_history=1, behaviour=slow
+    )
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    assert summary.reason == "the run exceeded its timeout of 1s"
+    assert len(await runs_of(world, handle.id)) >= 2
+    assert book.row("t3", "probe").status in (StepStatus.cancelled, StepStatus.skipped)
 
 
 # -- records that cannot be written ------------------------------------------------------------
