@@ -13,7 +13,7 @@ NAMES = [f"t{n}" for n in range(1, 8)]
 
 
 def outcome(target: str, step_id: str, status: StepStatus, **fields: object) -> StepOutcome:
-    return StepOutcome(step_id=step_id, target=target, status=status, **fields)  # type: ignore[arg-type]
+    return StepOutcome(step_id=step_id, target=target, status=status, **fields)
 
 
 def test_states_survive_the_round_trip_without_output():

@@ -745,7 +745,9 @@ async def test_a_run_continues_as_new_and_keeps_every_target_result(world: StubW
     assert (summary.succeeded_targets, summary.failed_targets) == (["t1", "t2", "t3", "t5"], ["t4"])
     assert summary.outputs["gate"]["decision"] == "approved"
     table = book.table()
-    expected = {(t, step): ("succeeded", None) for t in ("t1", "t2", "t3", "t5") for step in STEPS}
+    expected: dict[tuple[str | None, str], tuple[str, str | None]] = {
+        (t, step): ("succeeded", None) for t in ("t1", "t2", "t3", "t5") for step in STEPS
+    }
     expected |= {
         ("t4", "probe"): ("failed", "exit status 1"),
         ("t4", "patch"): ("skipped", "upstream_failed"),
