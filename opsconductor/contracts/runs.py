@@ -170,8 +170,8 @@ class RunProgress(BaseModel):
 
     `states` holds, for each per-target step, one token per target in the order of
     `RunRequest.target_names`, comma-separated: a status letter (workflows/continuation.py)
-    and the exit code, if any (`s0,s0,f1,u,`); empty where the step has no outcome yet. About
-    three bytes a target and step: 100,000 targets by 3 steps carry under 1 MB."""
+    and the exit code, if any; empty where the step has no outcome yet; a run of equal tokens
+    as `<token>*<count>` (`s0*4,f1,u,s0*994,*5`)."""
 
     started_at: datetime
     # Where to resume: the plan's segment, the step within it (order: per-step) and the offset

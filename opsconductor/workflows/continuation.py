@@ -6,6 +6,7 @@ their output or a failure's text, which stay on the run's records. Pure function
 workflow code.
 """
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 
 from opsconductor.contracts.runs import SkipReason, StepOutcome, StepStatus
@@ -62,21 +63,33 @@ def outcome_of(token: str, step_id: str, target: str) -> StepOutcome:
 def pack_states(
     names: Sequence[str], per_target: Mapping[str, Mapping[str, StepOutcome]]
 ) -> dict[str, str]:
+    """For each step, its targets' tokens in target order, a run of equal ones as
+    `<token>*<count>`: a fleet where most targets did the same carries a few bytes a step."""
     step_ids = list(dict.fromkeys(step_id for steps in per_target.values() for step_id in steps))
-    return {
-        step_id: ",".join(
+    packed: dict[str, str] = {}
+    for step_id in step_ids:
+        tokens = (
             state_token(per_target[name][step_id]) if step_id in per_target.get(name, {}) else ""
             for name in names
         )
-        for step_id in step_ids
-    }
+        runs = [(token, len(list(group))) for token, group in itertools.groupby(tokens)]
+        packed[step_id] = ",".join(token if n == 1 else f"{token}*{n}" for token, n in runs)
+    return packed
+
+
+def _tokens(packed: str) -> list[str]:
+    tokens: list[str] = []
+    for item in packed.split(","):
+        token, _, count = item.partition("*")
+        tokens.extend([token] * (int(count) if count else 1))
+    return tokens
 
 
 def unpack_states(
     names: Sequence[str], states: Mapping[str, str]
 ) -> dict[str, dict[str, StepOutcome]]:
     """Outcomes by target (in target order) and step, as `pack_states` found them."""
-    columns = {step_id: tokens.split(",") for step_id, tokens in states.items()}
+    columns = {step_id: _tokens(packed) for step_id, packed in states.items()}
     per_target: dict[str, dict[str, StepOutcome]] = {}
     for index, name in enumerate(names):
         own = {

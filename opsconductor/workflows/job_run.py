@@ -74,11 +74,11 @@ class BatchFailed(Exception):
 
 
 class ContinueRun(Exception):
-    """The run's history is full enough: it continues as new from `progress`."""
+    """The run's history is full enough: it continues as new with `request`."""
 
-    def __init__(self, progress: RunProgress) -> None:
+    def __init__(self, request: RunRequest) -> None:
         super().__init__("the run continues as new")
-        self.progress = progress
+        self.request = request
 
 
 # Where a per-target batch group sits in the plan: (segment index, step index within the
@@ -147,7 +147,7 @@ class JobRunWorkflow:
             # Every message announced so far has started its delivery workflow; nothing else
             # is in flight between batches.
             await self._notices.sent()
-            workflow.continue_as_new(request.model_copy(update={"progress": continuation.progress}))
+            workflow.continue_as_new(continuation.request)
         except TimeoutError:
             assert timeout is not None  # only a run with a timeout times out
             reason = f"the run exceeded its timeout of {format_duration(timeout)}"
@@ -200,7 +200,8 @@ class JobRunWorkflow:
         Once the run's history is full enough (`_continuation_due`), no further batch starts:
         the running ones finish, and the run continues as new from the first batch that did
         not start. Batches take the semaphore in offset order (asyncio's is first come, first
-        served), so those that started are always the ones before it."""
+        served), so those that started are always the ones before it. A continuation whose input
+        would pass `CARRY_LIMIT` is not taken: the rest of the run stays in this history."""
         names = self._request.target_names
         size = self._request.batch_size
         bounds = [(offset, min(size, len(names) - offset)) for offset in range(0, len(names), size)]
@@ -242,11 +243,19 @@ class JobRunWorkflow:
                     own = self._per_target.setdefault(name, {})
                     own.update({outcome.step_id: outcome for outcome in outcomes})
 
-        await asyncio.gather(
-            *(one_batch(offset, count) for offset, count in bounds if offset >= first)
-        )
-        if deferred:
-            raise ContinueRun(self._progress(position, min(deferred)))
+        waiting = [(offset, count) for offset, count in bounds if offset >= first]
+        while waiting:
+            await asyncio.gather(*(one_batch(offset, count) for offset, count in waiting))
+            if not deferred:
+                return
+            progress = self._progress(position, min(deferred))
+            continued = self._request.model_copy(update={"progress": progress})
+            if len(continued.model_dump_json()) <= CARRY_LIMIT:
+                raise ContinueRun(continued)
+            # Too large to carry: the rest runs in this history, as before continuations.
+            self._continuing = False
+            waiting = [(offset, count) for offset, count in bounds if offset in deferred]
+            deferred.clear()
 
     # -- continuing as new --------------------------------------------------------------------
 
@@ -262,23 +271,15 @@ class JobRunWorkflow:
         return self._continuing is True
 
     def _may_continue(self) -> bool:
-        """A continuation carries states, not output, and must fit one payload: a run that
-        holds per-target output a later step reads, or whose carried input would pass
-        `CARRY_LIMIT`, keeps its one history (as every run did before)."""
+        """A continuation carries states, not output: a run that holds per-target output a
+        step in another segment reads keeps its one history (as every run did before)."""
         plan = self._request.plan
         per_target = [s for s in plan.segments if s.kind is SegmentKind.per_target]
         if self._document.strategy.order is Order.per_step:
             groups = [[step_id] for segment in per_target for step_id in segment.step_ids]
         else:
             groups = [segment.step_ids for segment in per_target]
-        if any(self._kept_output(group) for group in groups):
-            return False
-        steps = sum(1 for step in self._document.steps if not step.run_once)
-        # At most five characters a target and step ("f255,"), one a target for the started bit.
-        carried = len(self._request.model_copy(update={"progress": None}).model_dump_json())
-        carried += len(self._request.target_names) * (5 * steps + 1)
-        carried += sum(len(outcome.model_dump_json()) for outcome in self._run_once.values())
-        return carried <= CARRY_LIMIT
+        return not any(self._kept_output(group) for group in groups)
 
     def _progress(self, position: Position, offset: int) -> RunProgress:
         names = self._request.target_names

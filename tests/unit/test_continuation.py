@@ -37,7 +37,7 @@ def test_states_survive_the_round_trip_without_output():
     packed = pack_states(NAMES, per_target)
     restored = unpack_states(NAMES, packed)
 
-    assert packed == {"probe": "s0,t-1,c,,a,x,", "patch": "f255,,u,,,,s"}
+    assert packed == {"probe": "s0,t-1,c,,a,x,", "patch": "f255,,u,*3,s"}
     assert list(restored) == ["t1", "t2", "t3", "t5", "t6", "t7"]
     for target, steps in per_target.items():
         for step_id, original in steps.items():
@@ -54,3 +54,21 @@ def test_a_set_of_targets_travels_as_a_bit_each():
     assert unpack_targets(NAMES, pack_targets(NAMES, {"t1", "t4", "t7"})) == {"t1", "t4", "t7"}
     assert unpack_targets(NAMES, pack_targets(NAMES, set())) == set()
     assert pack_targets(NAMES, {"t1", "t4"}) == "9"
+
+
+def test_a_fleet_that_did_the_same_carries_a_few_bytes_a_step():
+    names = [f"host-{n:05d}" for n in range(10_000)]
+    per_target = {
+        name: {"probe": outcome(name, "probe", StepStatus.succeeded, exit_code=0)} for name in names
+    }
+    per_target["host-00042"]["probe"] = outcome(
+        "host-00042", "probe", StepStatus.failed, exit_code=1
+    )
+    del per_target["host-09999"]
+
+    packed = pack_states(names, per_target)
+
+    assert packed == {"probe": "s0*42,f1,s0*9956,"}
+    restored = unpack_states(names, packed)
+    assert [name for name, steps in restored.items() if steps["probe"].failed] == ["host-00042"]
+    assert len(restored) == 9_999
