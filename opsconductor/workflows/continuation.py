@@ -47,16 +47,11 @@ def state_token(outcome: StepOutcome) -> str:
     return letter + ("" if outcome.exit_code is None else str(outcome.exit_code))
 
 
-def outcome_of(token: str, step_id: str, target: str) -> StepOutcome:
+def outcome_of(token: str, step_id: str) -> StepOutcome:
     status, reason, tolerated = _OUTCOME_OF_LETTER[token[0]]
     exit_code = int(token[1:]) if len(token) > 1 else None
     return StepOutcome(
-        step_id=step_id,
-        target=target,
-        status=status,
-        reason=reason,
-        exit_code=exit_code,
-        tolerated=tolerated,
+        step_id=step_id, status=status, reason=reason, exit_code=exit_code, tolerated=tolerated
     )
 
 
@@ -88,15 +83,24 @@ def _tokens(packed: str) -> list[str]:
 def unpack_states(
     names: Sequence[str], states: Mapping[str, str]
 ) -> dict[str, dict[str, StepOutcome]]:
-    """Outcomes by target (in target order) and step, as `pack_states` found them."""
+    """Outcomes by target (in target order) and step, as `pack_states` found them.
+
+    The targets with one token of a step share one outcome, without a target name: the run only
+    reads a carried outcome (a later one replaces it, never changes it) and always by target, and
+    building one per target and step would take seconds for a large fleet, longer than the SDK
+    lets a workflow task run without yielding (2 s)."""
     columns = {step_id: _tokens(packed) for step_id, packed in states.items()}
+    shared: dict[tuple[str, str], StepOutcome] = {}
     per_target: dict[str, dict[str, StepOutcome]] = {}
     for index, name in enumerate(names):
-        own = {
-            step_id: outcome_of(tokens[index], step_id, name)
-            for step_id, tokens in columns.items()
-            if tokens[index]
-        }
+        own: dict[str, StepOutcome] = {}
+        for step_id, tokens in columns.items():
+            token = tokens[index]
+            if token:
+                outcome = shared.get((step_id, token))
+                if outcome is None:
+                    outcome = shared[(step_id, token)] = outcome_of(token, step_id)
+                own[step_id] = outcome
         if own:
             per_target[name] = own
     return per_target
