@@ -789,6 +789,29 @@ async def test_a_run_continues_as_new_and_keeps_every_target_result(world: StubW
     assert progress["steps"] == {"succeeded": 13, "failed": 1, "skipped": 2}
 
 
+async def test_a_run_that_would_carry_output_keeps_one_history(world: StubWorld):
+    """A per-target step's output read across a segment stays with the parent: a continuation
+    carries states only, so the run is not continued."""
+    report = {
+        "id": "report",
+        "run_once": True,
+        "needs": ["probe"],
+        "action": "control.sleep",
+        "with": {"duration": "{{ '1ms' if steps.probe.results else '2ms' }}"},
+    }
+    handle, book = await world.start(
+        job(ssh("probe"), report), 3, batch_size=1, max_batches_per_history=1
+    )
+
+    assert (await handle.result()).status is RunStatus.succeeded
+    assert len(await runs_of(world, handle.id)) == 1
+    assert sorted(call.target for call in book.calls if call.step_id == "probe") == [
+        "t1",
+        "t2",
+        "t3",
+    ]
+
+
 async def test_the_run_timeout_counts_from_the_first_run_not_each_continuation(world: StubWorld):
     async def slow(call: StepCall, book: RunBook) -> StepResult | None:
         await asyncio.sleep(0.6)
