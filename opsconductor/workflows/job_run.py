@@ -144,9 +144,6 @@ class JobRunWorkflow:
             body = self._execute_plan()
             await (asyncio.wait_for(body, self._time_left(timeout)) if timeout else body)
         except ContinueRun as continuation:
-            # Every message announced so far has started its delivery workflow; nothing else
-            # is in flight between batches.
-            await self._notices.sent()
             workflow.continue_as_new(continuation.request)
         except TimeoutError:
             assert timeout is not None  # only a run with a timeout times out
@@ -251,10 +248,15 @@ class JobRunWorkflow:
             progress = self._progress(position, min(deferred))
             continued = self._request.model_copy(update={"progress": progress})
             if len(continued.model_dump_json()) <= CARRY_LIMIT:
+                # Nothing may be in flight at the boundary: the batches are done, and every
+                # message announced so far must have started its delivery workflow. (Waited
+                # for here, so a cancel meanwhile ends the run as any cancel does.)
+                await self._notices.sent()
                 raise ContinueRun(continued)
             # Too large to carry: the rest runs in this history, as before continuations.
             self._continuing = False
-            waiting = [(offset, count) for offset, count in bounds if offset in deferred]
+            left = set(deferred)
+            waiting = [(offset, count) for offset, count in bounds if offset in left]
             deferred.clear()
 
     # -- continuing as new --------------------------------------------------------------------
