@@ -15,7 +15,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WorkflowHandle
 
 from opsconductor.contracts.queues import TaskQueue
-from opsconductor.contracts.runs import RunRequest, RunStatus, RunSummary
+from opsconductor.contracts.runs import (
+    DEFAULT_BATCHES_PER_HISTORY,
+    RunRequest,
+    RunStatus,
+    RunSummary,
+)
 from opsconductor.contracts.steps import TargetSnapshot
 from opsconductor.db import unit_of_work
 from opsconductor.jobspec.plan import compile_plan
@@ -48,6 +53,7 @@ async def start_run(
     targets: list[TargetSnapshot],
     parameters: dict[str, Any] | None = None,
     batch_size: int = 2,
+    max_batches_per_history: int = DEFAULT_BATCHES_PER_HISTORY,
 ) -> WorkflowHandle[JobRunWorkflow, RunSummary]:
     """Small batches by default, so the semantics are shown across batch boundaries too."""
     report = validate_document(document)
@@ -88,6 +94,7 @@ async def start_run(
             target_names=[target.name for target in targets],
             triggered_by="test",
             batch_size=batch_size,
+            max_batches_per_history=max_batches_per_history,
         ),
         id=f"run-{run_id}",
         task_queue=TaskQueue.orchestration.value,

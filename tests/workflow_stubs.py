@@ -45,6 +45,9 @@ from opsconductor.contracts.runs import (
     DECIDE_APPROVAL_UPDATE as DECIDE_APPROVAL,
 )
 from opsconductor.contracts.runs import (
+    DEFAULT_BATCHES_PER_HISTORY,
+    JOB_ID,
+    PROGRESS_QUERY,
     RUN_SEARCH_ATTRIBUTES,
     ApprovalDecision,
     RunClosing,
@@ -85,8 +88,10 @@ from opsconductor.workflows.target_batch import TargetBatchWorkflow
 
 __all__ = [
     "DECIDE_APPROVAL",
+    "JOB_ID",
     "NOT_PENDING",
     "NOT_PERMITTED",
+    "PROGRESS_QUERY",
     "STEP_FAILED",
     "STEP_REJECTED",
     "ApprovalDecision",
@@ -371,6 +376,7 @@ class StubWorld:
         *,
         behaviour: Behaviour = succeed,
         batch_size: int = 100,
+        max_batches_per_history: int = DEFAULT_BATCHES_PER_HISTORY,
         parameters: dict[str, Any] | None = None,
         unwritable: Iterable[str] = (),
     ) -> tuple[WorkflowHandle[JobRunWorkflow, RunSummary], RunBook]:
@@ -402,6 +408,7 @@ class StubWorld:
             target_names=[snapshot.name for snapshot in snapshots],
             triggered_by="tester",
             batch_size=batch_size,
+            max_batches_per_history=max_batches_per_history,
         )
         handle = await self.client.start_workflow(
             JobRunWorkflow.run,

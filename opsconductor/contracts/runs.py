@@ -154,6 +154,42 @@ def batch_size_for(plan: Plan, configured: int) -> int:
     return max(1, min(configured, BATCH_EVENT_BUDGET // (EVENTS_PER_TARGET_STEP * steps)))
 
 
+# Batches one execution of the job-run workflow runs before it continues as new (a fresh
+# history, same workflow id). The parent's history grows ~33 kB and ~9 events per batch
+# (docs/engine.md, "Scale: the parent continues as new"): 500 batches stay near 16 MB and
+# 4,500 events, a third of Temporal's limits, whatever the number of targets.
+DEFAULT_BATCHES_PER_HISTORY = 500
+# The patch that lets a run continue as new: a run recorded before it never does.
+CONTINUE_AS_NEW_PATCH = "job-run-continue-as-new"
+
+
+class RunProgress(BaseModel):
+    """What a job-run workflow carries into its continuation: where to resume and what it has
+    learnt so far, in compact form. Never a step's output, never a secret; target snapshots
+    stay in the run row.
+
+    `states` holds, for each per-target step, one token per target in the order of
+    `RunRequest.target_names`, comma-separated: a status letter (workflows/continuation.py)
+    and the exit code, if any; empty where the step has no outcome yet; a run of equal tokens
+    as `<token>*<count>` (`s0*4,f1,u,s0*994,*5`)."""
+
+    started_at: datetime
+    # Where to resume: the plan's segment, the step within it (order: per-step) and the offset
+    # of the first batch not yet started.
+    segment: int
+    step: int = 0
+    offset: int
+    # Child workflow ids count segments run (`batch_workflow_id`); the progress query's counts.
+    segments_run: int
+    batches_total: int
+    batches_done: int
+    started: str  # the targets that took part so far: a bit per target, as hex
+    states: dict[str, str] = Field(default_factory=dict)
+    run_once: list[StepOutcome] = Field(default_factory=list)
+    # How many times the run has continued as new, this continuation included.
+    continuations: int = 1
+
+
 class RunRequest(BaseModel):
     """The workflow's one input: everything decided when the run was accepted.
 
@@ -178,6 +214,10 @@ class RunRequest(BaseModel):
     parent_run_id: uuid.UUID | None = None
     # Targets per child workflow; bounds every batch history whatever the size of the run.
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1)
+    # Batches per history before the run continues as new (tests set a small one).
+    max_batches_per_history: int = Field(default=DEFAULT_BATCHES_PER_HISTORY, ge=1)
+    # Set only in a continuation's input: what the run did before it.
+    progress: RunProgress | None = None
 
 
 class BatchRequest(BaseModel):

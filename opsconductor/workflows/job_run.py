@@ -9,6 +9,7 @@ activities, so the API shows progress without reading workflow history.
 import asyncio
 import math
 from collections.abc import Sequence
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import CancelledError, ChildWorkflowError
@@ -16,6 +17,7 @@ from temporalio.exceptions import CancelledError, ChildWorkflowError
 with workflow.unsafe.imports_passed_through():
     from opsconductor.contracts.queues import TaskQueue
     from opsconductor.contracts.runs import (
+        CONTINUE_AS_NEW_PATCH,
         DECIDE_APPROVAL_UPDATE,
         JOB_RUN_WORKFLOW,
         PROGRESS_QUERY,
@@ -25,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         BatchRequest,
         BatchResult,
         RunClosing,
+        RunProgress,
         RunRequest,
         RunStatus,
         RunStatusRecord,
@@ -47,6 +50,13 @@ with workflow.unsafe.imports_passed_through():
         reads_output,
         run_once_context,
     )
+    from opsconductor.workflows.continuation import (
+        CARRY_LIMIT,
+        pack_states,
+        pack_targets,
+        unpack_states,
+        unpack_targets,
+    )
     from opsconductor.workflows.notifications import Announcer
     from opsconductor.workflows.records import RecordFailed, write_record
     from opsconductor.workflows.step_execution import (
@@ -63,6 +73,19 @@ class BatchFailed(Exception):
     """A target batch workflow ended without a result (terminated, or failed outright)."""
 
 
+class ContinueRun(Exception):
+    """The run's history is full enough: it continues as new with `request`."""
+
+    def __init__(self, request: RunRequest) -> None:
+        super().__init__("the run continues as new")
+        self.request = request
+
+
+# Where a per-target batch group sits in the plan: (segment index, step index within the
+# segment; 0 unless `order: per-step` runs each step in batches of its own).
+Position = tuple[int, int]
+
+
 @workflow.defn(name=JOB_RUN_WORKFLOW)
 class JobRunWorkflow:
     def __init__(self) -> None:
@@ -74,6 +97,9 @@ class JobRunWorkflow:
         self._notices = Announcer()
         self._batches = {"total": 0, "running": 0, "done": 0}
         self._segments_run = 0
+        # Batches started in this execution, and whether it continues as new (decided once).
+        self._batches_here = 0
+        self._continuing: bool | None = None
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> dict[str, object]:
@@ -103,16 +129,22 @@ class JobRunWorkflow:
     async def run(self, request: RunRequest) -> RunSummary:
         self._request = request
         self._document: JobDocument = request.plan.document
-        self._started_at = workflow.now()
         self._executor = StepExecutor(
             request.run_id, read_later(self._document), {"control.approval": self._approval}
         )
-        await self._set_status(RunStatus.running)
-        self._notices.started(request, self._base())
+        if request.progress is None:
+            self._started_at = workflow.now()
+            await self._set_status(RunStatus.running)
+            self._notices.started(request, self._base())
+        else:
+            # A continuation: the run's record, status and start notice are already written.
+            self._restore(request.progress)
         timeout = self._document.timeout
         try:
             body = self._execute_plan()
-            await (asyncio.wait_for(body, timeout.total_seconds()) if timeout else body)
+            await (asyncio.wait_for(body, self._time_left(timeout)) if timeout else body)
+        except ContinueRun as continuation:
+            workflow.continue_as_new(continuation.request)
         except TimeoutError:
             assert timeout is not None  # only a run with a timeout times out
             reason = f"the run exceeded its timeout of {format_duration(timeout)}"
@@ -130,14 +162,19 @@ class JobRunWorkflow:
 
     async def _execute_plan(self) -> None:
         concurrency = self._concurrency()
-        for segment in self._request.plan.segments:
+        progress = self._request.progress
+        resume: Position = (progress.segment, progress.step) if progress else (0, 0)
+        for index, segment in enumerate(self._request.plan.segments):
+            if index < resume[0]:
+                continue  # done before the run continued as new
             if segment.kind is SegmentKind.run_once:
                 await run_dag(segment.step_ids, self._document, self._run_step_once)
             elif self._document.strategy.order is Order.per_step:
-                for step_id in segment.step_ids:
-                    await self._run_batches([step_id], concurrency)
+                for step_index, step_id in enumerate(segment.step_ids):
+                    if (index, step_index) >= resume:
+                        await self._run_batches((index, step_index), [step_id], concurrency)
             else:
-                await self._run_batches(segment.step_ids, concurrency)
+                await self._run_batches((index, 0), segment.step_ids, concurrency)
 
     def _concurrency(self) -> int:
         value = self._document.strategy.concurrency
@@ -149,11 +186,19 @@ class JobRunWorkflow:
                 f"strategy.concurrency rendered {rendered!r}, not a number"
             ) from error
 
-    async def _run_batches(self, step_ids: Sequence[str], concurrency: int) -> None:
+    async def _run_batches(
+        self, position: Position, step_ids: Sequence[str], concurrency: int
+    ) -> None:
         """Runs steps on every target, batch by batch, holding `concurrency` targets at once.
 
         With max_failed_targets, batches run one after another so each starts knowing exactly
-        how many targets have failed; otherwise enough run side by side to fill the limit."""
+        how many targets have failed; otherwise enough run side by side to fill the limit.
+
+        Once the run's history is full enough (`_continuation_due`), no further batch starts:
+        the running ones finish, and the run continues as new from the first batch that did
+        not start. Batches take the semaphore in offset order (asyncio's is first come, first
+        served), so those that started are always the ones before it. A continuation whose input
+        would pass `CARRY_LIMIT` is not taken: the rest of the run stays in this history."""
         names = self._request.target_names
         size = self._request.batch_size
         bounds = [(offset, min(size, len(names) - offset)) for offset in range(0, len(names), size)]
@@ -162,19 +207,29 @@ class JobRunWorkflow:
             per_batch = max(1, concurrency // side_by_side)
         else:
             side_by_side, per_batch = 1, min(concurrency, size)
-        self._segments_run += 1
-        self._batches["total"] += len(bounds)
+        progress = self._request.progress
+        first = 0
+        if progress is not None and (progress.segment, progress.step) == position:
+            first = progress.offset  # counted before the run continued as new
+        else:
+            self._segments_run += 1
+            self._batches["total"] += len(bounds)
         lists = any(mentions(self._document.step(step_id), "targets") for step_id in step_ids)
         limit = asyncio.Semaphore(side_by_side)
+        deferred: list[int] = []
 
         async def one_batch(offset: int, count: int) -> None:
             async with limit:
+                if self._continuation_due():
+                    deferred.append(offset)
+                    return
                 members = names[offset : offset + count]
                 if self._too_many_failed() and not self._started_targets.intersection(members):
                     # Nothing here may start; closing the run records their steps skipped.
                     self._batches["done"] += 1
                     return
                 self._batches["running"] += 1
+                self._batches_here += 1
                 try:
                     result = await self._run_batch(step_ids, offset, members, per_batch, lists)
                 finally:
@@ -185,7 +240,80 @@ class JobRunWorkflow:
                     own = self._per_target.setdefault(name, {})
                     own.update({outcome.step_id: outcome for outcome in outcomes})
 
-        await asyncio.gather(*(one_batch(offset, count) for offset, count in bounds))
+        waiting = [(offset, count) for offset, count in bounds if offset >= first]
+        while waiting:
+            await asyncio.gather(*(one_batch(offset, count) for offset, count in waiting))
+            if not deferred:
+                return
+            progress = self._progress(position, min(deferred))
+            continued = self._request.model_copy(update={"progress": progress})
+            if len(continued.model_dump_json()) <= CARRY_LIMIT:
+                # Nothing may be in flight at the boundary: the batches are done, and every
+                # message announced so far must have started its delivery workflow. (Waited
+                # for here, so a cancel meanwhile ends the run as any cancel does.)
+                await self._notices.sent()
+                raise ContinueRun(continued)
+            # Too large to carry: the rest runs in this history, as before continuations.
+            self._continuing = False
+            left = set(deferred)
+            waiting = [(offset, count) for offset, count in bounds if offset in left]
+            deferred.clear()
+
+    # -- continuing as new --------------------------------------------------------------------
+
+    def _continuation_due(self) -> bool:
+        """Whether the run should start no further batch here but continue as new: it has run
+        `max_batches_per_history` batches in this history, or Temporal suggests it."""
+        if self._continuing is None and (
+            self._batches_here >= self._request.max_batches_per_history
+            or workflow.info().is_continue_as_new_suggested()
+        ):
+            # Decided once, when first due: a run recorded before the patch never continues.
+            self._continuing = self._may_continue() and workflow.patched(CONTINUE_AS_NEW_PATCH)
+        return self._continuing is True
+
+    def _may_continue(self) -> bool:
+        """A continuation carries states, not output: a run that holds per-target output a
+        step in another segment reads keeps its one history (as every run did before)."""
+        plan = self._request.plan
+        per_target = [s for s in plan.segments if s.kind is SegmentKind.per_target]
+        if self._document.strategy.order is Order.per_step:
+            groups = [[step_id] for segment in per_target for step_id in segment.step_ids]
+        else:
+            groups = [segment.step_ids for segment in per_target]
+        return not any(self._kept_output(group) for group in groups)
+
+    def _progress(self, position: Position, offset: int) -> RunProgress:
+        names = self._request.target_names
+        before = self._request.progress
+        return RunProgress(
+            started_at=self._started_at,
+            segment=position[0],
+            step=position[1],
+            offset=offset,
+            segments_run=self._segments_run,
+            batches_total=self._batches["total"],
+            batches_done=self._batches["done"],
+            started=pack_targets(names, self._started_targets),
+            states=pack_states(names, self._per_target),
+            run_once=list(self._run_once.values()),
+            continuations=before.continuations + 1 if before else 1,
+        )
+
+    def _restore(self, progress: RunProgress) -> None:
+        names = self._request.target_names
+        self._started_at = progress.started_at
+        self._status = RunStatus.running
+        self._segments_run = progress.segments_run
+        self._batches.update(total=progress.batches_total, done=progress.batches_done)
+        self._started_targets = unpack_targets(names, progress.started)
+        self._per_target = unpack_states(names, progress.states)
+        self._run_once = {outcome.step_id: outcome for outcome in progress.run_once}
+
+    def _time_left(self, timeout: timedelta) -> float:
+        if self._request.progress is None:
+            return timeout.total_seconds()  # the timer every run recorded before has
+        return max(0.0, (timeout - (workflow.now() - self._started_at)).total_seconds())
 
     async def _run_batch(
         self,
@@ -213,15 +341,7 @@ class JobRunWorkflow:
             started=sorted(self._started_targets.intersection(members)),
             prior=prior,
             run_once=list(self._run_once.values()),
-            keep_output=[
-                step_id
-                for step_id in step_ids
-                if any(
-                    reads_output(other, step_id)
-                    for other in self._document.steps
-                    if other.id not in step_ids
-                )
-            ],
+            keep_output=self._kept_output(step_ids),
         )
         try:
             return await workflow.execute_child_workflow(
@@ -238,6 +358,19 @@ class JobRunWorkflow:
             raise BatchFailed(
                 f"the batch of targets from {members[0]} failed: {error.cause or error}"
             ) from None
+
+    def _kept_output(self, step_ids: Sequence[str]) -> list[str]:
+        """The steps of a batch whose output returns to the run: a step outside the batch's
+        own steps reads it."""
+        return [
+            step_id
+            for step_id in step_ids
+            if any(
+                reads_output(other, step_id)
+                for other in self._document.steps
+                if other.id not in step_ids
+            )
+        ]
 
     # -- run-once steps -----------------------------------------------------------------------
 

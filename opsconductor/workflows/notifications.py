@@ -117,6 +117,10 @@ class Announcer:
         (a run started before APART_PATCH waits for its messages themselves)."""
         facts = run_facts(context, workflow.now(), status.value, reason)
         self._announce(request, _EVENT_OF_STATUS[status], facts)
+        await self.sent()
+
+    async def sent(self) -> None:
+        """Waits until every message announced so far has started its delivery workflow."""
         await asyncio.gather(*self._sending, return_exceptions=True)
 
     def _announce(self, request: RunRequest, event: RunEvent, context: dict[str, Any]) -> None:

@@ -37,7 +37,7 @@ from opsconductor.temporal.client import connect, data_converter, interceptors
 from opsconductor.temporal.codec import ENCODING, codec_key_id, payloads_in, sealing_key_ids
 from opsconductor.worker.main import WORKFLOW_RUNNER
 from opsconductor.worker.registry import WORKFLOWS, WorkerResources
-from tests.engine_helpers import start_run, web_targets
+from tests.engine_helpers import recorded_run, recorded_steps, start_run, web_targets
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account, api
@@ -154,6 +154,44 @@ async def run_engine_scenario(stage: Stage, name: str) -> None:
         )
     summary = await handle.result()
     assert summary.status in (RunStatus.succeeded, RunStatus.failed)
+
+
+CONTINUED_JOB: dict[str, Any] = {
+    "name": "replay-continued",
+    "steps": [
+        call("deploy", "/deploy-{{ target.name }}"),
+        {"id": "pause", "run_once": True, "action": "control.sleep", "with": {"duration": "10ms"}},
+        # After the run-once step: a segment of its own, which the run reaches continued.
+        call("verify", "/verify", needs=["pause", "deploy"], when="{{ not steps.deploy.failed }}"),
+    ],
+}
+
+
+async def continued_run(stage: Stage) -> None:
+    """Six batches of one target, two per history: the run continues as new twice (docs/
+    engine.md, "Scale: the parent continues as new"), and its records end as one run's would."""
+    stage.receiver.respond("/deploy-web-3", status=500)
+    handle = await start_run(
+        stage.client,
+        stage.resources.sessionmaker,
+        CONTINUED_JOB,
+        web_targets(stage.receiver.url, 3),
+        batch_size=1,
+        max_batches_per_history=2,
+    )
+    summary = await handle.result()
+    assert (summary.status, summary.failed_targets) == (RunStatus.failed, ["web-3"])
+    steps = await recorded_steps(stage.resources.sessionmaker, summary.run_id)
+    assert {key: row.status for key, row in steps.items()} == {
+        **{(f"web-{n}", step): "succeeded" for n in (1, 2) for step in ("deploy", "verify")},
+        ("web-3", "deploy"): "failed",
+        ("web-3", "verify"): "skipped",
+        ("", "pause"): "succeeded",
+    }
+    # The failure from before the continuations still keeps web-3 out of the later segment.
+    assert steps[("web-3", "verify")].reason == "upstream_failed"
+    assert "500" in (steps[("web-3", "deploy")].reason or "")
+    assert (await recorded_run(stage.resources.sessionmaker, summary.run_id)).status == "failed"
 
 
 async def retried_step(stage: Stage) -> None:
@@ -300,6 +338,7 @@ async def fleet_probe(stage: Stage) -> None:
 
 SCENARIOS: dict[str, Callable[[Stage], Awaitable[None]]] = {
     **{name: functools.partial(run_engine_scenario, name=name) for name in ENGINE_SCENARIOS},
+    "continued-run": continued_run,
     "retried-step": retried_step,
     "cancelled-run": cancelled_run,
     "run-timeout": run_timeout,
@@ -313,13 +352,18 @@ SCENARIOS: dict[str, Callable[[Stage], Awaitable[None]]] = {
 
 
 async def closed_since(client: Client, since: datetime) -> list[WorkflowHistory]:
-    """Every workflow started since `since`, once all of them have closed: the scenario's."""
+    """Every workflow run started since `since`, once all of them have closed: the scenario's
+    (each run of a workflow that continued as new is a history of its own)."""
     started = f'StartTime >= "{since.isoformat()}"'
     for _ in range(300):
         still_open = await client.count_workflows(f'{started} AND ExecutionStatus="Running"')
-        ids = [execution.id async for execution in client.list_workflows(started)]
-        if ids and still_open.count == 0:
-            return [await client.get_workflow_handle(item).fetch_history() for item in sorted(ids)]
+        listed = client.list_workflows(started)
+        runs = sorted([(item.id, item.start_time, item.run_id) async for item in listed])
+        if runs and still_open.count == 0:
+            return [
+                await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+                for workflow_id, _, run_id in runs
+            ]
         await asyncio.sleep(0.1)
     raise AssertionError(f"workflows started since {since} stayed open")
 
@@ -350,12 +394,15 @@ LOCAL_ACTIVITY_MARKER_KEYS = {
     "original_schedule_time",
     "activation_index",
 }
+# What it writes in clear into a patch marker (`workflow.patched`): the patch id, a name of ours
+# in the code, never data.
+PATCH_MARKER_KEYS = {"id", "deprecated"}
 
 
 def test_recorded_histories_hold_only_payloads_sealed_with_the_test_key() -> None:
     """No secret (nor anything else of ours) is in clear in the committed files: every payload
     is sealed with the fixed test key, except the search attributes Temporal indexes (ids and
-    names) and the SDK's own bookkeeping in local-activity markers."""
+    names) and the SDK's own bookkeeping in local-activity and patch markers."""
     test_key = codec_key_id(base64.b64decode(HISTORY_KEY))
     for path in sorted(HISTORIES.glob("*.json")):
         recorded = json.loads(path.read_text())
@@ -366,7 +413,9 @@ def test_recorded_histories_hold_only_payloads_sealed_with_the_test_key() -> Non
                 if payload.metadata.get("encoding") == ENCODING or field == "indexed_fields":
                     continue
                 assert event.HasField("marker_recorded_event_attributes"), (path.name, field)
-                assert set(json.loads(payload.data)) <= LOCAL_ACTIVITY_MARKER_KEYS, path.name
+                patch = event.marker_recorded_event_attributes.marker_name == "core_patch"
+                allowed = PATCH_MARKER_KEYS if patch else LOCAL_ACTIVITY_MARKER_KEYS
+                assert set(json.loads(payload.data)) <= allowed, path.name
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))

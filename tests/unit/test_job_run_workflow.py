@@ -6,6 +6,7 @@ run's summary and status, and the step records written (status, reason, attempts
 are sub-second (the job document accepts `ms`), so no test waits on a real clock for long.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -16,8 +17,10 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from opsconductor.workflows.step_execution import MAX_SHUTDOWN_RERUNS
 from tests.workflow_stubs import (
     DECIDE_APPROVAL,
+    JOB_ID,
     NOT_PENDING,
     NOT_PERMITTED,
+    PROGRESS_QUERY,
     ApprovalDecision,
     RunBook,
     RunStatus,
@@ -690,6 +693,142 @@ async def test_targets_run_in_child_workflows_of_batch_size(world: StubWorld):
     # A target that failed earlier is out of the run: later segments skip it.
     assert table[("t4", "c")] == ("skipped", "upstream_failed")
     assert [table[(t, "c")] for t in ("t1", "t2", "t3", "t5")] == [("succeeded", None)] * 4
+
+
+# -- continuing as new -------------------------------------------------------------------------
+
+
+async def runs_of(world: StubWorld, workflow_id: str) -> list[str]:
+    """The run ids of a workflow's chain of continuations, first to last."""
+    chain = [(await world.client.get_workflow_handle(workflow_id).describe()).run_id]
+    while True:
+        history = await world.client.get_workflow_handle(
+            workflow_id, run_id=chain[0]
+        ).fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        if not started.continued_execution_run_id:
+            return chain
+        chain.insert(0, started.continued_execution_run_id)
+
+
+STEPS = ("probe", "patch", "verify")
+
+
+async def test_a_run_continues_as_new_and_keeps_every_target_result(world: StubWorld):
+    gate = {
+        "id": "gate",
+        "action": "control.approval",
+        "run_once": True,
+        "with": {"message": "go on?"},
+    }
+    document = job(
+        ssh("probe"),
+        ssh("patch", needs=["probe"]),
+        gate,
+        # Reads a per-target state from before the continuations (its state only: the run
+        # carries no output across).
+        ssh("verify", needs=["gate", "probe"], when="{{ steps.probe.exit_code == 0 }}"),
+    )
+    # Five batches of one target per per-target segment, at most two batches per history.
+    handle, book = await world.start(
+        document, 5, batch_size=1, max_batches_per_history=2, behaviour=failing("probe", ["t4"])
+    )
+    # The API's handle: by workflow id alone, whichever run of the chain is current.
+    current = world.client.get_workflow_handle(handle.id)
+    await waiting(book)
+    decision = ApprovalDecision(step="gate", approve=True, by="olivia", role="operator")
+    assert await current.execute_update(DECIDE_APPROVAL, decision, result_type=str) == "approved"
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    assert (summary.succeeded_targets, summary.failed_targets) == (["t1", "t2", "t3", "t5"], ["t4"])
+    assert summary.outputs["gate"]["decision"] == "approved"
+    table = book.table()
+    expected: dict[tuple[str | None, str], tuple[str, str | None]] = {
+        (t, step): ("succeeded", None) for t in ("t1", "t2", "t3", "t5") for step in STEPS
+    }
+    expected |= {
+        ("t4", "probe"): ("failed", "exit status 1"),
+        ("t4", "patch"): ("skipped", "upstream_failed"),
+        # A target that failed before the continuations is still out of the run after them.
+        ("t4", "verify"): ("skipped", "upstream_failed"),
+        (None, "gate"): ("succeeded", None),
+    }
+    assert table == expected
+    # Every batch ran once, none twice, across the continuations; every step ran once.
+    assert sorted((batch.offset, batch.count) for batch in book.batches) == sorted(
+        [(offset, 1) for offset in range(5)] * 2
+    )
+    assert sorted(order(book)) == sorted(
+        [(t, "probe") for t in ("t1", "t2", "t3", "t4", "t5")]
+        + [(t, step) for t in ("t1", "t2", "t3", "t5") for step in ("patch", "verify")]
+    )
+    assert book.calls_of("verify", "t1")[0].context["steps"]["probe"]["exit_code"] == 0
+    # The run's record saw one run: started once, waited once, ended once.
+    assert [record.status for record in book.statuses] == [
+        RunStatus.running,
+        RunStatus.waiting_approval,
+        RunStatus.running,
+        RunStatus.failed,
+    ]
+    # Ten batches, two per history: the first run and four continuations, each history
+    # ending in WorkflowExecutionContinuedAsNew but the last.
+    chain = await runs_of(world, handle.id)
+    assert len(chain) == 5
+    assert chain[0] == handle.first_execution_run_id
+    for run_id in chain[:-1]:
+        history = await world.client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        assert history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+    described = await current.describe()
+    assert described.run_id == chain[-1]
+    assert described.typed_search_attributes.get(JOB_ID) is not None
+    progress = await current.query(PROGRESS_QUERY)
+    assert progress["batches"] == {"total": 10, "running": 0, "done": 10}
+    assert progress["failed_targets"] == ["t4"]
+    assert progress["steps"] == {"succeeded": 13, "failed": 1, "skipped": 2}
+
+
+async def test_a_run_that_would_carry_output_keeps_one_history(world: StubWorld):
+    """A per-target step's output read across a segment stays with the parent: a continuation
+    carries states only, so the run is not continued."""
+    report = {
+        "id": "report",
+        "run_once": True,
+        "needs": ["probe"],
+        "action": "control.sleep",
+        "with": {"duration": "{{ '1ms' if steps.probe.results else '2ms' }}"},
+    }
+    handle, book = await world.start(
+        job(ssh("probe"), report), 3, batch_size=1, max_batches_per_history=1
+    )
+
+    assert (await handle.result()).status is RunStatus.succeeded
+    assert len(await runs_of(world, handle.id)) == 1
+    assert sorted(str(call.target) for call in book.calls if call.step_id == "probe") == [
+        "t1",
+        "t2",
+        "t3",
+    ]
+
+
+async def test_the_run_timeout_counts_from_the_first_run_not_each_continuation(world: StubWorld):
+    async def slow(call: StepCall, book: RunBook) -> StepResult | None:
+        await asyncio.sleep(0.6)
+        return await succeed(call, book)
+
+    # Three batches one after another, one per history: 1.8 s in all, 0.6 s in each history.
+    document = job(ssh("probe"), timeout="1s", strategy={"concurrency": 1})
+    handle, book = await world.start(
+        document, 3, batch_size=1, max_batches_per_history=1, behaviour=slow
+    )
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    assert summary.reason == "the run exceeded its timeout of 1s"
+    assert len(await runs_of(world, handle.id)) >= 2
+    assert book.row("t3", "probe").status in (StepStatus.cancelled, StepStatus.skipped)
 
 
 # -- records that cannot be written ------------------------------------------------------------
