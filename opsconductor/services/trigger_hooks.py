@@ -148,14 +148,14 @@ def _authenticate(trigger: Trigger, secret: bytes, delivery: Delivery) -> str | 
     """Raises NotAuthenticated unless the delivery carries the trigger's token or signature;
     answers the generic source's signature, which must not be seen twice."""
     headers = delivery.headers
-    if trigger.source is TriggerSource.alertmanager:
+    if trigger.source == TriggerSource.alertmanager:
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise NotAuthenticated("a bearer token is required")
         if not _same(token.strip(), secret.decode()):
             raise NotAuthenticated("the bearer token is wrong")
         return None
-    if trigger.source is TriggerSource.github:
+    if trigger.source == TriggerSource.github:
         given = headers.get(GITHUB_SIGNATURE_HEADER, "")
         if not given:
             raise NotAuthenticated(f"the {GITHUB_SIGNATURE_HEADER} header is required")
@@ -181,26 +181,28 @@ def _authenticate(trigger: Trigger, secret: bytes, delivery: Delivery) -> str | 
 
 
 async def _refuse_replay(
-    session: AsyncSession, trigger: Trigger, signature: str, now: datetime
+    sessionmaker: async_sessionmaker[AsyncSession], trigger: Trigger, signature: str, now: datetime
 ) -> None:
-    """A generic signature is accepted once: recorded in the request's transaction, so a
-    concurrent replay waits for it and is then refused. Signatures older than the timestamp
-    window can no longer be replayed (their timestamp is stale) and are forgotten."""
+    """A generic signature is accepted once: recorded and committed at once, so a concurrent
+    replay conflicts with it. Signatures older than the timestamp window can no longer be
+    replayed (their timestamp is stale) and are forgotten."""
     table: Table = TriggerSignature.__table__  # type: ignore[attr-defined]
-    await session.exec(
-        delete(TriggerSignature).where(
-            col(TriggerSignature.trigger_id) == trigger.id,
-            col(TriggerSignature.seen_at) < now - 2 * TIMESTAMP_TOLERANCE,
-        )
-    )
     digest = hashlib.sha256(signature.encode()).hexdigest()
-    recorded = await session.exec(
-        insert(table)
-        .values(trigger_id=trigger.id, signature_sha256=digest, seen_at=now)
-        .on_conflict_do_nothing()
-        .returning(table.c.signature_sha256)
-    )
-    if recorded.first() is None:
+    async with side_transaction(sessionmaker) as side:
+        await side.exec(
+            delete(TriggerSignature).where(
+                col(TriggerSignature.trigger_id) == trigger.id,
+                col(TriggerSignature.seen_at) < now - 2 * TIMESTAMP_TOLERANCE,
+            )
+        )
+        recorded = await side.exec(
+            insert(table)
+            .values(trigger_id=trigger.id, signature_sha256=digest, seen_at=now)
+            .on_conflict_do_nothing()
+            .returning(table.c.signature_sha256)
+        )
+        first = recorded.first()
+    if first is None:
         raise NotAuthenticated("this signature was already used (a replayed delivery)")
 
 
@@ -240,13 +242,13 @@ async def _count_delivery(
 
 def _events(trigger: Trigger, delivery: Delivery, payload: Any) -> list[dict[str, Any]]:
     """The template contexts of the delivery's events."""
-    if trigger.source is TriggerSource.alertmanager:
+    if trigger.source == TriggerSource.alertmanager:
         alerts = payload.get("alerts") if isinstance(payload, dict) else None
         if not isinstance(alerts, list):
             raise InputInvalid.at("body.alerts", "is not a list of alerts")
         group = {key: value for key, value in payload.items() if key != "alerts"}
         return [{"alert": alert, "group": group} for alert in alerts]
-    if trigger.source is TriggerSource.github:
+    if trigger.source == TriggerSource.github:
         return [{"event": payload, "event_name": delivery.headers.get(GITHUB_EVENT_HEADER, "")}]
     return [{"payload": payload}]
 
@@ -333,6 +335,17 @@ async def _usable(
     return requester, None
 
 
+async def _enabled_trigger(
+    sessionmaker: async_sessionmaker[AsyncSession], trigger_id: uuid.UUID
+) -> Trigger:
+    async with sessionmaker() as reader:
+        trigger = await reader.get(Trigger, trigger_id)
+    if trigger is None or not trigger.enabled:
+        # One answer for both, naming no id, so ids cannot be probed.
+        raise NotFound("no such trigger")
+    return trigger
+
+
 async def receive(
     session: AsyncSession,
     workflows: Workflows,
@@ -340,12 +353,13 @@ async def receive(
     trigger_id: uuid.UUID,
     delivery: Delivery,
 ) -> HookAccepted:
-    """Authenticates the delivery, maps its events and starts their runs (module docstring)."""
-    trigger = await session.get(Trigger, trigger_id)
-    if trigger is None or not trigger.enabled:
-        # One answer for both, so ids cannot be probed.
-        raise NotFound(f"no trigger {trigger_id}")
+    """Authenticates the delivery, maps its events and starts their runs (module docstring).
+
+    Everything before the runs uses short sessions of its own, each ended before the next, and
+    the request's session is first used after them: a burst of deliveries then never holds one
+    pooled connection while waiting for another."""
     sessionmaker = workflows.sessionmaker
+    trigger = await _enabled_trigger(sessionmaker, trigger_id)
     if len(delivery.body) > MAX_BODY_BYTES:
         raise await _refuse(
             sessionmaker,
@@ -358,7 +372,7 @@ async def receive(
     try:
         signature = _authenticate(trigger, secret, delivery)
         if signature is not None:
-            await _refuse_replay(session, trigger, signature, delivery.received_at)
+            await _refuse_replay(sessionmaker, trigger, signature, delivery.received_at)
     except NotAuthenticated as error:
         raise await _refuse(
             sessionmaker, trigger, delivery, TriggerDecision.refused, error
@@ -378,17 +392,17 @@ async def receive(
     try:
         payload = json.loads(delivery.body)
         mapped = [_map(trigger, context) for context in _events(trigger, delivery, payload)]
-    except ValueError as error:  # json.JSONDecodeError, and InputInvalid is not one
+    except InputInvalid as error:
+        raise await _refuse(
+            sessionmaker, trigger, delivery, TriggerDecision.invalid, error
+        ) from None
+    except ValueError as error:  # the body is not JSON
         raise await _refuse(
             sessionmaker,
             trigger,
             delivery,
             TriggerDecision.invalid,
             InputInvalid.at("body", f"is not JSON: {error}"),
-        ) from None
-    except InputInvalid as error:
-        raise await _refuse(
-            sessionmaker, trigger, delivery, TriggerDecision.invalid, error
         ) from None
     requester, unusable = await _usable(session, trigger)
     if unusable is not None:
