@@ -109,12 +109,13 @@ async def test_an_alert_starts_one_run_on_its_target_once_and_only_with_the_toke
     body = notification(
         alert("f-critical", "critical", loopback, mountpoint="/var"),
         alert("f-warning", "warning", "elsewhere", mountpoint="/home"),
+        {**alert("f-resolved", "critical", loopback, mountpoint="/"), "status": "resolved"},
     )
     bearer = {"Authorization": f"Bearer {SECRET}"}
 
     first = await deliver(http, trigger, body, **bearer)
     assert first.status_code == 202, first.text
-    assert (len(first.json()["runs"]), first.json()["filtered"]) == (1, 1)
+    assert (len(first.json()["runs"]), first.json()["filtered"]) == (1, 2)
     run = await wait_for(http, operator, first.json()["runs"][0], TERMINAL)
     assert (run["status"], run["triggered_by"]) == ("succeeded", "trigger:disk-alerts")
     assert run["parameters"] == {"mount": "/var"}
@@ -122,10 +123,12 @@ async def test_an_alert_starts_one_run_on_its_target_once_and_only_with_the_toke
     assert target_steps(run)["clean"]["stdout"] == "cleaning /var"
 
     again = await deliver(http, trigger, body, **bearer)
-    assert again.json() == {"runs": [], "deduplicated": 1, "filtered": 1, "invalid": 0}
+    assert again.json() == {"runs": [], "deduplicated": 1, "filtered": 2, "invalid": 0}
     for headers in ({"Authorization": "Bearer not-the-token"}, {}):
         refused = assert_problem(await deliver(http, trigger, body, **headers), 401)
         assert SECRET not in json.dumps(refused)
+    oversized = await deliver(http, trigger, b" " * (1024 * 1024 + 1), **bearer)
+    assert_problem(oversized, 413)
     # A mapping that fails (no `mountpoint` label) names its template and starts nothing.
     unmapped = await deliver(
         http, trigger, notification(alert("f-other", "critical", loopback)), **bearer
@@ -137,9 +140,9 @@ async def test_an_alert_starts_one_run_on_its_target_once_and_only_with_the_toke
     log = await events(http, viewer, trigger)
     assert Counter(event["decision"] for event in log) == {
         "started": 1,
-        "filtered": 2,
+        "filtered": 4,
         "deduplicated": 1,
-        "refused": 2,
+        "refused": 3,
         "invalid": 1,
     }
     digest = hashlib.sha256(body).hexdigest()
@@ -174,6 +177,10 @@ async def test_github_and_generic_signatures(
         when="{{ event_name == 'push' }}",
     )
     push = json.dumps({"ref": "refs/heads/main", "after": "9f2c" * 10}).encode()
+    ping = await deliver(
+        http, github, b"{}", **{"X-GitHub-Event": "ping", "X-Hub-Signature-256": sign(b"{}")}
+    )
+    assert ping.json() == {"runs": [], "deduplicated": 0, "filtered": 1, "invalid": 0}
     bad = await deliver(
         http, github, push, **{"X-GitHub-Event": "push", "X-Hub-Signature-256": sign(b"other")}
     )
