@@ -15,6 +15,7 @@ import pytest
 
 from tests.identity_helpers import Account, api, assert_problem
 from tests.run_helpers import TERMINAL, create_job, post, target_steps, wait_for
+from tests.vault_helpers import grant, planted_secret
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -274,12 +275,14 @@ async def test_the_rate_limit_refuses_with_429_and_records_it(
         http, operator, job_id, name="limited", source="alertmanager", rate_limit=2
     )
     bearer = {"Authorization": f"Bearer {SECRET}"}
+    # Forged deliveries do not count against the limit; authentic ones past it are refused.
+    forged = await deliver(http, trigger, notification(), Authorization="Bearer forged")
     statuses = [
         (await deliver(http, trigger, notification(), **bearer)).status_code for _ in range(3)
     ]
-    assert statuses == [202, 202, 429]
+    assert (forged.status_code, statuses) == (401, [202, 202, 429])
     log = await events(http, viewer, trigger)
-    assert [event["decision"] for event in log] == ["rate_limited"]
+    assert [event["decision"] for event in log] == ["rate_limited", "refused"]
 
     # A trigger whose job is gone refuses, saying so.
     raised = await http.patch(
@@ -290,3 +293,39 @@ async def test_the_rate_limit_refuses_with_429_and_records_it(
     assert deleted.status_code == 204, deleted.text
     orphaned = await deliver(http, trigger, notification(), **bearer)
     assert "its job is gone" in assert_problem(orphaned, 409)["detail"]
+
+
+async def test_a_trigger_whose_owner_lost_a_credential_grant_refuses_naming_it(
+    http: httpx.AsyncClient, admin: Account, operator: Account
+) -> None:
+    await planted_secret(http, admin.headers, "api-token", granted_to=["operator"])
+    job_id = await create_job(
+        http,
+        operator,
+        {
+            "name": "call-out",
+            "steps": [
+                {
+                    "id": "call",
+                    "run_once": True,
+                    "action": "http.request",
+                    "with": {
+                        "url": "http://127.0.0.1:9/",
+                        "headers": {"Authorization": "{{ secret('api-token') }}"},
+                    },
+                }
+            ],
+        },
+    )
+    trigger = await create_trigger(http, operator, job_id, name="calls", source="alertmanager")
+    credentials = await http.get(api("/credentials"), headers=admin.headers)
+    (credential,) = [item for item in credentials.json()["items"] if item["name"] == "api-token"]
+    await grant(http, admin.headers, credential["id"])
+    refused = await deliver(
+        http,
+        trigger,
+        notification(alert("f1", "critical", "any")),
+        Authorization=f"Bearer {SECRET}",
+    )
+    assert "'api-token' is not granted to olivia" in assert_problem(refused, 409)["detail"]
+    assert await runs_of(http, operator, job_id) == []
