@@ -18,7 +18,6 @@ from opsconductor.jobspec.document import JobDocument
 from opsconductor.jobspec.durations import format_duration
 from opsconductor.jobspec.templates import is_template, syntax_problem
 from opsconductor.models.base import utcnow
-from opsconductor.models.job import JobPublic
 from opsconductor.models.page import Page
 from opsconductor.models.trigger import (
     Trigger,
@@ -96,18 +95,9 @@ def _check_templates(trigger: Trigger) -> None:
         raise InputInvalid("the trigger's templates do not parse", problems)
 
 
-async def _job_for(session: AsyncSession, job_id: uuid.UUID) -> JobPublic:
-    try:
-        return await jobs.get_job(session, job_id)
-    except NotFound:
-        raise InputInvalid(
-            f"no job {job_id}", [FieldProblem("body.job_id", "no such job", "not_found")]
-        ) from None
-
-
 async def _check_job(session: AsyncSession, job_id: uuid.UUID, requester: Requester) -> None:
     """The job exists and its saver may use every credential it names, as when saving it."""
-    job = await _job_for(session, job_id)
+    job = await jobs.job_named_in_body(session, job_id)
     document = JobDocument.model_validate(job.document)
     await credential_grants.check_document(session, requester, document, "job")
 

@@ -228,11 +228,7 @@ async def test_a_burst_of_repeated_alerts_starts_one_run_per_alert(
     job_id = await create_job(
         http,
         operator,
-        {
-            "name": "acknowledge",
-            "parameters": {"alert": {"type": "string"}},
-            "steps": [PAUSE],
-        },
+        {"name": "acknowledge", "parameters": {"alert": {"type": "string"}}, "steps": [PAUSE]},
     )
     trigger = await create_trigger(
         http,
@@ -263,14 +259,7 @@ async def test_a_burst_of_repeated_alerts_starts_one_run_per_alert(
 async def test_the_rate_limit_refuses_with_429_and_records_it(
     http: httpx.AsyncClient, operator: Account, viewer: Account
 ) -> None:
-    job_id = await create_job(
-        http,
-        operator,
-        {
-            "name": "limited",
-            "steps": [PAUSE],
-        },
-    )
+    job_id = await create_job(http, operator, {"name": "limited", "steps": [PAUSE]})
     trigger = await create_trigger(
         http, operator, job_id, name="limited", source="alertmanager", rate_limit=2
     )
