@@ -323,12 +323,12 @@ async def _usable(
         job = await jobs.get_job(session, trigger.job_id)
     except NotFound:
         return requester, f"trigger {trigger.name!r} cannot start runs: its job is gone"
-    document = JobDocument.model_validate(job.document)
-    problems = await credential_grants.document_problems(session, requester, document)
     if requester.role is None:
         return requester, (
             f"trigger {trigger.name!r} cannot start runs: {trigger.run_as} is no active user"
         )
+    document = JobDocument.model_validate(job.document)
+    problems = await credential_grants.document_problems(session, requester, document)
     if problems:
         named = "; ".join(f"{item.path}: {item.message}" for item in problems)
         return requester, f"trigger {trigger.name!r} cannot start runs: {named}"

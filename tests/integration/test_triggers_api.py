@@ -17,7 +17,9 @@ from tests.identity_helpers import Account, api, assert_problem
 from tests.run_helpers import TERMINAL, create_job, post, target_steps, wait_for
 from tests.vault_helpers import grant, planted_secret
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
+pytestmark = pytest.mark.integration
+# For the tests whose runs execute; the others start none.
+with_workers = pytest.mark.usefixtures("workers")
 
 SECRET = "s3cret-token-for-the-hook-0123456789"
 # A run-once step that needs no target: runs that end at once.
@@ -88,8 +90,9 @@ async def runs_of(http: httpx.AsyncClient, who: Account, job_id: str) -> list[di
     return items
 
 
+@with_workers
 async def test_an_alert_starts_one_run_on_its_target_once_and_only_with_the_token(
-    http: httpx.AsyncClient, operator: Account, viewer: Account, loopback: str
+    http: httpx.AsyncClient, admin: Account, operator: Account, viewer: Account, loopback: str
 ) -> None:
     job_id = await create_job(http, operator, cleanup_job("disk-cleanup", "mount"))
     trigger = await create_trigger(
@@ -150,6 +153,24 @@ async def test_an_alert_starts_one_run_on_its_target_once_and_only_with_the_toke
     assert {event["payload_sha256"] for event in log if event["decision"] == "started"} == {digest}
     assert SECRET not in json.dumps(log)
 
+    # With on_resolved, the resolved alert is an event too, and starts its run.
+    resolved = await http.patch(
+        api(f"/triggers/{trigger['id']}"), json={"on_resolved": True}, headers=operator.headers
+    )
+    assert resolved.status_code == 200, resolved.text
+    third = await deliver(http, trigger, body, **bearer)
+    assert (len(third.json()["runs"]), third.json()["deduplicated"]) == (1, 1)
+    run = await wait_for(http, operator, third.json()["runs"][0], TERMINAL)
+    assert target_steps(run)["clean"]["stdout"] == "cleaning /"
+
+    # Changes are audited, without the secret.
+    audited = await http.get(
+        api("/audit"), params={"resource_id": trigger["id"]}, headers=admin.headers
+    )
+    rows = audited.json()["items"]
+    assert {row["action"] for row in rows} == {"trigger.create", "trigger.update"}
+    assert SECRET not in json.dumps(rows)
+
     # An unknown trigger and a disabled one answer alike.
     unknown = await http.post(f"/hooks/{uuid.uuid4()}", content=body, headers=bearer)
     patched = await http.patch(
@@ -163,6 +184,7 @@ async def test_an_alert_starts_one_run_on_its_target_once_and_only_with_the_toke
     ]
 
 
+@with_workers
 async def test_github_and_generic_signatures(
     http: httpx.AsyncClient, operator: Account, loopback: str
 ) -> None:
@@ -222,6 +244,7 @@ async def test_github_and_generic_signatures(
     assert len(await runs_of(http, operator, job_id)) == 2
 
 
+@with_workers
 async def test_a_burst_of_repeated_alerts_starts_one_run_per_alert(
     http: httpx.AsyncClient, operator: Account, viewer: Account
 ) -> None:
