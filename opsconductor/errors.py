@@ -95,6 +95,12 @@ class TooManyRequests(OpsConductorError):
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_seconds))})
 
 
+class PayloadTooLarge(OpsConductorError):
+    status = 413
+    title = "Payload too large"
+    slug = "payload-too-large"
+
+
 class DependencyUnavailable(OpsConductorError):
     """PostgreSQL or Temporal cannot be reached; the client may retry later."""
 

@@ -27,6 +27,7 @@ from opsconductor.api.routers import (
     credentials,
     discovery,
     health,
+    hooks,
     jobs,
     libraries,
     metrics,
@@ -38,6 +39,7 @@ from opsconductor.api.routers import (
     target_groups,
     targets,
     tokens,
+    triggers,
     users,
 )
 from opsconductor.config import Settings
@@ -126,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(codec.router, responses=PROBLEM_RESPONSES)
+    app.include_router(hooks.router, responses=PROBLEM_RESPONSES)
     # Every route under the prefix leaves an audit row when it changes something, and its
     # name (the audit action, e.g. "user.create") doubles as its OpenAPI operationId.
     api = APIRouter(
@@ -145,6 +148,7 @@ def create_app(settings: Settings) -> FastAPI:
         jobs,
         runs,
         schedules,
+        triggers,
         steps,
         notification_channels,
         notifications,

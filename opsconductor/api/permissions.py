@@ -25,6 +25,9 @@ CodecEncoder = Annotated[Principal | None, codec_caller(Permission.codec_encode)
 ScheduleReader = Annotated[Principal, authorized(Permission.schedules_read)]
 ScheduleManager = Annotated[Principal, authorized(Permission.schedules_manage)]
 
+TriggerReader = Annotated[Principal, authorized(Permission.triggers_read)]
+TriggerManager = Annotated[Principal, authorized(Permission.triggers_manage)]
+
 TargetReader = Annotated[Principal, authorized(Permission.targets_read)]
 TargetManager = Annotated[Principal, authorized(Permission.targets_manage)]
 

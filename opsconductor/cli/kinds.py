@@ -4,7 +4,7 @@ created and updated. A document's fields are the API's, with references by name 
 
 The order of KINDS is the order of applying: what others name comes first (credentials and
 groups before targets, channels and libraries before the jobs that use them, jobs before
-their schedules).
+their schedules and triggers).
 """
 
 import json
@@ -314,11 +314,12 @@ class JobKind(Kind):
         installation.client.request("PUT", f"/jobs/{current['id']}", json_body=document.body)
 
 
-class ScheduleKind(Kind):
-    """`job` names the job; the API's `job_id` is looked up when the schedule is sent."""
+class JobNamedKind(Kind):
+    """A kind whose `job` names the job; the API's `job_id` is looked up when it is sent.
+    `sent_apart` fields are sent by the kind itself (a secret), never as compared fields."""
 
-    path = "/schedules"
-    FIELDS = ("cron", "timezone", "parameters", "targets", "overlap", "catchup_window", "paused")
+    sent_apart: frozenset[str] = frozenset()
+    FIELDS: tuple[str, ...] = ()
 
     def document(self, item: dict[str, Any], installation: Installation) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -326,11 +327,16 @@ class ScheduleKind(Kind):
             "job": installation.name_of("job", item["job_id"]),
         }
         document.update({key: item[key] for key in self.FIELDS})
-        document["note"] = item["note"]
+        document.update(self.more(item))
         return {key: value for key, value in document.items() if value is not None}
 
+    def more(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The kind's document fields beyond FIELDS."""
+        return {}
+
     def body(self, document: Document, installation: Installation) -> dict[str, Any]:
-        body = {key: value for key, value in document.body.items() if key != "job"}
+        skipped = {"job", *self.sent_apart}
+        body = {key: value for key, value in document.body.items() if key not in skipped}
         if "job" in document.body:
             body["job_id"] = installation.id_of("job", str(document.body["job"]), document.source)
         return body
@@ -338,12 +344,55 @@ class ScheduleKind(Kind):
     def update(self, document: Document, fields: list[str], installation: Installation) -> None:
         body = self.body(document, installation)
         sent = {("job_id" if key == "job" else key) for key in fields}
-        current = installation.items("schedule")[document.name]
+        current = installation.items(document.kind)[document.name]
         installation.client.request(
             "PATCH",
             f"{self.path}/{current['id']}",
             json_body={key: value for key, value in body.items() if key in sent},
         )
+
+
+class ScheduleKind(JobNamedKind):
+    path = "/schedules"
+    FIELDS = ("cron", "timezone", "parameters", "targets", "overlap", "catchup_window", "paused")
+
+    def more(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {"note": item["note"]}
+
+
+class TriggerKind(JobNamedKind):
+    """The secret is a reference (`{file: …}` or `{env: …}`) like a channel's URL: sent on
+    create, never compared, never rotated by apply (a PATCH of `secret` through the API does)."""
+
+    path = "/triggers"
+    uncompared = frozenset({"secret"})
+    sent_apart = frozenset({"secret"})
+    note = "secret not compared"
+    FIELDS = (
+        "source",
+        "parameters",
+        "targets",
+        "when",
+        "dedup_key",
+        "dedup_window",
+        "on_resolved",
+        "enabled",
+        "rate_limit",
+    )
+
+    def more(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {"secret": export_reference(item["name"], "secret")}
+
+    def create(self, document: Document, installation: Installation) -> None:
+        secret = resolve(
+            document.body.get("secret"),
+            f"{document.source}: secret",
+            document.base,
+            installation.allow_inline_secrets,
+        )
+        if secret is None:
+            raise CliError(f"{document.source}: a new trigger needs `secret:`")
+        installation.client.post(self.path, {**self.body(document, installation), "secret": secret})
 
 
 class LibraryKind(Kind):
@@ -397,4 +446,5 @@ KINDS: dict[str, Kind] = {
     "target": TargetKind(),
     "job": JobKind(),
     "schedule": ScheduleKind(),
+    "trigger": TriggerKind(),
 }

@@ -65,6 +65,9 @@ LAZY: dict[str, Lazy] = {
     "schedules": Lazy(
         "opsconductor.cli.schedules", "app", "List, pause, resume and trigger schedules."
     ),
+    "triggers": Lazy(
+        "opsconductor.cli.triggers", "app", "List triggers and read their delivery logs."
+    ),
     "credentials": Lazy(
         "opsconductor.cli.credentials",
         "app",

@@ -32,6 +32,7 @@ from opsconductor.models.schedule import Schedule
 from opsconductor.models.session import AuthSession, RefreshToken
 from opsconductor.models.target import Target, TargetGroup, TargetGroupMember
 from opsconductor.models.throttle import LoginThrottle
+from opsconductor.models.trigger import Trigger, TriggerEvent, TriggerSignature
 from opsconductor.models.user import User
 
 __all__ = [
@@ -57,6 +58,9 @@ __all__ = [
     "Target",
     "TargetGroup",
     "TargetGroupMember",
+    "Trigger",
+    "TriggerEvent",
+    "TriggerSignature",
     "User",
     "metadata",
 ]

@@ -29,6 +29,8 @@ class Permission(StrEnum):
     runs_approve = "runs:approve"
     schedules_read = "schedules:read"
     schedules_manage = "schedules:manage"
+    triggers_read = "triggers:read"
+    triggers_manage = "triggers:manage"
     discovery_read = "discovery:read"
     discovery_run = "discovery:run"
     libraries_read = "libraries:read"
@@ -51,6 +53,7 @@ _VIEWER = frozenset(
         Permission.jobs_read,
         Permission.runs_read,
         Permission.schedules_read,
+        Permission.triggers_read,
         Permission.discovery_read,
         Permission.libraries_read,
         Permission.channels_read,
@@ -64,6 +67,7 @@ _OPERATOR = _VIEWER | {
     Permission.runs_cancel,
     Permission.runs_approve,
     Permission.schedules_manage,
+    Permission.triggers_manage,
     Permission.discovery_run,
 }
 _ADMIN = frozenset(Permission)

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opsconductor.errors import Conflict, InputInvalid, NotFound
+from opsconductor.errors import Conflict, FieldProblem, InputInvalid, NotFound
 from opsconductor.jobspec.document import JobDocument
 from opsconductor.jobspec.expansion import JobCheck, LibraryPin, check_job, referenced_libraries
 from opsconductor.models.base import utcnow
@@ -187,6 +187,17 @@ async def update_job(
 async def get_job(session: AsyncSession, job_id: uuid.UUID) -> JobPublic:
     job = await _get(session, job_id)
     return public(job, await current_version(session, job))
+
+
+async def job_named_in_body(session: AsyncSession, job_id: uuid.UUID) -> JobPublic:
+    """The job a request's `job_id` names (a schedule's, a trigger's); 422 at `body.job_id`
+    when there is none."""
+    try:
+        return await get_job(session, job_id)
+    except NotFound:
+        raise InputInvalid(
+            f"no job {job_id}", [FieldProblem("body.job_id", "no such job", "not_found")]
+        ) from None
 
 
 async def get_job_by_name(session: AsyncSession, name: str) -> JobPublic:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
@@ -244,6 +244,9 @@ async def start_run(
     if origin.idempotency_key is not None:
         assert origin.user_id is not None, "an idempotency key is scoped to a user"
         run_id = idempotent_run_id(job.id, origin.user_id, origin.idempotency_key)
+        # Held until this transaction ends (its commit before the launch): a concurrent request
+        # with the same key waits here, then finds the run instead of inserting it again.
+        await session.exec(select(func.pg_advisory_xact_lock(_lock_number(run_id))))
         if (existing := await session.get(Run, run_id)) is not None:
             entry.on("run", existing.id)
             entry.detail["idempotent_replay"] = True
@@ -267,6 +270,11 @@ async def start_run(
             extra={"run_id": str(prepared.run.id), "error": error.detail},
         )
     return _accepted(prepared.run)
+
+
+def _lock_number(run_id: uuid.UUID) -> int:
+    """A run id as a PostgreSQL advisory lock key (a signed 64-bit number)."""
+    return int.from_bytes(run_id.bytes[:8], "big", signed=True)
 
 
 def _accepted(run: Run) -> RunAccepted:

@@ -27,7 +27,6 @@ from opsconductor.errors import (
     DependencyUnavailable,
     FieldProblem,
     InputInvalid,
-    NotFound,
 )
 from opsconductor.jobspec.document import JobDocument
 from opsconductor.jobspec.parameters import resolve_parameters
@@ -195,15 +194,6 @@ def _public(
 # -- changing --------------------------------------------------------------------------------
 
 
-async def _job_for(session: AsyncSession, job_id: uuid.UUID) -> JobPublic:
-    try:
-        return await jobs.get_job(session, job_id)
-    except NotFound:
-        raise InputInvalid(
-            f"no job {job_id}", [FieldProblem("body.job_id", "no such job", "not_found")]
-        ) from None
-
-
 def _check_parameters(job: JobPublic, given: dict[str, object]) -> None:
     """As a run would check them now; they are checked again at every fire, against the
     job's version of that moment."""
@@ -228,7 +218,7 @@ async def create_schedule(
     session: AsyncSession, temporal: Client, body: ScheduleCreate, actor: str
 ) -> Change:
     await hold_changes(session)
-    job = await _job_for(session, body.job_id)
+    job = await jobs.job_named_in_body(session, body.job_id)
     _check_parameters(job, body.parameters)
     schedule_id = uuid.uuid4()
     name = body.name or f"{job.name[:55]}-{schedule_id.hex[:8]}"

@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.models.credential import Credential
 from opsconductor.models.notification import NotificationChannel
+from opsconductor.models.trigger import Trigger
 from opsconductor.security.envelope import KeyRing, Sealed
 from opsconductor.security.keys import ProcessKeys
 
@@ -51,11 +52,12 @@ def _sealed(row: SealedRow) -> Sealed:
 # -- master key rotation ----------------------------------------------------------------------
 
 # Every table whose rows hold a secret sealed by the key ring; `keys rotate` re-wraps them all.
-SEALED_TABLES: tuple[type[Credential] | type[NotificationChannel], ...] = (
+SEALED_TABLES: tuple[type[Credential] | type[NotificationChannel] | type[Trigger], ...] = (
     Credential,
     NotificationChannel,
+    Trigger,
 )
-SealedTable = TypeVar("SealedTable", Credential, NotificationChannel)
+SealedTable = TypeVar("SealedTable", Credential, NotificationChannel, Trigger)
 
 
 async def _rewrap_rows(
@@ -106,5 +108,7 @@ async def rewrap_batch(session: AsyncSession, keyring: KeyRing, limit: int) -> i
         count = await _rewrap_rows(session, keyring, Credential, retired, limit)
     if retired and count < limit:
         count += await _rewrap_rows(session, keyring, NotificationChannel, retired, limit - count)
+    if retired and count < limit:
+        count += await _rewrap_rows(session, keyring, Trigger, retired, limit - count)
     await session.flush()
     return count

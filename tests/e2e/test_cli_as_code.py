@@ -5,14 +5,17 @@ show in the CLI's output or the processes' logs."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import secrets
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.test_cli_client import Cli, shown
@@ -28,6 +31,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 WEBHOOK_TOKEN = "hook-" + secrets.token_hex(12)
 DB_PASSWORD = "pw-" + secrets.token_hex(12)
+HOOK_SECRET = "hook-secret-" + secrets.token_hex(12)
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +74,13 @@ def cli_for(stack: ProcessStack, home: Path, **extra: str) -> EnvCli:
 
 def configuration(sshd: LoopbackSshd) -> str:
     return f"""\
+kind: trigger
+name: hello-hook
+job: hello
+source: generic
+secret: {{env: HOOK_SECRET}}
+dedup_key: "{{{{ payload.id }}}}"
+---
 kind: schedule
 name: nightly-hello
 job: hello
@@ -163,7 +174,13 @@ def test_export_then_apply_reproduces_an_installation_that_runs(
     config = tmp_path / "config.yaml"
     config.write_text(configuration(sshd))
     hook_url = f"json://hook:{WEBHOOK_TOKEN}@127.0.0.1:9/notify"
-    source = cli_for(source_stack, tmp_path / "a", DB_PASSWORD=DB_PASSWORD, TEAM_HOOK_URL=hook_url)
+    source = cli_for(
+        source_stack,
+        tmp_path / "a",
+        DB_PASSWORD=DB_PASSWORD,
+        TEAM_HOOK_URL=hook_url,
+        HOOK_SECRET=HOOK_SECRET,
+    )
 
     # A file without the secrets inline: the key from a file, the password from a variable.
     history = tmp_path / "bash_history"
@@ -172,7 +189,16 @@ def test_export_then_apply_reproduces_an_installation_that_runs(
     assert set(results(applied).values()) == {"create"}, shown(applied)
     assert "opsconductor apply -f" in history.read_text()
     order = [item["kind"] for item in json.loads(applied.stdout)["documents"]]
-    assert order == ["credential", "credential", "group", "channel", "target", "job", "schedule"]
+    assert order == [
+        "credential",
+        "credential",
+        "group",
+        "channel",
+        "target",
+        "job",
+        "schedule",
+        "trigger",
+    ]
     again = source.ok("apply", "-f", str(config), "-o", "json")
     assert set(results(again).values()) == {"unchanged"}, shown(again)
 
@@ -188,6 +214,7 @@ def test_export_then_apply_reproduces_an_installation_that_runs(
     text = (tmp_path / "export.yaml").read_text()
     assert "OPSCONDUCTOR_SECRET_SSHD_KEY_PRIVATE_KEY" in text
     assert "OPSCONDUCTOR_SECRET_TEAM_HOOK_URL" in text
+    assert "OPSCONDUCTOR_SECRET_HELLO_HOOK_SECRET" in text
 
     copy = cli_for(
         copy_stack,
@@ -195,6 +222,7 @@ def test_export_then_apply_reproduces_an_installation_that_runs(
         OPSCONDUCTOR_SECRET_SSHD_KEY_PRIVATE_KEY=sshd.client_key_text,
         OPSCONDUCTOR_SECRET_DB_PASSWORD_PASSWORD=DB_PASSWORD,
         OPSCONDUCTOR_SECRET_TEAM_HOOK_URL=hook_url,
+        OPSCONDUCTOR_SECRET_HELLO_HOOK_SECRET=HOOK_SECRET,
     )
     planned = copy.ok("apply", "--dry-run", "-f", str(tmp_path / "export.yaml"), "-o", "json")
     assert json.loads(planned.stdout)["dry_run"] is True
@@ -214,6 +242,23 @@ def test_export_then_apply_reproduces_an_installation_that_runs(
     assert {item["note"] for item in credentials if item["kind"] == "credential"} == {
         "secrets not compared"
     }
+    # The copied trigger answers with the secret it was applied with; its log shows the run.
+    (hook,) = json.loads(copy.ok("triggers", "list", "-o", "json").stdout)["items"]
+    body = b'{"id": "event-1"}'
+    stamp = str(int(time.time()))
+    signature = hmac.new(HOOK_SECRET.encode(), stamp.encode() + b"." + body, "sha256")
+    delivered = httpx.post(
+        copy_stack.url + hook["url"],
+        content=body,
+        headers={
+            "X-OpsConductor-Timestamp": stamp,
+            "X-OpsConductor-Signature": "sha256=" + signature.hexdigest(),
+        },
+    )
+    assert delivered.status_code == 202, delivered.text
+    log = copy.ok("triggers", "events", "hello-hook", "-o", "json")
+    (event,) = json.loads(log.stdout)["items"]
+    assert (event["decision"], event["run_id"]) == ("started", delivered.json()["runs"][0])
 
     run = copy("run", "hello", "--follow")
     assert run.returncode == 0, shown(run, copy_stack)
@@ -228,5 +273,5 @@ def test_export_then_apply_reproduces_an_installation_that_runs(
     ]
     assert_secret_free(
         [*outputs, text, history.read_text(), source_stack.logs(), copy_stack.logs()],
-        [DB_PASSWORD, WEBHOOK_TOKEN, sshd.client_key_text.strip().splitlines()[1]],
+        [DB_PASSWORD, WEBHOOK_TOKEN, HOOK_SECRET, sshd.client_key_text.strip().splitlines()[1]],
     )
