@@ -290,6 +290,11 @@ class RunBook:
         self.calls.append(call)
         self.active += 1
         self.peak = max(self.peak, self.active)
+        # The worker's part of the records (activities/step_output.py): `running` as the
+        # attempt starts, `succeeded` when it succeeds; never over a closed row.
+        key = (call.target, request.step_id)
+        if request.worker_records_state:
+            self._worker_writes(key, StepStatus.running, call.step_attempt)
         await self.changed()
         try:
             result = await self.behaviour(call, self)
@@ -306,7 +311,19 @@ class RunBook:
         call.end = "succeeded"
         result = result or StepResult()
         result.attempt = info.attempt
+        # A write the database refuses leaves the step's end to the workflow's record, as
+        # activities/step_output.py does.
+        if request.worker_records_state and request.step_id not in self.unwritable:
+            self._worker_writes(key, StepStatus.succeeded, call.step_attempt)
+            result.state_recorded = True
         return result
+
+    def _worker_writes(self, key: RecordKey, status: StepStatus, attempts: int) -> None:
+        row = self.rows.get(key)
+        if row is None or row.status in (StepStatus.running, StepStatus.pending):
+            self.rows[key] = StepOutcome(
+                step_id=key[1], target=key[0], status=status, attempts=attempts
+            )
 
 
 def hold_until_active(count: int, timeout: float = 2.0) -> Behaviour:

@@ -118,29 +118,56 @@ def _output_columns(stdout: str, stderr: str, outputs: dict[str, Any]) -> dict[s
     }
 
 
-async def store_step_output(
-    sessionmaker: async_sessionmaker[AsyncSession], request: StepRequest, result: StepResult
-) -> None:
-    """Run by the step's worker: its last attempt's output, on the step's record. The
-    workflow recorded the step `running` before scheduling it, so the row is there; the
-    insert only covers a record written late."""
+def _step_row(request: StepRequest, **values: Any) -> Any:
     target = request.target.name if request.target else RUN_ONCE_TARGET
+    return insert(RunStep).values(
+        id=uuid.uuid4(), run_id=request.run_id, target=target, step_id=request.step_id, **values
+    )
+
+
+# A worker's write never reopens a record the workflow already closed (a cancelled run's steps,
+# closed while an attempt was still starting).
+_STILL_OPEN = col(RunStep.status).in_(["pending", "running"])
+
+
+async def mark_step_running(
+    sessionmaker: async_sessionmaker[AsyncSession], request: StepRequest, attempt: int
+) -> None:
+    """Run by the step's worker as an attempt starts (`StepRequest.worker_records_state`)."""
+    values = {"status": "running", "attempts": attempt, "started_at": utcnow()}
+    statement = _step_row(request, tolerated=False, **values).on_conflict_do_update(
+        index_elements=["run_id", "target", "step_id"],
+        # The first attempt's start is the step's start.
+        set_={"status": "running", "attempts": attempt},
+        where=_STILL_OPEN,
+    )
+    async with unit_of_work(sessionmaker) as session:
+        await session.exec(statement)
+
+
+async def store_step_output(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    request: StepRequest,
+    result: StepResult,
+    succeeded: bool = False,
+) -> None:
+    """Run by the step's worker: its last attempt's output, on the step's record, and with
+    `succeeded` (a successful step whose worker records its state) the final state too.
+    Without it the step is still open: the workflow records its end."""
     output = {
         "exit_code": result.exit_code,
         **_output_columns(result.stdout, result.stderr, result.all_outputs()),
     }
-    statement = insert(RunStep).values(
-        id=uuid.uuid4(),
-        run_id=request.run_id,
-        target=target,
-        step_id=request.step_id,
-        status="running",
-        attempts=result.attempt,
-        tolerated=False,
-        **output,
+    final = (
+        {"status": "succeeded", "attempts": result.attempt, "finished_at": utcnow()}
+        if succeeded
+        else {}
     )
-    statement = statement.on_conflict_do_update(
-        index_elements=["run_id", "target", "step_id"], set_=output
+    inserted = {"status": "running", "attempts": result.attempt, "tolerated": False}
+    statement = _step_row(request, **{**inserted, **output, **final}).on_conflict_do_update(
+        index_elements=["run_id", "target", "step_id"],
+        set_={**output, **final},
+        where=_STILL_OPEN if succeeded else None,
     )
     async with unit_of_work(sessionmaker) as session:
         await session.exec(statement)

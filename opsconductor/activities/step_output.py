@@ -6,6 +6,12 @@ is registered wrapped by `recording_output`. What a command printed therefore ne
 workflow's history: history carries the exit code and the step's state, plus the output of the
 steps later templates mention (`StepRequest.return_output`), once (outputs that repeat stdout
 or stderr travel as references to the stream, `StepResult.text_outputs`).
+
+The same wrapper writes the step's state when the workflow asks it to
+(`StepRequest.worker_records_state`): `running` as each attempt starts, and `succeeded` in the
+write that stores a successful step's output. Per target and step, that is two writes on the
+worker instead of two record local activities in the workflow (two markers in its history, two
+writes on the orchestration worker, one write fewer in all).
 """
 
 import logging
@@ -19,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from opsconductor.activities.run_records import store_step_output
+from opsconductor.activities.run_records import mark_step_running, store_step_output
 from opsconductor.activities.steps import heartbeating
 from opsconductor.contracts.steps import StepRequest, StepResult
 
@@ -28,22 +34,34 @@ logger = logging.getLogger(__name__)
 StepActivity = Callable[[StepRequest], Awaitable[StepResult]]
 
 
-def _for_history(request: StepRequest, result: StepResult, stored: bool) -> StepResult:
+def _for_history(
+    request: StepRequest, result: StepResult, stored: bool, succeeded: bool = False
+) -> StepResult:
     if not stored:
         # The database is away: the output goes back with the result instead, and the
         # workflow's record of the step (retried until the database returns) stores it.
         return result.without_repeats()
     returned = result.without_repeats() if request.return_output else result.state_only()
-    return returned.model_copy(update={"output_recorded": True})
+    return returned.model_copy(
+        update={
+            "output_recorded": True,
+            "state_recorded": succeeded and request.worker_records_state,
+        }
+    )
 
 
 async def _stored(
-    sessionmaker: async_sessionmaker[AsyncSession], request: StepRequest, result: StepResult
+    sessionmaker: async_sessionmaker[AsyncSession],
+    request: StepRequest,
+    result: StepResult,
+    succeeded: bool = False,
 ) -> bool:
     """Whether the output reached the step's record. A command that ran is never failed (and
     so run again) because PostgreSQL was briefly away when its output was stored."""
     try:
-        await store_step_output(sessionmaker, request, result)
+        await store_step_output(
+            sessionmaker, request, result, succeeded and request.worker_records_state
+        )
     except (OSError, SQLAlchemyError):
         logger.warning(
             "step output not stored; returned with the result",
@@ -51,6 +69,22 @@ async def _stored(
         )
         return False
     return True
+
+
+async def _mark_running(
+    sessionmaker: async_sessionmaker[AsyncSession], request: StepRequest
+) -> None:
+    """The step's `running` state, as its attempt starts. Not written (the database is away)
+    only delays what a reader sees: the step's end is written either way."""
+    if not request.worker_records_state:
+        return  # scheduled by a workflow that records it itself
+    try:
+        await mark_step_running(sessionmaker, request, request.attempt(activity.info().attempt))
+    except (OSError, SQLAlchemyError):
+        logger.warning(
+            "step not marked running",
+            extra={"run_id": str(request.run_id), "step_id": request.step_id},
+        )
 
 
 def _failure_result(error: ApplicationError) -> StepResult | None:
@@ -80,6 +114,7 @@ def recording_output(
             return await _recorded(request)
 
     async def _recorded(request: StepRequest) -> StepResult:
+        await _mark_running(sessionmaker, request)
         try:
             result = await step_activity(request)
         except ApplicationError as error:
@@ -94,7 +129,7 @@ def recording_output(
                 non_retryable=error.non_retryable,
                 next_retry_delay=error.next_retry_delay,
             ) from None
-        stored = await _stored(sessionmaker, request, result)
-        return _for_history(request, result, stored)
+        stored = await _stored(sessionmaker, request, result, succeeded=True)
+        return _for_history(request, result, stored, succeeded=True)
 
     return activity.defn(name=name)(run)

@@ -75,6 +75,8 @@ class StepOutcome(BaseModel):
     # The step's worker stored stdout, stderr and outputs on the record: recording this outcome
     # keeps them (what it carries here is only what later steps read, or nothing).
     output_recorded: bool = False
+    # The step's worker stored this (succeeded) outcome on the record: not recorded again.
+    state_recorded: bool = False
     attempts: int = 0
     # A failure of an `on_error: continue` step: recorded, but it fails neither the target
     # nor the steps that need it.

@@ -72,6 +72,12 @@ class StepRequest(BaseModel):
     # the worker stores them on the step's record; history carries the exit code and state.
     # True by default, as for requests scheduled before the flag existed.
     return_output: bool = True
+    # Whether the step's worker writes the step's state: `running` when an attempt starts and,
+    # when the step succeeds, `succeeded` with its output, in the write that stores the output.
+    # The workflow then records neither (two local activities fewer per target and step) and
+    # records only what the worker cannot know (failures after the last retry, skips).
+    # False in requests scheduled before the flag existed: their workflow records both.
+    worker_records_state: bool = False
 
 
 class StepResult(BaseModel):
@@ -91,6 +97,8 @@ class StepResult(BaseModel):
     # The worker stored stdout, stderr and outputs on the step's record itself: the workflow's
     # record of the outcome must keep them, whatever this result still carries.
     output_recorded: bool = False
+    # The worker also stored the step's final `succeeded` state (`worker_records_state`).
+    state_recorded: bool = False
 
     def without_repeats(self) -> "StepResult":
         """A copy whose outputs no longer repeat stdout or stderr (see `text_outputs`)."""

@@ -64,6 +64,10 @@ MAX_SHUTDOWN_RERUNS = 3
 # WorkerShutdown failure as a failed step (a new ssh worker under an old orchestration worker
 # produces exactly that), so they replay that way; every newer history carries the marker.
 RERUN_ON_WORKER_SHUTDOWN = "rerun-step-on-worker-shutdown"
+# The `workflow.patched` id of letting a step's worker record its `running` and `succeeded`
+# states (`StepRequest.worker_records_state`). Histories written before it recorded both from
+# the workflow, as local activities, and replay that way.
+WORKER_RECORDS_STATE = "worker-records-step-state"
 # A step's input must stay under Temporal's 2 MB payload limit, with room for encryption.
 MAX_STEP_INPUT = 1_500_000
 
@@ -189,6 +193,8 @@ class StepExecutor:
         }
 
     async def record(self, outcome: StepOutcome) -> None:
+        if outcome.state_recorded:
+            return  # the step's worker wrote it with the output
         await write_record(
             record_step,
             StepRecord(run_id=self._run_id, outcome=outcome),
@@ -214,20 +220,34 @@ class StepExecutor:
             except TemplateProblem as error:
                 return failed(step, target_name, f"when: {error}")
         started = workflow.now()
-        await self.record(
-            StepOutcome(
-                step_id=step.id,
-                target=target_name,
-                status=StepStatus.running,
-                started_at=started,
+        by_worker = self._worker_records_state(step)
+        if not by_worker:
+            await self.record(
+                StepOutcome(
+                    step_id=step.id,
+                    target=target_name,
+                    status=StepStatus.running,
+                    started_at=started,
+                )
             )
-        )
-        outcome = await self._perform(step, target, context)
+        outcome = await self._perform(step, target, context, by_worker)
         outcome.started_at = started
         return outcome
 
+    def _worker_records_state(self, step: Step) -> bool:
+        """Whether the step's activity writes its `running` and `succeeded` states: every step
+        run by one activity. Actions the workflow performs, and `job.run` (whose child run the
+        workflow starts after the activity), are recorded by the workflow."""
+        if step.action in self._in_workflow or step.action == "job.run":
+            return False
+        return workflow.patched(WORKER_RECORDS_STATE)
+
     async def _perform(
-        self, step: Step, target: TargetSnapshot | None, context: dict[str, object]
+        self,
+        step: Step,
+        target: TargetSnapshot | None,
+        context: dict[str, object],
+        worker_records_state: bool = False,
     ) -> StepOutcome:
         target_name = target.name if target else None
         action = self._in_workflow.get(step.action)
@@ -243,6 +263,7 @@ class StepExecutor:
             credential=step.credential,
             # job.run's result is the child run to start: the workflow always reads it.
             return_output=step.id in self._read_later or step.action == "job.run",
+            worker_records_state=worker_records_state,
         )
         size = len(request.model_dump_json())
         if size > MAX_STEP_INPUT:
@@ -268,6 +289,7 @@ class StepExecutor:
             outputs=result.outputs,
             text_outputs=result.text_outputs,
             output_recorded=result.output_recorded,
+            state_recorded=result.state_recorded,
             attempts=result.attempt,
             finished_at=workflow.now(),
         )

@@ -695,6 +695,29 @@ async def test_targets_run_in_child_workflows_of_batch_size(world: StubWorld):
     assert [table[(t, "c")] for t in ("t1", "t2", "t3", "t5")] == [("succeeded", None)] * 4
 
 
+async def test_a_succeeded_step_costs_its_activity_and_no_record_in_history(world: StubWorld):
+    """The worker records a step's `running` and `succeeded` states: a batch's history holds one
+    activity per target and step, and local activities (records) only for what the worker
+    cannot know, here the failure after the last attempt (docs/engine.md)."""
+    document = job(ssh("a"), ssh("b", needs=["a"]))
+    handle, book = await world.start(document, 3, behaviour=failing("b", ["t3"]))
+
+    summary = await handle.result()
+
+    assert summary.failed_targets == ["t3"]
+    batch = world.client.get_workflow_handle(batch_workflow_id(handle.id, 1, 0))
+    activities, records = 0, 0
+    async for event in batch.fetch_history_events():
+        activities += event.HasField("activity_task_scheduled_event_attributes")
+        if event.HasField("marker_recorded_event_attributes"):
+            records += event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    assert activities == 6
+    assert records == 2  # loading the batch's targets, and t3's failed `b`
+    table = book.table()
+    assert [table[(t, step)] for t in ("t1", "t2") for step in "ab"] == [("succeeded", None)] * 4
+    assert table[("t3", "b")][0] == "failed"
+
+
 # -- continuing as new -------------------------------------------------------------------------
 
 
