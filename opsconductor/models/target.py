@@ -177,6 +177,13 @@ class GroupMembers(SQLModel):
     target_ids: list[uuid.UUID]
 
 
+class TargetSelection(SQLModel):
+    """The targets a selector matches now (GET /targets/selected)."""
+
+    count: int
+    names: list[str] = Field(description="The first 20 by name")
+
+
 class ImportProblem(SQLModel):
     path: str
     message: str
