@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account, api
 from tests.run_helpers import plant_run, post, start_job_run, wait_for
 
@@ -253,6 +254,108 @@ async def test_the_run_log_names_a_retried_steps_tries_and_the_grid_pages_and_fi
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_contain_text("exit 1")
     await expect(page.locator(".pager")).to_have_text("1 in all.")
+
+
+async def test_a_new_user_sets_up_from_an_empty_install_and_runs_on_a_chosen_target(
+    browser: Browser,
+    served: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    admin: Account,
+    viewer: Account,
+    sshd: LoopbackSshd,
+) -> None:
+    visitor = await signed_in(browser, served, admin)
+    page = visitor.page
+    await visitor.open("/")
+    guide = page.get_by_role("region", name="Getting started")
+    await expect(guide.get_by_role("listitem")).to_have_text(
+        [
+            "Add a credential to do",
+            "Add a target that uses it to do",
+            "Write a job to do",
+            "Run it to do",
+        ]
+    )
+    await visitor.look("dashboard-first-run")
+
+    # A credential from a pasted key: the secret goes in, and never comes back.
+    await guide.get_by_role("link", name="Add a credential").click()
+    await page.get_by_label("Name", exact=True).fill("sshd-key")
+    await page.get_by_label("Kind").select_option("ssh_key")
+    await page.get_by_label("Username").fill(sshd.username)
+    await page.get_by_label("Private key", exact=True).fill(sshd.client_key_text)
+    await visitor.look("credential-new")
+    await page.get_by_role("button", name="Create credential").click()
+    await expect(page.get_by_role("heading", name="Credential sshd-key")).to_be_visible()
+    await expect(page.get_by_label("Private key", exact=True)).to_have_value("")
+    await expect(page.get_by_role("button", name="Rotate secret")).to_be_visible()
+    await visitor.look("credential-edit")
+
+    await page.get_by_role("link", name="Groups", exact=True).click()
+    await page.get_by_role("link", name="New group").click()
+    await page.get_by_label("Name", exact=True).fill("web")
+    await page.get_by_role("button", name="Create group").click()
+    await expect(page.get_by_role("heading", name="Group web")).to_be_visible()
+
+    await page.get_by_role("link", name="Targets", exact=True).click()
+    await page.get_by_role("link", name="New target").click()
+    await page.get_by_label("Name", exact=True).fill("web-1")
+    await page.get_by_label("Port").fill(str(sshd.port))
+    await page.get_by_label("Credential").select_option(label="sshd-key (ssh_key)")
+    await page.get_by_role("checkbox", name="web").check()
+    await page.get_by_role("button", name="Create target").click()
+    # No address: the API's problem is shown at that field, announced and tied to it.
+    address = page.get_by_label("Address")
+    await expect(address).to_have_attribute("aria-invalid", "true")
+    await expect(address).to_have_accessible_description(re.compile("Field required"))
+    # The browser reports the refused request itself; that one is expected.
+    assert visitor.errors == [
+        "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"
+    ]
+    visitor.errors.clear()
+    await visitor.look("target-new-problem")
+    await address.fill(sshd.host)
+    await page.get_by_role("button", name="Create target").click()
+    await expect(page.get_by_role("heading", name="Target web-1")).to_be_visible()
+    await page.get_by_role("button", name="Test connection").click()
+    result = page.get_by_role("status")
+    await expect(result).to_contain_text("Connection succeeded", timeout=30_000)
+    await expect(result).to_contain_text(sshd.host_key_fingerprint)
+    await visitor.look("target-tested")
+
+    nowhere = {"tags": {"env": "nowhere"}}
+    say = {"id": "say", "action": "ssh.command", "with": {"command": "echo from-the-console"}}
+    job = await post(http, admin, "/jobs", {"name": "hello", "targets": nowhere, "steps": [say]})
+    await visitor.open(f"/jobs/{job['id']}")
+    names = page.get_by_label("Target names")
+    matched = page.get_by_role("status")
+    await names.fill("web-2")
+    await expect(matched).to_have_text("no target named 'web-2'")
+    assert len(visitor.errors) == 1 and "422" in visitor.errors.pop()
+    await names.fill("web-1")
+    await expect(matched).to_have_text("1 target matches: web-1")
+    await visitor.look("job-run-chosen-targets")
+    await page.get_by_role("button", name="Run now").click()
+    await expect(page.get_by_text("The run ended: succeeded.")).to_be_visible(timeout=30_000)
+    await expect(page.get_by_text("[web-1/say] from-the-console")).to_be_visible()
+    await visitor.open("/")
+    await expect(page.get_by_role("region", name="Getting started")).to_have_count(0)
+
+    looker = await signed_in(browser, served, viewer)
+    await looker.open("/lists/targets")
+    await expect(looker.page.get_by_role("link", name="New target")).to_have_count(0)
+    await looker.page.get_by_role("link", name="web-1").click()
+    await expect(looker.page.get_by_role("heading", name="Target web-1")).to_be_visible()
+    await expect(looker.page.get_by_role("button")).to_have_text(["Sign out"])
+    for path in ("/lists/credentials", "/lists/groups"):
+        await looker.open(path)
+        await expect(looker.page.get_by_role("link", name=re.compile("^New "))).to_have_count(0)
+        await looker.page.get_by_role("link", name=re.compile("^(sshd-key|web)$")).click()
+        await expect(looker.page.get_by_role("button")).to_have_text(["Sign out"])
+        await expect(looker.page.get_by_role("textbox")).to_have_count(0)
+    await looker.open(f"/jobs/{job['id']}")
+    await expect(looker.page.get_by_role("button")).to_have_text(["Sign out"])
+    await looker.look("target-as-viewer")
 
 
 GATED = {
