@@ -144,6 +144,7 @@ def credential_form(item: Mapping[str, Any] | None = None) -> Form:
         "Save",
         _credential_fields(),
         method="PATCH",
+        legend="Edit",
         item=item,
     )
 
@@ -208,9 +209,8 @@ def group_form(item: Mapping[str, Any] | None = None) -> Form:
     if item is None:
         api = "/api/v1/target-groups"
         return Form("group-form", api, "Create group", fields, next="/groups/{id}")
-    return Form(
-        "group-form", f"/api/v1/target-groups/{item['id']}", "Save", fields, "PATCH", item=item
-    )
+    api = f"/api/v1/target-groups/{item['id']}"
+    return Form("group-form", api, "Save", fields, "PATCH", "", "Edit", item)
 
 
 def run_target_fields(groups: Sequence[Mapping[str, Any]]) -> list[Field]:

@@ -342,6 +342,15 @@ async def test_resolve_selector(
     finally:
         await engine.dispose()
 
+    # The same selection asked through the API, as the console's run form does while typing.
+    query = {"groups": "web", "names": "misc", "tags": "role=db"}
+    selected = await http.get(api("/targets/selected"), params=query, headers=headers)
+    assert selected.json() == {"count": 4, "names": ["db-1", "misc", "web-1", "web-2"]}
+    unknown = await http.get(api("/targets/selected?names=gone"), headers=headers)
+    assert [e["path"] for e in assert_problem(unknown, 422)["errors"]] == ["targets.names.0"]
+    malformed = await http.get(api("/targets/selected?tags=role"), headers=headers)
+    assert [e["path"] for e in assert_problem(malformed, 422)["errors"]] == ["query.tags.0"]
+
 
 async def test_pointing_a_target_at_an_unknown_credential_is_refused_by_field(
     http: httpx.AsyncClient, admin: Account
