@@ -61,7 +61,8 @@ class Visitor:
     def saw_refusal(self) -> None:
         """The browser logs a refused API call (422) as an error; here one was expected."""
         assert self.errors == [
-            "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"
+            "Failed to load resource: the server responded with a status of 422"
+            " (Unprocessable Entity)"
         ]
         self.errors.clear()
 
