@@ -86,6 +86,9 @@ class Form:
     legend: str = ""
     item: Mapping[str, Any] | None = None
     notes: Sequence[str] = field(default_factory=tuple)
+    # An API path (GET) the fields are shown to as they change, saying how many targets they
+    # select (GET /targets/selected answers).
+    preview: str = ""
 
 
 def _choices(values: Sequence[str], blank: str | None = None) -> tuple[Choice, ...]:
@@ -198,6 +201,8 @@ def target_form(
     return Form("target-form", f"/api/v1/targets/{item['id']}", "Save", fields, "PATCH", item=item)
 
 
+SELECTED = "/api/v1/targets/selected"
+
 # -- groups --------------------------------------------------------------------------------------
 
 
@@ -222,6 +227,26 @@ def run_target_fields(groups: Sequence[Mapping[str, Any]]) -> list[Field]:
             Kind.choices,
             choices=tuple(Choice(g["name"], g["name"]) for g in groups),
         ),
-        Field("targets.names", "Target names", Kind.words, "separated by commas"),
-        Field("targets.tags", "Tags", Kind.tags, "key=value, separated by commas; all must match"),
+        *_selector_fields("targets."),
     ]
+
+
+def _selector_fields(prefix: str) -> list[Field]:
+    """Targets by name and by tags, as a target selector spells them."""
+    return [
+        Field(f"{prefix}names", "Target names", Kind.words, "separated by commas"),
+        Field(f"{prefix}tags", "Tags", Kind.tags, "key=value, separated by commas; all must match"),
+    ]
+
+
+def members_form(item: Mapping[str, Any]) -> Form:
+    return Form(
+        "members-form",
+        f"/api/v1/target-groups/{item['id']}/members",
+        "Set members",
+        _selector_fields(""),
+        method="PUT",
+        legend="Members",
+        notes=("The targets selected here replace the group's members; nothing selects none.",),
+        preview=SELECTED,
+    )

@@ -11,6 +11,7 @@ from opsconductor.console.forms import (
     Form,
     credential_form,
     group_form,
+    members_form,
     rotate_form,
     target_form,
 )
@@ -122,8 +123,8 @@ async def group_page(group_id: uuid.UUID, console: ConsoleDep) -> HTMLResponse:
         manager="targets:manage",
         item=item,
         facts={"members": ", ".join(target["name"] for target in members) or None},
-        forms=[group_form(item)],
+        forms=[group_form(item), members_form(item)],
         delete=f"/api/v1/target-groups/{group_id}",
         back=("Groups", "/lists/groups"),
-        notes=["A target joins a group through the Groups check boxes of its own form."],
+        notes=["A target also joins a group through the Groups check boxes of its own form."],
     )

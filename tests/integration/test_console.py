@@ -310,7 +310,7 @@ async def test_a_new_user_sets_up_from_an_empty_install_and_runs_on_a_chosen_tar
     await page.get_by_label("Name", exact=True).fill("web-1")
     await page.get_by_label("Port").fill(str(sshd.port))
     await page.get_by_label("Credential").select_option(label="sshd-key (ssh_key)")
-    await page.get_by_role("checkbox", name="web").check()
+    await page.get_by_label("Tags").fill("env=test, role=web")
     await page.get_by_role("button", name="Create target").click()
     # No address: the API's problem is shown at that field, announced and tied to it.
     address = page.get_by_label("Address")
@@ -327,16 +327,25 @@ async def test_a_new_user_sets_up_from_an_empty_install_and_runs_on_a_chosen_tar
     await expect(result).to_contain_text(sshd.host_key_fingerprint)
     await visitor.look("target-tested")
 
+    # The group's members by selector, the count shown before they are set.
+    await page.get_by_role("link", name="Groups", exact=True).click()
+    await page.get_by_role("link", name="web", exact=True).click()
+    await page.get_by_label("Tags").fill("role=web")
+    await expect(page.get_by_role("status")).to_have_text("1 target matches: web-1")
+    await page.get_by_role("button", name="Set members").click()
+    await expect(page.get_by_role("definition").filter(has_text="web-1")).to_be_visible()
+    await visitor.look("group-members")
+
     nowhere = {"tags": {"env": "nowhere"}}
     say = {"id": "say", "action": "ssh.command", "with": {"command": "echo from-the-console"}}
     job = await post(http, admin, "/jobs", {"name": "hello", "targets": nowhere, "steps": [say]})
     await visitor.open(f"/jobs/{job['id']}")
-    names = page.get_by_label("Target names")
     matched = page.get_by_role("status")
-    await names.fill("web-2")
+    await page.get_by_label("Target names").fill("web-2")
     await expect(matched).to_have_text("no target named 'web-2'")
     visitor.saw_refusal()
-    await names.fill("web-1")
+    await page.get_by_label("Target names").fill("")
+    await page.get_by_role("checkbox", name="web").check()
     await expect(matched).to_have_text("1 target matches: web-1")
     await visitor.look("job-run-chosen-targets")
     await page.get_by_role("button", name="Run now").click()

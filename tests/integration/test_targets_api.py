@@ -214,6 +214,19 @@ async def test_group_members_replace_membership(http: httpx.AsyncClient, operato
     )
     assert problem["errors"][0]["path"] == "body.target_ids.1"
 
+    # By name and by tags too: the union, as a job's selector has it.
+    await make_target(http, headers, "a-3", tags={"env": "prod", "role": "db"})
+    await make_target(http, headers, "a-4", tags={"env": "prod"})
+    selected = {"target_ids": [first["id"]], "names": ["a-2"], "tags": {"role": "db"}}
+    answer = await http.put(api(f"/target-groups/{group}/members"), headers=headers, json=selected)
+    assert answer.json()["member_count"] == 3
+    listed = await http.get(api("/targets"), params={"group": "batch"}, headers=headers)
+    assert [target["name"] for target in listed.json()["items"]] == ["a-1", "a-2", "a-3"]
+    unknown = await http.put(
+        api(f"/target-groups/{group}/members"), headers=headers, json={"names": ["a-1", "nope"]}
+    )
+    assert [e["path"] for e in assert_problem(unknown, 422)["errors"]] == ["body.names.1"]
+
 
 async def test_csv_import_reports_every_row(
     http: httpx.AsyncClient, operator: Account, admin: Account

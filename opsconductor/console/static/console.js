@@ -167,11 +167,13 @@
   });
 
   // A fieldset with data-preview asks that API path (a GET, so nothing is audited) what its
-  // fields select as they change, and says so in its [data-preview-answer] output.
+  // fields (under data-preview-root, if given) select as they change, and says so in its
+  // [data-preview-answer] output.
   const previews = new WeakMap();
   const preview = async (fieldset) => {
     const output = fieldset.querySelector("[data-preview-answer]");
-    const selector = bodyOf(fieldset)[fieldset.dataset.previewRoot] || {};
+    const root = fieldset.dataset.previewRoot;
+    const selector = (root ? bodyOf(fieldset)[root] : bodyOf(fieldset)) || {};
     const query = new URLSearchParams();
     for (const [key, value] of Object.entries(selector)) {
       if (Array.isArray(value)) value.forEach((item) => query.append(key, item));
