@@ -296,7 +296,11 @@ async def test_a_new_user_sets_up_from_an_empty_install_and_runs_on_a_chosen_tar
     await page.get_by_role("button", name="Create credential").click()
     await expect(page.get_by_role("heading", name="Credential sshd-key")).to_be_visible()
     await expect(page.get_by_label("Private key", exact=True)).to_have_value("")
-    await expect(page.get_by_role("button", name="Rotate secret")).to_be_visible()
+    # Rotated with the same key chosen as a file, which the browser reads into the form.
+    await page.get_by_label("Private key from a file").set_input_files(sshd.client_key_path)
+    await expect(page.get_by_label("Private key", exact=True)).to_have_value(sshd.client_key_text)
+    await page.get_by_role("button", name="Rotate secret").click()
+    await expect(page.get_by_role("definition").filter(has_text="UTC")).to_be_visible()
     await visitor.look("credential-edit")
 
     await page.get_by_role("link", name="Groups", exact=True).click()
@@ -353,6 +357,14 @@ async def test_a_new_user_sets_up_from_an_empty_install_and_runs_on_a_chosen_tar
     await expect(page.get_by_text("[web-1/say] from-the-console")).to_be_visible()
     await visitor.open("/")
     await expect(page.get_by_role("region", name="Getting started")).to_have_count(0)
+    # An emptied field on an edit form clears the value; the rest stays as it was.
+    await page.get_by_role("link", name="Targets", exact=True).click()
+    await page.get_by_role("link", name="web-1").click()
+    await page.get_by_label("Tags").fill("")
+    async with page.expect_event("load"):  # the page reloads once the API has saved it
+        await page.get_by_role("button", name="Save").click()
+    target = (await http.get(api("/targets"), headers=admin.headers)).json()["items"][0]
+    assert (target["tags"], target["groups"], target["port"]) == ({}, ["web"], sshd.port)
 
     looker = await signed_in(browser, served, viewer)
     await looker.open("/lists/targets")
