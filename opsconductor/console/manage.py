@@ -24,16 +24,17 @@ router = APIRouter(include_in_schema=False)
 CHOICES = 500
 
 
+def _creating(console: Console, noun: str, manager: str, form: Form) -> HTMLResponse:
+    """The page with the one form that creates a `noun` (listed at /lists/<noun>s)."""
+    back = (f"{noun.capitalize()}s", f"/lists/{noun}s")
+    return page(
+        console, "manage.html", title=f"New {noun}", manager=manager, forms=[form], back=back
+    )
+
+
 @router.get("/credentials/new")
 async def new_credential(console: ConsoleDep) -> HTMLResponse:
-    return page(
-        console,
-        "manage.html",
-        title="New credential",
-        manager="credentials:manage",
-        forms=[credential_form()],
-        back=("Credentials", "/lists/credentials"),
-    )
+    return _creating(console, "credential", "credentials:manage", credential_form())
 
 
 @router.get("/credentials/{credential_id}")
@@ -69,14 +70,7 @@ async def _target_form(console: Console, item: dict[str, Any] | None = None) -> 
 
 @router.get("/targets/new")
 async def new_target(console: ConsoleDep) -> HTMLResponse:
-    return page(
-        console,
-        "manage.html",
-        title="New target",
-        manager="targets:manage",
-        forms=[await _target_form(console)],
-        back=("Targets", "/lists/targets"),
-    )
+    return _creating(console, "target", "targets:manage", await _target_form(console))
 
 
 @router.get("/targets/{target_id}")
@@ -102,14 +96,7 @@ async def target_page(target_id: uuid.UUID, console: ConsoleDep) -> HTMLResponse
 
 @router.get("/groups/new")
 async def new_group(console: ConsoleDep) -> HTMLResponse:
-    return page(
-        console,
-        "manage.html",
-        title="New group",
-        manager="targets:manage",
-        forms=[group_form()],
-        back=("Groups", "/lists/groups"),
-    )
+    return _creating(console, "group", "targets:manage", group_form())
 
 
 @router.get("/groups/{group_id}")
