@@ -28,6 +28,7 @@ from opsconductor.console.builder import (
     pruned,
     step_from_form,
 )
+from opsconductor.console.forms import run_target_fields
 from opsconductor.console.session import (
     ApiError,
     Console,
@@ -164,7 +165,32 @@ async def _dashboard(console: Console) -> dict[str, Any]:
         "upcoming": await _upcoming(console),
         "running": (await console.get("/runs", status="running", limit=20))["items"],
         "waiting": (await console.get("/runs", status="waiting_approval", limit=20))["items"],
+        "first_steps": await _first_steps(console),
     }
+
+
+@dataclass(frozen=True)
+class FirstStep:
+    title: str
+    path: str
+    done: bool
+
+
+async def _first_steps(console: Console) -> list[FirstStep]:
+    """Credential, target, job, run: each done once one exists. Empty once all are, so the
+    dashboard shows the guide only to an install still being set up."""
+
+    async def some(path: str) -> bool:
+        return bool((await console.get(path, limit=1))["total"])
+
+    jobs = (await console.get("/jobs", limit=1))["items"]
+    steps = [
+        FirstStep("Add a credential", "/credentials/new", await some("/credentials")),
+        FirstStep("Add a target that uses it", "/targets/new", await some("/targets")),
+        FirstStep("Write a job", "/jobs/new", bool(jobs)),
+        FirstStep("Run it", f"/jobs/{jobs[0]['id']}" if jobs else "/jobs", await some("/runs")),
+    ]
+    return [] if all(step.done for step in steps) else steps
 
 
 async def _upcoming(console: Console, job_id: str | None = None) -> list[dict[str, Any]]:
@@ -305,6 +331,7 @@ async def job_page(job_id: uuid.UUID, console: ConsoleDep, diff: int | None = No
             )
         )
     parameters = job["document"].get("parameters") or {}
+    groups = (await console.get("/target-groups", limit=500))["items"]
     return page(
         console,
         "job.html",
@@ -314,6 +341,7 @@ async def job_page(job_id: uuid.UUID, console: ConsoleDep, diff: int | None = No
         diff=diff,
         diff_lines=diff_lines,
         parameters=parameters,
+        target_fields=run_target_fields(groups),
         document_yaml=dump(_shown(job)),
         upcoming=await _upcoming(console, str(job_id)),
     )
@@ -475,6 +503,9 @@ class Listing:
     columns: tuple[str, ...]
     # Columns computed from an item rather than read from it.
     computed: Mapping[str, Callable[[dict[str, Any]], str]] = field(default_factory=dict)
+    # Where an item is edited (its id appended; "new" creates one), and who may.
+    edit_path: str | None = None
+    manager: str | None = None
 
 
 LISTINGS = {
@@ -482,15 +513,26 @@ LISTINGS = {
         "Targets",
         "/targets",
         "targets:read",
-        ("name", "address", "protocol", "port", "os", "groups"),
+        ("name", "address", "protocol", "port", "os", "groups", "host_key_fingerprint"),
+        edit_path="/targets/",
+        manager="targets:manage",
     ),
-    "groups": Listing("Groups", "/target-groups", "targets:read", ("name", "description")),
+    "groups": Listing(
+        "Groups",
+        "/target-groups",
+        "targets:read",
+        ("name", "description", "member_count"),
+        edit_path="/groups/",
+        manager="targets:manage",
+    ),
     "credentials": Listing(
         "Credentials",
         "/credentials",
         "credentials:read",
         ("name", "kind", "username", "usable_by", "public_key_fingerprint", "rotated_at"),
         {"usable_by": lambda item: GrantsPublic.model_validate(item["grants"]).summary()},
+        edit_path="/credentials/",
+        manager="credentials:manage",
     ),
     "discovery": Listing(
         "Discovery scans",

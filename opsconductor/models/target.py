@@ -174,7 +174,19 @@ class TargetGroupPublic(TargetGroupBase):
 
 
 class GroupMembers(SQLModel):
-    target_ids: list[uuid.UUID]
+    """The group's members from now on: the targets listed by id or by name, and every target
+    carrying all the tags given (none given: that part selects nothing)."""
+
+    target_ids: list[uuid.UUID] = Field(default_factory=list)
+    names: list[str] = Field(default_factory=list)
+    tags: Tags = Field(default_factory=dict)
+
+
+class TargetSelection(SQLModel):
+    """The targets a selector matches now (GET /targets/selected)."""
+
+    count: int
+    names: list[str] = Field(description="The first 20 by name")
 
 
 class ImportProblem(SQLModel):

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account, api
 from tests.run_helpers import plant_run, post, start_job_run, wait_for
 
@@ -56,6 +57,14 @@ class Visitor:
 
     async def open(self, path: str) -> None:
         await self.page.goto(self.base + path)
+
+    def saw_refusal(self) -> None:
+        """The browser logs a refused API call (422) as an error; here one was expected."""
+        assert self.errors == [
+            "Failed to load resource: the server responded with a status of 422"
+            " (Unprocessable Entity)"
+        ]
+        self.errors.clear()
 
     async def look(self, name: str) -> None:
         """Screenshots at each width; the page must not be wider than the window."""
@@ -255,6 +264,125 @@ async def test_the_run_log_names_a_retried_steps_tries_shows_any_bytes_and_the_g
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_contain_text("exit 1")
     await expect(page.locator(".pager")).to_have_text("1 in all.")
+
+
+async def test_a_new_user_sets_up_from_an_empty_install_and_runs_on_a_chosen_target(
+    browser: Browser,
+    served: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    admin: Account,
+    viewer: Account,
+    sshd: LoopbackSshd,
+) -> None:
+    visitor = await signed_in(browser, served, admin)
+    page = visitor.page
+    await visitor.open("/")
+    guide = page.get_by_role("region", name="Getting started")
+    await expect(guide.get_by_role("listitem")).to_have_text(
+        [
+            "Add a credential to do",
+            "Add a target that uses it to do",
+            "Write a job to do",
+            "Run it to do",
+        ]
+    )
+    await visitor.look("dashboard-first-run")
+
+    # A credential from a pasted key: the secret goes in, and never comes back.
+    await guide.get_by_role("link", name="Add a credential").click()
+    await page.get_by_label("Name", exact=True).fill("sshd-key")
+    await page.get_by_label("Kind").select_option("ssh_key")
+    await page.get_by_label("Username").fill(sshd.username)
+    await page.get_by_label("Private key", exact=True).fill(sshd.client_key_text)
+    await visitor.look("credential-new")
+    await page.get_by_role("button", name="Create credential").click()
+    await expect(page.get_by_role("heading", name="Credential sshd-key")).to_be_visible()
+    await expect(page.get_by_label("Private key", exact=True)).to_have_value("")
+    # Rotated with the same key chosen as a file, which the browser reads into the form.
+    await page.get_by_label("Private key from a file").set_input_files(sshd.client_key_path)
+    await expect(page.get_by_label("Private key", exact=True)).to_have_value(sshd.client_key_text)
+    await page.get_by_role("button", name="Rotate secret").click()
+    await expect(page.get_by_role("definition").filter(has_text="UTC")).to_be_visible()
+    await visitor.look("credential-edit")
+
+    await page.get_by_role("link", name="Groups", exact=True).click()
+    await page.get_by_role("link", name="New group").click()
+    await page.get_by_label("Name", exact=True).fill("web")
+    await page.get_by_role("button", name="Create group").click()
+    await expect(page.get_by_role("heading", name="Group web")).to_be_visible()
+
+    await page.get_by_role("link", name="Targets", exact=True).click()
+    await page.get_by_role("link", name="New target").click()
+    await page.get_by_label("Name", exact=True).fill("web-1")
+    await page.get_by_label("Port").fill(str(sshd.port))
+    await page.get_by_label("Credential").select_option(label="sshd-key (ssh_key)")
+    await page.get_by_label("Tags").fill("env=test, role=web")
+    await page.get_by_role("button", name="Create target").click()
+    # No address: the API's problem is shown at that field, announced and tied to it.
+    address = page.get_by_label("Address")
+    await expect(address).to_have_attribute("aria-invalid", "true")
+    await expect(address).to_have_accessible_description(re.compile("Field required"))
+    visitor.saw_refusal()
+    await visitor.look("target-new-problem")
+    await address.fill(sshd.host)
+    await page.get_by_role("button", name="Create target").click()
+    await expect(page.get_by_role("heading", name="Target web-1")).to_be_visible()
+    await page.get_by_role("button", name="Test connection").click()
+    result = page.get_by_role("status")
+    await expect(result).to_contain_text("Connection succeeded", timeout=30_000)
+    await expect(result).to_contain_text(sshd.host_key_fingerprint)
+    await visitor.look("target-tested")
+
+    # The group's members by selector, the count shown before they are set.
+    await page.get_by_role("link", name="Groups", exact=True).click()
+    await page.get_by_role("link", name="web", exact=True).click()
+    await page.get_by_label("Tags").fill("role=web")
+    await expect(page.get_by_role("status")).to_have_text("1 target matches: web-1")
+    await page.get_by_role("button", name="Set members").click()
+    await expect(page.get_by_role("definition").filter(has_text="web-1")).to_be_visible()
+    await visitor.look("group-members")
+
+    nowhere = {"tags": {"env": "nowhere"}}
+    say = {"id": "say", "action": "ssh.command", "with": {"command": "echo from-the-console"}}
+    job = await post(http, admin, "/jobs", {"name": "hello", "targets": nowhere, "steps": [say]})
+    await visitor.open(f"/jobs/{job['id']}")
+    matched = page.get_by_role("status")
+    await page.get_by_label("Target names").fill("web-2")
+    await expect(matched).to_have_text("no target named 'web-2'")
+    visitor.saw_refusal()
+    await page.get_by_label("Target names").fill("")
+    await page.get_by_role("checkbox", name="web").check()
+    await expect(matched).to_have_text("1 target matches: web-1")
+    await visitor.look("job-run-chosen-targets")
+    await page.get_by_role("button", name="Run now").click()
+    await expect(page.get_by_text("The run ended: succeeded.")).to_be_visible(timeout=30_000)
+    await expect(page.get_by_text("[web-1/say] from-the-console")).to_be_visible()
+    await visitor.open("/")
+    await expect(page.get_by_role("region", name="Getting started")).to_have_count(0)
+    # An emptied field on an edit form clears the value; the rest stays as it was.
+    await page.get_by_role("link", name="Targets", exact=True).click()
+    await page.get_by_role("link", name="web-1").click()
+    await page.get_by_label("Tags").fill("")
+    async with page.expect_event("load"):  # the page reloads once the API has saved it
+        await page.get_by_role("button", name="Save").click()
+    target = (await http.get(api("/targets"), headers=admin.headers)).json()["items"][0]
+    assert (target["tags"], target["groups"], target["port"]) == ({}, ["web"], sshd.port)
+
+    looker = await signed_in(browser, served, viewer)
+    await looker.open("/lists/targets")
+    await expect(looker.page.get_by_role("link", name="New target")).to_have_count(0)
+    await looker.page.get_by_role("link", name="web-1").click()
+    await expect(looker.page.get_by_role("heading", name="Target web-1")).to_be_visible()
+    await expect(looker.page.get_by_role("button")).to_have_text(["Sign out"])
+    for path in ("/lists/credentials", "/lists/groups"):
+        await looker.open(path)
+        await expect(looker.page.get_by_role("link", name=re.compile("^New "))).to_have_count(0)
+        await looker.page.get_by_role("link", name=re.compile("^(sshd-key|web)$")).click()
+        await expect(looker.page.get_by_role("button")).to_have_text(["Sign out"])
+        await expect(looker.page.get_by_role("textbox")).to_have_count(0)
+    await looker.open(f"/jobs/{job['id']}")
+    await expect(looker.page.get_by_role("button")).to_have_text(["Sign out"])
+    await looker.look("target-as-viewer")
 
 
 GATED = {

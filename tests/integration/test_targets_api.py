@@ -214,6 +214,19 @@ async def test_group_members_replace_membership(http: httpx.AsyncClient, operato
     )
     assert problem["errors"][0]["path"] == "body.target_ids.1"
 
+    # By name and by tags too: the union, as a job's selector has it.
+    await make_target(http, headers, "a-3", tags={"env": "prod", "role": "db"})
+    await make_target(http, headers, "a-4", tags={"env": "prod"})
+    selected = {"target_ids": [first["id"]], "names": ["a-2"], "tags": {"role": "db"}}
+    answer = await http.put(api(f"/target-groups/{group}/members"), headers=headers, json=selected)
+    assert answer.json()["member_count"] == 3
+    listed = await http.get(api("/targets"), params={"group": "batch"}, headers=headers)
+    assert [target["name"] for target in listed.json()["items"]] == ["a-1", "a-2", "a-3"]
+    unknown = await http.put(
+        api(f"/target-groups/{group}/members"), headers=headers, json={"names": ["a-1", "nope"]}
+    )
+    assert [e["path"] for e in assert_problem(unknown, 422)["errors"]] == ["body.names.1"]
+
 
 async def test_csv_import_reports_every_row(
     http: httpx.AsyncClient, operator: Account, admin: Account
@@ -341,6 +354,15 @@ async def test_resolve_selector(
             ]
     finally:
         await engine.dispose()
+
+    # The same selection asked through the API, as the console's run form does while typing.
+    query = {"groups": "web", "names": "misc", "tags": "role=db"}
+    selected = await http.get(api("/targets/selected"), params=query, headers=headers)
+    assert selected.json() == {"count": 4, "names": ["db-1", "misc", "web-1", "web-2"]}
+    unknown = await http.get(api("/targets/selected?names=gone"), headers=headers)
+    assert [e["path"] for e in assert_problem(unknown, 422)["errors"]] == ["targets.names.0"]
+    malformed = await http.get(api("/targets/selected?tags=role"), headers=headers)
+    assert [e["path"] for e in assert_problem(malformed, 422)["errors"]] == ["query.tags.0"]
 
 
 async def test_pointing_a_target_at_an_unknown_credential_is_refused_by_field(

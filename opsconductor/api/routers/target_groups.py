@@ -62,8 +62,9 @@ async def update_group(
 async def set_members(
     id: uuid.UUID, body: GroupMembers, _: TargetManager, session: SessionDep, entry: AuditDep
 ) -> TargetGroupPublic:
-    entry.detail["members"] = len(body.target_ids)
-    return await targets.group_public(session, await targets.set_members(session, id, body))
+    group = await targets.group_public(session, await targets.set_members(session, id, body))
+    entry.detail["members"] = group.member_count
+    return group
 
 
 @router.delete("/{id}", name="target_group.delete", status_code=status.HTTP_204_NO_CONTENT)

@@ -11,6 +11,7 @@ from opsconductor.api.deps import PageDep, SessionDep, WorkflowsDep
 from opsconductor.api.permissions import TargetManager, TargetReader
 from opsconductor.contracts.connection_tests import ConnectionTestResult
 from opsconductor.errors import BadRequest, FieldProblem, InputInvalid
+from opsconductor.jobspec.document import TargetSelector
 from opsconductor.models.page import Page
 from opsconductor.models.target import (
     HostKeyAccept,
@@ -18,6 +19,7 @@ from opsconductor.models.target import (
     Protocol,
     TargetCreate,
     TargetPublic,
+    TargetSelection,
     TargetUpdate,
 )
 from opsconductor.services import targets
@@ -115,6 +117,22 @@ async def _import_rows(request: Request) -> list[Any]:
 
 def _body_invalid(message: str) -> InputInvalid:
     return InputInvalid(f"the body {message}", [FieldProblem("body", message)])
+
+
+@router.get("/selected", name="target.selected", response_model=TargetSelection)
+async def selected_targets(
+    _: TargetReader,
+    session: SessionDep,
+    groups: Annotated[list[str], Query(description="Group names; repeat for several")] = [],  # noqa: B006
+    tags: Annotated[list[str], Query(description="key=value; all must match")] = [],  # noqa: B006
+    names: Annotated[list[str], Query(description="Target names; repeat for several")] = [],  # noqa: B006
+) -> TargetSelection:
+    """The targets a job's selector (the union of groups, tags and names) matches now: a
+    GET, so a form may ask as the user types without leaving an audit row each time."""
+    selector = TargetSelector(
+        groups=groups, tags=targets.parse_tag_filters(tags, "tags"), names=names
+    )
+    return await targets.preview_selector(session, selector)
 
 
 @router.get("/{id}", name="target.read", response_model=TargetPublic)

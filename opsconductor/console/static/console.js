@@ -13,12 +13,21 @@
         return value.trim() === "" || Number.isNaN(Number(value)) ? value : Number(value);
       case "boolean":
         return value === "true";
+      case "words":
+        return value.split(",").map((word) => word.trim()).filter(Boolean);
+      case "tags":
+        return Object.fromEntries(
+          value.split(",").map((pair) => pair.trim()).filter(Boolean)
+            .map((pair) => [pair.split("=")[0].trim(), pair.split("=").slice(1).join("=").trim()]),
+        );
       default:
         return value;
     }
   };
 
-  // Field names with dots ("parameters.threshold") build nested objects; empty values are left out.
+  // Field names with dots ("parameters.threshold") build nested objects. An empty field is left
+  // out, unless it says what clearing it sends (data-cleared, on edit forms). Check boxes of one
+  // name with data-type "choices" make a list; a lone check box is a boolean.
   const bodyOf = (form, submitter) => {
     const body = {};
     const put = (name, value) => {
@@ -27,12 +36,41 @@
       for (const part of parts.slice(0, -1)) node = node[part] ??= {};
       node[parts[parts.length - 1]] = value;
     };
+    const cleared = (element) => element.dataset.cleared !== undefined;
+    const lists = new Map();
     for (const element of form.elements) {
-      if (!element.name || element.type === "submit" || element.value === "") continue;
-      put(element.name, typed(element));
+      if (!element.name || element.type === "submit" || element.type === "file") continue;
+      if (element.dataset.type === "choices") {
+        if (!lists.has(element.name)) lists.set(element.name, { element, values: [] });
+        if (element.checked) lists.get(element.name).values.push(element.value);
+      } else if (element.type === "checkbox") put(element.name, element.checked);
+      else if (element.value !== "") put(element.name, typed(element));
+      else if (cleared(element)) put(element.name, JSON.parse(element.dataset.cleared));
+    }
+    for (const [name, { element, values }] of lists) {
+      if (values.length) put(name, values);
+      else if (cleared(element)) put(name, JSON.parse(element.dataset.cleared));
     }
     if (submitter?.name) put(submitter.name, submitter.value);
     return body;
+  };
+
+  // The slot for a problem's path, in this form if it has one: "targets.names.0" falls back
+  // to "targets.names", "tags.x" to "tags".
+  const slotFor = (form, path) => {
+    const parts = path.split(".");
+    for (let length = parts.length; length > 0; length -= 1) {
+      const selector = `.field-error[data-for="${CSS.escape(parts.slice(0, length).join("."))}"]`;
+      const slot = form.querySelector(selector) || document.querySelector(selector);
+      if (slot) return slot;
+    }
+    return null;
+  };
+
+  const clearProblems = (form) => {
+    for (const slot of document.querySelectorAll(".field-error[data-for]")) slot.textContent = "";
+    for (const control of form.querySelectorAll('[aria-invalid="true"]')) control.removeAttribute("aria-invalid");
+    form.querySelector(".form-error")?.replaceChildren();
   };
 
   const showProblem = (form, problem) => {
@@ -46,10 +84,29 @@
     general.textContent = problem.detail || problem.title || "The request failed";
     for (const item of problem.errors || []) {
       const path = String(item.path || "").replace(/^body\./, "");
-      const slot = document.querySelector(`.field-error[data-for="${CSS.escape(path)}"]`);
-      if (slot) slot.textContent = item.message;
-      else general.textContent += ` — ${path}: ${item.message}`;
+      const slot = slotFor(form, path);
+      if (!slot) {
+        general.textContent += ` — ${path}: ${item.message}`;
+        continue;
+      }
+      slot.textContent = slot.textContent ? `${slot.textContent}; ${item.message}` : item.message;
+      const control = slot.id && form.querySelector(`[aria-describedby~="${CSS.escape(slot.id)}"]`);
+      if (control) control.setAttribute("aria-invalid", "true");
     }
+  };
+
+  // A form with data-show puts the answer's fields into the element of that id
+  // ([data-answer="field"]; a boolean shows the element's data-yes or data-no) and stays.
+  const showAnswer = (form, answer) => {
+    const shown = document.getElementById(form.dataset.show);
+    for (const slot of shown.querySelectorAll("[data-answer]")) {
+      const value = answer[slot.dataset.answer];
+      if (typeof value === "boolean") {
+        slot.textContent = value ? slot.dataset.yes : slot.dataset.no;
+        slot.className = value ? "ok" : "error";
+      } else slot.textContent = value ?? "—";
+    }
+    shown.hidden = false;
   };
 
   const call = async (method, path, body) => {
@@ -81,8 +138,7 @@
     if (!form) return;
     event.preventDefault();
     if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
-    for (const slot of document.querySelectorAll(".field-error[data-for]")) slot.textContent = "";
-    form.querySelector(".form-error")?.replaceChildren();
+    clearProblems(form);
     const buttons = form.querySelectorAll("button");
     buttons.forEach((button) => (button.disabled = true));
     try {
@@ -94,12 +150,55 @@
       }
       const answer = await call(form.dataset.method || "POST", form.dataset.api, body);
       if (!answer.ok) return showProblem(form, answer.data);
+      if (form.dataset.show) return showAnswer(form, answer.data);
       const next = form.dataset.next;
       if (next) window.location.assign(next.replace("{id}", answer.data.id || ""));
       else window.location.reload();
     } finally {
       buttons.forEach((button) => (button.disabled = false));
     }
+  });
+
+  // A key file chosen beside a textarea is read here, in the browser, into that textarea.
+  document.addEventListener("change", async (event) => {
+    const chooser = event.target.closest("input[type=file][data-fills]");
+    const file = chooser?.files?.[0];
+    if (file) document.getElementById(chooser.dataset.fills).value = await file.text();
+  });
+
+  // A fieldset with data-preview asks that API path (a GET, so nothing is audited) what its
+  // fields (under data-preview-root, if given) select as they change, and says so in its
+  // [data-preview-answer] output.
+  const previews = new WeakMap();
+  const preview = async (fieldset) => {
+    const output = fieldset.querySelector("[data-preview-answer]");
+    const root = fieldset.dataset.previewRoot;
+    const selector = (root ? bodyOf(fieldset)[root] : bodyOf(fieldset)) || {};
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(selector)) {
+      if (Array.isArray(value)) value.forEach((item) => query.append(key, item));
+      else if (typeof value === "object") for (const [tag, wanted] of Object.entries(value)) query.append(key, `${tag}=${wanted}`);
+      else query.append(key, value);
+    }
+    if ([...query.keys()].length === 0) {
+      output.textContent = output.dataset.empty;
+      return;
+    }
+    const answer = await call("GET", `${fieldset.dataset.preview}?${query}`);
+    if (!answer.ok) {
+      const problems = (answer.data.errors || []).map((item) => item.message);
+      output.textContent = problems.length ? problems.join("; ") : answer.data.detail;
+      return;
+    }
+    const { count, names } = answer.data;
+    const more = count > names.length ? ", …" : "";
+    output.textContent = `${count} target${count === 1 ? "" : "s"} match${count === 1 ? "es" : ""}${count ? `: ${names.join(", ")}${more}` : ""}`;
+  };
+  document.addEventListener("input", (event) => {
+    const fieldset = event.target.closest("fieldset[data-preview]");
+    if (!fieldset) return;
+    clearTimeout(previews.get(fieldset));
+    previews.set(fieldset, setTimeout(() => preview(fieldset), 250));
   });
 
   // A run's log, live: each event is one line; "end" closes the stream.

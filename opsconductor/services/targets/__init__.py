@@ -33,7 +33,7 @@ from opsconductor.services.targets.inventory import (
     public,
     update_target,
 )
-from opsconductor.services.targets.selection import resolve_selector
+from opsconductor.services.targets.selection import preview_selector, resolve_selector
 
 __all__ = [
     "accept_host_key",
@@ -48,6 +48,7 @@ __all__ = [
     "list_groups",
     "list_targets",
     "parse_tag_filters",
+    "preview_selector",
     "public",
     "resolve_selector",
     "rows_from_csv",

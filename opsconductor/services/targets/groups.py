@@ -182,17 +182,36 @@ async def delete_group(session: AsyncSession, group_id: uuid.UUID) -> None:
 async def set_members(
     session: AsyncSession, group_id: uuid.UUID, body: GroupMembers
 ) -> TargetGroup:
-    """Replaces the group's membership with exactly these targets."""
+    """Replaces the group's membership with exactly the targets `body` selects."""
     group = await get_group(session, group_id)
-    wanted = list(dict.fromkeys(body.target_ids))
-    found = set((await session.exec(select(Target.id).where(col(Target.id).in_(wanted)))).all())
+    found = set(
+        (await session.exec(select(Target.id).where(col(Target.id).in_(body.target_ids)))).all()
+    )
     problems = [
         FieldProblem(f"body.target_ids.{index}", "names no target", "unknown_target")
         for index, target_id in enumerate(body.target_ids)
         if target_id not in found
     ]
+    named = dict(
+        (
+            await session.exec(
+                select(Target.name, Target.id).where(col(Target.name).in_(body.names))
+            )
+        ).all()
+    )
+    problems += [
+        FieldProblem(f"body.names.{index}", f"no target named {name!r}", "unknown_target")
+        for index, name in enumerate(body.names)
+        if name not in named
+    ]
     if problems:
         raise InputInvalid("unknown targets", problems)
+    tagged = (
+        (await session.exec(select(Target.id).where(col(Target.tags).contains(body.tags)))).all()
+        if body.tags
+        else []
+    )
+    wanted = list(dict.fromkeys([*body.target_ids, *named.values(), *tagged]))
     await session.exec(delete(TargetGroupMember).where(col(TargetGroupMember.group_id) == group.id))
     session.add_all(
         TargetGroupMember(target_id=target_id, group_id=group.id) for target_id in wanted

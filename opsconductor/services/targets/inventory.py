@@ -72,12 +72,12 @@ async def _publics(session: AsyncSession, rows: Sequence[Target]) -> list[Target
     return [_public(row, groups.get(row.id, [])) for row in rows]
 
 
-def parse_tag_filters(values: Iterable[str]) -> dict[str, str]:
+def parse_tag_filters(values: Iterable[str], parameter: str = "tag") -> dict[str, str]:
     tags: dict[str, str] = {}
     for index, value in enumerate(values):
         key, equals, wanted = value.partition("=")
         if not equals or not key:
-            raise InputInvalid.at(f"query.tag.{index}", "must look like key=value")
+            raise InputInvalid.at(f"query.{parameter}.{index}", "must look like key=value")
         tags[key] = wanted
     return tags
 

@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opsconductor.contracts.steps import TargetSnapshot
 from opsconductor.errors import FieldProblem, InputInvalid
 from opsconductor.jobspec.document import TargetSelector
-from opsconductor.models.target import Target, TargetGroupMember
+from opsconductor.models.target import Target, TargetGroupMember, TargetSelection
 from opsconductor.services.targets.groups import group_ids
 
 
@@ -70,3 +70,13 @@ async def resolve_selector(session: AsyncSession, selector: TargetSelector) -> l
         return []
     rows = await session.exec(select(Target).where(or_(*conditions)).order_by(col(Target.name)))
     return [snapshot(target) for target in rows]
+
+
+SELECTION_SAMPLE = 20
+
+
+async def preview_selector(session: AsyncSession, selector: TargetSelector) -> TargetSelection:
+    """How many targets a selector matches now, and the first names: what a run started with
+    it would act on, asked before starting it."""
+    names = [target.name for target in await resolve_selector(session, selector)]
+    return TargetSelection(count=len(names), names=names[:SELECTION_SAMPLE])
