@@ -158,12 +158,12 @@ async def store_step_output(
         "exit_code": result.exit_code,
         **_output_columns(result.stdout, result.stderr, result.all_outputs()),
     }
+    # The step's attempt, counted across shutdown re-runs (the result counts the activity's).
+    attempts = request.attempt(result.attempt)
     final = (
-        {"status": "succeeded", "attempts": result.attempt, "finished_at": utcnow()}
-        if succeeded
-        else {}
+        {"status": "succeeded", "attempts": attempts, "finished_at": utcnow()} if succeeded else {}
     )
-    inserted = {"status": "running", "attempts": result.attempt, "tolerated": False}
+    inserted = {"status": "running", "attempts": attempts, "tolerated": False}
     statement = _step_row(request, **{**inserted, **output, **final}).on_conflict_do_update(
         index_elements=["run_id", "target", "step_id"],
         set_={**output, **final},
