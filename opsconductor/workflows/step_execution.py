@@ -171,6 +171,16 @@ def activity_failure_details(error: ActivityError, attempts: int) -> tuple[str, 
     return str(cause or error), StepResult()
 
 
+def record_name(outcome: StepOutcome) -> str:
+    """How a failure to write the step's record names it."""
+    return f"the record of step {outcome.step_id}" + (
+        f" on {outcome.target}" if outcome.target else ""
+    )
+
+
+StepWriter = Callable[[StepOutcome], Awaitable[None]]
+
+
 class StepExecutor:
     """Decides whether a step runs (needs, `when`), runs it, and records every state change."""
 
@@ -179,8 +189,12 @@ class StepExecutor:
         run_id: uuid.UUID,
         read_later: frozenset[str],
         in_workflow: Mapping[str, InWorkflowAction] | None = None,
+        write: StepWriter | None = None,
     ) -> None:
         self._run_id = run_id
+        # How a record is written: by default a `record_step` of its own; the run's workflow
+        # folds some into its other records (workflows/job_run.py).
+        self._write = write or self._record_step
         # Steps whose output returns to the workflow (workflows/context.py, `read_later`).
         self._read_later = read_later
         self._in_workflow: dict[str, InWorkflowAction] = {
@@ -189,11 +203,11 @@ class StepExecutor:
         }
 
     async def record(self, outcome: StepOutcome) -> None:
+        await self._write(outcome)
+
+    async def _record_step(self, outcome: StepOutcome) -> None:
         await write_record(
-            record_step,
-            StepRecord(run_id=self._run_id, outcome=outcome),
-            f"the record of step {outcome.step_id}"
-            + (f" on {outcome.target}" if outcome.target else ""),
+            record_step, StepRecord(run_id=self._run_id, outcome=outcome), record_name(outcome)
         )
 
     async def run(
