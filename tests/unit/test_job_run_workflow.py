@@ -894,11 +894,18 @@ async def test_a_one_step_run_writes_its_records_once_as_it_starts_and_once_as_i
 async def test_a_per_target_run_writes_once_before_its_batches_and_once_at_its_end(
     world: StubWorld,
 ):
-    handle, book = await world.start(job(ssh("a")), 2)
+    seen: list[RunStatus | None] = []
+
+    async def observe(call: StepCall, book: RunBook) -> StepResult | None:
+        seen.append(book.status)
+        return None
+
+    handle, book = await world.start(job(ssh("a")), 2, behaviour=observe)
 
     summary = await handle.result()
 
     assert summary.status is RunStatus.succeeded
+    assert seen == [RunStatus.running, RunStatus.running]
     assert await local_activities(handle) == ["record-run-status", "record-run"]
     assert [record.status for record in book.statuses] == [RunStatus.running, RunStatus.succeeded]
 
