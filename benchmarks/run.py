@@ -53,6 +53,9 @@ def parse(arguments: list[str]) -> argparse.Namespace:
     parser.add_argument("--b4-runs", type=int, help="B4 planted runs (default 100000)")
     parser.add_argument("--b4-clients", type=int, default=50, help="B4 concurrent clients")
     parser.add_argument("--b4-requests", type=int, help="B4 requests per client (default 20)")
+    parser.add_argument(
+        "--api-workers", type=int, default=1, help="API processes (`opsconductor api --workers`)"
+    )
     parser.add_argument("--workdir", type=Path, help="default: a new temporary directory")
     parser.add_argument("--markdown", type=Path, help="also write the results here")
     options = parser.parse_args(arguments)
@@ -163,7 +166,7 @@ def main(arguments: list[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "benchmarks", *given])
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="opsc-bench-"))
     print(f"working directory {workdir}; {about}", file=sys.stderr)
-    with running_stack(workdir) as stack:
+    with running_stack(workdir, options.api_workers) as stack:
         rows = asyncio.run(measure(stack, options))
     lines = table(rows)
     print(plain(lines))

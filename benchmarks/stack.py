@@ -54,11 +54,14 @@ class Stack:
         return f"{self.api_url}{API_PREFIX}{path}"
 
     def cpu_seconds(self) -> dict[str, float]:
-        """User + system CPU seconds of each of our processes so far."""
+        """User + system CPU seconds of each of our processes so far, with their children's
+        (the API's processes when it runs several)."""
         seconds = {}
         for name, process in self.processes.items():
-            times = process.cpu_times()
-            seconds[name] = times.user + times.system
+            seconds[name] = sum(
+                times.user + times.system
+                for times in (p.cpu_times() for p in [process, *process.children(recursive=True)])
+            )
         return seconds
 
 
@@ -103,7 +106,7 @@ def _temporal_process(port: int) -> psutil.Process:
 
 
 @contextmanager
-def running_stack(workdir: Path) -> Iterator[Stack]:
+def running_stack(workdir: Path, api_workers: int = 1) -> Iterator[Stack]:
     workdir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         postgres = EmbeddedPostgres(workdir / "postgres", port=free_port())
@@ -131,6 +134,7 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
             "OPSCONDUCTOR_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "OPSCONDUCTOR_ACCESS_TOKEN_MINUTES": "1440",
             "OPSCONDUCTOR_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
+            "OPSCONDUCTOR_API_WORKERS": str(api_workers),
         }
         child_environment = {**os.environ, **environment}
         logs = workdir / "logs"

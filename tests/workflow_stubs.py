@@ -51,6 +51,7 @@ from opsconductor.contracts.runs import (
     RUN_SEARCH_ATTRIBUTES,
     ApprovalDecision,
     RunClosing,
+    RunRecord,
     RunRequest,
     RunStatus,
     RunStatusRecord,
@@ -63,6 +64,7 @@ from opsconductor.contracts.runs import (
     batch_workflow_id,
     close_run_steps,
     load_target_batch,
+    record_run,
     record_run_status,
     record_step,
     run_search_attributes,
@@ -200,11 +202,14 @@ class RunBook:
         self.rows: dict[RecordKey, StepOutcome] = {}
         self.batches: list[TargetBatch] = []
         self.closings: list[RunClosing] = []
+        # record_run calls: several of the records above in one write.
+        self.folded_writes = 0
         self.calls: list[StepCall] = []
         self.active = 0
         self.peak = 0
         self._changed = asyncio.Condition()
-        # Steps whose records the "database" refuses, as PostgreSQL refuses data it cannot store.
+        # Steps whose outcomes the "database" refuses once they ran, as PostgreSQL refuses data
+        # it cannot store (the `running` record, which holds no result, is written).
         self.unwritable: set[str] = set()
 
     # -- what the tests read --------------------------------------------------------------
@@ -234,10 +239,13 @@ class RunBook:
 
     # -- what the stubs write -------------------------------------------------------------
 
+    def _refuse(self, outcome: StepOutcome) -> None:
+        if outcome.step_id in self.unwritable and outcome.status is not StepStatus.running:
+            raise ApplicationError("value out of range", type="DataError", non_retryable=True)
+
     async def record_step(self, record: StepRecord) -> None:
         outcome = record.outcome
-        if outcome.step_id in self.unwritable:
-            raise ApplicationError("value out of range", type="DataError", non_retryable=True)
+        self._refuse(outcome)
         self.writes.append(outcome)
         self.rows[(outcome.target, outcome.step_id)] = outcome  # an upsert, like the SQL
         await self.changed()
@@ -245,6 +253,18 @@ class RunBook:
     async def record_run_status(self, record: RunStatusRecord) -> None:
         self.statuses.append(record)
         await self.changed()
+
+    async def record_run(self, record: RunRecord) -> None:
+        """RunRecorder.record_run: all or nothing, as its transaction."""
+        for outcome in record.steps:
+            self._refuse(outcome)
+        self.folded_writes += 1
+        for outcome in record.steps:
+            await self.record_step(StepRecord(run_id=record.run_id, outcome=outcome))
+        if record.closing is not None:
+            await self.close_run_steps(record.closing)
+        if record.status is not None:
+            await self.record_run_status(record.status)
 
     async def load_target_batch(self, batch: TargetBatch) -> list[TargetSnapshot]:
         self.batches.append(batch)
@@ -363,6 +383,10 @@ class StubWorld:
         async def record_run_status_stub(record: RunStatusRecord) -> None:
             await self.book(record.run_id).record_run_status(record)
 
+        @implements(record_run)
+        async def record_run_stub(record: RunRecord) -> None:
+            await self.book(record.run_id).record_run(record)
+
         @implements(load_target_batch)
         async def load_target_batch_stub(batch: TargetBatch) -> list[TargetSnapshot]:
             return await self.book(batch.run_id).load_target_batch(batch)
@@ -381,6 +405,7 @@ class StubWorld:
         records: list[Callable[..., Any]] = [
             record_step_stub,
             record_run_status_stub,
+            record_run_stub,
             load_target_batch_stub,
             close_run_steps_stub,
         ]

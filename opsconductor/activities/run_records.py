@@ -18,7 +18,9 @@ from opsconductor.contracts import runs as contract
 from opsconductor.contracts.runs import (
     TERMINAL_RUN_STATUSES,
     RunClosing,
+    RunRecord,
     RunStatusRecord,
+    StepOutcome,
     StepRecord,
     TargetBatch,
 )
@@ -44,33 +46,8 @@ class RunRecorder:
 
     @implements(contract.record_step)
     async def record_step(self, record: StepRecord) -> None:
-        outcome = record.outcome
-        output = _output_columns(outcome.stdout, outcome.stderr, outcome.all_outputs())
-        values = {
-            "status": outcome.status.value,
-            "reason": storable_or_none(outcome.reason),
-            "exit_code": outcome.exit_code,
-            "attempts": outcome.attempts,
-            "tolerated": outcome.tolerated,
-            "started_at": outcome.started_at,
-            "finished_at": outcome.finished_at,
-        }
-        statement = insert(RunStep).values(
-            id=uuid.uuid4(),
-            run_id=record.run_id,
-            target=outcome.target or RUN_ONCE_TARGET,
-            step_id=outcome.step_id,
-            **output,
-            **values,
-        )
-        # Idempotent: a retried or replayed record overwrites the same row. Output the step's
-        # worker stored itself is left as it wrote it (the outcome carries at most a copy).
-        statement = statement.on_conflict_do_update(
-            index_elements=["run_id", "target", "step_id"],
-            set_=values if outcome.output_recorded else {**values, **output},
-        )
         async with unit_of_work(self._sessionmaker) as session:
-            await session.exec(statement)
+            await session.exec(_step_upsert(record.run_id, record.outcome))
 
     @implements(contract.load_target_batch)
     async def load_target_batch(self, batch: TargetBatch) -> list[TargetSnapshot]:
@@ -89,23 +66,63 @@ class RunRecorder:
 
     @implements(contract.record_run_status)
     async def record_run_status(self, record: RunStatusRecord) -> None:
-        now = utcnow()
-        values: dict[str, object] = {
-            "status": record.status.value,
-            "reason": storable_or_none(record.reason),
-            # The first start is kept: leaving an approval wait must not move it.
-            "started_at": func.coalesce(Run.started_at, now),
-        }
-        statement = update(Run).where(col(Run.id) == record.run_id)
-        if record.status in TERMINAL_RUN_STATUSES:
-            values["finished_at"] = now
-        else:
-            # An ended run is never reopened: one cancelled before its workflow started
-            # (services/runs.cancel_run) stays cancelled.
-            statement = statement.where(col(Run.status).not_in(TERMINAL_RUN_STATUSES))
-        statement = statement.values(values)
         async with unit_of_work(self._sessionmaker) as session:
-            await session.exec(statement)
+            await session.exec(_status_update(record))
+
+    @implements(contract.record_run)
+    async def record_run(self, record: RunRecord) -> None:
+        async with unit_of_work(self._sessionmaker) as session:
+            for outcome in record.steps:
+                await session.exec(_step_upsert(record.run_id, outcome))
+            if record.closing is not None:
+                await run_records.close_steps(session, record.closing)
+            if record.status is not None:
+                await session.exec(_status_update(record.status))
+
+
+def _step_upsert(run_id: uuid.UUID, outcome: StepOutcome) -> Any:
+    output = _output_columns(outcome.stdout, outcome.stderr, outcome.all_outputs())
+    values = {
+        "status": outcome.status.value,
+        "reason": storable_or_none(outcome.reason),
+        "exit_code": outcome.exit_code,
+        "attempts": outcome.attempts,
+        "tolerated": outcome.tolerated,
+        "started_at": outcome.started_at,
+        "finished_at": outcome.finished_at,
+    }
+    statement = insert(RunStep).values(
+        id=uuid.uuid4(),
+        run_id=run_id,
+        target=outcome.target or RUN_ONCE_TARGET,
+        step_id=outcome.step_id,
+        **output,
+        **values,
+    )
+    # Idempotent: a retried or replayed record overwrites the same row. Output the step's
+    # worker stored itself is left as it wrote it (the outcome carries at most a copy).
+    return statement.on_conflict_do_update(
+        index_elements=["run_id", "target", "step_id"],
+        set_=values if outcome.output_recorded else {**values, **output},
+    )
+
+
+def _status_update(record: RunStatusRecord) -> Any:
+    now = utcnow()
+    values: dict[str, object] = {
+        "status": record.status.value,
+        "reason": storable_or_none(record.reason),
+        # The first start is kept: leaving an approval wait must not move it.
+        "started_at": func.coalesce(Run.started_at, now),
+    }
+    statement = update(Run).where(col(Run.id) == record.run_id)
+    if record.status in TERMINAL_RUN_STATUSES:
+        values["finished_at"] = now
+    else:
+        # An ended run is never reopened: one cancelled before its workflow started
+        # (services/runs.cancel_run) stays cancelled.
+        statement = statement.where(col(Run.status).not_in(TERMINAL_RUN_STATUSES))
+    return statement.values(values)
 
 
 def _output_columns(stdout: str, stderr: str, outputs: dict[str, Any]) -> dict[str, Any]:

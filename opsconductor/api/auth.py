@@ -33,7 +33,7 @@ LOOPBACK_PEERS = frozenset({"127.0.0.1", "::1"})
 _DENIED_STATUSES = frozenset({401, 403, 429})
 
 
-def client_info(request: Request) -> ClientInfo:
+async def client_info(request: Request) -> ClientInfo:
     # The socket's peer. Behind a proxy named in OPSCONDUCTOR_FORWARDED_ALLOW_IPS, uvicorn has
     # already replaced it with the client the proxy names; nobody else's header is believed.
     return ClientInfo(

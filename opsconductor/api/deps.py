@@ -25,38 +25,42 @@ MAX_OFFSET = 1_000_000_000
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _UNSTORABLE_MESSAGE = "must not contain NUL characters or unpaired surrogates"
 
+# Every dependency is `async def`, though these await nothing: FastAPI runs a plain `def`
+# dependency in its thread pool, a thread hop (and a wake-up of the event loop) per dependency
+# per request (benchmarks/README.md, fix 5).
 
-def _settings(request: Request) -> Settings:
+
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _engine(request: Request) -> AsyncEngine:
+async def _engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-def _temporal(request: Request) -> Client:
+async def _temporal(request: Request) -> Client:
     client: Client = request.app.state.temporal
     return client
 
 
-def _keys(request: Request) -> ProcessKeys:
+async def _keys(request: Request) -> ProcessKeys:
     keys: ProcessKeys = request.app.state.keys
     return keys
 
 
-def _keyring(request: Request) -> KeyRing:
+async def _keyring(request: Request) -> KeyRing:
     keyring: KeyRing = request.app.state.keyring
     return keyring
 
 
-def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+async def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     return sessionmaker
 
 
-def _workflows(request: Request) -> Workflows:
+async def _workflows(request: Request) -> Workflows:
     return Workflows(
         client=request.app.state.temporal,
         sessionmaker=request.app.state.sessionmaker,
@@ -64,7 +68,7 @@ def _workflows(request: Request) -> Workflows:
     )
 
 
-def _codec(request: Request) -> EncryptionCodec:
+async def _codec(request: Request) -> EncryptionCodec:
     codec: EncryptionCodec = request.app.state.codec
     return codec
 
@@ -80,7 +84,7 @@ class PageParams:
     offset: int
 
 
-def _page(
+async def _page(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> PageParams:

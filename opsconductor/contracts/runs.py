@@ -294,6 +294,21 @@ class RunStatusRecord(BaseModel):
     reason: str | None = None
 
 
+class RunRecord(BaseModel):
+    """Several of a run's records in one transaction, so a short run writes once as it starts
+    and once as it ends (docs/engine.md "Run records: one write at each end"). Applied in
+    this order: the step outcomes, closing the run's steps, the run's status."""
+
+    run_id: uuid.UUID
+    steps: list[StepOutcome] = []
+    closing: RunClosing | None = None
+    status: RunStatusRecord | None = None
+
+
+# Runs recorded before it wrote the `running` status, every step record, closing the steps and
+# the final status each in a local activity of its own.
+FOLD_RUN_RECORDS_PATCH = "job-run-fold-records"
+
 _CONTRACT = "a contract: workers register its implementation (activities/run_records.py)"
 
 
@@ -305,6 +320,11 @@ async def record_step(record: StepRecord) -> None:
 
 @activity_contract
 async def record_run_status(record: RunStatusRecord) -> None:
+    raise NotImplementedError(_CONTRACT)
+
+
+@activity_contract
+async def record_run(record: RunRecord) -> None:
     raise NotImplementedError(_CONTRACT)
 
 

@@ -68,6 +68,7 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
         activities += [
             recorder.record_step,
             recorder.record_run_status,
+            recorder.record_run,
             recorder.load_target_batch,
             recorder.close_run_steps,
             # job.run: the workflow reads its result (the child run to start); no output.

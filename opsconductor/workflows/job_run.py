@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from opsconductor.contracts.runs import (
         CONTINUE_AS_NEW_PATCH,
         DECIDE_APPROVAL_UPDATE,
+        FOLD_RUN_RECORDS_PATCH,
         JOB_RUN_WORKFLOW,
         PROGRESS_QUERY,
         RUN_STATUS,
@@ -28,15 +29,19 @@ with workflow.unsafe.imports_passed_through():
         BatchResult,
         RunClosing,
         RunProgress,
+        RunRecord,
         RunRequest,
         RunStatus,
         RunStatusRecord,
         RunSummary,
         StepOutcome,
+        StepRecord,
         StepStatus,
         batch_workflow_id,
         close_run_steps,
+        record_run,
         record_run_status,
+        record_step,
     )
     from opsconductor.jobspec.document import JobDocument, Order, Step
     from opsconductor.jobspec.durations import format_duration, parse_duration
@@ -62,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
     from opsconductor.workflows.step_execution import (
         StepExecutor,
         failed,
+        record_name,
         render_text,
         run_dag,
         succeeded,
@@ -100,6 +106,11 @@ class JobRunWorkflow:
         # Batches started in this execution, and whether it continues as new (decided once).
         self._batches_here = 0
         self._continuing: bool | None = None
+        # Records held back to ride on the next write ("Run records: one write at each end",
+        # docs/engine.md): the `running` status until the first record or batch, the last
+        # step's outcome until the run's end, which follows it in the same workflow task.
+        self._status_unwritten = False
+        self._steps_unwritten: list[StepOutcome] = []
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> dict[str, object]:
@@ -130,11 +141,20 @@ class JobRunWorkflow:
         self._request = request
         self._document: JobDocument = request.plan.document
         self._executor = StepExecutor(
-            request.run_id, read_later(self._document), {"control.approval": self._approval}
+            request.run_id,
+            read_later(self._document),
+            {"control.approval": self._approval},
+            write=self._write_step,
+            before_worker_records=self._write_status,
         )
+        self._folds = workflow.patched(FOLD_RUN_RECORDS_PATCH)
         if request.progress is None:
             self._started_at = workflow.now()
-            await self._set_status(RunStatus.running)
+            if self._folds:
+                self._show_status(RunStatus.running)
+                self._status_unwritten = True
+            else:
+                await self._set_status(RunStatus.running)
             self._notices.started(request, self._base())
         else:
             # A continuation: the run's record, status and start notice are already written.
@@ -199,6 +219,7 @@ class JobRunWorkflow:
         not start. Batches take the semaphore in offset order (asyncio's is first come, first
         served), so those that started are always the ones before it. A continuation whose input
         would pass `CARRY_LIMIT` is not taken: the rest of the run stays in this history."""
+        await self._write_status()  # before any batch starts: the run shows running meanwhile
         names = self._request.target_names
         size = self._request.batch_size
         bounds = [(offset, min(size, len(names) - offset)) for offset in range(0, len(names), size)]
@@ -399,7 +420,19 @@ class JobRunWorkflow:
         context = run_once_context(self._base(), per_target, self._run_once.values())
         outcome = await self._executor.run(step, None, needs, context)
         self._run_once[step.id] = outcome
-        await self._executor.record(outcome)
+        if self._folds and self._ends_the_plan() and not outcome.state_recorded:
+            # Nothing awaits between here and `_finish`, which writes it with the run's end.
+            # (One its worker recorded is not written again: `record` skips it.)
+            self._steps_unwritten.append(outcome)
+        else:
+            await self._executor.record(outcome)
+
+    def _ends_the_plan(self) -> bool:
+        """Whether every step of the plan's last segment, a run-once one, has its outcome."""
+        last = self._request.plan.segments[-1]
+        return last.kind is SegmentKind.run_once and all(
+            step_id in self._run_once for step_id in last.step_ids
+        )
 
     async def _approval(
         self, step: Step, target_name: str | None, context: dict[str, object]
@@ -487,30 +520,88 @@ class JobRunWorkflow:
         allowance = self._failure_allowance() or 0
         return RunStatus.failed if len(self._failed_targets()) > allowance else RunStatus.succeeded
 
-    async def _set_status(self, status: RunStatus, reason: str | None = None) -> None:
+    def _show_status(self, status: RunStatus) -> None:
+        """The status as the progress query and the run's search attribute show it."""
         self._status = status
         if workflow.patched(RUN_STATUS_SEARCH_ATTRIBUTE_PATCH):
             workflow.upsert_search_attributes([RUN_STATUS.value_set(status.value)])
+
+    def _status_record(self, reason: str | None = None) -> RunStatusRecord:
+        return RunStatusRecord(run_id=self._request.run_id, status=self._status, reason=reason)
+
+    async def _set_status(self, status: RunStatus, reason: str | None = None) -> None:
+        self._show_status(status)
+        self._status_unwritten = False  # this write supersedes it
         await write_record(
-            record_run_status,
-            RunStatusRecord(run_id=self._request.run_id, status=status, reason=reason),
-            f"the run's status ({status.value})",
+            record_run_status, self._status_record(reason), f"the run's status ({status.value})"
+        )
+
+    async def _write_status(self) -> None:
+        """Writes the status held back at the start, if no record has carried it yet."""
+        if self._status_unwritten:
+            await self._set_status(self._status)
+
+    def _closing(self, status: RunStatus, reason: str | None) -> RunClosing:
+        """Every step without a final state gets one, so the run record is complete."""
+        return RunClosing(
+            run_id=self._request.run_id,
+            per_target_step_ids=[s.id for s in self._document.steps if not s.run_once],
+            run_once_step_ids=[s.id for s in self._document.steps if s.run_once],
+            reason=reason or "the run ended before the step's turn",
+            cancelled=status is RunStatus.cancelled,
+        )
+
+    async def _write_end(
+        self, status: RunStatus, reason: str | None, steps: Sequence[StepOutcome] = ()
+    ) -> None:
+        """The run's end in one write: `steps`, the steps' final states and its status."""
+        self._show_status(status)
+        self._status_unwritten = False
+        await write_record(
+            record_run,
+            RunRecord(
+                run_id=self._request.run_id,
+                steps=list(steps),
+                closing=self._closing(status, reason),
+                status=self._status_record(reason),
+            ),
+            " and ".join(
+                [*(record_name(step) for step in steps), f"the run's end ({status.value})"]
+            ),
+        )
+
+    async def _write_step(self, outcome: StepOutcome) -> None:
+        """A run-once step's record; the first one also carries the `running` status."""
+        if not self._status_unwritten:
+            await write_record(
+                record_step,
+                StepRecord(run_id=self._request.run_id, outcome=outcome),
+                record_name(outcome),
+            )
+            return
+        self._status_unwritten = False
+        await write_record(
+            record_run,
+            RunRecord(run_id=self._request.run_id, steps=[outcome], status=self._status_record()),
+            f"{record_name(outcome)} and the run's status ({self._status.value})",
         )
 
     async def _finish(self, status: RunStatus, reason: str | None) -> RunSummary:
-        # Every step without a final state gets one, so the run record is complete.
-        await write_record(
-            close_run_steps,
-            RunClosing(
-                run_id=self._request.run_id,
-                per_target_step_ids=[s.id for s in self._document.steps if not s.run_once],
-                run_once_step_ids=[s.id for s in self._document.steps if s.run_once],
-                reason=reason or "the run ended before the step's turn",
-                cancelled=status is RunStatus.cancelled,
-            ),
-            "the final state of the run's steps",
-        )
-        await self._set_status(status, reason)
+        if not self._folds:
+            await write_record(
+                close_run_steps, self._closing(status, reason), "the final state of the run's steps"
+            )
+            await self._set_status(status, reason)
+        elif not self._steps_unwritten:
+            await self._write_end(status, reason)
+        else:
+            try:
+                await self._write_end(status, reason, self._steps_unwritten)
+            except RecordFailed as error:
+                # The database refused the last step's outcome: the run still ends, failed
+                # with why, as when that record is written on its own.
+                status, reason = RunStatus.failed, str(error)
+                await self._write_end(status, reason)
         await self._notices.finished(self._request, self._base(), status, reason)
         return RunSummary(
             run_id=self._request.run_id,

@@ -175,6 +175,24 @@ def activity_failure_details(error: ActivityError, attempts: int) -> tuple[str, 
     return str(cause or error), StepResult()
 
 
+def record_name(outcome: StepOutcome) -> str:
+    """How a failure to write the step's record names it."""
+    return f"the record of step {outcome.step_id}" + (
+        f" on {outcome.target}" if outcome.target else ""
+    )
+
+
+StepWriter = Callable[[StepOutcome], Awaitable[None]]
+# Called before a step whose worker records its state is scheduled: what the workflow would
+# have written with the step's `running` record must be written now (the run's held-back
+# status, workflows/job_run.py).
+BeforeWorkerRecords = Callable[[], Awaitable[None]]
+
+
+async def _nothing_to_write() -> None:
+    return None
+
+
 class StepExecutor:
     """Decides whether a step runs (needs, `when`), runs it, and records every state change."""
 
@@ -183,8 +201,14 @@ class StepExecutor:
         run_id: uuid.UUID,
         read_later: frozenset[str],
         in_workflow: Mapping[str, InWorkflowAction] | None = None,
+        write: StepWriter | None = None,
+        before_worker_records: BeforeWorkerRecords = _nothing_to_write,
     ) -> None:
         self._run_id = run_id
+        self._before_worker_records = before_worker_records
+        # How a record is written: by default a `record_step` of its own; the run's workflow
+        # folds some into its other records (workflows/job_run.py).
+        self._write = write or self._record_step
         # Steps whose output returns to the workflow (workflows/context.py, `read_later`).
         self._read_later = read_later
         self._in_workflow: dict[str, InWorkflowAction] = {
@@ -195,11 +219,11 @@ class StepExecutor:
     async def record(self, outcome: StepOutcome) -> None:
         if outcome.state_recorded:
             return  # the step's worker wrote it with the output
+        await self._write(outcome)
+
+    async def _record_step(self, outcome: StepOutcome) -> None:
         await write_record(
-            record_step,
-            StepRecord(run_id=self._run_id, outcome=outcome),
-            f"the record of step {outcome.step_id}"
-            + (f" on {outcome.target}" if outcome.target else ""),
+            record_step, StepRecord(run_id=self._run_id, outcome=outcome), record_name(outcome)
         )
 
     async def run(
@@ -221,7 +245,9 @@ class StepExecutor:
                 return failed(step, target_name, f"when: {error}")
         started = workflow.now()
         by_worker = self._worker_records_state(step)
-        if not by_worker:
+        if by_worker:
+            await self._before_worker_records()
+        else:
             await self.record(
                 StepOutcome(
                     step_id=step.id,

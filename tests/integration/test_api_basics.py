@@ -2,8 +2,11 @@
 a unit of work per request that commits on success and rolls back on error."""
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
+import anyio.to_thread
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -17,6 +20,9 @@ from opsconductor.errors import Conflict
 from opsconductor.models.user import Role, User, UserCreate
 from opsconductor.services.users import create_user, get_by_username
 from tests.conftest import make_settings
+from tests.identity_helpers import Account, api
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.integration
 
@@ -214,3 +220,24 @@ async def test_cors_answers_only_configured_origins(tmp_path: Path, database_url
         )
     assert allowed.headers["Access-Control-Allow-Origin"] == "http://localhost:8233"
     assert "Access-Control-Allow-Origin" not in refused.headers
+
+
+async def test_list_requests_hand_nothing_to_the_thread_pool(
+    http: httpx.AsyncClient, accounts: dict[str, Account], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastAPI runs a plain `def` dependency or endpoint in its thread pool: a thread hop per
+    call. The list endpoints (authentication, paging, the session included) make none."""
+    hops: list[str] = []
+    hand_over = anyio.to_thread.run_sync
+
+    async def counted(function: Callable[..., T], *args: Any, **options: Any) -> T:
+        called = getattr(function, "func", function)  # through functools.partial
+        hops.append(getattr(called, "__qualname__", repr(called)))
+        return await hand_over(function, *args, **options)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    for path in ("/runs", "/targets", "/jobs"):
+        response = await http.get(api(path), headers=accounts["viewer"].headers)
+        assert response.status_code == 200, response.text
+
+    assert hops == []

@@ -10,6 +10,7 @@ def test_quick_picks_small_sizes_and_flags_override_them() -> None:
     assert options.only == ["B1", "B3"]
     assert options.b1_sizes == [5, 7]
     assert (options.repeats, options.b3_sizes, options.b2_runs) == (1, [1000], 50)
+    assert parse(["--api-workers", "2"]).api_workers == 2
 
 
 def test_the_full_run_is_the_issues_sizes() -> None:

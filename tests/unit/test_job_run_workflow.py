@@ -869,3 +869,82 @@ async def test_a_step_record_the_database_refuses_fails_the_run_with_why(world: 
     # The run's own record still ends, with the same reason, and b never ran twice.
     assert (book.status, book.statuses[-1].reason) == (RunStatus.failed, summary.reason)
     assert len(book.calls_of("b", "t1")) <= 1
+
+
+# -- run records: one write at each end --------------------------------------------------------
+
+
+async def local_activities(handle: Any) -> list[str]:
+    """The run-record writes in a workflow's history: its local activities, by name."""
+    names = []
+    async for event in handle.fetch_history_events():
+        attributes = event.marker_recorded_event_attributes
+        if event.HasField("marker_recorded_event_attributes") and (
+            attributes.marker_name == "core_local_activity"
+        ):
+            # The SDK's marker data holds the activity's type among its JSON payload fields.
+            data = attributes.details["data"].payloads[0].data
+            names.append(next(n for n in RECORD_WRITES if n.encode() in data))
+    return names
+
+
+RECORD_WRITES = ("record-run-status", "record-step", "record-run", "close-run-steps")
+
+
+async def test_a_one_step_run_writes_its_records_once_as_it_starts_and_once_as_it_ends(
+    world: StubWorld,
+):
+    seen: list[tuple[RunStatus | None, StepStatus]] = []
+
+    async def observe(call: StepCall, book: RunBook) -> StepResult | None:
+        seen.append((book.status, book.row(None, "get").status))
+        return None
+
+    get = {"id": "get", "action": "http.request", "run_once": True, "with": {"url": "http://r/"}}
+    handle, book = await world.start(job(get), 1, behaviour=observe)
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.succeeded
+    # While the step ran, the run and its step showed running: the first write carried both.
+    assert seen == [(RunStatus.running, StepStatus.running)]
+    assert await local_activities(handle) == ["record-run", "record-run"]
+    assert book.folded_writes == 2
+    assert [record.status for record in book.statuses] == [RunStatus.running, RunStatus.succeeded]
+    assert book.table() == {(None, "get"): ("succeeded", None)}
+
+
+async def test_a_per_target_run_writes_once_before_its_batches_and_once_at_its_end(
+    world: StubWorld,
+):
+    seen: list[RunStatus | None] = []
+
+    async def observe(call: StepCall, book: RunBook) -> StepResult | None:
+        seen.append(book.status)
+        return None
+
+    handle, book = await world.start(job(ssh("a")), 2, behaviour=observe)
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.succeeded
+    assert seen == [RunStatus.running, RunStatus.running]
+    assert await local_activities(handle) == ["record-run-status", "record-run"]
+    assert [record.status for record in book.statuses] == [RunStatus.running, RunStatus.succeeded]
+
+
+async def test_a_last_step_record_the_database_refuses_still_ends_the_run_with_why(
+    world: StubWorld,
+):
+    get = {"id": "get", "action": "http.request", "run_once": True, "with": {"url": "http://r/"}}
+    handle, book = await world.start(job(get), 1, unwritable=["get"])
+
+    summary = await handle.result()
+
+    assert summary.status is RunStatus.failed
+    assert summary.reason is not None
+    assert "could not write the record of step get and the run's end (succeeded) to" in (
+        summary.reason
+    )
+    assert "DataError: value out of range" in summary.reason
+    assert (book.status, book.statuses[-1].reason) == (RunStatus.failed, summary.reason)
