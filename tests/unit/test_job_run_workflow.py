@@ -837,12 +837,12 @@ async def test_a_run_that_would_carry_output_keeps_one_history(world: StubWorld)
 
 async def test_the_run_timeout_counts_from_the_first_run_not_each_continuation(world: StubWorld):
     async def slow(call: StepCall, book: RunBook) -> StepResult | None:
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(2)
         return await succeed(call, book)
 
-    # Three batches one after another, one per history: 4.5 s in all, 1.5 s in each history,
-    # which leaves a loaded machine a second of overhead per batch either way.
-    document = job(ssh("probe"), timeout="2500ms", strategy={"concurrency": 1})
+    # Three batches one after another, one per history: 6 s in all, 2 s in each history, which
+    # leaves a loaded machine a second of overhead per batch either way.
+    document = job(ssh("probe"), timeout="3s", strategy={"concurrency": 1})
     handle, book = await world.start(
         document, 3, batch_size=1, max_batches_per_history=1, behaviour=slow
     )
@@ -850,7 +850,7 @@ async def test_the_run_timeout_counts_from_the_first_run_not_each_continuation(w
     summary = await handle.result()
 
     assert summary.status is RunStatus.failed
-    assert summary.reason == "the run exceeded its timeout of 2500ms"
+    assert summary.reason == "the run exceeded its timeout of 3s"
     assert len(await runs_of(world, handle.id)) >= 2
     assert book.row("t3", "probe").status in (StepStatus.cancelled, StepStatus.skipped)
 
