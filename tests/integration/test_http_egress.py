@@ -53,8 +53,9 @@ async def test_a_name_rebinding_from_an_allowed_to_a_link_local_address_never_re
     http_receiver.respond("/hello", headers={"Connection": "close"})
     url = f"http://rebind.test:{http_receiver.port}/hello"
 
+    # The second needs the first: side by side, either could ask the name first.
     first, second = await run_steps(
-        http, operator, "rebinding", get("first", url), get("second", url)
+        http, operator, "rebinding", get("first", url), {**get("second", url), "needs": ["first"]}
     )
 
     assert (first["status"], first["outputs"]["status"]) == ("succeeded", 200)  # type: ignore[index]
