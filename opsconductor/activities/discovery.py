@@ -12,10 +12,12 @@ import ipaddress
 import os
 import re
 import shutil
+import signal
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import nmap
@@ -32,6 +34,7 @@ from opsconductor.contracts.steps import StepRequest, StepResult
 from opsconductor.db import unit_of_work
 from opsconductor.jobspec.scan import ScanOptions, nmap_arguments
 from opsconductor.models.discovery import DiscoveredHost, OpenPort
+from opsconductor.processes import end_with_parent
 from opsconductor.services import discovery
 from opsconductor.text import storable, storable_or_none
 
@@ -76,6 +79,9 @@ async def run_nmap(options: ScanOptions, on_progress: ProgressCallback) -> ScanR
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         limit=MAX_XML_BYTES,
+        # A worker killed outright (SIGKILL, the OOM killer) cannot kill nmap below: the kernel
+        # does, so no scan of a /16 goes on for hours with nobody to read it.
+        preexec_fn=partial(end_with_parent, signal.SIGKILL),
     )
     assert process.stdout is not None
     assert process.stderr is not None

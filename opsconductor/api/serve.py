@@ -7,19 +7,13 @@ and starts N processes, each of which builds the app from the environment (`work
 the settings came from there in the first place.
 """
 
-import ctypes
-import ctypes.util
-import signal
-
 import uvicorn
 from fastapi import FastAPI
 
 from opsconductor.api.app import create_app
 from opsconductor.config import Settings
 from opsconductor.logging import configure_logging
-
-# Linux's prctl(PR_SET_PDEATHSIG): a signal sent to this process when its parent dies.
-_PR_SET_PDEATHSIG = 1
+from opsconductor.processes import end_with_parent
 
 
 def serve(settings: Settings, workers: int) -> None:
@@ -49,15 +43,7 @@ def worker_app() -> FastAPI:
     """The app of one of several API processes: a fresh interpreter, so logging is set up
     again; and one that ends with its supervisor, so a supervisor killed outright (SIGKILL,
     the OOM killer) leaves no process holding the port and serving with stale code."""
-    _end_with_parent()
+    end_with_parent()
     settings = Settings()
     configure_logging(settings, service="api")
     return create_app(settings)
-
-
-def _end_with_parent() -> None:
-    library = ctypes.util.find_library("c")
-    if library is None:
-        return
-    libc = ctypes.CDLL(library, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from opsconductor.embedded.postgres import EmbeddedPostgres
@@ -149,9 +150,20 @@ def test_a_worker_killed_mid_step_is_replaced_and_the_run_completes(
 ) -> None:
     stack = faults.processes
     run_id = faults.admin.start(three_steps(tally, sleep=4))
+    # A slow scan of an unroutable network, so the worker has an nmap child when it dies.
+    faults.admin.ok("POST", "/discovery/scans", json={"hosts": "192.0.2.0/28", "timing": "T1"})
+    worker = psutil.Process(stack.worker.process.pid)
+    nmap = stack.worker.wait_until(
+        lambda: [child for child in worker.children() if child.name() == "nmap"],
+        30,
+        "an nmap child of the worker",
+    )
     wait_for_line(tally, "b", stack)
     stack.worker.process.kill()  # SIGKILL: no drain, no goodbye to Temporal
     stack.worker.process.wait(10)
+    # nmap ends with the worker that started it (the kernel's parent-death signal).
+    _, alive = psutil.wait_procs(nmap, timeout=10)
+    assert alive == [], alive
     stack.restart_worker()
 
     run = finished(faults.admin, run_id, stack)
