@@ -87,7 +87,9 @@ def process_stack(
         OPSCONDUCTOR_API_PORT=str(api_port),
         OPSCONDUCTOR_WORKER_METRICS_ADDRESS=f"127.0.0.1:{metrics_port}",
         OPSCONDUCTOR_LOG_FORMAT="json",
-        **settings,
+        # A stopped worker lets in-flight steps (or a fuzzer's scan) run this long, not the
+        # production default of 10 minutes: teardown stops it and then waits for it.
+        **{"OPSCONDUCTOR_WORKER_SHUTDOWN_GRACE": "5s", **settings},
     )
     api = Command(workdir, "api", ["api"], env)
     worker = Command(workdir, "worker", ["worker"], env)
