@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 from opsconductor.contracts import activity_contract
+from opsconductor.contracts.name_lists import NameList
 from opsconductor.contracts.steps import Stream, TargetSnapshot, with_repeats
 from opsconductor.jobspec.document import Order
 from opsconductor.jobspec.plan import Plan, SegmentKind
@@ -196,8 +197,8 @@ class RunRequest(BaseModel):
     """The workflow's one input: everything decided when the run was accepted.
 
     Targets travel by name only: their snapshots stay in the run row and each target batch
-    loads its own, so a run over 10,000 targets starts with an input far below Temporal's 2 MB
-    payload limit.
+    loads its own; past 1,000 names the list travels packed (contracts/name_lists.py), so a run
+    over 100,000 targets starts with an input far below Temporal's 2 MB payload limit.
     """
 
     run_id: uuid.UUID
@@ -206,7 +207,7 @@ class RunRequest(BaseModel):
     job_version: int
     plan: Plan
     parameters: dict[str, Any]
-    target_names: list[str]
+    target_names: NameList
     triggered_by: str
     # Who asked for the run, or for the run that started this child run (its `triggered_by` is
     # `run:<parent id>`): the one person its approval gates refuse as approver (four eyes).
@@ -253,8 +254,8 @@ class BatchResult(BaseModel):
 class RunSummary(BaseModel):
     run_id: uuid.UUID
     status: RunStatus
-    succeeded_targets: list[str]
-    failed_targets: list[str]
+    succeeded_targets: NameList
+    failed_targets: NameList
     reason: str | None = None
     # The outputs of the run's run-once steps, by step id: what a parent's job.run step sees.
     outputs: dict[str, Any] = Field(default_factory=dict)
