@@ -91,7 +91,7 @@ def _reconcile() -> None:
     from sqlalchemy.exc import DBAPIError
 
     from opsconductor.api.background import reconcile
-    from opsconductor.cli.failures import fail
+    from opsconductor.cli.failures import exit_now, fail
     from opsconductor.config import Settings
     from opsconductor.db import create_engine, create_sessionmaker
     from opsconductor.errors import DependencyUnavailable
@@ -123,3 +123,5 @@ def _reconcile() -> None:
         f"schedules reconciled: {len(report.created)} created, {len(report.updated)} updated, "
         f"{len(report.deleted)} deleted, {report.unchanged} unchanged"
     )
+    # It used a Temporal client: the SDK's threads may abort the interpreter's teardown.
+    exit_now(0)

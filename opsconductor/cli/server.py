@@ -79,6 +79,7 @@ def migrate() -> None:
     if settings.temporal_address is not None:
         added = asyncio.run(_register_search_attributes(settings))
         typer.echo(f"Temporal search attributes registered: {', '.join(added) or 'none missing'}")
+        exit_now(0)  # it used a Temporal client (see exit_now)
 
 
 async def _register_search_attributes(settings: Settings) -> list[str]:
