@@ -135,8 +135,9 @@ async def test_the_ui_shows_a_run_decoded_with_no_codec_banner(
     await shown.get_by_role("textbox", name="Input").wait_for()
     # The UI's own verdict on its codec calls: the banner's opposite.
     await page.get_by_test_id("data-encoder-status-success").wait_for()
+    # The decoded input is drawn after the codec answers: on a busy machine, a moment later.
+    text = await wait_for_text(page, '"job_name": "ui-decodes"')
     await page.screenshot(path=ARTIFACTS / "workflow.png", full_page=True)
-    text = await page_text(page)
     report = f"codec calls: {codec_answers}\n--- page:\n{text[:4000]}\n{up_with_run.up.report()}"
     assert CODEC_BANNER not in text, report
     assert codec_answers, report
