@@ -12,11 +12,17 @@ import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
-import httpx
 import typer
+
+if TYPE_CHECKING:
+    # httpx is imported when a command first talks to the API, not at start-up: with its
+    # command-line module it costs a third of `opsconductor --help`'s time
+    # (tests/unit/test_cli_imports.py).
+    import httpx
 
 # The API's path prefix (api/deps.API_PREFIX), not imported: that would load the server.
 API_PREFIX = "/api/v1"
@@ -25,7 +31,9 @@ URL_VARIABLE = "OPSCONDUCTOR_URL"
 TOKEN_VARIABLE = "OPSCONDUCTOR_TOKEN"  # noqa: S105 - the variable's name, not a token
 DEFAULT_URL = "http://127.0.0.1:8000"
 CREDENTIALS_FILE = "credentials.json"
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+# Seconds: for any request, and to connect.
+REQUEST_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 10.0
 
 EXIT_ERROR = 1
 
@@ -121,7 +129,7 @@ class StreamBroken(CliError):
     """The connection dropped in the middle of a stream; following may resume."""
 
 
-def problem_error(response: httpx.Response) -> CliError:
+def problem_error(response: "httpx.Response") -> CliError:
     """An API error answer (RFC 9457 problem+json) as a message naming each field."""
     try:
         body = response.json()
@@ -141,7 +149,7 @@ def problem_error(response: httpx.Response) -> CliError:
     request_id = body.get("request_id") or response.headers.get("X-Request-ID")
     if request_id:
         details.append(f"request id: {request_id}")
-    if response.status_code == httpx.codes.UNAUTHORIZED:
+    if response.status_code == HTTPStatus.UNAUTHORIZED:
         details.append("sign in with `opsconductor login` (or set OPSCONDUCTOR_TOKEN)")
     return CliError(message, details)
 
@@ -170,10 +178,12 @@ class ApiClient:
     """A synchronous client of /api/v1 for one command."""
 
     def __init__(self, url: str, token: str | None):
+        import httpx
+
         self.url = url
         self._http = httpx.Client(
             base_url=url + API_PREFIX,
-            timeout=TIMEOUT,
+            timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT),
             headers={"Authorization": f"Bearer {token}"} if token else {},
         )
 
@@ -195,7 +205,9 @@ class ApiClient:
         params: Mapping[str, Any] | None = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
+    ) -> "httpx.Response":
+        import httpx
+
         try:
             response = self._http.request(
                 method,
@@ -222,11 +234,13 @@ class ApiClient:
         self, path: str, params: Mapping[str, Any], last_event_id: int | None
     ) -> Iterator[tuple[str, str, int | None]]:
         """Server-sent events as (event, data, id), until the server ends the stream."""
+        import httpx
+
         headers = {"Accept": "text/event-stream"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
         # No read timeout: a step may print nothing for a long time.
-        timeout = httpx.Timeout(TIMEOUT.connect, read=None)
+        timeout = httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT, read=None)
         try:
             with self._http.stream(
                 "GET", path, params=params, headers=headers, timeout=timeout
@@ -260,7 +274,9 @@ def _parse_events(lines: Iterator[str]) -> Iterator[tuple[str, str, int | None]]
             identifier = int(value)
 
 
-def unreachable(url: str, error: httpx.TransportError) -> CliError:
+def unreachable(url: str, error: "httpx.TransportError") -> CliError:
+    import httpx
+
     if isinstance(error, httpx.ConnectError):
         return CliError(
             f"cannot connect to the OpsConductor API at {url}: {error}",

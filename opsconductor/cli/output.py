@@ -5,13 +5,15 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.status import Status
-from rich.table import Table
+
+if TYPE_CHECKING:
+    # rich is imported when a command first prints a table or a spinner: `--help` and JSON
+    # output never need it (tests/unit/test_cli_imports.py).
+    from rich.console import Console
+    from rich.status import Status
 
 
 class OutputFormat(StrEnum):
@@ -31,7 +33,9 @@ Column = tuple[str, Callable[[dict[str, Any]], object]]
 PIPE_WIDTH = 1000
 
 
-def stdout_console() -> Console:
+def stdout_console() -> "Console":
+    from rich.console import Console
+
     console = Console(highlight=False, soft_wrap=False)
     if not console.is_terminal:
         console = Console(highlight=False, soft_wrap=False, width=PIPE_WIDTH)
@@ -49,6 +53,9 @@ def print_json_line(value: Any) -> None:
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> None:
+    from rich import box
+    from rich.table import Table
+
     table = Table(box=box.SIMPLE, show_edge=False, header_style="bold")
     for name, _ in columns:
         table.add_column(name)
@@ -85,9 +92,11 @@ def short_time(value: object) -> str | None:
 
 
 @contextmanager
-def progress(message: str) -> Iterator[Status | None]:
+def progress(message: str) -> Iterator["Status | None"]:
     """A spinner on stderr while waiting, only when stderr is a terminal: nothing reaches
     stdout, so JSON output and pipes stay clean."""
+    from rich.console import Console
+
     console = Console(stderr=True)
     if not console.is_terminal:
         yield None
