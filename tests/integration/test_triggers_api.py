@@ -373,6 +373,7 @@ async def test_a_test_event_shows_the_decision_and_starts_a_run_only_when_asked(
     dry = await send({})
     assert (dry["dry_run"], dry["decisions"], dry["runs"]) == (True, ["would_start"], [])
     assert dry["events"][0]["parameters"] == {"mount": "/var"}
+    assert dry["events"][0]["target_names"] == []  # the job's own selector: none
     assert dry["payload"]["alerts"][0]["labels"]["mountpoint"] == "/var"
     assert await runs_of(http, operator, job_id) == []
     warning = json.loads(notification(alert("f-warn", "warning", "any", mountpoint="/")))
@@ -390,6 +391,20 @@ async def test_a_test_event_shows_the_decision_and_starts_a_run_only_when_asked(
     again = await send({})
     assert (again["decisions"], again["events"][0]["run_id"]) == (["deduplicated"], run_id)
 
+    # Dry runs do not count against the rate limit; a live test does, as a delivery would.
+    limited = await http.patch(
+        api(f"/triggers/{trigger['id']}"), json={"rate_limit": 1}, headers=operator.headers
+    )
+    assert limited.status_code == 200, limited.text
+    assert (await send({}))["decisions"] == ["deduplicated"]
+    assert_problem(await http.post(path, json={"dry_run": False}, headers=operator.headers), 429)
+    disabled = await http.patch(
+        api(f"/triggers/{trigger['id']}"), json={"enabled": False}, headers=operator.headers
+    )
+    assert disabled.status_code == 200, disabled.text
+    live_on_disabled = await http.post(path, json={"dry_run": False}, headers=operator.headers)
+    assert "only a dry run" in assert_problem(live_on_disabled, 409)["detail"]
+
     refused = assert_problem(await http.post(path, json={}, headers=viewer.headers), 403)
     assert "secret" not in json.dumps(refused)
     not_alerts = await http.post(
@@ -402,6 +417,8 @@ async def test_a_test_event_shows_the_decision_and_starts_a_run_only_when_asked(
     log = await events(http, viewer, trigger)
     assert [(event["decision"], event["test"]) for event in log] == [
         ("invalid", "dry_run"),
+        ("rate_limited", "live"),
+        ("deduplicated", "dry_run"),
         ("deduplicated", "dry_run"),
         ("started", "live"),
         ("filtered", "dry_run"),
@@ -413,4 +430,4 @@ async def test_a_test_event_shows_the_decision_and_starts_a_run_only_when_asked(
         params={"resource_id": trigger["id"], "action": "trigger.test"},
         headers=admin.headers,
     )
-    assert audited.json()["total"] >= 5, audited.text
+    assert audited.json()["total"] == 10, audited.text
