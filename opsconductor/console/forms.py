@@ -5,6 +5,7 @@ A form is a list of fields named by their path in the API's JSON body ("secret.p
 names (`errors[].path`) next to the field of that path. So a new form is a few lines here.
 """
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,6 +31,9 @@ class Kind(StrEnum):
     words = "words"
     # "env=prod, role=web": a string mapping.
     tags = "tags"
+    # A textarea holding a JSON value, sent parsed (left as text when it does not parse, for
+    # the API to name the field).
+    json = "json"
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class Field:
             value = value.get(part) if isinstance(value, Mapping) else None
         if value is None:
             return ""
+        if self.kind is Kind.json:
+            return json.dumps(value, indent=2)
         if self.kind is Kind.tags:
             return ", ".join(f"{key}={tag}" for key, tag in value.items())
         if self.kind in (Kind.words, Kind.choices):

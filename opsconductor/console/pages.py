@@ -552,6 +552,14 @@ LISTINGS = {
         "schedules:read",
         ("name", "cron", "timezone", "paused", "overlap", "executor", "note"),
     ),
+    "triggers": Listing(
+        "Triggers",
+        "/triggers",
+        "triggers:read",
+        ("name", "source", "enabled", "when", "dedup_window", "rate_limit", "created_by"),
+        edit_path="/triggers/",
+        manager="triggers:manage",
+    ),
     "channels": Listing(
         "Notification channels",
         "/notification-channels",

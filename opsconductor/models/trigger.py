@@ -41,6 +41,53 @@ class TriggerDecision(StrEnum):
     refused = "refused"
     rate_limited = "rate_limited"
     invalid = "invalid"
+    # A dry-run test event that would have started a run (and started none).
+    would_start = "would_start"
+
+
+class TriggerTestMode(StrEnum):
+    """A test event sent by an operator (POST /triggers/{id}/test), not by the source."""
+
+    dry_run = "dry_run"
+    live = "live"
+
+
+# What a test event carries when the operator gives no payload: one event each, shaped like
+# what the source really sends (docs/triggers.md, Test events).
+SAMPLE_PAYLOADS: dict[TriggerSource, dict[str, Any]] = {
+    TriggerSource.alertmanager: {
+        "version": "4",
+        "status": "firing",
+        "receiver": "opsconductor",
+        "groupLabels": {"alertname": "DiskFull"},
+        "commonLabels": {"alertname": "DiskFull", "severity": "critical"},
+        "externalURL": "http://alertmanager.example.com",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {
+                    "alertname": "DiskFull",
+                    "severity": "critical",
+                    "instance": "web-1",
+                    "mountpoint": "/var",
+                },
+                "annotations": {"summary": "/var on web-1 is 95% full"},
+                "startsAt": "2026-01-01T00:00:00Z",
+                "fingerprint": "0123456789abcdef",
+            }
+        ],
+    },
+    TriggerSource.github: {
+        "ref": "refs/heads/main",
+        "before": "0" * 40,
+        "after": "9f2c" * 10,
+        "repository": {"full_name": "example/app"},
+        "pusher": {"name": "octocat"},
+        "head_commit": {"id": "9f2c" * 10, "message": "A test push"},
+    },
+    TriggerSource.generic: {"event": "test", "message": "a test event from OpsConductor"},
+}
+SAMPLE_GITHUB_EVENT = "push"
 
 
 def _check_window(window: timedelta) -> timedelta:
@@ -103,6 +150,8 @@ class TriggerEvent(SQLModel, table=True):
     decision: TriggerDecision = Field(sa_type=String(16))
     reason: str | None = Field(default=None, sa_type=Text)
     run_id: uuid.UUID | None = None
+    # Set for a test event an operator sent; None for a delivery from the source.
+    test: TriggerTestMode | None = Field(default=None, sa_type=String(8))
 
 
 class TriggerSignature(SQLModel, table=True):
@@ -194,6 +243,7 @@ class TriggerEventPublic(SQLModel):
     decision: TriggerDecision
     reason: str | None
     run_id: uuid.UUID | None
+    test: TriggerTestMode | None
 
 
 class HookAccepted(SQLModel):
@@ -203,3 +253,42 @@ class HookAccepted(SQLModel):
     # Events the runs service refused (parameters the job does not take, no target matched):
     # each is in the delivery log with its reason.
     invalid: int = 0
+
+
+class TriggerTestRequest(SQLModel):
+    payload: dict[str, Any] | None = Field(
+        default=None,
+        description="The body the source would send; absent: a sample for the trigger's source",
+    )
+    event_name: str | None = Field(
+        default=None,
+        max_length=100,
+        description=f"github only: the X-GitHub-Event name (default {SAMPLE_GITHUB_EVENT})",
+    )
+    dry_run: bool = Field(
+        default=True, description="Evaluate and report, start nothing (false: start the runs)"
+    )
+
+
+class TriggerTestEvent(SQLModel):
+    """One event of a test: what the templates made of it and what was (or would be) done."""
+
+    decision: TriggerDecision
+    reason: str | None = None
+    parameters: dict[str, Any] | None = None
+    # The rendered target selector (None: the job's own), and, for a dry run that would start
+    # a run, the names of the targets it would run on.
+    targets: dict[str, Any] | None = None
+    target_names: list[str] | None = None
+    dedup_key: str | None = None
+    run_id: uuid.UUID | None = None
+
+
+class TriggerTestResult(SQLModel):
+    dry_run: bool
+    delivery_id: uuid.UUID
+    payload: dict[str, Any]
+    # One per event, in the events' order; `decisions` repeats theirs for a quick look.
+    decisions: list[TriggerDecision]
+    events: list[TriggerTestEvent]
+    runs: list[uuid.UUID]

@@ -9,6 +9,10 @@ against replays, the rate limit counted, and only then the JSON read. Every deli
 rows in the delivery log (`trigger_events`): one per event, or one for a delivery refused as a
 whole, with the payload's SHA-256 and never the body or the secret. A refusal's row is
 written in a side transaction, since the request's own is rolled back.
+
+An operator's test event (`send_test`, `POST /api/v1/triggers/{id}/test`) takes the same path
+from the size check on, skipping only the signature (the operator is signed in instead); a
+dry run also skips the rate limit and starts nothing, reporting what each event would do.
 """
 
 import hashlib
@@ -16,6 +20,7 @@ import hmac
 import json
 import math
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,14 +45,20 @@ from opsconductor.errors import (
 )
 from opsconductor.jobspec.document import JobDocument
 from opsconductor.jobspec.templates import TemplateProblem, render, render_condition, render_value
-from opsconductor.models.run import RunCreate
+from opsconductor.models.run import Run, RunCreate
 from opsconductor.models.trigger import (
+    SAMPLE_GITHUB_EVENT,
+    SAMPLE_PAYLOADS,
     HookAccepted,
     Trigger,
     TriggerDecision,
     TriggerEvent,
     TriggerSignature,
     TriggerSource,
+    TriggerTestEvent,
+    TriggerTestMode,
+    TriggerTestRequest,
+    TriggerTestResult,
 )
 from opsconductor.security.envelope import KeyRing
 from opsconductor.services import credential_grants, jobs, runs
@@ -55,7 +66,7 @@ from opsconductor.services.audit import AuditEntry
 from opsconductor.services.credential_grants import requester_named
 from opsconductor.services.run_launch import idempotent_run_id
 from opsconductor.services.sealing import open_row
-from opsconductor.services.triggers import associated_data
+from opsconductor.services.triggers import associated_data, get_trigger
 from opsconductor.services.workflows import Workflows
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -79,6 +90,8 @@ class Delivery:
     request_id: str | None
     batch_size: int
     delivery_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    # Set for an operator's test event (send_test), which the log marks as such.
+    test: TriggerTestMode | None = None
 
     @property
     def digest(self) -> str:
@@ -92,6 +105,17 @@ class Mapped:
     body: RunCreate | None
     dedup_key: str | None = None
     filtered_because: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one event, as its delivery log row says."""
+
+    decision: TriggerDecision
+    reason: str | None = None
+    run_id: uuid.UUID | None = None
+    # A dry run's: the targets the run would have had.
+    target_names: list[str] | None = None
 
 
 # -- the delivery log -------------------------------------------------------------------------
@@ -115,8 +139,16 @@ def _log(
             decision=decision,
             reason=reason,
             run_id=run_id,
+            test=delivery.test,
         )
     )
+
+
+def _logged(
+    session: AsyncSession, trigger: Trigger, delivery: Delivery, outcome: Outcome
+) -> Outcome:
+    _log(session, trigger, delivery, outcome.decision, outcome.reason, outcome.run_id)
+    return outcome
 
 
 async def _refuse(
@@ -240,12 +272,13 @@ async def _count_delivery(
 # -- events and their mapping -----------------------------------------------------------------
 
 
-def _events(trigger: Trigger, delivery: Delivery, payload: Any) -> list[dict[str, Any]]:
-    """The template contexts of the delivery's events."""
+def _events(trigger: Trigger, delivery: Delivery, payload: Any, at: str) -> list[dict[str, Any]]:
+    """The template contexts of the delivery's events; `at` is where the payload is in the
+    request (for a problem's path)."""
     if trigger.source == TriggerSource.alertmanager:
         alerts = payload.get("alerts") if isinstance(payload, dict) else None
         if not isinstance(alerts, list):
-            raise InputInvalid.at("body.alerts", "is not a list of alerts")
+            raise InputInvalid.at(f"{at}.alerts", "is not a list of alerts")
         group = {key: value for key, value in payload.items() if key != "alerts"}
         return [{"alert": alert, "group": group} for alert in alerts]
     if trigger.source == TriggerSource.github:
@@ -360,14 +393,7 @@ async def receive(
     pooled connection while waiting for another."""
     sessionmaker = workflows.sessionmaker
     trigger = await _enabled_trigger(sessionmaker, trigger_id)
-    if len(delivery.body) > MAX_BODY_BYTES:
-        raise await _refuse(
-            sessionmaker,
-            trigger,
-            delivery,
-            TriggerDecision.refused,
-            PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes"),
-        )
+    await _check_size(sessionmaker, trigger, delivery)
     secret = open_row(trigger, keyring, associated_data(trigger.id))
     try:
         signature = _authenticate(trigger, secret, delivery)
@@ -377,6 +403,42 @@ async def receive(
         raise await _refuse(
             sessionmaker, trigger, delivery, TriggerDecision.refused, error
         ) from None
+    await _check_rate(sessionmaker, trigger, delivery)
+    events, requester = await _evaluate(session, sessionmaker, trigger, delivery, "body")
+    outcomes = await _start(session, workflows, trigger, delivery, events, requester)
+    decisions = Counter(outcome.decision for outcome in outcomes)
+    return HookAccepted(
+        runs=_started(outcomes),
+        deduplicated=decisions[TriggerDecision.deduplicated],
+        filtered=decisions[TriggerDecision.filtered],
+        invalid=decisions[TriggerDecision.invalid],
+    )
+
+
+def _started(outcomes: list[Outcome]) -> list[uuid.UUID]:
+    return [
+        outcome.run_id
+        for outcome in outcomes
+        if outcome.decision is TriggerDecision.started and outcome.run_id is not None
+    ]
+
+
+async def _check_size(
+    sessionmaker: async_sessionmaker[AsyncSession], trigger: Trigger, delivery: Delivery
+) -> None:
+    if len(delivery.body) > MAX_BODY_BYTES:
+        raise await _refuse(
+            sessionmaker,
+            trigger,
+            delivery,
+            TriggerDecision.refused,
+            PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+
+
+async def _check_rate(
+    sessionmaker: async_sessionmaker[AsyncSession], trigger: Trigger, delivery: Delivery
+) -> None:
     wait = await _count_delivery(sessionmaker, trigger, delivery.received_at)
     if wait is not None:
         raise await _refuse(
@@ -389,9 +451,20 @@ async def receive(
                 wait,
             ),
         )
+
+
+async def _evaluate(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    trigger: Trigger,
+    delivery: Delivery,
+    at: str,
+) -> tuple[list[Mapped], credential_grants.Requester]:
+    """The delivery's events through the trigger's templates, and whom their runs act for;
+    a mapping that fails or a trigger that can start nothing refuses the whole delivery."""
     try:
         payload = json.loads(delivery.body)
-        mapped = [_map(trigger, context) for context in _events(trigger, delivery, payload)]
+        mapped = [_map(trigger, context) for context in _events(trigger, delivery, payload, at)]
     except InputInvalid as error:
         raise await _refuse(
             sessionmaker, trigger, delivery, TriggerDecision.invalid, error
@@ -402,14 +475,36 @@ async def receive(
             trigger,
             delivery,
             TriggerDecision.invalid,
-            InputInvalid.at("body", f"is not JSON: {error}"),
+            InputInvalid.at(at, f"is not JSON: {error}"),
         ) from None
     requester, unusable = await _usable(session, trigger)
     if unusable is not None:
         raise await _refuse(
             sessionmaker, trigger, delivery, TriggerDecision.refused, Conflict(unusable)
         )
-    return await _start(session, workflows, trigger, delivery, mapped, requester)
+    return mapped, requester
+
+
+def _origin(
+    trigger: Trigger,
+    delivery: Delivery,
+    key: str | None,
+    requester: credential_grants.Requester,
+) -> runs.RunOrigin:
+    return runs.RunOrigin(
+        triggered_by=f"trigger:{trigger.name}",
+        request_id=delivery.request_id,
+        batch_size=delivery.batch_size,
+        idempotency_key=key,
+        # Keys are scoped to the trigger, so two triggers never share a run.
+        user_id=trigger.id,
+        requester=requester,
+    )
+
+
+def _refusal(error: InputInvalid) -> Outcome:
+    problems = "; ".join(f"{item.path}: {item.message}" for item in error.problems)
+    return Outcome(TriggerDecision.invalid, f"{error.detail} ({problems})")
 
 
 async def _start(
@@ -419,8 +514,9 @@ async def _start(
     delivery: Delivery,
     events: list[Mapped],
     requester: credential_grants.Requester,
-) -> HookAccepted:
-    answer = HookAccepted(runs=[], deduplicated=0, filtered=0)
+) -> list[Outcome]:
+    """Starts each event's run and logs it; answers the outcomes in the events' order."""
+    outcomes: dict[int, Outcome] = {}
     keys = {
         index: idempotency_key(trigger, event.dedup_key, delivery.received_at)
         for index, event in enumerate(events)
@@ -437,18 +533,10 @@ async def _start(
     for index in order:
         event = events[index]
         if event.body is None:
-            answer.filtered += 1
-            _log(session, trigger, delivery, TriggerDecision.filtered, event.filtered_because)
+            outcome = Outcome(TriggerDecision.filtered, event.filtered_because)
+            outcomes[index] = _logged(session, trigger, delivery, outcome)
             continue
-        origin = runs.RunOrigin(
-            triggered_by=f"trigger:{trigger.name}",
-            request_id=delivery.request_id,
-            batch_size=delivery.batch_size,
-            idempotency_key=keys.get(index),
-            # Keys are scoped to the trigger, so two triggers never share a run.
-            user_id=trigger.id,
-            requester=requester,
-        )
+        origin = _origin(trigger, delivery, keys.get(index), requester)
         entry = AuditEntry.for_action("trigger.fire", resource_id=str(trigger.id))
         try:
             accepted = await runs.start_run(
@@ -457,24 +545,130 @@ async def _start(
         except InputInvalid as error:
             # Parameters the job does not take, a selector matching nothing, a target's
             # credential not granted: this event starts nothing, the others go on.
-            problems = "; ".join(f"{item.path}: {item.message}" for item in error.problems)
-            answer.invalid += 1
-            _log(
-                session, trigger, delivery, TriggerDecision.invalid, f"{error.detail} ({problems})"
-            )
+            outcomes[index] = _logged(session, trigger, delivery, _refusal(error))
             continue
         if entry.detail.get("idempotent_replay"):
-            answer.deduplicated += 1
-            _log(
-                session,
-                trigger,
-                delivery,
-                TriggerDecision.deduplicated,
-                "an event with the same dedup key started this run inside the window",
-                accepted.id,
-            )
+            outcome = Outcome(TriggerDecision.deduplicated, DEDUPLICATED, accepted.id)
         else:
-            answer.runs.append(accepted.id)
-            _log(session, trigger, delivery, TriggerDecision.started, run_id=accepted.id)
+            outcome = Outcome(TriggerDecision.started, run_id=accepted.id)
+        outcomes[index] = _logged(session, trigger, delivery, outcome)
     await session.flush()
-    return answer
+    return [outcomes[index] for index in range(len(events))]
+
+
+DEDUPLICATED = "an event with the same dedup key started this run inside the window"
+
+
+# -- test events ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TestSender:
+    """The operator's request that carries a test event, as the router read it."""
+
+    source_address: str | None
+    request_id: str | None
+    batch_size: int
+    received_at: datetime
+
+
+async def send_test(
+    session: AsyncSession,
+    workflows: Workflows,
+    trigger_id: uuid.UUID,
+    request: TriggerTestRequest,
+    sender: TestSender,
+) -> TriggerTestResult:
+    """An operator's test event (docs/triggers.md, Test events): the delivery path after the
+    signature check (the operator is signed in instead), logged as a test. A dry run neither
+    counts against the rate limit nor starts a run: it reports what each event would do."""
+    sessionmaker = workflows.sessionmaker
+    async with sessionmaker() as reader:
+        trigger = await get_trigger(reader, trigger_id)
+    if not request.dry_run and not trigger.enabled:
+        raise Conflict(f"trigger {trigger.name!r} is disabled: only a dry run may test it")
+    source = TriggerSource(trigger.source)
+    payload = SAMPLE_PAYLOADS[source] if request.payload is None else request.payload
+    headers = (
+        {GITHUB_EVENT_HEADER: request.event_name or SAMPLE_GITHUB_EVENT}
+        if source == TriggerSource.github
+        else {}
+    )
+    delivery = Delivery(
+        body=json.dumps(payload).encode(),
+        headers=headers,
+        source_address=sender.source_address,
+        received_at=sender.received_at,
+        request_id=sender.request_id,
+        batch_size=sender.batch_size,
+        test=TriggerTestMode.dry_run if request.dry_run else TriggerTestMode.live,
+    )
+    await _check_size(sessionmaker, trigger, delivery)
+    if not request.dry_run:
+        await _check_rate(sessionmaker, trigger, delivery)
+    events, requester = await _evaluate(session, sessionmaker, trigger, delivery, "body.payload")
+    if request.dry_run:
+        outcomes = await _dry_run(session, trigger, delivery, events, requester)
+    else:
+        outcomes = await _start(session, workflows, trigger, delivery, events, requester)
+    return TriggerTestResult(
+        dry_run=request.dry_run,
+        delivery_id=delivery.delivery_id,
+        payload=payload,
+        decisions=[outcome.decision for outcome in outcomes],
+        events=[
+            TriggerTestEvent(
+                decision=outcome.decision,
+                reason=outcome.reason,
+                parameters=None if event.body is None else event.body.parameters,
+                targets=None if event.body is None else event.body.targets,
+                target_names=outcome.target_names,
+                dedup_key=event.dedup_key,
+                run_id=outcome.run_id,
+            )
+            for event, outcome in zip(events, outcomes, strict=True)
+        ],
+        runs=_started(outcomes),
+    )
+
+
+async def _dry_run(
+    session: AsyncSession,
+    trigger: Trigger,
+    delivery: Delivery,
+    events: list[Mapped],
+    requester: credential_grants.Requester,
+) -> list[Outcome]:
+    """What `_start` would do with each event, starting nothing: a dedup key already used in
+    its window names the run it would repeat; otherwise the runs service validates the run
+    (parameters, targets, credential grants) in a savepoint that is then rolled back."""
+    job = await jobs.get_job(session, trigger.job_id)
+    outcomes = []
+    for event in events:
+        if event.body is None:
+            outcome = Outcome(TriggerDecision.filtered, event.filtered_because)
+            outcomes.append(_logged(session, trigger, delivery, outcome))
+            continue
+        key = None
+        if event.dedup_key is not None:
+            key = idempotency_key(trigger, event.dedup_key, delivery.received_at)
+            existing = await session.get(Run, idempotent_run_id(trigger.job_id, trigger.id, key))
+            if existing is not None:
+                outcome = Outcome(TriggerDecision.deduplicated, DEDUPLICATED, existing.id)
+                outcomes.append(_logged(session, trigger, delivery, outcome))
+                continue
+        origin = _origin(trigger, delivery, key, requester)
+        try:
+            async with session.begin_nested() as savepoint:
+                prepared = await runs.prepare_run(session, job, event.body, origin)
+                names = [target["name"] for target in prepared.run.targets]
+                await savepoint.rollback()
+        except InputInvalid as error:
+            outcomes.append(_logged(session, trigger, delivery, _refusal(error)))
+            continue
+        outcome = Outcome(
+            TriggerDecision.would_start, "a dry run: no run was started", target_names=names
+        )
+        outcomes.append(_logged(session, trigger, delivery, outcome))
+    await session.flush()
+    return outcomes

@@ -405,6 +405,57 @@ GATED = {
 }
 
 
+async def test_a_trigger_made_in_the_console_answers_a_test_event_and_logs_it(
+    browser: Browser, served: httpx.AsyncClient, http: httpx.AsyncClient, operator: Account
+) -> None:
+    job = {
+        "name": "console-cleanup",
+        "parameters": {"mount": {"type": "string"}},
+        "steps": [
+            {
+                "id": "pause",
+                "run_once": True,
+                "action": "control.sleep",
+                "with": {"duration": "10ms"},
+            }
+        ],
+    }
+    await post(http, operator, "/jobs", job)
+    visitor = await signed_in(browser, served, operator)
+    page = visitor.page
+    await page.get_by_role("link", name="Triggers").click()
+    await page.get_by_role("link", name="New trigger").click()
+    await page.get_by_label("Name", exact=True).fill("console-disk")
+    await page.get_by_label("Job").select_option(label="console-cleanup")
+    await page.get_by_label("Secret", exact=True).fill("a-console-secret-0123456789")
+    await page.get_by_label("Parameters").fill('{"mount": "{{ alert.labels.mountpoint }}"}')
+    await page.get_by_label("When", exact=True).fill("{{ alert.labels.severity == 'critical' }}")
+    await page.get_by_role("button", name="Create trigger").click()
+    await expect(page.get_by_role("heading", name="Trigger console-disk")).to_be_visible()
+    await expect(page.get_by_label("URL")).to_have_value(re.compile(r"/hooks/[0-9a-f-]{36}$"))
+    await expect(page.locator("main")).not_to_contain_text("a-console-secret")
+
+    # The sample alert, as a dry run: the decision and the mapped parameter, and no run.
+    await page.get_by_role("button", name="Send test event").click()
+    result = page.get_by_role("status")
+    await expect(result.locator("dd").first).to_have_text("would_start")
+    await expect(result).to_contain_text('"mount": "/var"')
+    await expect(result.locator("dd").nth(1)).to_have_text("—")
+    # Really started: a link to its run.
+    await page.get_by_label("Really start runs").check()
+    await page.get_by_role("button", name="Send test event").click()
+    await expect(result.locator("dd").first).to_have_text("started")
+    run_link = result.get_by_role("link")
+    await expect(run_link).to_have_attribute("href", re.compile(r"^/runs/"))
+
+    await page.reload()
+    log = page.locator("table")
+    await expect(log.locator("tbody tr")).to_have_count(2)
+    await expect(log.locator("tbody tr").first).to_contain_text("started test")
+    await expect(log.locator("tbody tr").nth(1)).to_contain_text("would_start test (dry run)")
+    await visitor.look("trigger")
+
+
 async def test_a_viewer_sees_no_write_controls_and_an_operator_approves(
     browser: Browser,
     served: httpx.AsyncClient,

@@ -341,3 +341,93 @@ async def test_a_trigger_whose_owner_lost_a_credential_grant_refuses_naming_it(
     )
     assert "'api-token' is not granted to olivia" in assert_problem(refused, 409)["detail"]
     assert await runs_of(http, operator, job_id) == []
+
+
+async def test_a_test_event_shows_the_decision_and_starts_a_run_only_when_asked(
+    http: httpx.AsyncClient, admin: Account, operator: Account, viewer: Account
+) -> None:
+    job_id = await create_job(
+        http,
+        operator,
+        {"name": "tested", "parameters": {"mount": {"type": "string"}}, "steps": [PAUSE]},
+    )
+    trigger = await create_trigger(
+        http,
+        operator,
+        job_id,
+        name="tested",
+        source="alertmanager",
+        parameters={"mount": "{{ alert.labels.mountpoint }}"},
+        when="{{ alert.labels.severity == 'critical' }}",
+        dedup_key="{{ alert.fingerprint }}",
+    )
+    path = api(f"/triggers/{trigger['id']}/test")
+
+    async def send(body: dict[str, Any]) -> dict[str, Any]:
+        answer = await http.post(path, json=body, headers=operator.headers)
+        assert answer.status_code == 200, answer.text
+        result: dict[str, Any] = answer.json()
+        return result
+
+    # No payload: the sample Alertmanager alert (critical, /var), as a dry run.
+    dry = await send({})
+    assert (dry["dry_run"], dry["decisions"], dry["runs"]) == (True, ["would_start"], [])
+    assert dry["events"][0]["parameters"] == {"mount": "/var"}
+    assert dry["events"][0]["target_names"] == []  # the job's own selector: none
+    assert dry["payload"]["alerts"][0]["labels"]["mountpoint"] == "/var"
+    assert await runs_of(http, operator, job_id) == []
+    warning = json.loads(notification(alert("f-warn", "warning", "any", mountpoint="/")))
+    assert (await send({"payload": warning}))["decisions"] == ["filtered"]
+
+    live = await send({"dry_run": False})
+    (run_id,) = live["runs"]
+    assert live["decisions"] == ["started"]
+    run = await http.get(api(f"/runs/{run_id}"), headers=operator.headers)
+    assert (run.json()["triggered_by"], run.json()["parameters"]) == (
+        "trigger:tested",
+        {"mount": "/var"},
+    )
+    # The same alert again, inside the dedup window: the dry run names the run it would repeat.
+    again = await send({})
+    assert (again["decisions"], again["events"][0]["run_id"]) == (["deduplicated"], run_id)
+
+    # Dry runs do not count against the rate limit; a live test does, as a delivery would.
+    limited = await http.patch(
+        api(f"/triggers/{trigger['id']}"), json={"rate_limit": 1}, headers=operator.headers
+    )
+    assert limited.status_code == 200, limited.text
+    assert (await send({}))["decisions"] == ["deduplicated"]
+    assert_problem(await http.post(path, json={"dry_run": False}, headers=operator.headers), 429)
+    disabled = await http.patch(
+        api(f"/triggers/{trigger['id']}"), json={"enabled": False}, headers=operator.headers
+    )
+    assert disabled.status_code == 200, disabled.text
+    live_on_disabled = await http.post(path, json={"dry_run": False}, headers=operator.headers)
+    assert "only a dry run" in assert_problem(live_on_disabled, 409)["detail"]
+
+    refused = assert_problem(await http.post(path, json={}, headers=viewer.headers), 403)
+    assert "secret" not in json.dumps(refused)
+    not_alerts = await http.post(
+        path, json={"payload": {"alerts": "none"}}, headers=operator.headers
+    )
+    assert assert_problem(not_alerts, 422)["errors"][0]["path"] == "body.payload.alerts"
+    not_object = await http.post(path, json={"payload": "text"}, headers=operator.headers)
+    assert assert_problem(not_object, 422)["errors"][0]["path"] == "body.payload"
+
+    log = await events(http, viewer, trigger)
+    assert [(event["decision"], event["test"]) for event in log] == [
+        ("invalid", "dry_run"),
+        ("rate_limited", "live"),
+        ("deduplicated", "dry_run"),
+        ("deduplicated", "dry_run"),
+        ("started", "live"),
+        ("filtered", "dry_run"),
+        ("would_start", "dry_run"),
+    ]
+    assert [run["id"] for run in await runs_of(http, operator, job_id)] == [run_id]
+    audited = await http.get(
+        api("/audit"),
+        params={"resource_id": trigger["id"], "action": "trigger.test"},
+        headers=admin.headers,
+    )
+    assert audited.json()["total"] == 10, audited.text

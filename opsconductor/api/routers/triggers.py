@@ -3,19 +3,22 @@ the secret is write-only."""
 
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
-from opsconductor.api.auth import AuditDep
-from opsconductor.api.deps import KeyRingDep, PageDep, SessionDep
+from opsconductor.api.auth import AuditDep, ClientDep
+from opsconductor.api.deps import KeyRingDep, PageDep, SessionDep, SettingsDep, WorkflowsDep
 from opsconductor.api.permissions import TriggerManager, TriggerReader
+from opsconductor.models.base import utcnow
 from opsconductor.models.page import Page
 from opsconductor.models.trigger import (
     TriggerCreate,
     TriggerEventPublic,
     TriggerPublic,
+    TriggerTestRequest,
+    TriggerTestResult,
     TriggerUpdate,
 )
-from opsconductor.services import triggers
+from opsconductor.services import trigger_hooks, triggers
 from opsconductor.services.credential_grants import Requester
 
 router = APIRouter(prefix="/triggers", tags=["triggers"])
@@ -78,3 +81,28 @@ async def list_events(
 ) -> Page[TriggerEventPublic]:
     """The delivery log, newest first: one row per event, or per delivery refused whole."""
     return await triggers.list_events(session, id, page.limit, page.offset)
+
+
+@router.post("/{id}/test", name="trigger.test", response_model=TriggerTestResult)
+async def send_test_event(
+    id: uuid.UUID,
+    body: TriggerTestRequest,
+    request: Request,
+    _: TriggerManager,
+    session: SessionDep,
+    workflows: WorkflowsDep,
+    settings: SettingsDep,
+    client: ClientDep,
+    entry: AuditDep,
+) -> TriggerTestResult:
+    """A test event through the delivery path without the secret: by default a dry run that
+    starts nothing; logged as a test (docs/triggers.md, Test events)."""
+    entry.on("trigger", id)
+    entry.detail.update(dry_run=body.dry_run, sample=body.payload is None)
+    sender = trigger_hooks.TestSender(
+        source_address=client.address,
+        request_id=getattr(request.state, "request_id", None),
+        batch_size=settings.run_batch_size,
+        received_at=utcnow(),
+    )
+    return await trigger_hooks.send_test(session, workflows, id, body, sender)

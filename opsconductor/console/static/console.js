@@ -15,6 +15,13 @@
         return value === "true";
       case "words":
         return value.split(",").map((word) => word.trim()).filter(Boolean);
+      case "json":
+        // Left as text when it does not parse: the API then names the field.
+        try {
+          return JSON.parse(value);
+        } catch {
+          return value;
+        }
       case "tags":
         return Object.fromEntries(
           value.split(",").map((pair) => pair.trim()).filter(Boolean)
@@ -43,7 +50,10 @@
       if (element.dataset.type === "choices") {
         if (!lists.has(element.name)) lists.set(element.name, { element, values: [] });
         if (element.checked) lists.get(element.name).values.push(element.value);
-      } else if (element.type === "checkbox") put(element.name, element.checked);
+      } else if (element.type === "checkbox") {
+        // data-type "negated": a box whose ticking sends false ("Really start runs" → dry_run).
+        put(element.name, element.dataset.type === "negated" ? !element.checked : element.checked);
+      }
       else if (element.value !== "") put(element.name, typed(element));
       else if (cleared(element)) put(element.name, JSON.parse(element.dataset.cleared));
     }
@@ -96,7 +106,14 @@
   };
 
   // A form with data-show puts the answer's fields into the element of that id
-  // ([data-answer="field"]; a boolean shows the element's data-yes or data-no) and stays.
+  // ([data-answer="field"]; a boolean shows the element's data-yes or data-no, a list of plain
+  // values is joined, any other object shown as JSON; a slot with data-link makes each value a
+  // link to that path, "{}" standing for the value) and stays.
+  const shownText = (value) => {
+    if (value === null || value === undefined || (Array.isArray(value) && !value.length)) return "—";
+    if (Array.isArray(value) && value.every((item) => typeof item !== "object")) return value.join(", ");
+    return typeof value === "object" ? JSON.stringify(value, null, 2) : String(value);
+  };
   const showAnswer = (form, answer) => {
     const shown = document.getElementById(form.dataset.show);
     for (const slot of shown.querySelectorAll("[data-answer]")) {
@@ -104,7 +121,14 @@
       if (typeof value === "boolean") {
         slot.textContent = value ? slot.dataset.yes : slot.dataset.no;
         slot.className = value ? "ok" : "error";
-      } else slot.textContent = value ?? "—";
+      } else if (slot.dataset.link && Array.isArray(value) && value.length) {
+        slot.replaceChildren(...value.map((item) => {
+          const link = document.createElement("a");
+          link.href = slot.dataset.link.replace("{}", encodeURIComponent(item));
+          link.textContent = item;
+          return link;
+        }));
+      } else slot.textContent = shownText(value);
     }
     shown.hidden = false;
   };
@@ -157,6 +181,16 @@
     } finally {
       buttons.forEach((button) => (button.disabled = false));
     }
+  });
+
+  // A button with data-copy copies the value of the element of that id (a hook's URL).
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("button[data-copy]");
+    if (!button) return;
+    const source = document.getElementById(button.dataset.copy);
+    source.select();
+    await navigator.clipboard?.writeText(source.value).catch(() => {});
+    button.textContent = "Copied";
   });
 
   // A key file chosen beside a textarea is read here, in the browser, into that textarea.
