@@ -48,6 +48,7 @@ def events(
             ("RECEIVED", lambda row: short_time(row["received_at"])),
             ("FROM", lambda row: row["source_address"] or ""),
             ("DECISION", lambda row: row["decision"]),
+            ("TEST", lambda row: row.get("test") or ""),
             ("RUN", lambda row: row["run_id"] or ""),
             ("REASON", lambda row: row["reason"] or ""),
         ],
