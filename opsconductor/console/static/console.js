@@ -96,7 +96,8 @@
   };
 
   // A form with data-show puts the answer's fields into the element of that id
-  // ([data-answer="field"]; a boolean shows the element's data-yes or data-no) and stays.
+  // ([data-answer="field"]; a boolean shows the element's data-yes or data-no, a slot with
+  // data-prefix shows the value after it, e.g. a link) and stays.
   const showAnswer = (form, answer) => {
     const shown = document.getElementById(form.dataset.show);
     for (const slot of shown.querySelectorAll("[data-answer]")) {
@@ -104,7 +105,8 @@
       if (typeof value === "boolean") {
         slot.textContent = value ? slot.dataset.yes : slot.dataset.no;
         slot.className = value ? "ok" : "error";
-      } else slot.textContent = value ?? "—";
+      } else if (value != null && slot.dataset.prefix) slot.textContent = slot.dataset.prefix + encodeURIComponent(value);
+      else slot.textContent = value ?? "—";
     }
     shown.hidden = false;
   };
@@ -228,6 +230,20 @@
       if (source.readyState === EventSource.CLOSED) state.textContent = "The log stream closed.";
     });
   };
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", follow);
-  else follow();
+  // A link's fragment (#token=…) fills the empty form fields of those names: a reset link
+  // carries its token there, since browsers never send the fragment to any server.
+  const fillFromFragment = () => {
+    for (const [name, value] of new URLSearchParams(window.location.hash.slice(1))) {
+      for (const field of document.querySelectorAll(`form[data-api] [name="${CSS.escape(name)}"]`)) {
+        if (field.value === "") field.value = value;
+      }
+    }
+  };
+
+  const ready = () => {
+    follow();
+    fillFromFragment();
+  };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", ready);
+  else ready();
 })();
