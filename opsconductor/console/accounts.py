@@ -25,12 +25,22 @@ ROLES = tuple(Choice(role.value, role.value) for role in Role)
 # a server, so it stays out of access logs and Referer headers.
 RESET_PAGE = "/reset-password"
 
+# The one password policy is the API's (models/user.py Password); this only says it.
+NEW_PASSWORD = Field(
+    "new_password", "New password", Kind.password, "at least 12 characters", required=True
+)
+
 # -- users (admins) ------------------------------------------------------------------------------
 
 
 def _profile_fields() -> list[Field]:
     return [
-        Field("display_name", "Display name", hint="how the console greets them", cleared='""'),
+        Field(
+            "display_name",
+            "Display name",
+            hint="shown in the console's header instead of the username",
+            cleared='""',
+        ),
         Field("email", "Email", required=True),
     ]
 
@@ -128,13 +138,7 @@ def password_form() -> Form:
         "Change password",
         [
             Field("current_password", "Current password", Kind.password, required=True),
-            Field(
-                "new_password",
-                "New password",
-                Kind.password,
-                "at least 12 characters",
-                required=True,
-            ),
+            NEW_PASSWORD,
         ],
         legend="Password",
         notes=("Your other sessions end; this one and your API tokens stay.",),
@@ -194,13 +198,7 @@ def reset_form() -> Form:
         "Set password",
         [
             Field("token", "Reset token", Kind.password, "filled in from the link", required=True),
-            Field(
-                "new_password",
-                "New password",
-                Kind.password,
-                "at least 12 characters",
-                required=True,
-            ),
+            NEW_PASSWORD,
         ],
         next="/login",
         notes=("The link works once. Afterwards, sign in with the new password.",),

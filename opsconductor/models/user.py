@@ -66,6 +66,7 @@ class UserCreate(UserBase):
 
 class UserUpdate(SQLModel):
     email: EmailStr | None = Field(default=None, max_length=254)
+    display_name: str | None = Field(default=None, max_length=128)
     role: Role | None = None
     disabled: bool | None = None
     password: Password | None = None

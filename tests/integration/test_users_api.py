@@ -121,6 +121,11 @@ async def test_a_user_edits_their_own_profile_and_nothing_else(
     )
     listed = (await http.get(api(f"/users/{viewer.id}"), headers=admin.headers)).json()
     assert listed["display_name"] == "Victor V."
+    # An admin may set it too, as the console's user page does.
+    renamed = await http.patch(
+        api(f"/users/{viewer.id}"), headers=admin.headers, json={"display_name": "Vic"}
+    )
+    assert renamed.json()["display_name"] == "Vic"
 
     # The role is not a profile field: it is ignored, never applied.
     await http.patch(api("/auth/me"), headers=viewer.headers, json={"role": "admin"})
