@@ -95,6 +95,9 @@ class Form:
     # An API path (GET) the fields are shown to as they change, saying how many targets they
     # select (GET /targets/selected answers).
     preview: str = ""
+    # The id of an element the answer's fields are shown in (console.js, `data-show`): the form
+    # stays, e.g. to show a secret made by the call, once.
+    show: str = ""
 
 
 def _choices(values: Sequence[str], blank: str | None = None) -> tuple[Choice, ...]:

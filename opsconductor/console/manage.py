@@ -24,7 +24,7 @@ router = APIRouter(include_in_schema=False)
 CHOICES = 500
 
 
-def _creating(console: Console, noun: str, manager: str, form: Form) -> HTMLResponse:
+def creating(console: Console, noun: str, manager: str, form: Form) -> HTMLResponse:
     """The page with the one form that creates a `noun` (listed at /lists/<noun>s)."""
     back = (f"{noun.capitalize()}s", f"/lists/{noun}s")
     return page(
@@ -34,7 +34,7 @@ def _creating(console: Console, noun: str, manager: str, form: Form) -> HTMLResp
 
 @router.get("/credentials/new")
 async def new_credential(console: ConsoleDep) -> HTMLResponse:
-    return _creating(console, "credential", "credentials:manage", credential_form())
+    return creating(console, "credential", "credentials:manage", credential_form())
 
 
 @router.get("/credentials/{credential_id}")
@@ -70,7 +70,7 @@ async def _target_form(console: Console, item: dict[str, Any] | None = None) -> 
 
 @router.get("/targets/new")
 async def new_target(console: ConsoleDep) -> HTMLResponse:
-    return _creating(console, "target", "targets:manage", await _target_form(console))
+    return creating(console, "target", "targets:manage", await _target_form(console))
 
 
 @router.get("/targets/{target_id}")
@@ -96,7 +96,7 @@ async def target_page(target_id: uuid.UUID, console: ConsoleDep) -> HTMLResponse
 
 @router.get("/groups/new")
 async def new_group(console: ConsoleDep) -> HTMLResponse:
-    return _creating(console, "group", "targets:manage", group_form())
+    return creating(console, "group", "targets:manage", group_form())
 
 
 @router.get("/groups/{group_id}")

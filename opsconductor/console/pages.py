@@ -565,8 +565,17 @@ LISTINGS = {
         "/notification-channels",
         "channels:read",
         ("name", "service", "url_redacted", "created_at"),
+        edit_path="/channels/",
+        manager="channels:manage",
     ),
-    "users": Listing("Users", "/users", "users:read", ("username", "email", "role", "disabled")),
+    "users": Listing(
+        "Users",
+        "/users",
+        "users:read",
+        ("username", "display_name", "email", "role", "disabled"),
+        edit_path="/users/",
+        manager="users:manage",
+    ),
     "audit": Listing(
         "Audit log",
         "/audit",

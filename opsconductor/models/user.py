@@ -32,6 +32,8 @@ class UserBase(SQLModel):
         max_length=64, unique=True, index=True, schema_extra={"pattern": USERNAME_PATTERN}
     )
     email: str = Field(max_length=254)
+    # How the console greets the user; the username stays the name everything else uses.
+    display_name: str = Field(default="", max_length=128)
     role: Role = Field(default=Role.viewer, max_length=16)
     disabled: bool = False
 
@@ -64,9 +66,17 @@ class UserCreate(UserBase):
 
 class UserUpdate(SQLModel):
     email: EmailStr | None = Field(default=None, max_length=254)
+    display_name: str | None = Field(default=None, max_length=128)
     role: Role | None = None
     disabled: bool | None = None
     password: Password | None = None
+
+
+class ProfileUpdate(SQLModel):
+    """What a user may change about themselves (PATCH /auth/me); role and state are admins'."""
+
+    email: EmailStr | None = Field(default=None, max_length=254)
+    display_name: str | None = Field(default=None, max_length=128)
 
 
 class UserPublic(UserBase):

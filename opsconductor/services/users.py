@@ -13,7 +13,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opsconductor.config import Settings
 from opsconductor.errors import Conflict, FieldProblem, InputInvalid, NotFound
 from opsconductor.models.page import Page
-from opsconductor.models.user import PasswordResetIssued, Role, User, UserCreate, UserUpdate
+from opsconductor.models.user import (
+    PasswordResetIssued,
+    ProfileUpdate,
+    Role,
+    User,
+    UserCreate,
+    UserUpdate,
+)
 from opsconductor.security.passwords import generate_password, hash_password, verify_password
 from opsconductor.security.tokens import (
     RESET_TOKEN_PREFIX,
@@ -57,6 +64,7 @@ async def create_user(session: AsyncSession, data: UserCreate) -> User:
     user = User(
         username=data.username,
         email=data.email,
+        display_name=data.display_name,
         role=data.role,
         disabled=data.disabled,
         password_hash=hash_password(data.password),
@@ -103,6 +111,25 @@ async def update_user(
     changes = data.model_dump(exclude_unset=True, exclude={"password"})
     if changes.get("role", Role.admin) != Role.admin or changes.get("disabled"):
         await _ensure_not_last_admin(session, user)
+    _apply(user, changes, now)
+    if data.password is not None:
+        await set_password(session, user, data.password, now)
+    if user.disabled:
+        await revoke_sessions(session, user_id=user.id, reason="user disabled", now=now)
+    await session.flush()
+    return user
+
+
+async def update_profile(
+    session: AsyncSession, user: User, data: ProfileUpdate, now: datetime
+) -> User:
+    """The signed-in user's own email and display name."""
+    _apply(user, data.model_dump(exclude_unset=True), now)
+    await session.flush()
+    return user
+
+
+def _apply(user: User, changes: dict[str, object], now: datetime) -> None:
     for name, value in changes.items():
         if value is None:
             raise InputInvalid(
@@ -110,12 +137,6 @@ async def update_user(
             )
         setattr(user, name, value)
     user.updated_at = now
-    if data.password is not None:
-        await set_password(session, user, data.password, now)
-    if user.disabled:
-        await revoke_sessions(session, user_id=user.id, reason="user disabled", now=now)
-    await session.flush()
-    return user
 
 
 async def disable_user(session: AsyncSession, user: User, now: datetime) -> None:

@@ -102,3 +102,50 @@ async def test_the_last_enabled_admin_cannot_be_removed(
     assert (await http.delete(api(f"/users/{admin.id}"), headers=second.headers)).status_code == 204
     listed = await http.get(api(f"/users/{admin.id}"), headers=second.headers)
     assert listed.json()["disabled"] is True
+
+
+async def test_a_user_edits_their_own_profile_and_nothing_else(
+    http: httpx.AsyncClient, admin: Account, viewer: Account
+) -> None:
+    changed = await http.patch(
+        api("/auth/me"),
+        headers=viewer.headers,
+        json={"display_name": "Victor V.", "email": "victor@example.org"},
+    )
+    assert changed.status_code == 200, changed.text
+    me = (await http.get(api("/auth/me"), headers=viewer.headers)).json()
+    assert (me["display_name"], me["email"], me["role"]) == (
+        "Victor V.",
+        "victor@example.org",
+        "viewer",
+    )
+    listed = (await http.get(api(f"/users/{viewer.id}"), headers=admin.headers)).json()
+    assert listed["display_name"] == "Victor V."
+    # An admin may set it too, as the console's user page does.
+    renamed = await http.patch(
+        api(f"/users/{viewer.id}"), headers=admin.headers, json={"display_name": "Vic"}
+    )
+    assert renamed.json()["display_name"] == "Vic"
+
+    # The role is not a profile field: it is ignored, never applied.
+    await http.patch(api("/auth/me"), headers=viewer.headers, json={"role": "admin"})
+    assert (await http.get(api("/auth/me"), headers=viewer.headers)).json()["role"] == "viewer"
+
+    for body, path in (
+        ({"email": "not-an-email"}, "body.email"),
+        ({"display_name": None}, "body.display_name"),
+        ({"display_name": "x" * 129}, "body.display_name"),
+    ):
+        problem = assert_problem(
+            await http.patch(api("/auth/me"), headers=viewer.headers, json=body), 422
+        )
+        assert [error["path"] for error in problem["errors"]] == [path], body
+
+    audit = await http.get(
+        api("/audit"), headers=admin.headers, params={"action": "user.profile_update"}
+    )
+    rows = [row for row in audit.json()["items"] if row["outcome"] == "success"]
+    assert [(row["resource_id"], row["detail"]["fields"]) for row in rows] == [
+        (viewer.id, []),
+        (viewer.id, ["display_name", "email"]),
+    ]

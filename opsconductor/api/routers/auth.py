@@ -20,7 +20,13 @@ from opsconductor.errors import BadRequest, FieldProblem, InputInvalid
 from opsconductor.models.base import utcnow
 from opsconductor.models.page import Page
 from opsconductor.models.session import LoginRequest, RefreshRequest, SessionPublic, TokenPair
-from opsconductor.models.user import PasswordChange, PasswordResetRedeem, User, UserPublic
+from opsconductor.models.user import (
+    PasswordChange,
+    PasswordResetRedeem,
+    ProfileUpdate,
+    User,
+    UserPublic,
+)
 from opsconductor.services import auth, sessions, users
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -101,6 +107,15 @@ async def logout(principal: Account, session: SessionDep, entry: AuditDep) -> No
 @router.get("/me", name="user.me", response_model=UserPublic)
 async def me(principal: Account) -> User:
     return principal.user
+
+
+@router.patch("/me", name="user.profile_update", response_model=UserPublic)
+async def update_profile(
+    body: ProfileUpdate, principal: Account, session: SessionDep, entry: AuditDep
+) -> User:
+    entry.on("user", principal.user.id)
+    entry.detail["fields"] = sorted(body.model_fields_set)
+    return await users.update_profile(session, principal.user, body, utcnow())
 
 
 @router.get("/sessions", name="session.list", response_model=Page[SessionPublic])

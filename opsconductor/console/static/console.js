@@ -108,7 +108,8 @@
   // A form with data-show puts the answer's fields into the element of that id
   // ([data-answer="field"]; a boolean shows the element's data-yes or data-no, a list of plain
   // values is joined, any other object shown as JSON; a slot with data-link makes each value a
-  // link to that path, "{}" standing for the value) and stays.
+  // link to that path, "{}" standing for the value; a slot with data-prefix shows the value
+  // after it, e.g. a link) and stays.
   const shownText = (value) => {
     if (value === null || value === undefined || (Array.isArray(value) && !value.length)) return "—";
     if (Array.isArray(value) && value.every((item) => typeof item !== "object")) return value.join(", ");
@@ -128,6 +129,8 @@
           link.textContent = item;
           return link;
         }));
+      } else if (value != null && slot.dataset.prefix) {
+        slot.textContent = slot.dataset.prefix + encodeURIComponent(value);
       } else slot.textContent = shownText(value);
     }
     shown.hidden = false;
@@ -262,6 +265,20 @@
       if (source.readyState === EventSource.CLOSED) state.textContent = "The log stream closed.";
     });
   };
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", follow);
-  else follow();
+  // A link's fragment (#token=…) fills the empty form fields of those names: a reset link
+  // carries its token there, since browsers never send the fragment to any server.
+  const fillFromFragment = () => {
+    for (const [name, value] of new URLSearchParams(window.location.hash.slice(1))) {
+      for (const field of document.querySelectorAll(`form[data-api] [name="${CSS.escape(name)}"]`)) {
+        if (field.value === "") field.value = value;
+      }
+    }
+  };
+
+  const ready = () => {
+    follow();
+    fillFromFragment();
+  };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", ready);
+  else ready();
 })();

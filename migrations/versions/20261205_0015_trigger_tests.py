@@ -1,8 +1,8 @@
 """trigger test events: the delivery log marks events an operator sent as tests
 
-Revision ID: 0014_trigger_tests
-Revises: 0013_triggers
-Create Date: 2026-12-12
+Revision ID: 0015_trigger_tests
+Revises: 0014_user_display_name
+Create Date: 2026-12-05
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014_trigger_tests"
-down_revision: str | None = "0013_triggers"
+revision: str = "0015_trigger_tests"
+down_revision: str | None = "0014_user_display_name"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
