@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from opsconductor.console import manage
+from opsconductor.console import discovery, manage, schedules
 from opsconductor.console.pages import html, router
 from opsconductor.console.session import ApiError, LoginRequired
 
@@ -30,6 +30,8 @@ async def _api_error(request: Request, error: Exception) -> HTMLResponse:
 def install_console(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(manage.router)
+    app.include_router(schedules.router)
+    app.include_router(discovery.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(ApiError, _api_error)

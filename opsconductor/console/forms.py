@@ -30,6 +30,8 @@ class Kind(StrEnum):
     words = "words"
     # "env=prod, role=web": a string mapping.
     tags = "tags"
+    # A date and time without an offset, which the API takes as UTC.
+    datetime = "datetime"
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,13 @@ class Form:
     # An API path (GET) the fields are shown to as they change, saying how many targets they
     # select (GET /targets/selected answers).
     preview: str = ""
+    # A console path (GET) sent the form's fields as they change; its fragment is shown in
+    # the form and puts each problem at its field (see console/live.py).
+    live: str = ""
+    # Asked (OK / Cancel) before the form is sent.
+    confirm: str = ""
+    # The id of the element the answer is shown in (`data-show`), instead of going on.
+    show: str = ""
 
 
 def _choices(values: Sequence[str], blank: str | None = None) -> tuple[Choice, ...]:

@@ -104,6 +104,12 @@
       if (typeof value === "boolean") {
         slot.textContent = value ? slot.dataset.yes : slot.dataset.no;
         slot.className = value ? "ok" : "error";
+      } else if (Array.isArray(value)) {
+        // A list of results: each by its name or address, with what is said about it.
+        const said = (entry) => (typeof entry === "object"
+          ? [entry.name ?? entry.address, entry.target ?? entry.reason].filter(Boolean).join(" — ")
+          : entry);
+        slot.textContent = value.map(said).join(", ") || "none";
       } else slot.textContent = value ?? "—";
     }
     shown.hidden = false;
