@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from opsconductor.console.forms import Choice, Field, Form, Kind
+from opsconductor.console.forms import Choice, Field, Form, Kind, credential_field
 from opsconductor.console.live import checked
 from opsconductor.console.manage import CHOICES
 from opsconductor.console.pages import page, when
@@ -81,15 +81,7 @@ def import_form(
     hosts = tuple(Choice(host["address"], _host_label(host)) for host in scan["hosts"])
     fields = [
         Field("addresses", "Hosts to import", Kind.choices, choices=hosts, required=True),
-        Field(
-            "credential_id",
-            "Credential",
-            Kind.select,
-            choices=(
-                Choice("", "none"),
-                *(Choice(str(c["id"]), f"{c['name']} ({c['kind']})") for c in credentials),
-            ),
-        ),
+        credential_field(credentials),
         Field(
             "groups",
             "Groups",

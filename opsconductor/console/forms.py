@@ -174,6 +174,18 @@ def rotate_form(item: Mapping[str, Any]) -> Form:
 # -- targets -------------------------------------------------------------------------------------
 
 
+def credential_field(credentials: Sequence[Mapping[str, Any]], cleared: str | None = None) -> Field:
+    """A choice of credential (or none) for the targets a form makes or changes."""
+    choices = tuple(Choice(str(c["id"]), f"{c['name']} ({c['kind']})") for c in credentials)
+    return Field(
+        "credential_id",
+        "Credential",
+        Kind.select,
+        choices=(Choice("", "none"), *choices),
+        cleared=cleared,
+    )
+
+
 def target_form(
     credentials: Sequence[Mapping[str, Any]],
     groups: Sequence[Mapping[str, Any]],
@@ -184,16 +196,7 @@ def target_form(
         Field("address", "Address", hint="host name or IP address", required=True),
         Field("protocol", "Protocol", Kind.select, choices=_choices([p.value for p in Protocol])),
         Field("port", "Port", Kind.integer, "default: 22 for ssh, 5985 for winrm"),
-        Field(
-            "credential_id",
-            "Credential",
-            Kind.select,
-            choices=(
-                Choice("", "none"),
-                *(Choice(str(c["id"]), f"{c['name']} ({c['kind']})") for c in credentials),
-            ),
-            cleared="null",
-        ),
+        credential_field(credentials, cleared="null"),
         Field("os", "Operating system", hint="e.g. debian", cleared="null"),
         Field("tags", "Tags", Kind.tags, "key=value, separated by commas", cleared="{}"),
         Field(

@@ -145,9 +145,11 @@ async def fires(console: ConsoleDep, cron: str = "", timezone: str = "UTC") -> H
 async def schedule_page(schedule_id: uuid.UUID, console: ConsoleDep) -> HTMLResponse:
     item = await console.get(f"/schedules/{schedule_id}")
     job = await console.get(f"/jobs/{item['job_id']}")
+    said = await console.get("/schedules/preview", cron=item["cron"], timezone=item["timezone"])
     facts = {
         "job": job["name"],
         "cron": f"{item['cron']} ({item['timezone']})",
+        "in words": said["description"],
         "overlap": item["overlap"],
         "catch-up window": item["catchup_window"],
         "paused": f"yes: {item['note']}" if item["paused"] else "no",

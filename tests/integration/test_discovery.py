@@ -303,9 +303,10 @@ async def test_hosts_and_ports_are_checked_as_a_scan_would_check_them(
 ) -> None:
     check = api("/discovery/scans/check")
     answer = await http.get(
-        check, params={"hosts": "127.0.0.1, 10.0.0.0/30", "ports": "22, 80"},
+        check,
+        params={"hosts": "127.0.0.1, 10.0.0.0/30", "ports": "22, 80"},
         headers=operator.headers,
-    )  # fmt: skip
+    )
     assert answer.status_code == 200, answer.text
     assert answer.json() == {
         "hosts": ["127.0.0.1", "10.0.0.0/30"],

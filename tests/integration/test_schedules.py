@@ -538,14 +538,18 @@ async def test_a_preview_says_an_expression_in_words_with_the_fires_temporal_com
         ("30 2 * * *", "UTC", "at 02:30 every day"),
         ("30 2 * mar sun", "Europe/Berlin", "at 02:30 on Sunday in March"),
         ("30 2 * 10 0", "Europe/Berlin", "at 02:30 on Sunday in October"),
-        ("*/15 8-18 1 * mon-fri", "America/New_York",
-         "every 15 minutes during hours 08 to 18 on day 1 of the month or on Monday to Friday"),
-    ]  # fmt: skip
+        (
+            "*/15 8-18 1 * mon-fri",
+            "America/New_York",
+            "every 15 minutes during hours 08 to 18 on day 1 of the month or on Monday to Friday",
+        ),
+    ]
     for cron, timezone, words in cases:
         answer = await http.get(
-            api("/schedules/preview"), params={"cron": cron, "timezone": timezone},
+            api("/schedules/preview"),
+            params={"cron": cron, "timezone": timezone},
             headers=viewer.headers,
-        )  # fmt: skip
+        )
         assert answer.status_code == 200, answer.text
         preview = answer.json()
         assert preview["description"] == words
