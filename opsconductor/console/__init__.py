@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from opsconductor.console import accounts, channels, manage, triggers
+from opsconductor.console import accounts, channels, discovery, manage, schedules, triggers
 from opsconductor.console.pages import html, router
 from opsconductor.console.session import ApiError, LoginRequired
 
@@ -33,6 +33,8 @@ def install_console(app: FastAPI) -> None:
     app.include_router(triggers.router)
     app.include_router(channels.router)
     app.include_router(accounts.router)
+    app.include_router(schedules.router)
+    app.include_router(discovery.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(ApiError, _api_error)

@@ -34,6 +34,8 @@ class Kind(StrEnum):
     # A textarea holding a JSON value, sent parsed (left as text when it does not parse, for
     # the API to name the field).
     json = "json"
+    # A date and time without an offset, which the API takes as UTC.
+    datetime = "datetime"
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,11 @@ class Form:
     # An API path (GET) the fields are shown to as they change, saying how many targets they
     # select (GET /targets/selected answers).
     preview: str = ""
+    # A console path (GET) sent the form's fields as they change; its fragment is shown in
+    # the form and puts each problem at its field (see console/live.py).
+    live: str = ""
+    # Asked (OK / Cancel) before the form is sent.
+    confirm: str = ""
     # The id of an element the answer's fields are shown in (console.js, `data-show`): the form
     # stays, e.g. to show a secret made by the call, once.
     show: str = ""
@@ -174,6 +181,18 @@ def rotate_form(item: Mapping[str, Any]) -> Form:
 # -- targets -------------------------------------------------------------------------------------
 
 
+def credential_field(credentials: Sequence[Mapping[str, Any]], cleared: str | None = None) -> Field:
+    """A choice of credential (or none) for the targets a form makes or changes."""
+    choices = tuple(Choice(str(c["id"]), f"{c['name']} ({c['kind']})") for c in credentials)
+    return Field(
+        "credential_id",
+        "Credential",
+        Kind.select,
+        choices=(Choice("", "none"), *choices),
+        cleared=cleared,
+    )
+
+
 def target_form(
     credentials: Sequence[Mapping[str, Any]],
     groups: Sequence[Mapping[str, Any]],
@@ -184,16 +203,7 @@ def target_form(
         Field("address", "Address", hint="host name or IP address", required=True),
         Field("protocol", "Protocol", Kind.select, choices=_choices([p.value for p in Protocol])),
         Field("port", "Port", Kind.integer, "default: 22 for ssh, 5985 for winrm"),
-        Field(
-            "credential_id",
-            "Credential",
-            Kind.select,
-            choices=(
-                Choice("", "none"),
-                *(Choice(str(c["id"]), f"{c['name']} ({c['kind']})") for c in credentials),
-            ),
-            cleared="null",
-        ),
+        credential_field(credentials, cleared="null"),
         Field("os", "Operating system", hint="e.g. debian", cleared="null"),
         Field("tags", "Tags", Kind.tags, "key=value, separated by commas", cleared="{}"),
         Field(

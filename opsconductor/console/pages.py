@@ -539,6 +539,8 @@ LISTINGS = {
         "/discovery/scans",
         "discovery:read",
         ("name", "status", "hosts_found", "requested_by", "created_at", "finished_at"),
+        edit_path="/discovery/",
+        manager="discovery:run",
     ),
     "libraries": Listing(
         "Libraries",
@@ -551,6 +553,8 @@ LISTINGS = {
         "/schedules",
         "schedules:read",
         ("name", "cron", "timezone", "paused", "overlap", "executor", "note"),
+        edit_path="/schedules/",
+        manager="schedules:manage",
     ),
     "triggers": Listing(
         "Triggers",

@@ -6,7 +6,10 @@ is reported with the field it is in, and crontab's rule for day of month and day
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -125,3 +128,129 @@ def _number(field: _Field, text: str) -> int:
     if not field.low <= value <= field.high:
         raise CronError(f"{field.name} field: {value} is out of range {field.low}-{field.high}")
     return value
+
+
+# -- the next fires, and the expression in words ---------------------------------------------------
+
+# A day-of-month like 29 February fires at least once in eight years.
+_SEARCH_DAYS = 366 * 8
+_MONTH_NAMES = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+_WEEKDAY_NAMES = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+
+
+def _day_matches(cron: Cron, day: date) -> bool:
+    if day.month not in cron.months:
+        return False
+    by_month = day.day in cron.days_of_month
+    by_week = (day.weekday() + 1) % 7 in cron.days_of_week
+    if cron.day_of_month_restricted and cron.day_of_week_restricted:
+        return by_month or by_week
+    return by_month and by_week
+
+
+def next_fires(cron: Cron, zone: ZoneInfo, after: datetime, count: int) -> list[datetime]:
+    """The first `count` fires strictly after `after`, in UTC, computed here rather than by
+    Temporal (a schedule not yet saved has no Temporal schedule to ask). A wall-clock time that
+    a daylight-saving change skips does not fire; one it repeats fires once, at its second
+    instance (both as Temporal does)."""
+    start = after.astimezone(zone)
+    times = sorted((hour, minute) for hour in cron.hours for minute in cron.minutes)
+    fires: list[datetime] = []
+    for offset in range(_SEARCH_DAYS):
+        day = start.date() + timedelta(days=offset)
+        if not _day_matches(cron, day):
+            continue
+        for hour, minute in times:
+            # fold=1: a repeated wall-clock time fires at its second instance, as Temporal's.
+            local = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone, fold=1)
+            fire = local.astimezone(UTC)
+            skipped = fire.astimezone(zone).replace(tzinfo=None) != local.replace(tzinfo=None)
+            if fire > after and not skipped:
+                fires.append(fire)
+                if len(fires) == count:
+                    return fires
+    return fires
+
+
+def _runs(values: frozenset[int]) -> list[tuple[int, int]]:
+    """Sorted values as (first, last) runs of consecutive numbers."""
+    runs: list[tuple[int, int]] = []
+    for value in sorted(values):
+        if runs and runs[-1][1] == value - 1:
+            runs[-1] = (runs[-1][0], value)
+        else:
+            runs.append((value, value))
+    return runs
+
+
+def _spelled(values: frozenset[int], name: Callable[[int], str]) -> str:
+    parts = [
+        name(low) if low == high else f"{name(low)} to {name(high)}" for low, high in _runs(values)
+    ]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _step(values: frozenset[int], low: int, high: int) -> int | None:
+    """N when the values are every Nth from `low` to the end of the field ("*/N")."""
+    ordered = sorted(values)
+    if len(ordered) < 2 or ordered[0] != low:
+        return None
+    step = ordered[1] - ordered[0]
+    return step if ordered == list(range(low, high + 1, step)) else None
+
+
+def _time_words(cron: Cron) -> str:
+    every_hour = len(cron.hours) == 24
+    if len(cron.minutes) * len(cron.hours) <= 4:
+        clock = sorted(f"{hour:02}:{minute:02}" for hour in cron.hours for minute in cron.minutes)
+        return "at " + _spelled_list(clock)
+    if len(cron.minutes) == 60:
+        minutes = "every minute"
+    elif (step := _step(cron.minutes, 0, 59)) is not None:
+        minutes = f"every {step} minutes"
+    else:
+        minutes = "at minute " + _spelled(cron.minutes, str)
+    if every_hour:
+        return minutes + (" of every hour" if minutes.startswith("at") else "")
+    if (step := _step(cron.hours, 0, 23)) is not None:
+        return f"{minutes} of every {step} hours"
+    hours = "hours" if len(cron.hours) > 1 else "hour"
+    return f"{minutes} during {hours} " + _spelled(cron.hours, lambda hour: f"{hour:02}")
+
+
+def _spelled_list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _day_words(cron: Cron) -> str:
+    month_days = "on day " + _spelled(cron.days_of_month, str) + " of the month"
+    weekdays = "on " + _spelled(cron.days_of_week, lambda day: _WEEKDAY_NAMES[day])
+    if cron.day_of_month_restricted and cron.day_of_week_restricted:
+        days = f"{month_days} or {weekdays}"
+    elif cron.day_of_month_restricted:
+        days = month_days
+    elif cron.day_of_week_restricted:
+        days = weekdays
+    else:
+        days = "every day"
+    if len(cron.months) < 12:
+        days += " in " + _spelled(cron.months, lambda month: _MONTH_NAMES[month - 1])
+    return days
+
+
+def in_words(cron: Cron) -> str:
+    """The expression as a sentence, e.g. `30 2 * * *` is "at 02:30 every day"."""
+    return f"{_time_words(cron)} {_day_words(cron)}"

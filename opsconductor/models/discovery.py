@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from opsconductor.contracts.discovery import ScanStatus
-from opsconductor.jobspec.scan import ScanOptions
+from opsconductor.jobspec.scan import DEFAULT_SCAN_PORTS, ScanOptions
 from opsconductor.models.base import id_field, timestamp_field
 from opsconductor.models.target import Tags, TargetPublic
 
@@ -84,6 +84,17 @@ class ScanCreate(ScanOptions):
     name: str | None = pydantic.Field(
         default=None, min_length=1, max_length=128, description="Default: the hosts scanned"
     )
+
+
+class ScanCheckQuery(SQLModel):
+    hosts: str = pydantic.Field(description="As a scan's `hosts`, separated by commas")
+    ports: str = DEFAULT_SCAN_PORTS
+
+
+class ScanCheck(SQLModel):
+    hosts: list[str] = pydantic.Field(description="The entries as the scan would store them")
+    addresses: int = pydantic.Field(description="How many addresses they cover")
+    ports: str
 
 
 class ScanProgress(SQLModel):

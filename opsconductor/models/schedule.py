@@ -152,13 +152,28 @@ class TriggerRequest(SQLModel):
     )
 
 
-class BackfillRequest(SQLModel):
+class BackfillRange(SQLModel):
     start: datetime
     end: datetime
+
+
+class BackfillRequest(BackfillRange):
     overlap: OverlapPolicy = pydantic.Field(
         default=OverlapPolicy.buffer_all,
         description="Default: every time in the range runs, one after another",
     )
+
+
+class FirePreviewQuery(SQLModel):
+    cron: CronExpression = pydantic.Field(max_length=128)
+    timezone: TimeZoneName = "UTC"
+
+
+class FirePreview(SQLModel):
+    cron: str = pydantic.Field(description="As it would be stored")
+    timezone: str
+    description: str = pydantic.Field(examples=["at 02:30 every day"])
+    next_runs: list[datetime] = pydantic.Field(description="The next five fires, in UTC")
 
 
 class BackfillAccepted(SQLModel):

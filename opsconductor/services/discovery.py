@@ -28,7 +28,7 @@ from opsconductor.contracts.queues import TaskQueue
 from opsconductor.contracts.steps import StepRequest, TargetSnapshot
 from opsconductor.db import commit_then_launch
 from opsconductor.errors import Conflict, DependencyUnavailable, FieldProblem, InputInvalid
-from opsconductor.jobspec.scan import ScanOptions
+from opsconductor.jobspec.scan import ScanOptions, normalize_ports, parse_hosts
 from opsconductor.models.base import utcnow
 from opsconductor.models.credential import Credential
 from opsconductor.models.discovery import (
@@ -36,6 +36,8 @@ from opsconductor.models.discovery import (
     DiscoveryHost,
     DiscoveryScan,
     ExistingAddress,
+    ScanCheck,
+    ScanCheckQuery,
     ScanCreate,
     ScanDetail,
     ScanImport,
@@ -122,6 +124,23 @@ async def start_scan(
         session, workflows.sessionmaker, lambda: launch(workflows.client, scan), not_launched
     )
     return await scan_detail(session, scan)
+
+
+def check_options(query: ScanCheckQuery) -> ScanCheck:
+    """A scan's hosts and ports as `start_scan` would take them, checked by the same rules
+    (jobspec/scan.py) and answered with how many addresses they cover."""
+    problems = []
+    try:
+        hosts = parse_hosts(query.hosts)
+    except ValueError as error:
+        problems.append(FieldProblem("query.hosts", str(error)))
+    try:
+        ports = normalize_ports(query.ports)
+    except ValueError as error:
+        problems.append(FieldProblem("query.ports", str(error)))
+    if problems:
+        raise InputInvalid("the scan's options are invalid", problems)
+    return ScanCheck(hosts=hosts.canonical, addresses=hosts.addresses, ports=ports)
 
 
 async def cancel_scan(session: AsyncSession, workflows: Workflows, scan_id: uuid.UUID) -> None:

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -28,6 +29,7 @@ from opsconductor.errors import (
     FieldProblem,
     InputInvalid,
 )
+from opsconductor.jobspec.cron import in_words, next_fires, parse
 from opsconductor.jobspec.document import JobDocument
 from opsconductor.jobspec.parameters import resolve_parameters
 from opsconductor.models.base import utcnow
@@ -36,8 +38,11 @@ from opsconductor.models.page import Page
 from opsconductor.models.run import Run
 from opsconductor.models.schedule import (
     BackfillAccepted,
+    BackfillRange,
     BackfillRequest,
     ExecutorState,
+    FirePreview,
+    FirePreviewQuery,
     OverlapPolicy,
     RecentRun,
     Schedule,
@@ -417,35 +422,65 @@ async def trigger(
     return schedule
 
 
-async def backfill(
-    session: AsyncSession, workflows: Workflows, schedule_id: uuid.UUID, body: BackfillRequest
-) -> BackfillAccepted:
-    schedule = await get_schedule(session, schedule_id)
-    start, end = _aware(body.start), _aware(body.end)
+def preview_fires(query: FirePreviewQuery) -> FirePreview:
+    """What a cron expression means and when it would fire next, before anything is saved."""
+    cron = parse(query.cron)
+    fires = next_fires(cron, ZoneInfo(query.timezone), utcnow(), NEXT_RUNS)
+    return FirePreview(
+        cron=query.cron, timezone=query.timezone, description=in_words(cron), next_runs=fires
+    )
+
+
+async def _backfill_times(
+    session: AsyncSession,
+    workflows: Workflows,
+    schedule_id: uuid.UUID,
+    span: BackfillRange,
+    at: str,
+) -> tuple[datetime, datetime, list[datetime]]:
+    """The fires in [start, end) as Temporal computes them, and the whole-second ends Temporal
+    is given; problems are reported at `at` ("body" or "query")."""
+    await get_schedule(session, schedule_id)
+    start, end = _aware(span.start), _aware(span.end)
     problems = []
     if end <= start:
-        problems.append(FieldProblem("body.end", "must be after start", "range"))
+        problems.append(FieldProblem(f"{at}.end", "must be after start", "range"))
     if end > datetime.now(UTC):
-        problems.append(FieldProblem("body.end", "must not be in the future", "range"))
+        problems.append(FieldProblem(f"{at}.end", "must not be in the future", "range"))
     if problems:
         raise InputInvalid("the backfill range is invalid", problems)
     # Fires fall on whole seconds: [start, end) holds the same fires as [first, last].
     first = _whole_second_at_or_after(start)
     last = _whole_second_at_or_after(end) - timedelta(seconds=1)
-    times = await temporal_schedules.matching_times(workflows.client, schedule.id, first, last)
+    times = await temporal_schedules.matching_times(workflows.client, schedule_id, first, last)
     if len(times) > MAX_BACKFILL_RUNS:
         raise InputInvalid(
             "the backfill range is too long",
             [
                 FieldProblem(
-                    "body.end",
+                    f"{at}.end",
                     f"the range holds more than {MAX_BACKFILL_RUNS} fires; backfill it in parts",
                     "too_many",
                 )
             ],
         )
+    return first, last, times
+
+
+async def backfill_times(
+    session: AsyncSession, workflows: Workflows, schedule_id: uuid.UUID, span: BackfillRange
+) -> BackfillAccepted:
+    """The runs a backfill of the range would start, starting none."""
+    *_, times = await _backfill_times(session, workflows, schedule_id, span, "query")
+    return BackfillAccepted(runs=len(times), times=times)
+
+
+async def backfill(
+    session: AsyncSession, workflows: Workflows, schedule_id: uuid.UUID, body: BackfillRequest
+) -> BackfillAccepted:
+    first, last, times = await _backfill_times(session, workflows, schedule_id, body, "body")
     if times:
-        await temporal_schedules.backfill(workflows.client, schedule.id, first, last, body.overlap)
+        await temporal_schedules.backfill(workflows.client, schedule_id, first, last, body.overlap)
     return BackfillAccepted(runs=len(times), times=times)
 
 

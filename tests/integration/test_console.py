@@ -440,7 +440,7 @@ async def test_a_trigger_made_in_the_console_answers_a_test_event_and_logs_it(
     result = page.get_by_role("status")
     await expect(result.locator("dd").first).to_have_text("would_start")
     await expect(result).to_contain_text('"mount": "/var"')
-    await expect(result.locator("dd").nth(1)).to_have_text("—")
+    await expect(result.locator("dd").nth(1)).to_have_text("none")
     # Really started: a link to its run.
     await page.get_by_label("Really start runs").check()
     await page.get_by_role("button", name="Send test event").click()

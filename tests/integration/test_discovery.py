@@ -296,3 +296,32 @@ async def test_nmap_scan_is_a_job_step_whose_scan_can_be_imported(
     assert run["status"] == "failed"
     assert run["steps"][0]["reason"].startswith("with.hosts: '127.0.0.1 -oN")
     assert not Path("/tmp/opsc-discovery-x").exists()
+
+
+async def test_hosts_and_ports_are_checked_as_a_scan_would_check_them(
+    http: httpx.AsyncClient, operator: Account, viewer: Account
+) -> None:
+    check = api("/discovery/scans/check")
+    answer = await http.get(
+        check,
+        params={"hosts": "127.0.0.1, 10.0.0.0/30", "ports": "22, 80"},
+        headers=operator.headers,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "hosts": ["127.0.0.1", "10.0.0.0/30"],
+        "addresses": 5,
+        "ports": "22,80",
+    }
+    wrong = await http.get(
+        check, params={"hosts": "-oX", "ports": "70000"}, headers=operator.headers
+    )
+    problems = {error["path"]: error["message"] for error in assert_problem(wrong, 422)["errors"]}
+    assert set(problems) == {"query.hosts", "query.ports"}
+    assert "no spaces, no options" in problems["query.hosts"]
+    assert "outside 1-65535" in problems["query.ports"]
+    refused = await http.get(check, params={"hosts": "127.0.0.1"}, headers=viewer.headers)
+    assert_problem(refused, 403)
+    # Nothing was started.
+    listed = await http.get(api("/discovery/scans"), headers=operator.headers)
+    assert listed.json()["total"] == 0

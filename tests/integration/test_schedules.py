@@ -527,3 +527,63 @@ async def test_the_api_reconciles_when_it_starts(
                 break
             await asyncio.sleep(0.1)
     assert (await handle.describe()).schedule.spec.calendars
+
+
+async def test_a_preview_says_an_expression_in_words_with_the_fires_temporal_computes(
+    http: httpx.AsyncClient, operator: Account, viewer: Account, job_id: str, temporal: Client
+) -> None:
+    """`GET /schedules/preview` computes fires before a schedule exists; they are the ones
+    Temporal then reports for the saved schedule, across daylight-saving changes too."""
+    cases = [
+        ("30 2 * * *", "UTC", "at 02:30 every day"),
+        ("30 2 * mar sun", "Europe/Berlin", "at 02:30 on Sunday in March"),
+        ("30 2 * 10 0", "Europe/Berlin", "at 02:30 on Sunday in October"),
+        (
+            "*/15 8-18 1 * mon-fri",
+            "America/New_York",
+            "every 15 minutes during hours 08 to 18 on day 1 of the month or on Monday to Friday",
+        ),
+    ]
+    for cron, timezone, words in cases:
+        answer = await http.get(
+            api("/schedules/preview"),
+            params={"cron": cron, "timezone": timezone},
+            headers=viewer.headers,
+        )
+        assert answer.status_code == 200, answer.text
+        preview = answer.json()
+        assert preview["description"] == words
+        saved = await create_schedule(http, operator, job_id=job_id, cron=cron, timezone=timezone)
+        fires = [datetime.fromisoformat(moment) for moment in preview["next_runs"]]
+        assert fires == [datetime.fromisoformat(moment) for moment in saved["next_runs"]], cron
+        assert len(fires) == 5
+
+    for query, path in [
+        ({"cron": "61 * * * *"}, "query.cron"),
+        ({"cron": "@daily", "timezone": "Mars/Olympus_Mons"}, "query.timezone"),
+    ]:
+        answer = await http.get(api("/schedules/preview"), params=query, headers=viewer.headers)
+        assert [error["path"] for error in assert_problem(answer, 422)["errors"]] == [path]
+
+
+async def test_a_backfill_preview_lists_the_runs_and_starts_none(
+    http: httpx.AsyncClient, operator: Account, viewer: Account, job_id: str, temporal: Client
+) -> None:
+    schedule = await create_schedule(http, operator, job_id=job_id, cron="0 * * * *", paused=True)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(hours=3)
+    url = api(f"/schedules/{schedule['id']}/backfill")
+    answer = await http.get(
+        url, params={"start": start.isoformat(), "end": end.isoformat()}, headers=viewer.headers
+    )
+    assert answer.status_code == 200, answer.text
+    times = [datetime.fromisoformat(moment) for moment in answer.json()["times"]]
+    assert times == [start + timedelta(hours=hour) for hour in range(3)]
+    assert answer.json()["runs"] == 3
+    future = await http.get(
+        url,
+        params={"start": end.isoformat(), "end": (end + timedelta(days=1)).isoformat()},
+        headers=viewer.headers,
+    )
+    assert [error["path"] for error in assert_problem(future, 422)["errors"]] == ["query.end"]
+    assert await runs_of(http, viewer, job_id) == []

@@ -1,14 +1,17 @@
 """Discovery: start, follow and cancel nmap scans; import the hosts they found as targets."""
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from opsconductor.api.auth import AuditDep
 from opsconductor.api.deps import PageDep, SessionDep, WorkflowsDep
 from opsconductor.api.permissions import DiscoveryReader, Scanner, TargetManager
 from opsconductor.contracts.discovery import ScanStatus
 from opsconductor.models.discovery import (
+    ScanCheck,
+    ScanCheckQuery,
     ScanCreate,
     ScanDetail,
     ScanImport,
@@ -43,6 +46,13 @@ async def list_scans(
     principal: DiscoveryReader, session: SessionDep, page: PageDep, status: ScanStatus | None = None
 ) -> Page[ScanListItem]:
     return await discovery.list_scans(session, status, page.limit, page.offset)
+
+
+@router.get("/scans/check", name="discovery.check", response_model=ScanCheck)
+async def check_scan(query: Annotated[ScanCheckQuery, Query()], principal: Scanner) -> ScanCheck:
+    """Hosts and ports checked as a scan would check them, starting nothing: the canonical
+    entries and the number of addresses, or a 422 naming `query.hosts` or `query.ports`."""
+    return discovery.check_options(query)
 
 
 @router.get("/scans/{id}", name="discovery.get", response_model=ScanDetail)

@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Query, status
 
 from opsconductor.api.auth import AuditDep
 from opsconductor.api.deps import PageDep, SessionDep, WorkflowsDep
@@ -11,7 +11,10 @@ from opsconductor.api.permissions import ScheduleManager, ScheduleReader
 from opsconductor.models.page import Page
 from opsconductor.models.schedule import (
     BackfillAccepted,
+    BackfillRange,
     BackfillRequest,
+    FirePreview,
+    FirePreviewQuery,
     PauseRequest,
     ScheduleCreate,
     SchedulePublic,
@@ -45,6 +48,16 @@ async def create_schedule(
     entry: AuditDep,
 ) -> SchedulePublic:
     return await schedules.add_schedule(session, workflows, body, principal.user.username, entry)
+
+
+@router.get("/preview", name="schedule.preview", response_model=FirePreview)
+async def preview_schedule(
+    query: Annotated[FirePreviewQuery, Query()], _: ScheduleReader
+) -> FirePreview:
+    """The cron expression in words and its next five fires in the time zone, computed before
+    the schedule exists (a bad expression or zone is a 422 naming `query.cron` or
+    `query.timezone`)."""
+    return schedules.preview_fires(query)
 
 
 @router.get("/{id}", name="schedule.read", response_model=SchedulePublic)
@@ -115,6 +128,18 @@ async def trigger_schedule(
     entry.detail["overlap"] = overlap.value
     await schedules.trigger(session, workflows, id, overlap)
     return {"status": "triggered", "overlap": overlap.value}
+
+
+@router.get("/{id}/backfill", name="schedule.backfill_preview", response_model=BackfillAccepted)
+async def preview_backfill(
+    id: uuid.UUID,
+    span: Annotated[BackfillRange, Query()],
+    _: ScheduleReader,
+    session: SessionDep,
+    workflows: WorkflowsDep,
+) -> BackfillAccepted:
+    """The runs `POST` with the same range would start, starting none."""
+    return await schedules.backfill_times(session, workflows, id, span)
 
 
 @router.post(

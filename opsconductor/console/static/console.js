@@ -131,6 +131,13 @@
         }));
       } else if (value != null && slot.dataset.prefix) {
         slot.textContent = slot.dataset.prefix + encodeURIComponent(value);
+      } else if (Array.isArray(value) && !value.length) {
+        slot.textContent = "none";
+      } else if (Array.isArray(value) && value.every((entry) => entry?.name || entry?.address)) {
+        // A list of results: each by its name or address, with what is said about it.
+        const said = (entry) => [entry.name ?? entry.address, entry.target ?? entry.reason]
+          .filter(Boolean).join(" — ");
+        slot.textContent = value.map(said).join(", ");
       } else slot.textContent = shownText(value);
     }
     shown.hidden = false;
