@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, LargeBinary
 from sqlmodel import Field, SQLModel
@@ -16,6 +16,8 @@ NAMING_CONVENTION = {
 }
 
 metadata = SQLModel.metadata
+
+Schema = TypeVar("Schema", bound=SQLModel)
 metadata.naming_convention = NAMING_CONVENTION
 
 
@@ -40,3 +42,17 @@ class SealedColumns(SQLModel):
     wrapped_key: bytes = Field(sa_type=LargeBinary)
     key_nonce: bytes = Field(sa_type=LargeBinary)
     key_id: str = Field(max_length=32, index=True)
+
+
+def public_view(schema: type[Schema], row: SQLModel, **extra: object) -> Schema:
+    """`schema` (an API answer) filled from a table row's fields and `extra`.
+
+    The row's fields are read by name into a plain dict, which pydantic validates at once.
+    SQLModel's own `model_validate(row, update=…)` wraps the row in a proxy that interprets
+    every attribute read: three times slower, a fifth of the API's CPU on a page of targets."""
+    values = {
+        name: getattr(row, name)
+        for name in schema.model_fields
+        if name not in extra and hasattr(row, name)
+    }
+    return schema.__pydantic_validator__.validate_python({**values, **extra})  # type: ignore[no-any-return]

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.config import Settings
 from opsconductor.errors import NotFound
+from opsconductor.models.base import public_view
 from opsconductor.models.page import Page
 from opsconductor.models.session import AuthSession, RefreshToken, SessionPublic, TokenPair
 from opsconductor.models.user import User
@@ -126,10 +127,7 @@ async def list_active(
         .order_by(col(AuthSession.last_used_at).desc())
     )
     page = await paginate(session, statement, limit, offset)
-    items = [
-        SessionPublic.model_validate(row, update={"current": row.id == current})
-        for row in page.items
-    ]
+    items = [public_view(SessionPublic, row, current=row.id == current) for row in page.items]
     return Page(items=items, total=page.total, limit=limit, offset=offset)
 
 

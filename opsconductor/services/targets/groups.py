@@ -9,7 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.errors import Conflict, FieldProblem, InputInvalid
-from opsconductor.models.base import utcnow
+from opsconductor.models.base import public_view, utcnow
 from opsconductor.models.page import Page
 from opsconductor.models.target import (
     GroupMembers,
@@ -83,7 +83,7 @@ async def _member_counts(
 
 
 def _public(group: TargetGroup, count: int) -> TargetGroupPublic:
-    return TargetGroupPublic.model_validate(group, update={"member_count": count})
+    return public_view(TargetGroupPublic, group, member_count=count)
 
 
 async def public(session: AsyncSession, group: TargetGroup) -> TargetGroupPublic:

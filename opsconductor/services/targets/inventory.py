@@ -8,7 +8,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.errors import Conflict, InputInvalid
-from opsconductor.models.base import utcnow
+from opsconductor.models.base import public_view, utcnow
 from opsconductor.models.credential import Credential, CredentialKind
 from opsconductor.models.page import Page
 from opsconductor.models.target import (
@@ -60,7 +60,7 @@ async def _group_names(
 
 
 def _public(target: Target, groups: list[str]) -> TargetPublic:
-    return TargetPublic.model_validate(target, update={"groups": groups})
+    return public_view(TargetPublic, target, groups=groups)
 
 
 async def public(session: AsyncSession, target: Target) -> TargetPublic:
