@@ -6,14 +6,13 @@ import uuid
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from opsconductor.console.manage import CHOICES
 from opsconductor.console.pages import PAGE, page
 from opsconductor.console.session import ConsoleDep
 from opsconductor.contracts.notifications import DeliveryEvent, DeliveryStatus
 
 router = APIRouter(include_in_schema=False)
 
-# Enough channels for the filter's choices.
-CHANNELS = 500
 STATUSES = [status.value for status in DeliveryStatus]
 EVENTS = [event.value for event in DeliveryEvent]
 
@@ -41,7 +40,7 @@ async def deliveries_page(
             limit=PAGE,
             offset=max(offset, 0),
         )
-    channels = (await console.get("/notification-channels", limit=CHANNELS))["items"]
+    channels = (await console.get("/notification-channels", limit=CHOICES))["items"]
     return page(
         console,
         "notifications.html",
