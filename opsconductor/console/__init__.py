@@ -7,7 +7,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from opsconductor.console import accounts, channels, discovery, manage, schedules, triggers
+from opsconductor.console import (
+    accounts,
+    channels,
+    discovery,
+    libraries,
+    manage,
+    notifications,
+    schedules,
+    triggers,
+)
 from opsconductor.console.pages import html, router
 from opsconductor.console.session import ApiError, LoginRequired
 
@@ -28,6 +37,8 @@ async def _api_error(request: Request, error: Exception) -> HTMLResponse:
 
 
 def install_console(app: FastAPI) -> None:
+    # Before the pages' router: it answers /lists/libraries, the list's former address.
+    app.include_router(libraries.router)
     app.include_router(router)
     app.include_router(manage.router)
     app.include_router(triggers.router)
@@ -35,6 +46,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(accounts.router)
     app.include_router(schedules.router)
     app.include_router(discovery.router)
+    app.include_router(notifications.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(ApiError, _api_error)

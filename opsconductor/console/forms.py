@@ -105,6 +105,9 @@ class Form:
     # The id of an element the answer's fields are shown in (console.js, `data-show`): the form
     # stays, e.g. to show a secret made by the call, once.
     show: str = ""
+    # A selector of the form's textarea holding YAML (or JSON): the server turns it into the
+    # JSON body (POST /builder/parse, which changes nothing) before it goes to the API.
+    yaml: str = ""
 
 
 def _choices(values: Sequence[str], blank: str | None = None) -> tuple[Choice, ...]:

@@ -15,6 +15,7 @@ from opsconductor.console.forms import (
     rotate_form,
     target_form,
 )
+from opsconductor.console.grants import access_log, grant_forms, granted_to
 from opsconductor.console.pages import page
 from opsconductor.console.session import Console, ConsoleDep
 
@@ -38,11 +39,13 @@ async def new_credential(console: ConsoleDep) -> HTMLResponse:
 
 
 @router.get("/credentials/{credential_id}")
-async def credential_page(credential_id: uuid.UUID, console: ConsoleDep) -> HTMLResponse:
+async def credential_page(
+    credential_id: uuid.UUID, console: ConsoleDep, offset: int = 0
+) -> HTMLResponse:
     item = await console.get(f"/credentials/{credential_id}")
     return page(
         console,
-        "manage.html",
+        "credential.html",
         title=f"Credential {item['name']}",
         manager="credentials:manage",
         item=item,
@@ -51,8 +54,10 @@ async def credential_page(credential_id: uuid.UUID, console: ConsoleDep) -> HTML
             "public key fingerprint": item["public_key_fingerprint"],
             "rotated": item["rotated_at"],
             "used by targets": ", ".join(target["name"] for target in item["targets"]),
+            "granted to": granted_to(item),
         },
-        forms=[credential_form(item), rotate_form(item)],
+        forms=[credential_form(item), rotate_form(item), *await grant_forms(console, item)],
+        accesses=await access_log(console, item, offset),
         delete=f"/api/v1/credentials/{credential_id}",
         back=("Credentials", "/lists/credentials"),
     )
@@ -78,7 +83,7 @@ async def target_page(target_id: uuid.UUID, console: ConsoleDep) -> HTMLResponse
     item = await console.get(f"/targets/{target_id}")
     return page(
         console,
-        "manage.html",
+        "target.html",
         title=f"Target {item['name']}",
         manager="targets:manage",
         item=item,

@@ -542,12 +542,6 @@ LISTINGS = {
         edit_path="/discovery/",
         manager="discovery:run",
     ),
-    "libraries": Listing(
-        "Libraries",
-        "/libraries",
-        "libraries:read",
-        ("name", "description", "enabled", "latest_version"),
-    ),
     "schedules": Listing(
         "Schedules",
         "/schedules",
