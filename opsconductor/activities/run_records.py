@@ -212,11 +212,8 @@ async def store_steps_output(
         # activity's).
         attempts = request.attempt(result.attempt)
         final = {"status": "succeeded", "finished_at": now} if succeeded else {}
-        rows.append(
-            _step_values(
-                request, status="running", attempts=attempts, tolerated=False, **output, **final
-            )
-        )
+        inserted = {"status": "running", "attempts": attempts, "tolerated": False}
+        rows.append(_step_values(request, **{**inserted, **output, **final}))
     statement = insert(RunStep).values(rows)
     updated = ["exit_code", "stdout", "stderr", "outputs"]
     if succeeded:

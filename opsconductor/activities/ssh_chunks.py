@@ -226,7 +226,7 @@ class _Chunk:
                         return
                 except TimeoutError:
                     if tried == member.attempts - 1:
-                        message = f"timed out after {timeout:g} s"
+                        message = "timed out (start_to_close)"  # as Temporal names a step timeout
                         self._ended.append((request, StepResult(attempt=attempt), message))
                         return
                 except Exception as error:  # any other error fails the attempt, not the chunk

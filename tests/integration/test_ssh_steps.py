@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 import pytest
 from sqlmodel import col, select
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 
 from opsconductor.config import Settings
-from opsconductor.contracts.runs import RunStatus
+from opsconductor.contracts.runs import RunStatus, batch_workflow_id
 from opsconductor.contracts.steps import TargetSnapshot
 from opsconductor.jobspec.document import TargetSelector
 from opsconductor.models.credential import CredentialAccess
@@ -310,3 +311,72 @@ async def test_a_step_timeout_ends_the_whole_remote_process_tree(
         ("loopback", "long")
     ]
     assert (long.status, long.reason) == ("failed", "timed out (start_to_close)")
+
+
+async def test_a_batch_runs_each_ssh_step_as_one_chunk_with_per_target_results_and_retries(
+    http: httpx.AsyncClient,
+    admin: Account,
+    sshd: LoopbackSshd,
+    temporal: Client,
+    worker_resources: WorkerResources,
+) -> None:
+    """Three `ssh.command` steps over four targets in one batch are three activities, not
+    twelve (docs/engine.md, "Scale: chunked steps"), and each target keeps its own result and
+    retries: in the first step's one chunk, t1 fails then succeeds on its retry, t2 fails for
+    good (its later steps are skipped), t0 and t3 succeed at once."""
+    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
+    names = [f"chunk-{uuid.uuid4().hex[:6]}-t{n}" for n in range(4)]
+    for name in names:
+        await post_ok(http, "/targets", admin.headers, sshd_target(sshd, credential["id"], name))
+    async with worker_resources.sessionmaker() as session:
+        targets = await resolve_selector(session, TargetSelector(names=names))
+    flag = f"/tmp/opsc-chunk-{uuid.uuid4().hex}"
+    document = job(
+        {
+            "id": "first",
+            "action": "ssh.command",
+            "with": {
+                "command": "case {{ target.name }} in "
+                f"*-t1) if [ -e {flag} ]; then echo again; else touch {flag}; exit 1; fi;; "
+                "*-t2) echo broken; exit 7;; *) echo ok;; esac"
+            },
+            "retry": {"attempts": 2, "interval": "10ms"},
+        },
+        {"id": "second", "needs": ["first"], "action": "ssh.command", "with": {"command": "true"}},
+        {"id": "third", "needs": ["second"], "action": "ssh.command", "with": {"command": "true"}},
+    )
+    handle = await start_run(temporal, worker_resources.sessionmaker, document, targets)
+    summary = await handle.result()
+    assert summary.status is RunStatus.failed
+    steps = await recorded_steps(worker_resources.sessionmaker, summary.run_id)
+    t0, t1, t2, t3 = names
+    for name in (t0, t3):
+        first = steps[(name, "first")]
+        assert (first.status, first.attempts, first.stdout) == ("succeeded", 1, "ok")
+        assert steps[(name, "third")].status == "succeeded"
+    retried = steps[(t1, "first")]
+    assert (retried.status, retried.attempts, retried.stdout) == ("succeeded", 2, "again")
+    assert steps[(t1, "third")].status == "succeeded"
+    broken = steps[(t2, "first")]
+    assert (broken.status, broken.attempts, broken.exit_code, broken.stdout) == (
+        "failed",
+        2,
+        7,
+        "broken",
+    )
+    assert broken.reason == "exited with 7, expected 0"
+    assert [
+        (steps[(t2, step)].status, steps[(t2, step)].reason) for step in ("second", "third")
+    ] == [
+        ("skipped", "upstream_failed"),
+        ("skipped", "upstream_failed"),
+    ]
+    history = await temporal.get_workflow_handle(
+        batch_workflow_id(f"run-{summary.run_id}", 1, 0)
+    ).fetch_history()
+    scheduled = [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert scheduled == ["ssh-command-chunk"] * 3
