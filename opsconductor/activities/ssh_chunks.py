@@ -168,6 +168,10 @@ class _Chunk:
                 [(requests[member.target.name], member.first_attempt) for member in members],
             )
         limit = asyncio.Semaphore(self._request.concurrency)
+        # At once, not after the first beat: a worker lost a moment after the chunk started
+        # must leave the attempts it started on record, so the retry does not count them.
+        self._started = {member.target.name: member.first_attempt for member in members}
+        activity.heartbeat(self._progress())
         async with RunLogWriter(self._owner._sessionmaker, self._request.run_id) as writer:
             beat = asyncio.create_task(self._beat())
             runs = {
