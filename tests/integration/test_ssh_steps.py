@@ -2,9 +2,11 @@
 targets and credentials from the inventory."""
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,10 +14,20 @@ import pytest
 from sqlmodel import col, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.testing import ActivityEnvironment
 
+from opsconductor.activities.ssh_chunks import SshChunks
 from opsconductor.config import Settings
 from opsconductor.contracts.runs import RunStatus, batch_workflow_id
-from opsconductor.contracts.steps import TargetSnapshot
+from opsconductor.contracts.steps import (
+    ChunkMember,
+    ChunkProgress,
+    ChunkRequest,
+    ChunkRetry,
+    MemberResult,
+    StepResult,
+    TargetSnapshot,
+)
 from opsconductor.jobspec.document import TargetSelector
 from opsconductor.models.credential import CredentialAccess
 from opsconductor.models.run import RunLogLine
@@ -325,7 +337,8 @@ async def test_a_batch_runs_each_ssh_step_as_one_chunk_with_per_target_results_a
     retries: in the first step's one chunk, t1 fails then succeeds on its retry, t2 fails for
     good (its later steps are skipped), t0 and t3 succeed at once."""
     credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
-    names = [f"chunk-{uuid.uuid4().hex[:6]}-t{n}" for n in range(4)]
+    prefix = f"chunk-{uuid.uuid4().hex[:6]}"
+    names = [f"{prefix}-t{n}" for n in range(4)]
     for name in names:
         await post_ok(http, "/targets", admin.headers, sshd_target(sshd, credential["id"], name))
     async with worker_resources.sessionmaker() as session:
@@ -345,7 +358,10 @@ async def test_a_batch_runs_each_ssh_step_as_one_chunk_with_per_target_results_a
         {"id": "second", "needs": ["first"], "action": "ssh.command", "with": {"command": "true"}},
         {"id": "third", "needs": ["second"], "action": "ssh.command", "with": {"command": "true"}},
     )
-    handle = await start_run(temporal, worker_resources.sessionmaker, document, targets)
+    document["strategy"] = {"concurrency": 4}  # one batch, all four in flight
+    handle = await start_run(
+        temporal, worker_resources.sessionmaker, document, targets, batch_size=4
+    )
     summary = await handle.result()
     assert summary.status is RunStatus.failed
     steps = await recorded_steps(worker_resources.sessionmaker, summary.run_id)
@@ -380,3 +396,59 @@ async def test_a_batch_runs_each_ssh_step_as_one_chunk_with_per_target_results_a
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
     assert scheduled == ["ssh-command-chunk"] * 3
+
+
+async def test_a_chunk_retried_after_its_worker_was_lost_runs_only_its_unfinished_targets(
+    http: httpx.AsyncClient,
+    admin: Account,
+    sshd: LoopbackSshd,
+    temporal: Client,
+    worker_resources: WorkerResources,
+) -> None:
+    """The chunk activity's second try, given the first try's last heartbeat (t0 finished, t1
+    on its first attempt), answers t0's result from it and runs only t1, from attempt 2."""
+    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
+    prefix = f"resume-{uuid.uuid4().hex[:6]}"
+    names = [f"{prefix}-t{n}" for n in range(2)]
+    for name in names:
+        await post_ok(http, "/targets", admin.headers, sshd_target(sshd, credential["id"], name))
+    async with worker_resources.sessionmaker() as session:
+        targets = await resolve_selector(session, TargetSelector(names=names))
+    quick = job({"id": "quick", "action": "ssh.command", "with": {"command": "true"}})
+    handle = await start_run(temporal, worker_resources.sessionmaker, quick, targets)
+    run_id = (await handle.result()).run_id
+    tally = f"/tmp/opsc-resume-{uuid.uuid4().hex}"
+    request = ChunkRequest(
+        run_id=run_id,
+        step_id="resumed",
+        action="ssh.command",
+        with_={"command": f"echo {{{{ target.name }}}} >> {tally}; echo ran"},
+        retry=ChunkRetry(interval_seconds=0.01, backoff=1),
+        timeout_seconds=30,
+        concurrency=2,
+        members=[
+            ChunkMember(target=target, context={"target": target.context()}) for target in targets
+        ],
+    )
+    t0, t1 = names
+    done = MemberResult(target=t0, result=StepResult(exit_code=0, output_recorded=True))
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(
+        environment.info,
+        attempt=2,
+        heartbeat_details=[ChunkProgress(finished=[done], started={t1: 1}).model_dump(mode="json")],
+    )
+    chunks = SshChunks(worker_resources.sessionmaker, worker_resources.keyring)
+    try:
+        result = await environment.run(chunks.run_chunk, request)
+        ran = Path(tally).read_text().split()
+    finally:
+        Path(tally).unlink(missing_ok=True)
+    assert ran == [t1]
+    members = {member.target: member for member in result.members}
+    assert members[t0] == done
+    assert (members[t1].error, members[t1].result.attempt) == (None, 2)
+    steps = await recorded_steps(worker_resources.sessionmaker, run_id)
+    assert (steps[(t1, "resumed")].status, steps[(t1, "resumed")].attempts) == ("succeeded", 2)
+    assert (t0, "resumed") not in steps
+    assert await log_lines(worker_resources, run_id) == [("stdout", "ran")]
