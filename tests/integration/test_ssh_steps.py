@@ -325,6 +325,25 @@ async def test_a_step_timeout_ends_the_whole_remote_process_tree(
     assert (long.status, long.reason) == ("failed", "timed out (start_to_close)")
 
 
+async def sshd_targets(
+    http: httpx.AsyncClient,
+    admin: Account,
+    sshd: LoopbackSshd,
+    resources: WorkerResources,
+    prefix: str,
+    count: int,
+) -> tuple[list[str], list[TargetSnapshot]]:
+    """`count` inventory targets on the loopback sshd, named `<prefix>-…-t<n>`, and their
+    snapshots as a run resolves them (in the inventory's order, not the names')."""
+    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
+    unique = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    names = [f"{unique}-t{n}" for n in range(count)]
+    for name in names:
+        await post_ok(http, "/targets", admin.headers, sshd_target(sshd, credential["id"], name))
+    async with resources.sessionmaker() as session:
+        return names, await resolve_selector(session, TargetSelector(names=names))
+
+
 async def test_a_batch_runs_each_ssh_step_as_one_chunk_with_per_target_results_and_retries(
     http: httpx.AsyncClient,
     admin: Account,
@@ -336,13 +355,7 @@ async def test_a_batch_runs_each_ssh_step_as_one_chunk_with_per_target_results_a
     twelve (docs/engine.md, "Scale: chunked steps"), and each target keeps its own result and
     retries: in the first step's one chunk, t1 fails then succeeds on its retry, t2 fails for
     good (its later steps are skipped), t0 and t3 succeed at once."""
-    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
-    prefix = f"chunk-{uuid.uuid4().hex[:6]}"
-    names = [f"{prefix}-t{n}" for n in range(4)]
-    for name in names:
-        await post_ok(http, "/targets", admin.headers, sshd_target(sshd, credential["id"], name))
-    async with worker_resources.sessionmaker() as session:
-        targets = await resolve_selector(session, TargetSelector(names=names))
+    names, targets = await sshd_targets(http, admin, sshd, worker_resources, "chunk", 4)
     flag = f"/tmp/opsc-chunk-{uuid.uuid4().hex}"
     document = job(
         {
@@ -407,13 +420,7 @@ async def test_a_chunk_retried_after_its_worker_was_lost_runs_only_its_unfinishe
 ) -> None:
     """The chunk activity's second try, given the first try's last heartbeat (t0 finished, t1
     on its first attempt), answers t0's result from it and runs only t1, from attempt 2."""
-    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
-    prefix = f"resume-{uuid.uuid4().hex[:6]}"
-    names = [f"{prefix}-t{n}" for n in range(2)]
-    for name in names:
-        await post_ok(http, "/targets", admin.headers, sshd_target(sshd, credential["id"], name))
-    async with worker_resources.sessionmaker() as session:
-        targets = await resolve_selector(session, TargetSelector(names=names))
+    names, targets = await sshd_targets(http, admin, sshd, worker_resources, "resume", 2)
     quick = job({"id": "quick", "action": "ssh.command", "with": {"command": "true"}})
     handle = await start_run(temporal, worker_resources.sessionmaker, quick, targets)
     run_id = (await handle.result()).run_id
