@@ -21,7 +21,7 @@ from opsconductor.contracts.runs import (
     RunStatus,
     RunSummary,
 )
-from opsconductor.contracts.steps import TargetSnapshot
+from opsconductor.contracts.steps import DEFAULT_CHUNK_SIZE, TargetSnapshot
 from opsconductor.db import unit_of_work
 from opsconductor.jobspec.plan import compile_plan
 from opsconductor.jobspec.validation import validate_document
@@ -95,6 +95,7 @@ async def start_run(
             triggered_by="test",
             batch_size=batch_size,
             max_batches_per_history=max_batches_per_history,
+            chunk_size=DEFAULT_CHUNK_SIZE,
         ),
         id=f"run-{run_id}",
         task_queue=TaskQueue.orchestration.value,

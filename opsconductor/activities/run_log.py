@@ -30,27 +30,15 @@ MAX_LINE_CHARACTERS = 8192
 LINES_PER_INSERT = 1000
 
 
-class RunLogStream:
-    """One step's output on one target. Use as an async context manager; `write` never blocks
-    on the database."""
+class RunLogWriter:
+    """Lines queued by any number of streams, written in batches: one stream's (a step on a
+    target), or a whole chunk's (activities/ssh_chunks.py: one insert every flush for all its
+    targets). Use as an async context manager; `queue` never blocks on the database."""
 
-    def __init__(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        run_id: uuid.UUID,
-        step_id: str,
-        target: str | None,
-        attempt: int,
-        mask: Callable[[str], str] = lambda text: text,
-    ):
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], run_id: uuid.UUID):
         self._sessionmaker = sessionmaker
         self._run_id = run_id
-        self._step_id = step_id
-        self._target = target or RUN_ONCE_TARGET
-        self._attempt = attempt
-        self._mask = mask
         self._pending: list[dict[str, object]] = []
-        self._partial: dict[str, str] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
 
@@ -70,10 +58,6 @@ class RunLogStream:
             # final flush below would write them twice.
             self._closing.set()
             await asyncio.shield(self._flusher)
-        for stream, rest in self._partial.items():
-            if rest:
-                self._queue(stream, rest)
-        self._partial.clear()
         try:
             await self.flush()
         except (OSError, SQLAlchemyError):
@@ -81,26 +65,8 @@ class RunLogStream:
             # written; its result carries its output.
             logger.warning("run log lines lost", extra={"run_id": str(self._run_id)})
 
-    def write(self, stream: str, text: str) -> None:
-        """Accepts output as it arrives, in chunks that may split lines."""
-        buffered = self._partial.get(stream, "") + text
-        *complete, rest = buffered.split("\n")
-        self._partial[stream] = rest
-        for line in complete:
-            self._queue(stream, line)
-
-    def _queue(self, stream: str, line: str) -> None:
-        self._pending.append(
-            {
-                "run_id": self._run_id,
-                "target": self._target,
-                "step_id": self._step_id,
-                "attempt": self._attempt,
-                "stream": stream,
-                "line": storable(self._mask(line.rstrip("\r")))[:MAX_LINE_CHARACTERS],
-                "created_at": utcnow(),
-            }
-        )
+    def queue(self, line: dict[str, object]) -> None:
+        self._pending.append(line)
 
     async def flush(self) -> None:
         if not self._pending:
@@ -133,3 +99,67 @@ class RunLogStream:
                     "run log write failed; retrying", extra={"run_id": str(self._run_id)}
                 )
                 self._pending = self._pending[-MAX_BUFFERED_LINES:]
+
+
+class RunLogStream:
+    """One step's output on one target. Use as an async context manager; `write` never blocks
+    on the database. Its lines go to `writer` when given (which the caller runs), else to a
+    writer of its own."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        run_id: uuid.UUID,
+        step_id: str,
+        target: str | None,
+        attempt: int,
+        mask: Callable[[str], str] = lambda text: text,
+        writer: RunLogWriter | None = None,
+    ):
+        self._run_id = run_id
+        self._step_id = step_id
+        self._target = target or RUN_ONCE_TARGET
+        self._attempt = attempt
+        self._mask = mask
+        self._partial: dict[str, str] = {}
+        self._own = writer is None
+        self._writer = writer or RunLogWriter(sessionmaker, run_id)
+
+    async def __aenter__(self) -> Self:
+        if self._own:
+            await self._writer.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for stream, rest in self._partial.items():
+            if rest:
+                self._queue(stream, rest)
+        self._partial.clear()
+        if self._own:
+            await self._writer.__aexit__(exc_type, exc, tb)
+
+    def write(self, stream: str, text: str) -> None:
+        """Accepts output as it arrives, in chunks that may split lines."""
+        buffered = self._partial.get(stream, "") + text
+        *complete, rest = buffered.split("\n")
+        self._partial[stream] = rest
+        for line in complete:
+            self._queue(stream, line)
+
+    def _queue(self, stream: str, line: str) -> None:
+        self._writer.queue(
+            {
+                "run_id": self._run_id,
+                "target": self._target,
+                "step_id": self._step_id,
+                "attempt": self._attempt,
+                "stream": stream,
+                "line": storable(self._mask(line.rstrip("\r")))[:MAX_LINE_CHARACTERS],
+                "created_at": utcnow(),
+            }
+        )

@@ -135,27 +135,46 @@ def _output_columns(stdout: str, stderr: str, outputs: dict[str, Any]) -> dict[s
     }
 
 
-def _step_row(request: StepRequest, **values: Any) -> Any:
+def _step_values(request: StepRequest, **values: Any) -> dict[str, Any]:
     target = request.target.name if request.target else RUN_ONCE_TARGET
-    return insert(RunStep).values(
-        id=uuid.uuid4(), run_id=request.run_id, target=target, step_id=request.step_id, **values
-    )
+    return {
+        "id": uuid.uuid4(),
+        "run_id": request.run_id,
+        "target": target,
+        "step_id": request.step_id,
+        **values,
+    }
 
 
 # A worker's write never reopens a record the workflow already closed (a cancelled run's steps,
 # closed while an attempt was still starting).
 _STILL_OPEN = col(RunStep.status).in_(["pending", "running"])
+_STEP_KEY = ["run_id", "target", "step_id"]
 
 
 async def mark_step_running(
     sessionmaker: async_sessionmaker[AsyncSession], request: StepRequest, attempt: int
 ) -> None:
     """Run by the step's worker as an attempt starts (`StepRequest.worker_records_state`)."""
-    values = {"status": "running", "attempts": attempt, "started_at": utcnow()}
-    statement = _step_row(request, tolerated=False, **values).on_conflict_do_update(
-        index_elements=["run_id", "target", "step_id"],
+    await mark_steps_running(sessionmaker, [(request, attempt)])
+
+
+async def mark_steps_running(
+    sessionmaker: async_sessionmaker[AsyncSession], steps: list[tuple[StepRequest, int]]
+) -> None:
+    """`mark_step_running` for several steps (a chunk's targets), in one statement."""
+    if not steps:
+        return
+    now = utcnow()
+    rows = [
+        _step_values(request, status="running", attempts=attempt, started_at=now, tolerated=False)
+        for request, attempt in steps
+    ]
+    statement = insert(RunStep).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=_STEP_KEY,
         # The first attempt's start is the step's start.
-        set_={"status": "running", "attempts": attempt},
+        set_={"status": "running", "attempts": statement.excluded.attempts},
         where=_STILL_OPEN,
     )
     async with unit_of_work(sessionmaker) as session:
@@ -171,19 +190,37 @@ async def store_step_output(
     """Run by the step's worker: its last attempt's output, on the step's record, and with
     `succeeded` (a successful step whose worker records its state) the final state too.
     Without it the step is still open: the workflow records its end."""
-    output = {
-        "exit_code": result.exit_code,
-        **_output_columns(result.stdout, result.stderr, result.all_outputs()),
-    }
-    # The step's attempt, counted across shutdown re-runs (the result counts the activity's).
-    attempts = request.attempt(result.attempt)
-    final = (
-        {"status": "succeeded", "attempts": attempts, "finished_at": utcnow()} if succeeded else {}
-    )
-    inserted = {"status": "running", "attempts": attempts, "tolerated": False}
-    statement = _step_row(request, **{**inserted, **output, **final}).on_conflict_do_update(
-        index_elements=["run_id", "target", "step_id"],
-        set_={**output, **final},
+    await store_steps_output(sessionmaker, [(request, result)], succeeded)
+
+
+async def store_steps_output(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    steps: list[tuple[StepRequest, StepResult]],
+    succeeded: bool = False,
+) -> None:
+    """`store_step_output` for several steps (a chunk's targets), in one statement."""
+    if not steps:
+        return
+    now = utcnow()
+    rows = []
+    for request, result in steps:
+        output = {
+            "exit_code": result.exit_code,
+            **_output_columns(result.stdout, result.stderr, result.all_outputs()),
+        }
+        # The step's attempt, counted across shutdown re-runs (the result counts the
+        # activity's).
+        attempts = request.attempt(result.attempt)
+        final = {"status": "succeeded", "finished_at": now} if succeeded else {}
+        inserted = {"status": "running", "attempts": attempts, "tolerated": False}
+        rows.append(_step_values(request, **{**inserted, **output, **final}))
+    statement = insert(RunStep).values(rows)
+    updated = ["exit_code", "stdout", "stderr", "outputs"]
+    if succeeded:
+        updated += ["status", "attempts", "finished_at"]
+    statement = statement.on_conflict_do_update(
+        index_elements=_STEP_KEY,
+        set_={name: statement.excluded[name] for name in updated},
         where=_STILL_OPEN if succeeded else None,
     )
     async with unit_of_work(sessionmaker) as session:

@@ -23,10 +23,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
-from opsconductor.activities.run_log import RunLogStream
+from opsconductor.activities.run_log import RunLogStream, RunLogWriter
 from opsconductor.activities.ssh_connect import (
     CONNECT_TIMEOUT_SECONDS,
     Endpoint,
+    Prefetched,
     SshProblem,
     ssh_connection,
 )
@@ -53,6 +54,7 @@ from opsconductor.contracts.steps import StepRequest, StepResult
 from opsconductor.jobspec.actions import SshCommand, SshScript, SshUpload
 from opsconductor.jobspec.templates import SecretResolver
 from opsconductor.security.envelope import KeyRing
+from opsconductor.services.vault import Revealed
 from opsconductor.text import OUTPUT_ERRORS
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -77,13 +79,12 @@ STOP_TIMEOUT_SECONDS = STOP_GRACE_SECONDS + 7
 Operation = Callable[[asyncssh.SSHClientConnection], Awaitable[StepResult]]
 
 
-def _connect_timeout() -> float:
+def connect_timeout(step_timeout: float | None) -> float:
     """Connecting may take a share of the step's timeout, so a target that never answers
     fails the step by name ("cannot connect ...") rather than as a bare step timeout."""
-    timeout = activity.info().start_to_close_timeout
-    if timeout is None:
+    if step_timeout is None:
         return CONNECT_TIMEOUT_SECONDS
-    return max(1.0, min(CONNECT_TIMEOUT_SECONDS, timeout.total_seconds() * 0.75))
+    return max(1.0, min(CONNECT_TIMEOUT_SECONDS, step_timeout * 0.75))
 
 
 def _in_own_session(command: str, shell: str) -> str:
@@ -196,10 +197,32 @@ class SshActions:
         if request.action == "ssh.upload":
             operation = await self._upload(request, mask, secrets)
         else:
-            operation = self._command(request, mask, secrets)
-        endpoint = Endpoint(target.id, target.name, target.address, target.port, _connect_timeout())
+            operation = self.command(request, mask, secrets)
+        timeout = activity.info().start_to_close_timeout
+        endpoint = Endpoint(
+            target.id,
+            target.name,
+            target.address,
+            target.port,
+            connect_timeout(timeout.total_seconds() if timeout else None),
+        )
+        return await self.logged_in(endpoint, credential, operation, mask)
+
+    async def logged_in(
+        self,
+        endpoint: Endpoint,
+        credential: Revealed,
+        operation: Operation,
+        mask: SecretMask,
+        prefetched: Prefetched | None = None,
+    ) -> StepResult:
+        """The operation's result on a connection to the endpoint; a connection that fails
+        fails the attempt (retryable when trying again may help)."""
         try:
-            async with ssh_connection(self._sessionmaker, endpoint, credential) as (connection, _):
+            async with ssh_connection(self._sessionmaker, endpoint, credential, prefetched) as (
+                connection,
+                _,
+            ):
                 return await operation(connection)
         except SshProblem as problem:
             message = mask.apply(str(problem))
@@ -207,9 +230,15 @@ class SshActions:
                 raise failed(message, StepResult(attempt=attempt(), error=message)) from None
             raise rejected(message) from None
 
-    def _command(
-        self, request: StepRequest, mask: SecretMask, secrets: SecretResolver
+    def command(
+        self,
+        request: StepRequest,
+        mask: SecretMask,
+        secrets: SecretResolver,
+        writer: RunLogWriter | None = None,
     ) -> Operation:
+        """`ssh.command` or `ssh.script` on a connection; its output lines go to `writer` (a
+        chunk's) or to a run log stream of its own."""
         if request.action == "ssh.script":
             script = render_inputs(request, SshScript, mask, secrets=secrets)
             command, stdin = _script_command(script), script.script
@@ -222,7 +251,9 @@ class SshActions:
         full_command = _wrapped(command, env, workdir, sudo)
 
         async def run(connection: asyncssh.SSHClientConnection) -> StepResult:
-            result = await self._execute(request, connection, full_command, stdin, mask, sudo)
+            result = await self._execute(
+                request, connection, full_command, stdin, mask, sudo, writer
+            )
             return check_exit(result, expect)
 
         return run
@@ -242,7 +273,9 @@ class SshActions:
 
         return run
 
-    def _log(self, request: StepRequest, mask: SecretMask) -> RunLogStream:
+    def _log(
+        self, request: StepRequest, mask: SecretMask, writer: RunLogWriter | None = None
+    ) -> RunLogStream:
         target = request.target.name if request.target else None
         return RunLogStream(
             self._sessionmaker,
@@ -251,6 +284,7 @@ class SshActions:
             target,
             request.attempt(attempt()),
             mask.apply,
+            writer,
         )
 
     async def _execute(
@@ -261,8 +295,9 @@ class SshActions:
         stdin: str | None,
         mask: SecretMask,
         sudo: bool,
+        writer: RunLogWriter | None,
     ) -> StepResult:
-        async with self._log(request, mask) as log:
+        async with self._log(request, mask, writer) as log:
             stdout, stderr = OutputTail("stdout", log), OutputTail("stderr", log)
             # Lossless: bytes that are not UTF-8 arrive as `\\xNN` (opsconductor.text's rule).
             process = await connection.create_process(

@@ -77,7 +77,8 @@ class _PinnedHostKey(asyncssh.SSHClient):
         return hmac.compare_digest(self.presented, self.pinned)
 
 
-def _login_options(credential: Revealed) -> dict[str, object]:
+def login_options(credential: Revealed) -> dict[str, object]:
+    """How to log in with the credential (its key parsed: once per credential in a chunk)."""
     if credential.kind is CredentialKind.ssh_key:
         try:
             key = asyncssh.import_private_key(
@@ -101,21 +102,39 @@ def _login_options(credential: Revealed) -> dict[str, object]:
     )
 
 
+def gone_from_inventory(endpoint: Endpoint) -> AuthenticationFailed:
+    return AuthenticationFailed(
+        f"target {endpoint.name!r} is no longer in the inventory, so its host key cannot be checked"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetched:
+    """What a chunk read once for all its targets: the target's pinned host key, and the
+    login options of its credential."""
+
+    pinned: str | None
+    options: dict[str, object]
+
+
 @asynccontextmanager
 async def ssh_connection(
-    sessionmaker: async_sessionmaker[AsyncSession], endpoint: Endpoint, credential: Revealed
+    sessionmaker: async_sessionmaker[AsyncSession],
+    endpoint: Endpoint,
+    credential: Revealed,
+    prefetched: Prefetched | None = None,
 ) -> AsyncIterator[tuple[asyncssh.SSHClientConnection, str]]:
     """A logged-in connection and the host key fingerprint it verified."""
-    async with unit_of_work(sessionmaker) as session:
-        try:
-            pinned = await host_keys.pinned_host_key(session, endpoint.target_id)
-        except NotFound as error:
-            raise AuthenticationFailed(
-                f"target {endpoint.name!r} is no longer in the inventory, so its host key "
-                "cannot be checked"
-            ) from error
+    if prefetched is None:
+        async with unit_of_work(sessionmaker) as session:
+            try:
+                pinned = await host_keys.pinned_host_key(session, endpoint.target_id)
+            except NotFound as error:
+                raise gone_from_inventory(endpoint) from error
+        options = login_options(credential)
+    else:
+        pinned, options = prefetched.pinned, prefetched.options
     checker = _PinnedHostKey(pinned)
-    options = _login_options(credential)
     try:
         connection = await asyncssh.connect(
             endpoint.address,

@@ -78,6 +78,42 @@ class StepCredentials:
         credential = await self._reveal_one(request.credential, target.credential_id, purpose)
         return values, credential
 
+    async def reveal_for_targets(
+        self, request: StepRequest, targets: list[TargetSnapshot], owner: str, mask: SecretMask
+    ) -> tuple[SecretResolver, dict[str, Revealed | CredentialUnavailable]]:
+        """`reveal` for many targets at once (a chunk's, named `owner` on the access log): the
+        values `secret()` reads and each distinct login credential decrypted once. Per target
+        name, its credential, or why it has none usable. A `secret()` that cannot be read
+        rejects them all."""
+        purpose = Purpose.run_step(request.run_id, request.step_id, owner)
+        try:
+            values = await self._secret_values(request, purpose)
+        except CredentialUnavailable as error:
+            raise rejected(str(error)) from None
+        for value in values.values():
+            mask.remember(value)
+        by_login: dict[str | uuid.UUID, Revealed | CredentialUnavailable] = {}
+        logins: dict[str, Revealed | CredentialUnavailable] = {}
+        for target in targets:
+            login = request.credential or target.credential_id
+            if login is None:
+                logins[target.name] = CredentialUnavailable(
+                    f"target {target.name!r} has no credential and the step names none"
+                )
+                continue
+            if login not in by_login:
+                try:
+                    name = login if isinstance(login, str) else None
+                    credential_id = login if isinstance(login, uuid.UUID) else None
+                    revealed = await self._reveal_one(name, credential_id, purpose)
+                    for value in revealed.values():
+                        mask.remember(value)
+                    by_login[login] = revealed
+                except CredentialUnavailable as error:
+                    by_login[login] = error
+            logins[target.name] = by_login[login]
+        return _resolver(values), logins
+
     async def reveal_without_target(
         self, request: StepRequest, credential: str | None, mask: SecretMask
     ) -> tuple[SecretResolver, Revealed | None]:

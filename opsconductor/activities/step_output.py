@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 StepActivity = Callable[[StepRequest], Awaitable[StepResult]]
 
 
-def _for_history(
+def for_history(
     request: StepRequest, result: StepResult, stored: bool, succeeded: bool = False
 ) -> StepResult:
     if not stored:
@@ -87,7 +87,7 @@ async def _mark_running(
         )
 
 
-def _failure_result(error: ApplicationError) -> StepResult | None:
+def failure_result(error: ApplicationError) -> StepResult | None:
     """The last attempt's result a failure carries, if it carries one we can read."""
     if not error.details:
         return None
@@ -118,18 +118,18 @@ def recording_output(
         try:
             result = await step_activity(request)
         except ApplicationError as error:
-            failed = _failure_result(error)
+            failed = failure_result(error)
             if failed is None:
                 raise
             stored = await _stored(sessionmaker, request, failed)
             raise ApplicationError(
                 error.message,
-                _for_history(request, failed, stored),
+                for_history(request, failed, stored),
                 type=error.type,
                 non_retryable=error.non_retryable,
                 next_retry_delay=error.next_retry_delay,
             ) from None
         stored = await _stored(sessionmaker, request, result, succeeded=True)
-        return _for_history(request, result, stored, succeeded=True)
+        return for_history(request, result, stored, succeeded=True)
 
     return activity.defn(name=name)(run)

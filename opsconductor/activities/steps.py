@@ -8,6 +8,7 @@ import json
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -93,8 +94,15 @@ def bounded(text: str) -> str:
     return text[-MAX_OUTPUT_CHARACTERS:] + f"\n[… {dropped} earlier characters in the run log]"
 
 
+# Inside a chunk activity (activities/ssh_chunks.py) each target runs its own attempts, and the
+# chunk heartbeats for all of them: the target's attempt number, and no heartbeat of its own.
+member_attempt: ContextVar[int | None] = ContextVar("member_attempt", default=None)
+
+
 def attempt() -> int:
-    return activity.info().attempt
+    """The attempt of the step running in this context: the activity's, or a chunk member's."""
+    member = member_attempt.get()
+    return activity.info().attempt if member is None else member
 
 
 def rejected(message: str) -> ApplicationError:
@@ -175,7 +183,11 @@ class OutputTail:
 
 @asynccontextmanager
 async def heartbeating() -> AsyncIterator[None]:
-    """Heartbeats while the body runs, so a cancellation can reach it."""
+    """Heartbeats while the body runs, so a cancellation can reach it. A chunk member's
+    body does not: its chunk heartbeats (with its progress as details) for every member."""
+    if member_attempt.get() is not None:
+        yield
+        return
 
     async def beat() -> None:
         while True:

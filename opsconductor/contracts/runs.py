@@ -219,6 +219,9 @@ class RunRequest(BaseModel):
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1)
     # Batches per history before the run continues as new (tests set a small one).
     max_batches_per_history: int = Field(default=DEFAULT_BATCHES_PER_HISTORY, ge=1)
+    # Targets per chunk activity for chunked actions (`CHUNKED_ACTIONS`); 0, as in requests
+    # stored before chunks existed, runs one activity per target.
+    chunk_size: int = Field(default=0, ge=0)
     # Set only in a continuation's input: what the run did before it.
     progress: RunProgress | None = None
 
@@ -244,6 +247,8 @@ class BatchRequest(BaseModel):
     # Steps whose output a later step reads; the others come back with their state only.
     keep_output: list[str] = Field(default_factory=list)
     run_once: list[StepOutcome] = Field(default_factory=list)
+    # The run's `chunk_size`.
+    chunk_size: int = Field(default=0, ge=0)
 
 
 class BatchResult(BaseModel):

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from opsconductor.contracts import activity_contract
+
 # The failure type of a step attempt cut off because its worker was stopping (a deploy), not
 # because the step failed: the workflow runs the step again on another worker, outside the
 # step's retry policy (workflows/step_execution.py, worker/shutdown.py).
@@ -125,3 +127,98 @@ class StepResult(BaseModel):
         return self.model_copy(
             update={"stdout": "", "stderr": "", "outputs": {}, "text_outputs": {}}
         )
+
+
+# Actions whose per-target steps a target batch runs in chunks: one activity over up to
+# `RunRequest.chunk_size` targets (docs/engine.md, "Scale: chunked steps"). Others keep one
+# activity per target (long transfers, HTTP, plugins).
+CHUNKED_ACTIONS = frozenset({"ssh.command"})
+# Targets per chunk activity in runs stored from now on; a batch holds at most 100 by default.
+DEFAULT_CHUNK_SIZE = 100
+
+
+class ChunkRetry(BaseModel):
+    """A step's retry policy, applied per target inside the chunk activity."""
+
+    interval_seconds: float
+    backoff: float
+    max_interval_seconds: float | None = None
+
+    def delay(self, failed_attempts: int) -> float:
+        """The wait after the `failed_attempts`-th failed attempt in a row (1, 2, ...)."""
+        delay = self.interval_seconds * self.backoff ** (failed_attempts - 1)
+        return delay if self.max_interval_seconds is None else min(delay, self.max_interval_seconds)
+
+
+class ChunkMember(BaseModel):
+    """One target of a chunk: what differs from the chunk's other targets."""
+
+    target: TargetSnapshot
+    context: dict[str, Any]
+    # The step's attempt number of this member's first attempt (see StepRequest), and how many
+    # attempts it may make from there (the step's retries left).
+    first_attempt: int = Field(default=1, ge=1)
+    attempts: int = Field(default=1, ge=1)
+
+
+class ChunkRequest(BaseModel):
+    """One step over a chunk of targets, as one activity: the shared part once, then each
+    target's own. Like `StepRequest.with_`, `with_` is still a template."""
+
+    run_id: uuid.UUID
+    step_id: str
+    action: str
+    with_: dict[str, Any]
+    credential: str | None = None
+    return_output: bool = False
+    retry: ChunkRetry
+    # Each attempt on each target is bounded by the step's timeout.
+    timeout_seconds: float
+    # Targets in flight at once within the chunk.
+    concurrency: int = Field(ge=1)
+    members: list[ChunkMember]
+
+    def step_request(self, member: ChunkMember, first_attempt: int | None = None) -> StepRequest:
+        """The member's step as the single-target path sees it."""
+        return StepRequest(
+            run_id=self.run_id,
+            step_id=self.step_id,
+            action=self.action,
+            with_=self.with_,
+            context=member.context,
+            target=member.target,
+            credential=self.credential,
+            first_attempt=first_attempt or member.first_attempt,
+            return_output=self.return_output,
+            worker_records_state=True,
+        )
+
+
+class MemberResult(BaseModel):
+    """How a chunk member's step ended: `result` (its `attempt` is the step's attempt number),
+    and `error` when it failed for good. `cut`: a worker's shutdown stopped it at attempt
+    `result.attempt`, which does not count; the workflow runs it again."""
+
+    target: str
+    result: StepResult
+    error: str | None = None
+    cut: bool = False
+
+
+class ChunkResult(BaseModel):
+    members: list[MemberResult]
+
+
+class ChunkProgress(BaseModel):
+    """The chunk activity's heartbeat details: what a retry after a lost worker resumes from.
+    `finished`: members done (their results as the workflow gets them); `started`: the attempt
+    each other member was on."""
+
+    finished: list[MemberResult] = Field(default_factory=list)
+    started: dict[str, int] = Field(default_factory=dict)
+
+
+@activity_contract
+async def ssh_command_chunk(request: ChunkRequest) -> ChunkResult:
+    """`ssh.command` over a chunk of targets (activities/ssh_chunks.py), on the ssh queue."""
+    raise NotImplementedError("a contract stub: workers register its implementation")

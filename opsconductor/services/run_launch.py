@@ -23,6 +23,7 @@ from opsconductor.contracts.runs import (
     run_search_attributes,
     run_workflow_id,
 )
+from opsconductor.contracts.steps import DEFAULT_CHUNK_SIZE
 from opsconductor.errors import DependencyUnavailable, LaunchUncertain
 from opsconductor.jobspec.document import JobDocument
 from opsconductor.jobspec.plan import compile_plan
@@ -67,6 +68,7 @@ def request_for(run: Run, document: JobDocument, requester: str) -> RunRequest:
         request_id=run.request_id,
         parent_run_id=run.parent_run_id,
         batch_size=run.batch_size,
+        chunk_size=DEFAULT_CHUNK_SIZE,
     )
 
 

@@ -18,6 +18,7 @@ from opsconductor.activities.plugins import plugin_activities
 from opsconductor.activities.run_records import RunRecorder
 from opsconductor.activities.scheduled_runs import ScheduledRuns
 from opsconductor.activities.ssh import SshActions
+from opsconductor.activities.ssh_chunks import SshChunks
 from opsconductor.activities.step_output import recording_output
 from opsconductor.activities.winrm import WinrmActions
 from opsconductor.config import Settings
@@ -80,6 +81,8 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
     elif queue is TaskQueue.ssh:
         steps.append(SshActions(resources.sessionmaker, resources.keyring).run_step)
         activities.append(ConnectionTests(resources.sessionmaker, resources.keyring).run_test)
+        # ssh.command over a chunk of targets: it stores its targets' output itself.
+        activities.append(SshChunks(resources.sessionmaker, resources.keyring).run_chunk)
     elif queue is TaskQueue.winrm:
         steps.append(WinrmActions(resources.sessionmaker, resources.keyring).run_step)
         tests = ConnectionTests(resources.sessionmaker, resources.keyring)

@@ -363,6 +363,7 @@ class JobRunWorkflow:
             prior=prior,
             run_once=list(self._run_once.values()),
             keep_output=self._kept_output(step_ids),
+            chunk_size=self._request.chunk_size,
         )
         try:
             return await workflow.execute_child_workflow(

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         run_workflow_id,
     )
     from opsconductor.contracts.steps import (
+        CHUNKED_ACTIONS,
         WORKER_SHUTDOWN,
         StepRequest,
         StepResult,
@@ -48,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from opsconductor.jobspec.plugins import known_actions
     from opsconductor.jobspec.templates import TemplateProblem, render, render_condition
     from opsconductor.workflows.records import write_record
+    from opsconductor.workflows.step_chunks import StepChunks
 
 DEFAULT_STEP_TIMEOUT = timedelta(minutes=10)
 # Remote commands heartbeat while they run; a worker that dies is noticed this quickly and the
@@ -68,6 +70,9 @@ RERUN_ON_WORKER_SHUTDOWN = "rerun-step-on-worker-shutdown"
 # states (`StepRequest.worker_records_state`). Histories written before it recorded both from
 # the workflow, as local activities, and replay that way.
 WORKER_RECORDS_STATE = "worker-records-step-state"
+# The `workflow.patched` id of running chunked actions' per-target steps in chunk activities
+# (workflows/step_chunks.py). Histories written before it ran one activity per target.
+CHUNKED_STEPS = "chunked-steps"
 # A step's input must stay under Temporal's 2 MB payload limit, with room for encryption.
 MAX_STEP_INPUT = 1_500_000
 
@@ -203,8 +208,11 @@ class StepExecutor:
         in_workflow: Mapping[str, InWorkflowAction] | None = None,
         write: StepWriter | None = None,
         before_worker_records: BeforeWorkerRecords = _nothing_to_write,
+        chunks: StepChunks | None = None,
     ) -> None:
         self._run_id = run_id
+        # Where a target batch collects the targets that reach a chunked step together.
+        self._chunks = chunks
         self._before_worker_records = before_worker_records
         # How a record is written: by default a `record_step` of its own; the run's workflow
         # folds some into its other records (workflows/job_run.py).
@@ -300,7 +308,10 @@ class StepExecutor:
                 f"{MAX_STEP_INPUT // 1000} kB a step may carry; reference fewer targets' "
                 "results in it",
             )
-        result = await self._attempts(step, target_name, request)
+        if self._chunked(step, request):
+            result = await self._chunk_member(step, target_name, request)
+        else:
+            result = await self._attempts(step, target_name, request)
         if isinstance(result, StepOutcome):
             return result
         if step.action == "job.run":
@@ -350,6 +361,40 @@ class StepExecutor:
             result.attempt = request.attempt(result.attempt)
             return result
 
+    def _chunked(self, step: Step, request: StepRequest) -> bool:
+        return (
+            self._chunks is not None
+            and step.action in CHUNKED_ACTIONS
+            and request.target is not None
+            and request.worker_records_state
+            and workflow.patched(CHUNKED_STEPS)
+        )
+
+    async def _chunk_member(
+        self, step: Step, target_name: str | None, request: StepRequest
+    ) -> StepResult | StepOutcome:
+        """`_attempts` for a target whose step runs in a chunk: the chunk applies the retry
+        policy; a member a worker's shutdown cut off runs again in a later chunk, as above."""
+        assert self._chunks is not None
+        attempts, reruns = step.retry.attempts, 0
+        step_timeout = step.timeout or DEFAULT_STEP_TIMEOUT
+        while True:
+            member = await self._chunks.run(step, request, attempts, step_timeout)
+            last = member.result
+            if not member.cut:
+                if member.error is not None:
+                    return self._failed_with(step, target_name, member.error, last, last.attempt)
+                return last
+            if reruns == MAX_SHUTDOWN_RERUNS:
+                message = (
+                    f"attempt {last.attempt} was stopped: its worker shut down before the step "
+                    f"ended; not run again after {reruns} such re-runs"
+                )
+                return self._failed_with(step, target_name, message, last, last.attempt)
+            reruns += 1
+            attempts -= last.attempt - request.first_attempt
+            request = request.model_copy(update={"first_attempt": last.attempt + 1})
+
     async def _activity(self, step: Step, request: StepRequest, attempts: int) -> StepResult:
         spec = _action(step.action)
         assert spec.queue is not None
@@ -388,6 +433,12 @@ class StepExecutor:
             # goes on up so no further step starts; closing the run records this one cancelled.
             raise asyncio.CancelledError from error
         message, last = activity_failure_details(error, attempts)
+        return self._failed_with(step, target_name, message, last, request.attempt(last.attempt))
+
+    def _failed_with(
+        self, step: Step, target_name: str | None, message: str, last: StepResult, attempts: int
+    ) -> StepOutcome:
+        """The step's failed outcome, showing its last attempt's result."""
         outcome = failed(step, target_name, message)
         outcome.exit_code = last.exit_code
         outcome.stdout = last.stdout
@@ -395,7 +446,7 @@ class StepExecutor:
         outcome.outputs = last.outputs
         outcome.text_outputs = last.text_outputs
         outcome.output_recorded = last.output_recorded
-        outcome.attempts = request.attempt(last.attempt)
+        outcome.attempts = attempts
         return outcome
 
     async def _sleep(

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from opsconductor.jobspec.document import Step
     from opsconductor.workflows.context import read_later, target_context
     from opsconductor.workflows.records import write_record
+    from opsconductor.workflows.step_chunks import StepChunks
     from opsconductor.workflows.step_execution import StepExecutor, run_dag, skipped
 
 # Outcomes returned to the parent share one payload; each one's output is cut to fit.
@@ -39,7 +40,8 @@ class TargetBatchWorkflow:
     async def run(self, request: BatchRequest) -> BatchResult:
         self._request = request
         self._document = request.plan.document
-        self._executor = StepExecutor(request.run_id, read_later(self._document))
+        chunks = StepChunks(request.chunk_size, request.concurrency) if request.chunk_size else None
+        self._executor = StepExecutor(request.run_id, read_later(self._document), chunks=chunks)
         self._outcomes: dict[str, dict[str, StepOutcome]] = {
             name: {outcome.step_id: outcome for outcome in outcomes}
             for name, outcomes in request.prior.items()

@@ -340,6 +340,9 @@ SCENARIOS: dict[str, Callable[[Stage], Awaitable[None]]] = {
     **{name: functools.partial(run_engine_scenario, name=name) for name in ENGINE_SCENARIOS},
     "continued-run": continued_run,
     "retried-step": retried_step,
+    # The same run since `workflow.patched("chunked-steps")`: the retry inside a chunk activity
+    # (docs/engine.md "Scale: chunked steps"); retried-step's recordings keep the old path.
+    "chunked-retried-step": retried_step,
     "cancelled-run": cancelled_run,
     "run-timeout": run_timeout,
     "job-run-child": child_run,

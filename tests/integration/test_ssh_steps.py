@@ -2,19 +2,32 @@
 targets and credentials from the inventory."""
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlmodel import col, select
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.testing import ActivityEnvironment
 
+from opsconductor.activities.ssh_chunks import SshChunks
 from opsconductor.config import Settings
-from opsconductor.contracts.runs import RunStatus
-from opsconductor.contracts.steps import TargetSnapshot
+from opsconductor.contracts.runs import RunStatus, batch_workflow_id
+from opsconductor.contracts.steps import (
+    ChunkMember,
+    ChunkProgress,
+    ChunkRequest,
+    ChunkRetry,
+    MemberResult,
+    StepResult,
+    TargetSnapshot,
+)
 from opsconductor.jobspec.document import TargetSelector
 from opsconductor.models.credential import CredentialAccess
 from opsconductor.models.run import RunLogLine
@@ -310,3 +323,139 @@ async def test_a_step_timeout_ends_the_whole_remote_process_tree(
         ("loopback", "long")
     ]
     assert (long.status, long.reason) == ("failed", "timed out (start_to_close)")
+
+
+async def sshd_targets(
+    http: httpx.AsyncClient,
+    admin: Account,
+    sshd: LoopbackSshd,
+    resources: WorkerResources,
+    prefix: str,
+    count: int,
+) -> tuple[list[str], list[TargetSnapshot]]:
+    """`count` inventory targets on the loopback sshd, named `<prefix>-…-t<n>`, and their
+    snapshots as a run resolves them (in the inventory's order, not the names')."""
+    credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
+    unique = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    names = [f"{unique}-t{n}" for n in range(count)]
+    for name in names:
+        await post_ok(http, "/targets", admin.headers, sshd_target(sshd, credential["id"], name))
+    async with resources.sessionmaker() as session:
+        return names, await resolve_selector(session, TargetSelector(names=names))
+
+
+async def test_a_batch_runs_each_ssh_step_as_one_chunk_with_per_target_results_and_retries(
+    http: httpx.AsyncClient,
+    admin: Account,
+    sshd: LoopbackSshd,
+    temporal: Client,
+    worker_resources: WorkerResources,
+) -> None:
+    """Three `ssh.command` steps over four targets in one batch are three activities, not
+    twelve (docs/engine.md, "Scale: chunked steps"), and each target keeps its own result and
+    retries: in the first step's one chunk, t1 fails then succeeds on its retry, t2 fails for
+    good (its later steps are skipped), t0 and t3 succeed at once."""
+    names, targets = await sshd_targets(http, admin, sshd, worker_resources, "chunk", 4)
+    flag = f"/tmp/opsc-chunk-{uuid.uuid4().hex}"
+    document = job(
+        {
+            "id": "first",
+            "action": "ssh.command",
+            "with": {
+                "command": "case {{ target.name }} in "
+                f"*-t1) if [ -e {flag} ]; then echo again; else touch {flag}; exit 1; fi;; "
+                "*-t2) echo broken; exit 7;; *) echo ok;; esac"
+            },
+            "retry": {"attempts": 2, "interval": "10ms"},
+        },
+        {"id": "second", "needs": ["first"], "action": "ssh.command", "with": {"command": "true"}},
+        {"id": "third", "needs": ["second"], "action": "ssh.command", "with": {"command": "true"}},
+    )
+    document["strategy"] = {"concurrency": 4}  # one batch, all four in flight
+    handle = await start_run(
+        temporal, worker_resources.sessionmaker, document, targets, batch_size=4
+    )
+    summary = await handle.result()
+    assert summary.status is RunStatus.failed
+    steps = await recorded_steps(worker_resources.sessionmaker, summary.run_id)
+    t0, t1, t2, t3 = names
+    for name in (t0, t3):
+        first = steps[(name, "first")]
+        assert (first.status, first.attempts, first.stdout) == ("succeeded", 1, "ok")
+        assert steps[(name, "third")].status == "succeeded"
+    retried = steps[(t1, "first")]
+    assert (retried.status, retried.attempts, retried.stdout) == ("succeeded", 2, "again")
+    assert steps[(t1, "third")].status == "succeeded"
+    broken = steps[(t2, "first")]
+    assert (broken.status, broken.attempts, broken.exit_code, broken.stdout) == (
+        "failed",
+        2,
+        7,
+        "broken",
+    )
+    assert broken.reason == "exited with 7, expected 0"
+    assert [
+        (steps[(t2, step)].status, steps[(t2, step)].reason) for step in ("second", "third")
+    ] == [
+        ("skipped", "upstream_failed"),
+        ("skipped", "upstream_failed"),
+    ]
+    history = await temporal.get_workflow_handle(
+        batch_workflow_id(f"run-{summary.run_id}", 1, 0)
+    ).fetch_history()
+    scheduled = [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert scheduled == ["ssh-command-chunk"] * 3
+
+
+async def test_a_chunk_retried_after_its_worker_was_lost_runs_only_its_unfinished_targets(
+    http: httpx.AsyncClient,
+    admin: Account,
+    sshd: LoopbackSshd,
+    temporal: Client,
+    worker_resources: WorkerResources,
+) -> None:
+    """The chunk activity's second try, given the first try's last heartbeat (t0 finished, t1
+    on its first attempt), answers t0's result from it and runs only t1, from attempt 2."""
+    names, targets = await sshd_targets(http, admin, sshd, worker_resources, "resume", 2)
+    quick = job({"id": "quick", "action": "ssh.command", "with": {"command": "true"}})
+    handle = await start_run(temporal, worker_resources.sessionmaker, quick, targets)
+    run_id = (await handle.result()).run_id
+    tally = f"/tmp/opsc-resume-{uuid.uuid4().hex}"
+    request = ChunkRequest(
+        run_id=run_id,
+        step_id="resumed",
+        action="ssh.command",
+        with_={"command": f"echo {{{{ target.name }}}} >> {tally}; echo ran"},
+        retry=ChunkRetry(interval_seconds=0.01, backoff=1),
+        timeout_seconds=30,
+        concurrency=2,
+        members=[
+            ChunkMember(target=target, context={"target": target.context()}) for target in targets
+        ],
+    )
+    t0, t1 = names
+    done = MemberResult(target=t0, result=StepResult(exit_code=0, output_recorded=True))
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(
+        environment.info,
+        attempt=2,
+        heartbeat_details=[ChunkProgress(finished=[done], started={t1: 1}).model_dump(mode="json")],
+    )
+    chunks = SshChunks(worker_resources.sessionmaker, worker_resources.keyring)
+    try:
+        result = await environment.run(chunks.run_chunk, request)
+        ran = Path(tally).read_text().split()
+    finally:
+        Path(tally).unlink(missing_ok=True)
+    assert ran == [t1]
+    members = {member.target: member for member in result.members}
+    assert members[t0] == done
+    assert (members[t1].error, members[t1].result.attempt) == (None, 2)
+    steps = await recorded_steps(worker_resources.sessionmaker, run_id)
+    assert (steps[(t1, "resumed")].status, steps[(t1, "resumed")].attempts) == ("succeeded", 2)
+    assert (t0, "resumed") not in steps
+    assert await log_lines(worker_resources, run_id) == [("stdout", "ran")]

@@ -4,7 +4,7 @@ the pinned key read by workers at connection time."""
 import uuid
 
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.errors import Conflict, InputInvalid, NotFound
@@ -45,6 +45,17 @@ async def pinned_host_key(session: AsyncSession, target_id: uuid.UUID) -> str | 
         # Not get_or_404's wording: a worker reports this mid-run, after the target was chosen.
         raise NotFound(f"target {target_id} is no longer in the inventory")
     return target.host_key_fingerprint
+
+
+async def pinned_host_keys(
+    session: AsyncSession, target_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, str | None]:
+    """`pinned_host_key` of many targets in one query (a chunk's); a target no longer in the
+    inventory is absent from the answer."""
+    rows = await session.exec(
+        select(Target.id, Target.host_key_fingerprint).where(col(Target.id).in_(target_ids))
+    )
+    return dict(rows.all())
 
 
 async def record_host_key(session: AsyncSession, target_id: uuid.UUID, fingerprint: str) -> None:

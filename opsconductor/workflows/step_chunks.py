@@ -1,0 +1,188 @@
+"""Chunked steps: the targets of a batch that reach the same step together run it as one
+activity (docs/engine.md, "Scale: chunked steps").
+
+Each target still walks its own DAG (workflows/target_batch.py); when it reaches a step whose
+action is chunked, it hands its request to the step's collector here instead of scheduling an
+activity of its own, and waits for its own result. The collector flushes once every coroutine
+of the current workflow activation has run (`workflow.wait_condition(lambda: True)` resolves
+only then: the SDK checks conditions after its ready queue is empty), so every target that
+arrives at the step in the same activation (the whole batch at its first step; the targets of
+one chunk at the next) is in the same flush, in the order they arrived: deterministic.
+
+Workflow code: no I/O, no clock, no randomness.
+"""
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from opsconductor.contracts.queues import TaskQueue
+    from opsconductor.contracts.steps import (
+        ChunkMember,
+        ChunkRequest,
+        ChunkResult,
+        ChunkRetry,
+        MemberResult,
+        StepRequest,
+        StepResult,
+        ssh_command_chunk,
+    )
+    from opsconductor.jobspec.document import Step
+
+# A chunk activity retried by Temporal is one whose worker was lost (it never raises for a
+# target's failure): it resumes from its heartbeat, so a few tries cover a deploy rolled twice.
+CHUNK_ATTEMPTS = 4
+CHUNK_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# Room on top of the members' own bounds for connecting, records and the run log.
+CHUNK_SLACK = timedelta(minutes=1)
+
+
+@dataclass
+class _Waiter:
+    request: StepRequest
+    attempts: int
+    future: asyncio.Future[MemberResult]
+    chunk: asyncio.Task[None] | None = field(default=None)
+
+
+def chunk_timeout(step: Step, step_timeout: timedelta, members: int, concurrency: int) -> timedelta:
+    """How long a chunk may take: every member's every attempt at its full timeout, with the
+    waits between them, in as many waves as the concurrency needs."""
+    retry = step.retry
+    waits = sum(
+        (
+            (
+                min(retry.interval * retry.backoff**n, retry.max_interval)
+                if retry.max_interval
+                else retry.interval * retry.backoff**n
+            )
+            for n in range(retry.attempts - 1)
+        ),
+        timedelta(),
+    )
+    member = step_timeout * retry.attempts + waits
+    return member * math.ceil(members / concurrency) + CHUNK_SLACK
+
+
+class StepChunks:
+    """Collects the requests of targets that reach a chunked step together and runs them as
+    chunk activities of at most `size` targets each."""
+
+    def __init__(self, size: int, concurrency: int) -> None:
+        self._size = size
+        self._concurrency = concurrency
+        self._waiting: dict[str, list[_Waiter]] = {}
+        # The flushes under way (asyncio keeps only weak references to tasks).
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(
+        self, step: Step, request: StepRequest, attempts: int, step_timeout: timedelta
+    ) -> MemberResult:
+        """The target's result of the step, once its chunk ended. A cancelled run cancels the
+        chunk (and so every command in it)."""
+        waiter = _Waiter(request, attempts, asyncio.get_running_loop().create_future())
+        pending = self._waiting.setdefault(step.id, [])
+        pending.append(waiter)
+        if len(pending) == 1:
+            flush = asyncio.create_task(self._flush(step, step_timeout))
+            self._tasks.add(flush)
+            flush.add_done_callback(self._tasks.discard)
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            if waiter.chunk is not None:
+                waiter.chunk.cancel()
+            raise
+
+    async def _flush(self, step: Step, step_timeout: timedelta) -> None:
+        await workflow.wait_condition(lambda: True)
+        waiters = self._waiting.pop(step.id)
+        for start in range(0, len(waiters), self._size):
+            members = waiters[start : start + self._size]
+            task = asyncio.create_task(self._chunk(step, members, start, step_timeout))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            for waiter in members:
+                waiter.chunk = task
+
+    async def _chunk(
+        self, step: Step, waiters: list[_Waiter], first: int, step_timeout: timedelta
+    ) -> None:
+        waiters = [waiter for waiter in waiters if not waiter.future.done()]
+        if not waiters:
+            return
+        shared = waiters[0].request
+        request = ChunkRequest(
+            run_id=shared.run_id,
+            step_id=shared.step_id,
+            action=shared.action,
+            with_=shared.with_,
+            credential=shared.credential,
+            return_output=shared.return_output,
+            retry=ChunkRetry(
+                interval_seconds=step.retry.interval.total_seconds(),
+                backoff=step.retry.backoff,
+                max_interval_seconds=(
+                    step.retry.max_interval.total_seconds() if step.retry.max_interval else None
+                ),
+            ),
+            timeout_seconds=step_timeout.total_seconds(),
+            concurrency=self._concurrency,
+            members=[
+                ChunkMember(
+                    target=waiter.request.target,
+                    context=waiter.request.context,
+                    first_attempt=waiter.request.first_attempt,
+                    attempts=waiter.attempts,
+                )
+                for waiter in waiters
+                if waiter.request.target is not None
+            ],
+        )
+        try:
+            result: ChunkResult = await workflow.execute_activity(
+                ssh_command_chunk,
+                request,
+                task_queue=TaskQueue.ssh.value,
+                start_to_close_timeout=chunk_timeout(
+                    step, step_timeout, len(waiters), self._concurrency
+                ),
+                heartbeat_timeout=CHUNK_HEARTBEAT_TIMEOUT,
+                # What the Temporal UI shows for the activity: `chunk 0-99 · usage · ssh.command`
+                # (with an en dash).
+                summary=f"chunk {first}\u2013{first + len(waiters) - 1} · {step.id} · "
+                f"{step.action}",
+                retry_policy=RetryPolicy(maximum_attempts=CHUNK_ATTEMPTS),
+            )
+        except asyncio.CancelledError:
+            for waiter in waiters:
+                waiter.future.cancel()
+            raise
+        except ActivityError as error:
+            if isinstance(error.cause, CancelledError):
+                for waiter in waiters:
+                    waiter.future.cancel()
+                return
+            # Every try of the chunk failed (its worker lost each time): each member fails.
+            message = f"its chunk failed: {error.cause or error}"
+            for waiter in waiters:
+                if not waiter.future.done():
+                    waiter.future.set_result(
+                        MemberResult(
+                            target=waiter.request.target.name if waiter.request.target else "",
+                            result=StepResult(attempt=waiter.request.first_attempt),
+                            error=message,
+                        )
+                    )
+            return
+        by_target = {member.target: member for member in result.members}
+        for waiter in waiters:
+            assert waiter.request.target is not None
+            if not waiter.future.done():
+                waiter.future.set_result(by_target[waiter.request.target.name])
