@@ -87,16 +87,31 @@ def _value(form_field: FormField, text: str) -> Any:
     return text
 
 
+# The step's own settings besides id, action, needs and run_once, drawn after its `with` fields.
+STEP_SETTINGS = (
+    FormField("step.name", "Name", "text", description="a human title; defaults to the id"),
+    FormField("step.when", "When", "text", description="a condition; the step is skipped if false"),
+    FormField("step.on_error", "On error", "select", options=["fail", "continue"]),
+    FormField("step.timeout", "Timeout", "text", placeholder="e.g. 5m"),
+    FormField("step.credential", "Credential", "text", description="overrides the target's"),
+    FormField(
+        "step.retry", "Retry", "yaml", description="attempts, interval, backoff, max_interval"
+    ),
+)
+
+
 def step_from_form(
     action: str, fields: list[FormField], values: Mapping[str, str], needs: list[str]
 ) -> dict[str, Any]:
     step: dict[str, Any] = {"id": values.get("step.id", "").strip(), "action": action}
-    if values.get("step.name", "").strip():
-        step["name"] = values["step.name"].strip()
     if needs:
         step["needs"] = needs
     if values.get("step.run_once") == "true":
         step["run_once"] = True
+    for setting in STEP_SETTINGS:
+        text = values.get(setting.name, "")
+        if text.strip():
+            step[setting.name.removeprefix("step.")] = _value(setting, text.strip())
     with_: dict[str, Any] = {}
     for form_field in fields:
         text = values.get(form_field.name, "")
@@ -104,6 +119,49 @@ def step_from_form(
             with_[form_field.name.removeprefix("with.")] = _value(form_field, text)
     step["with"] = with_
     return step
+
+
+def _text(form_field: FormField, value: Any) -> str:
+    """A value as the form's field holds it: what `_value` reads back into the same value."""
+    if form_field.kind == "boolean":
+        return "true" if value is True else "false" if value is False else str(value)
+    if form_field.kind == "list" and isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    if form_field.kind == "yaml" and isinstance(value, dict | list):
+        return dump(value).strip()
+    return str(value)
+
+
+def values_of(step: Mapping[str, Any], fields: list[FormField]) -> dict[str, str]:
+    """The step form's values for an existing step (the inverse of `step_from_form`)."""
+    given = step.get("with")
+    with_: Mapping[str, Any] = given if isinstance(given, dict) else {}
+    values = {"step.id": str(step.get("id", ""))}
+    if step.get("run_once") is True:
+        values["step.run_once"] = "true"
+    for form_field in [*STEP_SETTINGS, *fields]:
+        source, _, key = form_field.name.partition(".")
+        value = (with_ if source == "with" else step).get(key)
+        if value is not None:
+            values[form_field.name] = _text(form_field, value)
+    return values
+
+
+def replaced(steps: list[Any], old_id: str, step: dict[str, Any]) -> list[Any]:
+    """The steps with step `old_id` replaced by `step`. A renamed step is renamed in the other
+    steps' `needs` too (references in templates and `when` are left for the validator to
+    report)."""
+    new_id = step["id"]
+    result: list[Any] = []
+    for other in steps:
+        if isinstance(other, dict) and other.get("id") == old_id:
+            result.append(step)
+        elif new_id != old_id and isinstance(other, dict) and isinstance(other.get("needs"), list):
+            renamed = [new_id if wanted == old_id else wanted for wanted in other["needs"]]
+            result.append({**other, "needs": renamed})
+        else:
+            result.append(other)
+    return result
 
 
 def form_field_of(path: str, index: int) -> str | None:

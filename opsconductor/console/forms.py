@@ -55,6 +55,8 @@ class Field:
     # What an emptied field sends when editing (JSON), so clearing it clears it; without one
     # an empty field is left out, which leaves the stored value as it is.
     cleared: str | None = None
+    # The JSON type a select's value is sent as ("integer", "boolean"…); a string if unset.
+    sends: str = ""
 
     @property
     def id(self) -> str:
@@ -79,6 +81,23 @@ class Field:
 
     def checked(self, item: Mapping[str, Any] | None, choice: str) -> bool:
         return choice in {word.strip() for word in self.shown(item).split(",")}
+
+
+@dataclass(frozen=True)
+class Group:
+    """Fields under one key of the body (`root`: "parameters", "targets"), drawn in a fieldset
+    of their own."""
+
+    root: str
+    legend: str
+    fields: Sequence[Field]
+    note: str = ""
+    # An API path (GET) the fields are shown to as they change (GET /targets/selected), and
+    # what the answer's place says while they are all empty.
+    preview: str = ""
+    empty: str = ""
+    # What the whole group sends (JSON) when all its fields are empty on an edit form.
+    cleared: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +127,8 @@ class Form:
     # A selector of the form's textarea holding YAML (or JSON): the server turns it into the
     # JSON body (POST /builder/parse, which changes nothing) before it goes to the API.
     yaml: str = ""
+    # Drawn after the fields.
+    groups: Sequence[Group] = ()
 
 
 def _choices(values: Sequence[str], blank: str | None = None) -> tuple[Choice, ...]:
@@ -272,3 +293,70 @@ def members_form(item: Mapping[str, Any]) -> Form:
         notes=("The targets selected here replace the group's members; nothing selects none.",),
         preview=SELECTED,
     )
+
+
+def targets_group(
+    groups: Sequence[Mapping[str, Any]],
+    own: Mapping[str, Any],
+    who: str,
+    cleared: str | None = None,
+) -> Group:
+    """A target selector (run_target_fields) saying how many targets it selects as it is
+    typed; left empty, `who` acts on the job's own selector `own`."""
+    chosen = "; ".join(f"{key} {json.dumps(value)}" for key, value in own.items() if value)
+    return Group(
+        "targets",
+        "Targets",
+        run_target_fields(groups),
+        note=f"Left empty, {who} on the job's own targets: {chosen or 'none'}.",
+        preview=SELECTED,
+        empty="The job's own targets.",
+        cleared=cleared,
+    )
+
+
+# -- a job's parameters --------------------------------------------------------------------------
+
+# How a parameter's value is sent, by its declared type (ParameterSpec.type).
+_SENT_AS = {"integer": "integer", "number": "number", "boolean": "boolean"}
+
+
+def _plain(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _parameter_field(name: str, spec: Mapping[str, Any]) -> Field:
+    kind = spec.get("type", "string")
+    default = spec.get("default")
+    said = [
+        "required" if spec.get("required") else "",
+        spec.get("description", ""),
+        "" if default is None else f"default: {_plain(default)}",
+    ]
+    hint = "; ".join(part for part in said if part)
+    path, required, sends = f"parameters.{name}", bool(spec.get("required")), _SENT_AS.get(kind, "")
+    if spec.get("enum") or kind == "boolean":
+        values = [_plain(value) for value in spec.get("enum") or [True, False]]
+        choices = _choices(values, blank="—")
+        return Field(path, name, Kind.select, hint, choices, required, sends=sends)
+    if kind in ("array", "object"):
+        return Field(path, name, Kind.json, hint or "JSON", required=required)
+    if kind in ("integer", "number"):
+        return Field(path, name, Kind.integer, hint, required=required)
+    return Field(path, name, hint=hint, required=required)
+
+
+def parameters_group(
+    parameters: Mapping[str, Mapping[str, Any]], cleared: str | None = None
+) -> Group:
+    """A field per parameter a job declares (its document's `parameters`), sent typed as the
+    API checks them."""
+    fields = [_parameter_field(name, spec) for name, spec in parameters.items()]
+    note = "" if fields else "This job takes no parameters."
+    return Group("parameters", "Parameters", fields, note=note, cleared=cleared)
+
+
+def defaults(parameters: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """An item (as `Field.shown` reads one) holding the parameters' defaults."""
+    given = {name: spec.get("default") for name, spec in parameters.items()}
+    return {"parameters": {name: value for name, value in given.items() if value is not None}}

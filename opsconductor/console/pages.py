@@ -1,7 +1,6 @@
 """The console's pages: server-rendered reads through the API, forms whose writes the browser
 sends to the API itself."""
 
-import difflib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,14 +20,17 @@ from opsconductor.api.middleware import CONSOLE_CONTENT_SECURITY_POLICY
 from opsconductor.console.builder import (
     NODE_HEIGHT,
     NODE_WIDTH,
+    STEP_SETTINGS,
     dag_of,
     dump,
     fields_of,
     form_field_of,
     pruned,
+    replaced,
     step_from_form,
+    values_of,
 )
-from opsconductor.console.forms import run_target_fields
+from opsconductor.console.forms import defaults, parameters_group, targets_group
 from opsconductor.console.session import (
     ApiError,
     Console,
@@ -36,6 +38,7 @@ from opsconductor.console.session import (
     clear_session_cookies,
     set_session_cookies,
 )
+from opsconductor.console.versions import version_diff
 from opsconductor.contracts.runs import TERMINAL_RUN_STATUSES, RunStatus, StepStatus
 from opsconductor.db import unit_of_work
 from opsconductor.errors import NotAuthenticated, TooManyRequests
@@ -314,22 +317,18 @@ async def edit_job(job_id: uuid.UUID, console: ConsoleDep) -> HTMLResponse:
 
 
 @router.get("/jobs/{job_id}")
-async def job_page(job_id: uuid.UUID, console: ConsoleDep, diff: int | None = None) -> HTMLResponse:
+async def job_page(
+    job_id: uuid.UUID, console: ConsoleDep, diff: int | None = None, against: int | None = None
+) -> HTMLResponse:
+    """`diff` shows how that version differs from version `against` (the one before it unless
+    given)."""
     job = await console.get(f"/jobs/{job_id}")
     versions = (await console.get(f"/jobs/{job_id}/versions", limit=100))["items"]
     runs = (await console.get("/runs", job_id=str(job_id), limit=10))["items"]
-    by_version = {version["version"]: version for version in versions}
-    diff_lines: list[str] = []
-    if diff is not None and diff in by_version and diff - 1 in by_version:
-        diff_lines = list(
-            difflib.unified_diff(
-                dump(_shown(by_version[diff - 1])).splitlines(),
-                dump(_shown(by_version[diff])).splitlines(),
-                f"version {diff - 1}",
-                f"version {diff}",
-                lineterm="",
-            )
-        )
+    documents = {version["version"]: dump(_shown(version)) for version in versions}
+    changes = None
+    if diff is not None:
+        changes = version_diff(documents, diff - 1 if against is None else against, diff)
     parameters = job["document"].get("parameters") or {}
     groups = (await console.get("/target-groups", limit=500))["items"]
     return page(
@@ -338,10 +337,10 @@ async def job_page(job_id: uuid.UUID, console: ConsoleDep, diff: int | None = No
         job=job,
         versions=versions,
         runs=runs,
-        diff=diff,
-        diff_lines=diff_lines,
-        parameters=parameters,
-        target_fields=run_target_fields(groups),
+        changes=changes,
+        parameter_group=parameters_group(parameters),
+        parameter_defaults=defaults(parameters),
+        targets=targets_group(groups, job["document"].get("targets") or {}, "the run acts"),
         document_yaml=dump(_shown(job)),
         upcoming=await _upcoming(console, str(job_id)),
     )
@@ -405,30 +404,52 @@ async def _problems(console: Console, document: dict[str, Any]) -> list[dict[str
     return [{"path": item.path, "message": item.message} for item in report.problems]
 
 
+def _steps_of(document: Any) -> list[Any]:
+    steps = document.get("steps") if isinstance(document, dict) else None
+    return steps if isinstance(steps, list) else []
+
+
+def _step_named(steps: list[Any], step_id: str) -> dict[str, Any] | None:
+    return next((s for s in steps if isinstance(s, dict) and s.get("id") == step_id), None)
+
+
 async def _workspace(
     console: Console,
     text: str,
     action: str = "",
     values: dict[str, str] | None = None,
     field_errors: dict[str, str] | None = None,
+    editing: str = "",
+    needs: list[str] | None = None,
 ) -> dict[str, Any]:
+    """The builder's state. With `editing` (a step's id), the step form edits that step: its
+    values come from the document unless the form sent its own."""
     catalog = await _catalog(console)
+    steps = _steps_of(_parse(text).document)
+    existing = _step_named(steps, editing) if editing else None
+    if existing is None:
+        editing = ""
+    elif not action:
+        action = str(existing.get("action", ""))
     chosen = catalog.get(action)
-    parsed = _parse(text)
-    steps = parsed.document.get("steps") if parsed.document else None
+    fields = fields_of(chosen["with_schema"]) if chosen else []
+    if existing is not None and values is None:
+        values = values_of(existing, fields)
+        needs = [str(n) for n in existing.get("needs") or []]
     step_ids = [
-        step["id"]
-        for step in (steps if isinstance(steps, list) else [])
-        if isinstance(step, dict) and isinstance(step.get("id"), str)
+        step["id"] for step in steps if isinstance(step, dict) and isinstance(step.get("id"), str)
     ]
     return {
         "text": text,
         "catalog": catalog,
         "action": chosen,
-        "fields": fields_of(chosen["with_schema"]) if chosen else [],
+        "fields": fields,
+        "settings": STEP_SETTINGS,
         "values": values or {},
+        "needs": needs or [],
         "field_errors": field_errors or {},
         "step_ids": step_ids,
+        "editing": editing,
         **await _preview(console, text),
     }
 
@@ -438,9 +459,12 @@ async def step_form(
     console: ConsoleDep,
     action: Annotated[str, Form()] = "",
     document: Annotated[str, Form()] = "",
+    editing: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
+    """The step form for a new step, or filled in with the step `editing`'s values."""
     _require_csrf(console)
-    return page(console, "_step_form.html", **await _workspace(console, document, action))
+    workspace = await _workspace(console, document, action, editing=editing)
+    return page(console, "_step_form.html", **workspace)
 
 
 @router.post("/builder/preview")
@@ -451,31 +475,39 @@ async def preview(console: ConsoleDep, document: Annotated[str, Form()] = "") ->
 
 @router.post("/builder/add-step")
 async def add_step(request: Request, console: ConsoleDep) -> HTMLResponse:
-    """Adds the step form's step to the YAML, unless validating the result finds a problem
+    """Adds the step form's step to the YAML, or with `editing` replaces that step with it
+    (renamed in the other steps' `needs` too), unless validating the result finds a problem
     with that step: then the form comes back with each problem at its field."""
     _require_csrf(console)
     form = await request.form()
     values = {key: str(value) for key, value in form.items()}
     text = values.pop("document", "")
     action = values.pop("action", "")
+    editing = values.pop("editing", "")
+    needs = [str(value) for value in form.getlist("step.needs")]
     chosen = (await _catalog(console)).get(action)
     parsed = _parse(text)
     if chosen is None or parsed.error is not None:
         problem = parsed.error or "choose an action"
-        workspace = await _workspace(console, text, action, values, {"action": problem})
+        workspace = await _workspace(
+            console, text, action, values, {"action": problem}, editing, needs
+        )
         return page(console, "_workspace.html", **workspace)
-    steps = parsed.document.get("steps")
-    steps = steps if isinstance(steps, list) else []
-    needs = [str(value) for value in form.getlist("step.needs")]
+    steps = _steps_of(parsed.document)
     step = step_from_form(chosen["name"], fields_of(chosen["with_schema"]), values, needs)
-    candidate = {**parsed.document, "steps": [*steps, step]}
+    if _step_named(steps, editing) is None:
+        index, placed = len(steps), [*steps, step]
+    else:
+        index = steps.index(_step_named(steps, editing))
+        placed = replaced(steps, editing, step)
+    candidate = {**parsed.document, "steps": placed}
     field_errors: dict[str, str] = {}
     for found in await _problems(console, candidate):
-        name = form_field_of(found["path"], len(steps))
+        name = form_field_of(found["path"], index)
         if name is not None:
             field_errors.setdefault(name, found["message"])
     if field_errors:
-        workspace = await _workspace(console, text, action, values, field_errors)
+        workspace = await _workspace(console, text, action, values, field_errors, editing, needs)
     else:
         workspace = await _workspace(console, dump(candidate))
     return page(console, "_workspace.html", **workspace)

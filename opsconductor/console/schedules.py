@@ -2,6 +2,7 @@
 you type, pause with a note, resume, trigger now, and backfill a range after seeing the runs
 it would start. Every change is the browser's call to /api/v1/schedules."""
 
+import json
 import uuid
 import zoneinfo
 from collections.abc import Mapping, Sequence
@@ -11,7 +12,14 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from opsconductor.console.forms import Choice, Field, Form, Kind
+from opsconductor.console.forms import (
+    Choice,
+    Field,
+    Form,
+    Kind,
+    parameters_group,
+    targets_group,
+)
 from opsconductor.console.live import checked
 from opsconductor.console.manage import CHOICES
 from opsconductor.console.pages import page, when
@@ -57,37 +65,46 @@ def _schedule_fields() -> list[Field]:
     ]
 
 
-def schedule_form(jobs: Sequence[Mapping[str, Any]], item: Mapping[str, Any] | None) -> Form:
-    notes = ("Parameters and a target selector of its own are set through the API or the CLI.",)
+def schedule_form(
+    job: Mapping[str, Any], groups: Sequence[Mapping[str, Any]], item: Mapping[str, Any] | None
+) -> Form:
+    """Create a schedule of `job` (item None) or edit `item`, with the job's parameters and a
+    target selector of its own (each left empty: the job's defaults and its own targets)."""
+    document = job["document"]
+    # On the edit form, emptying them all clears them: no parameters, the job's own targets.
+    cleared = (None, None) if item is None else ("{}", "null")
+    sections = (
+        parameters_group(document.get("parameters") or {}, cleared[0]),
+        targets_group(groups, document.get("targets") or {}, "its runs act", cleared[1]),
+    )
     if item is None:
-        job = Field(
-            "job_id",
-            "Job",
-            Kind.select,
-            choices=tuple(Choice(str(job["id"]), job["name"]) for job in jobs),
-            required=True,
-        )
-        fields = [job, *_schedule_fields()]
+        chosen = Field("job_id", "Job", Kind.select, choices=(Choice(str(job["id"]), job["name"]),))
         return Form(
             "schedule-form",
             API,
             "Create schedule",
-            fields,
+            [chosen, *_schedule_fields()],
             next="/schedules/{id}",
-            notes=notes,
             live=FIRES,
+            groups=sections,
         )
-    api = f"{API}/{item['id']}"
     return Form(
         "schedule-form",
-        api,
+        f"{API}/{item['id']}",
         "Save",
         _schedule_fields(),
         "PATCH",
         legend="Edit",
         item=item,
         live=FIRES,
+        groups=sections,
     )
+
+
+def _job_picker(jobs: Sequence[Mapping[str, Any]]) -> Field:
+    """Chooses the job first (a plain GET form): the schedule form's parameters are its."""
+    choices = tuple(Choice(str(job["id"]), job["name"]) for job in jobs)
+    return Field("job_id", "Job", Kind.select, choices=choices, required=True)
 
 
 def _pausing_form(item: Mapping[str, Any]) -> Form:
@@ -126,12 +143,36 @@ async def _jobs(console: Console) -> list[dict[str, Any]]:
     return jobs
 
 
+async def _groups(console: Console) -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = (await console.get("/target-groups", limit=CHOICES))["items"]
+    return groups
+
+
 @router.get("/schedules/new")
-async def new_schedule(console: ConsoleDep) -> HTMLResponse:
-    form = schedule_form(await _jobs(console), None)
+async def new_schedule(console: ConsoleDep, job_id: uuid.UUID | None = None) -> HTMLResponse:
+    """First the job, then the schedule with that job's parameters."""
     back = ("Schedules", "/lists/schedules")
+    if job_id is None:
+        jobs = (await console.get("/jobs", limit=CHOICES))["items"]
+        picker = _job_picker(jobs)
+        return page(
+            console,
+            "schedule_new.html",
+            title="New schedule",
+            manager=MANAGER,
+            picker=picker,
+            back=back,
+        )
+    job = await console.get(f"/jobs/{job_id}")
+    form = schedule_form(job, await _groups(console), None)
     return page(
-        console, "manage.html", title="New schedule", manager=MANAGER, forms=[form], back=back
+        console,
+        "schedule_new.html",
+        title=f"New schedule of {job['name']}",
+        manager=MANAGER,
+        forms=[form],
+        back=back,
+        another="/schedules/new",
     )
 
 
@@ -153,11 +194,13 @@ async def schedule_page(schedule_id: uuid.UUID, console: ConsoleDep) -> HTMLResp
         "overlap": item["overlap"],
         "catch-up window": item["catchup_window"],
         "paused": f"yes: {item['note']}" if item["paused"] else "no",
+        "parameters": json.dumps(item["parameters"]) if item["parameters"] else "",
+        "targets": json.dumps(item["targets"]) if item["targets"] else "the job's own",
         "runs as": item["run_as"],
         "temporal schedule": item["executor"],
         "next fires": ", ".join(when(fire) for fire in item["next_runs"]),
     }
-    forms = [*_acting_forms(item), schedule_form([], item)]
+    forms = [*_acting_forms(item), schedule_form(job, await _groups(console), item)]
     return page(
         console,
         "schedule.html",

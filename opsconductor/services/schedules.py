@@ -273,8 +273,10 @@ async def update_schedule(
             _check_parameters(await jobs.get_job(session, schedule.job_id), given["parameters"])
         if "name" in given:
             await _check_name_free(session, given["name"], schedule.id)
-        if "catchup_window" in given:
-            given["catchup_window_seconds"] = int(given.pop("catchup_window").total_seconds())
+        if "catchup_window" in given and body.catchup_window is not None:
+            # From the parsed body: the dump spells a duration as text ("1m").
+            del given["catchup_window"]
+            given["catchup_window_seconds"] = int(body.catchup_window.total_seconds())
         for name, value in given.items():
             setattr(schedule, name, value)
         # Its runs now use the grants of who changed it last (docs/security.md).

@@ -52,6 +52,7 @@ async def test_a_schedule_is_made_paused_resumed_triggered_and_backfilled_in_the
     await visitor.open("/lists/schedules")
     await page.get_by_role("link", name="New schedule").click()
     await page.get_by_label("Job").select_option(label="nightly")
+    await page.get_by_role("button", name="Next").click()
     await page.get_by_label("Name", exact=True).fill("nightly-nap")
     cron = page.get_by_label("Cron expression")
     await cron.fill("30 2 * * *")

@@ -7,9 +7,12 @@ from opsconductor.console.builder import (
     fields_of,
     form_field_of,
     pruned,
+    replaced,
     step_from_form,
+    values_of,
 )
 from opsconductor.console.pages import _local, when
+from opsconductor.console.versions import version_diff
 from opsconductor.jobspec.plugins import known_actions
 
 
@@ -87,3 +90,41 @@ def test_a_stored_document_is_shown_without_its_unset_fields() -> None:
 def test_timestamps_are_shown_in_utc() -> None:
     assert when("2026-11-27T05:00:00+01:00") == "2026-11-27 04:00:00 UTC"
     assert when(None) == "—"
+
+
+def test_an_existing_step_fills_the_form_that_gives_it_back() -> None:
+    fields = fields_of(known_actions()["http.request"].with_schema())
+    step = {
+        "id": "ping",
+        "action": "http.request",
+        "needs": ["before"],
+        "timeout": "5m",
+        "retry": {"attempts": 3},
+        "with": {"url": "http://example.test/", "expect_status": [200, 204]},
+    }
+    values = values_of(step, fields)
+    assert values["with.expect_status"] == "200, 204"
+    assert values["step.retry"] == "attempts: 3"
+    assert step_from_form("http.request", fields, values, ["before"]) == step
+
+
+def test_a_renamed_step_is_renamed_in_the_others_needs() -> None:
+    steps = [{"id": "a"}, {"id": "b", "needs": ["a"]}, {"id": "c"}]
+    assert replaced(steps, "a", {"id": "z"}) == [
+        {"id": "z"},
+        {"id": "b", "needs": ["z"]},
+        {"id": "c"},
+    ]
+
+
+def test_any_two_versions_are_diffed_with_each_line_marked() -> None:
+    documents = {1: "name: x\nsteps: []\n", 2: "name: x\n", 3: "name: y\nsteps: []\n"}
+    changes = version_diff(documents, 1, 3)
+    assert changes is not None
+    assert [(line.change, line.text) for line in changes.lines if line.change != "hunk"] == [
+        ("removed", "name: x"),
+        ("added", "name: y"),
+        ("same", "steps: []"),
+    ]
+    assert (changes.added, changes.removed) == (1, 1)
+    assert version_diff(documents, 1, 4) is None

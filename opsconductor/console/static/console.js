@@ -61,6 +61,11 @@
       if (values.length) put(name, values);
       else if (cleared(element)) put(name, JSON.parse(element.dataset.cleared));
     }
+    // A group of fields under one key (data-root: a schedule's parameters or targets) all left
+    // empty on an edit form sends what clearing the whole key means.
+    for (const group of form.querySelectorAll("fieldset[data-root][data-cleared]")) {
+      if (body[group.dataset.root] === undefined) put(group.dataset.root, JSON.parse(group.dataset.cleared));
+    }
     if (submitter?.name) put(submitter.name, submitter.value);
     return body;
   };
