@@ -15,8 +15,9 @@ import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import apprise
 from sqlalchemy.dialects.postgresql import insert
@@ -35,7 +36,9 @@ from opsconductor.contracts.notifications import (
     DeliveryRecord,
     DeliveryRequest,
     DeliveryStatus,
+    PasswordResetMail,
     notify_deliver,
+    notify_password_reset,
     record_delivery,
 )
 from opsconductor.contracts.steps import StepRequest, StepResult
@@ -46,6 +49,7 @@ from opsconductor.jobspec.templates import TemplateProblem, render
 from opsconductor.models.base import utcnow
 from opsconductor.models.notification import NotificationDelivery
 from opsconductor.security.envelope import KeyRing
+from opsconductor.services import users
 from opsconductor.services.channels import (
     ChannelUnavailable,
     RevealedChannel,
@@ -93,6 +97,13 @@ def url_secrets(url: str, private_url: str) -> list[str]:
     if password:
         hidden |= {password, unquote(password)}
     return [url, *hidden]
+
+
+def addressed_to(url: str, email: str) -> str:
+    """An email channel's apprise URL sending to `email` instead of its own recipients."""
+    parts = urlsplit(url)
+    query = [(key, value) for key, value in parse_qsl(parts.query) if key.lower() != "to"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("to", email)])))
 
 
 class Undeliverable(Exception):
@@ -217,6 +228,38 @@ class NotifyActions:
             stdout=f"delivered to {channel.name} through {channel.service}",
             outputs={"delivered": True},
         )
+
+    @implements(notify_password_reset)
+    async def send_password_reset(self, request: PasswordResetMail) -> None:
+        """The token is issued and kept (committed) before the mail goes: a link that arrives
+        must work. When nobody matches, nothing happens; the asker was answered the same."""
+        lifetime = timedelta(hours=self._settings.password_reset_hours)
+        try:
+            async with unit_of_work(self._sessionmaker) as session:
+                user = await users.find_for_reset(session, request.login)
+                if user is None:
+                    return
+                channel = await reveal_channel(session, self._keyring, request.channel)
+                issued = await users.issue_password_reset(
+                    session, user, lifetime, utcnow(), end_sessions=False
+                )
+                email = user.email
+        except ChannelUnavailable as error:
+            raise ApplicationError(str(error), type=UNDELIVERABLE, non_retryable=True) from None
+        link = f"{self._settings.public_url.rstrip('/')}/reset-password#token={issued.token}"
+        body = (
+            "Someone asked to reset the OpsConductor password of this account.\n\n"
+            "Open this link to choose a new one (it works once, until"
+            f" {issued.expires_at:%Y-%m-%d %H:%M} UTC):\n"
+            f"{link}\n\nIf it was not you, ignore this message: the password stays as it is."
+        )
+        addressed = RevealedChannel(
+            channel.id, channel.name, channel.service, addressed_to(channel.url, email)
+        )
+        try:
+            await send(addressed, "OpsConductor password reset", body)
+        except DeliveryFailed as error:
+            raise ApplicationError(str(error), type="DeliveryFailed") from None
 
     def _with_link(self, context: dict[str, Any]) -> dict[str, Any]:
         if "run" not in context:

@@ -42,6 +42,7 @@ from opsconductor.api.routers import (
     triggers,
     users,
 )
+from opsconductor.api.routers import settings as install_settings
 from opsconductor.config import Settings
 from opsconductor.console import install_console
 from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
@@ -154,6 +155,7 @@ def create_app(settings: Settings) -> FastAPI:
         notifications,
         libraries,
         discovery,
+        install_settings,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -106,3 +106,26 @@ async def record_delivery(record: DeliveryRecord) -> None:
     """Writes the delivery log row from the orchestration worker (activities/notify.py); never
     replaces what a notify worker's attempt wrote."""
     raise NotImplementedError("a contract: orchestration workers register its implementation")
+
+
+PASSWORD_RESET_MAIL_WORKFLOW = "password-reset-mail"  # noqa: S105 (a name, not a secret)
+
+
+def password_reset_mail_workflow_id(request_id: uuid.UUID) -> str:
+    return f"password-reset-mail-{request_id}"
+
+
+class PasswordResetMail(BaseModel):
+    """A "forgot password" request as the notify worker receives it: what the person typed
+    (a username or an email address) and the email channel an admin chose. No token: the
+    worker issues it, so it is in no workflow history."""
+
+    login: str
+    channel: str
+
+
+@activity_contract
+async def notify_password_reset(request: PasswordResetMail) -> None:
+    """Issues a reset token for the enabled user with that username or email, if there is one
+    with an email, and mails them the link (activities/notify.py)."""
+    raise NotImplementedError("a contract: notify workers register its implementation")

@@ -30,6 +30,7 @@ from opsconductor.models.notification import NotificationChannel, NotificationDe
 from opsconductor.models.run import Run, RunLogLine, RunStep
 from opsconductor.models.schedule import Schedule
 from opsconductor.models.session import AuthSession, RefreshToken
+from opsconductor.models.settings import PasswordResetSettings
 from opsconductor.models.target import Target, TargetGroup, TargetGroupMember
 from opsconductor.models.throttle import LoginThrottle
 from opsconductor.models.trigger import Trigger, TriggerEvent, TriggerSignature
@@ -50,6 +51,7 @@ __all__ = [
     "LoginThrottle",
     "NotificationChannel",
     "NotificationDelivery",
+    "PasswordResetSettings",
     "RefreshToken",
     "Run",
     "RunLogLine",

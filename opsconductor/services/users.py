@@ -162,16 +162,37 @@ async def _ensure_not_last_admin(session: AsyncSession, user: User) -> None:
 
 
 async def issue_password_reset(
-    session: AsyncSession, user: User, lifetime: timedelta, now: datetime
+    session: AsyncSession,
+    user: User,
+    lifetime: timedelta,
+    now: datetime,
+    end_sessions: bool = True,
 ) -> PasswordResetIssued:
-    """A one-time token replacing any earlier one; the user's sessions end now."""
+    """A one-time token replacing any earlier one; the user's sessions end now when an admin
+    issued it. A "forgot password" request (anyone may make one) leaves them: its link ends
+    them when it is used."""
     token = new_opaque_token(RESET_TOKEN_PREFIX)
     user.reset_token_lookup = token.lookup
     user.reset_token_hash = token.token_hash
     user.reset_expires_at = now + lifetime
-    await revoke_sessions(session, user_id=user.id, reason="password reset issued", now=now)
+    if end_sessions:
+        await revoke_sessions(session, user_id=user.id, reason="password reset issued", now=now)
     await session.flush()
     return PasswordResetIssued(token=token.value, expires_at=user.reset_expires_at)
+
+
+async def find_for_reset(session: AsyncSession, login: str) -> User | None:
+    """The enabled user with that username or email (either ignoring case) who has an email,
+    or None."""
+    name = login.strip().lower()
+    found = await session.exec(
+        select(User).where(
+            (func.lower(User.username) == name) | (func.lower(User.email) == name),
+            col(User.disabled).is_(False),
+            User.email != "",
+        )
+    )
+    return found.first()
 
 
 async def redeem_password_reset(

@@ -29,7 +29,11 @@ from opsconductor.services.sealing import keyring_from
 from opsconductor.workflows.connection_test import ConnectionTestWorkflow
 from opsconductor.workflows.discovery_scan import DiscoveryScanWorkflow
 from opsconductor.workflows.job_run import JobRunWorkflow
-from opsconductor.workflows.notifications import ChannelTestWorkflow, DeliveryWorkflow
+from opsconductor.workflows.notifications import (
+    ChannelTestWorkflow,
+    DeliveryWorkflow,
+    PasswordResetMailWorkflow,
+)
 from opsconductor.workflows.probe import FleetProbeWorkflow
 from opsconductor.workflows.scheduled_run import ScheduledRunWorkflow
 from opsconductor.workflows.target_batch import TargetBatchWorkflow
@@ -41,6 +45,7 @@ WORKFLOWS: Sequence[type] = (
     ConnectionTestWorkflow,
     ChannelTestWorkflow,
     DeliveryWorkflow,
+    PasswordResetMailWorkflow,
     DiscoveryScanWorkflow,
     ScheduledRunWorkflow,
 )
@@ -93,7 +98,7 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
         )
     elif queue is TaskQueue.notify:
         notify = NotifyActions(resources.settings, resources.sessionmaker, resources.keyring)
-        activities.append(notify.deliver)
+        activities += [notify.deliver, notify.send_password_reset]
         steps.append(notify.run_step)
     elif queue is TaskQueue.discovery:
         discovery = DiscoveryActions(resources.sessionmaker)

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from opsconductor.contracts.notifications import (
         CHANNEL_TEST_WORKFLOW,
         DELIVERY_WORKFLOW,
+        PASSWORD_RESET_MAIL_WORKFLOW,
         UNDELIVERABLE,
         DeliveryEvent,
         DeliveryOrder,
@@ -39,8 +40,10 @@ with workflow.unsafe.imports_passed_through():
         DeliveryRequest,
         DeliveryRetry,
         DeliveryStatus,
+        PasswordResetMail,
         delivery_workflow_id,
         notify_deliver,
+        notify_password_reset,
         record_delivery,
     )
     from opsconductor.contracts.queues import TaskQueue
@@ -256,3 +259,20 @@ class ChannelTestWorkflow:
                 detail=detail,
             )
         return outcome
+
+
+@workflow.defn(name=PASSWORD_RESET_MAIL_WORKFLOW)
+class PasswordResetMailWorkflow:
+    """Sends one "forgot password" link through the notify worker, which alone opens a channel's
+    URL. Nobody waits for it: the API answers the request the same way before it ends."""
+
+    @workflow.run
+    async def run(self, request: PasswordResetMail) -> None:
+        await workflow.execute_activity(
+            notify_password_reset,
+            request,
+            task_queue=TaskQueue.notify.value,
+            schedule_to_start_timeout=WORKER_WAIT,
+            start_to_close_timeout=ATTEMPT_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )

@@ -14,12 +14,14 @@ from opsconductor.api.deps import (
     SessionDep,
     SessionmakerDep,
     SettingsDep,
+    WorkflowsDep,
 )
 from opsconductor.api.permissions import Account
 from opsconductor.errors import BadRequest, FieldProblem, InputInvalid
 from opsconductor.models.base import utcnow
 from opsconductor.models.page import Page
 from opsconductor.models.session import LoginRequest, RefreshRequest, SessionPublic, TokenPair
+from opsconductor.models.settings import ForgotPassword, ForgotPasswordAccepted
 from opsconductor.models.user import (
     PasswordChange,
     PasswordResetRedeem,
@@ -27,7 +29,7 @@ from opsconductor.models.user import (
     User,
     UserPublic,
 )
-from opsconductor.services import auth, sessions, users
+from opsconductor.services import auth, password_recovery, sessions, users
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -160,3 +162,27 @@ async def redeem_password_reset(
     user = await users.redeem_password_reset(session, body.token, body.new_password, utcnow())
     entry.by(user)
     entry.on("user", user.id)
+
+
+@router.post(
+    "/forgot-password",
+    name="user.password_forgot",
+    response_model=ForgotPasswordAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+)
+async def forgot_password(
+    body: ForgotPassword,
+    session: SessionDep,
+    sessionmaker: SessionmakerDep,
+    settings: SettingsDep,
+    workflows: WorkflowsDep,
+    client: ClientDep,
+) -> ForgotPasswordAccepted:
+    """The same answer whether or not the account exists (see services/password_recovery.py)."""
+    await password_recovery.request_reset(
+        session, sessionmaker, settings, workflows, body.login, client.address, utcnow()
+    )
+    return ForgotPasswordAccepted(
+        detail="If an account with that username or email has an email address, a reset link"
+        " is on its way to it."
+    )
