@@ -7,6 +7,7 @@ activities, so the API shows progress without reading workflow history.
 """
 
 import asyncio
+import collections
 import math
 from collections.abc import Sequence
 from datetime import timedelta
@@ -98,6 +99,10 @@ class JobRunWorkflow:
         self._per_target: dict[str, dict[str, StepOutcome]] = {}
         self._run_once: dict[str, StepOutcome] = {}
         self._started_targets: set[str] = set()
+        # The succeeded and failed targets, computed once per change of the two above: every
+        # batch's context counts them, and over 100,000 targets a recount per batch made one
+        # workflow task outlast the SDK's 2 s deadlock limit on a busy worker.
+        self._tally: tuple[list[str], list[str]] | None = None
         self._status = RunStatus.queued
         self._approvals = ApprovalGate()
         self._notices = Announcer()
@@ -216,9 +221,9 @@ class JobRunWorkflow:
 
         Once the run's history is full enough (`_continuation_due`), no further batch starts:
         the running ones finish, and the run continues as new from the first batch that did
-        not start. Batches take the semaphore in offset order (asyncio's is first come, first
-        served), so those that started are always the ones before it. A continuation whose input
-        would pass `CARRY_LIMIT` is not taken: the rest of the run stays in this history."""
+        not start. Batches start in offset order, so those that started are always the ones
+        before it. A continuation whose input would pass `CARRY_LIMIT` is not taken: the rest
+        of the run stays in this history."""
         await self._write_status()  # before any batch starts: the run shows running meanwhile
         names = self._request.target_names
         size = self._request.batch_size
@@ -236,37 +241,42 @@ class JobRunWorkflow:
             self._segments_run += 1
             self._batches["total"] += len(bounds)
         lists = any(mentions(self._document.step(step_id), "targets") for step_id in step_ids)
-        limit = asyncio.Semaphore(side_by_side)
-        deferred: list[int] = []
+        sizes = dict(bounds)
+        # The batches not started yet, in offset order. `side_by_side` runners take them one
+        # at a time, so a workflow task holds that many coroutines, not one per batch: over
+        # 100,000 targets, a thousand waiting coroutines made the first task (and tearing it
+        # down) outlast the SDK's 2 s deadlock limit on a busy worker.
+        pending = collections.deque(offset for offset, _ in bounds if offset >= first)
 
         async def one_batch(offset: int, count: int) -> None:
-            async with limit:
-                if self._continuation_due():
-                    deferred.append(offset)
-                    return
-                members = names[offset : offset + count]
-                if self._too_many_failed() and not self._started_targets.intersection(members):
-                    # Nothing here may start; closing the run records their steps skipped.
-                    self._batches["done"] += 1
-                    return
-                self._batches["running"] += 1
-                self._batches_here += 1
-                try:
-                    result = await self._run_batch(step_ids, offset, members, per_batch, lists)
-                finally:
-                    self._batches["running"] -= 1
-                    self._batches["done"] += 1
-                self._started_targets.update(result.started)
-                for name, outcomes in result.outcomes.items():
-                    own = self._per_target.setdefault(name, {})
-                    own.update({outcome.step_id: outcome for outcome in outcomes})
-
-        waiting = [(offset, count) for offset, count in bounds if offset >= first]
-        while waiting:
-            await asyncio.gather(*(one_batch(offset, count) for offset, count in waiting))
-            if not deferred:
+            members = names[offset : offset + count]
+            if self._too_many_failed() and not self._started_targets.intersection(members):
+                # Nothing here may start; closing the run records their steps skipped.
+                self._batches["done"] += 1
                 return
-            progress = self._progress(position, min(deferred))
+            self._batches["running"] += 1
+            self._batches_here += 1
+            try:
+                result = await self._run_batch(step_ids, offset, members, per_batch, lists)
+            finally:
+                self._batches["running"] -= 1
+                self._batches["done"] += 1
+            self._started_targets.update(result.started)
+            for name, outcomes in result.outcomes.items():
+                own = self._per_target.setdefault(name, {})
+                own.update({outcome.step_id: outcome for outcome in outcomes})
+            self._tally = None
+
+        async def runner() -> None:
+            while pending and not self._continuation_due():
+                offset = pending.popleft()
+                await one_batch(offset, sizes[offset])
+
+        while pending:
+            await asyncio.gather(*(runner() for _ in range(side_by_side)))
+            if not pending:
+                return
+            progress = self._progress(position, pending[0])
             continued = self._request.model_copy(update={"progress": progress})
             if len(continued.model_dump_json()) <= CARRY_LIMIT:
                 # Nothing may be in flight at the boundary: the batches are done, and every
@@ -276,9 +286,6 @@ class JobRunWorkflow:
                 raise ContinueRun(continued)
             # Too large to carry: the rest runs in this history, as before continuations.
             self._continuing = False
-            left = set(deferred)
-            waiting = [(offset, count) for offset, count in bounds if offset in left]
-            deferred.clear()
 
     # -- continuing as new --------------------------------------------------------------------
 
@@ -329,6 +336,7 @@ class JobRunWorkflow:
         self._batches.update(total=progress.batches_total, done=progress.batches_done)
         self._started_targets = unpack_targets(names, progress.started)
         self._per_target = unpack_states(names, progress.states)
+        self._tally = None
         self._run_once = {outcome.step_id: outcome for outcome in progress.run_once}
 
     def _time_left(self, timeout: timedelta) -> float:
@@ -478,30 +486,37 @@ class JobRunWorkflow:
         )
 
     def _succeeded_targets(self) -> list[str]:
-        """Started targets with no failure, in target order. A target whose every step was
-        skipped because something upstream failed (a rejected approval gate) did nothing: it
-        is neither succeeded nor failed."""
-        failed = set(self._failed_targets())
-        return [
-            name
-            for name in self._request.target_names
-            if name in self._started_targets
-            and name not in failed
-            and not all(
-                outcome.status is StepStatus.skipped and outcome.failed
-                for outcome in self._per_target.get(name, {}).values()
-            )
-        ]
+        return list(self._target_tally()[0])
 
     def _failed_targets(self) -> list[str]:
-        return [
-            name
-            for name, steps in self._per_target.items()
-            if any(
-                outcome.status is StepStatus.failed and not outcome.tolerated
-                for outcome in steps.values()
-            )
-        ]
+        return list(self._target_tally()[1])
+
+    def _target_tally(self) -> tuple[list[str], list[str]]:
+        """Started targets with no failure, in target order, and targets with a failure that
+        was not tolerated. A target whose every step was skipped because something upstream
+        failed (a rejected approval gate) did nothing: it is neither succeeded nor failed."""
+        if self._tally is None:
+            failed = [
+                name
+                for name, steps in self._per_target.items()
+                if any(
+                    outcome.status is StepStatus.failed and not outcome.tolerated
+                    for outcome in steps.values()
+                )
+            ]
+            failing = set(failed)
+            succeeded = [
+                name
+                for name in self._request.target_names
+                if name in self._started_targets
+                and name not in failing
+                and not all(
+                    outcome.status is StepStatus.skipped and outcome.failed
+                    for outcome in self._per_target.get(name, {}).values()
+                )
+            ]
+            self._tally = (succeeded, failed)
+        return self._tally
 
     def _failure_allowance(self) -> int | None:
         limit = self._document.strategy.max_failed_targets
