@@ -1,11 +1,12 @@
 """Users (admins create them, change their role, disable them and issue reset links), one's
-own account (profile, password, sessions, API tokens), and the page a reset link opens.
+own account (profile, password, sessions, API tokens), "forgot password" (the page that asks
+for a link, the one the link opens, and the admins' choice of the email channel that sends it).
 
 Secrets pass through the browser once: a new API token and a reset link are shown in the
 answer of the call that made them and never again (the API keeps only their hashes)."""
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,6 +17,7 @@ from opsconductor.console.manage import CHOICES, creating
 from opsconductor.console.pages import html, page
 from opsconductor.console.session import ConsoleDep, clear_session_cookies
 from opsconductor.models.user import Role
+from opsconductor.services.password_recovery import EMAIL_SCHEMES
 
 router = APIRouter(include_in_schema=False)
 
@@ -24,6 +26,7 @@ ROLES = tuple(Choice(role.value, role.value) for role in Role)
 # Where a reset link leads; the token follows in the fragment, which browsers never send to
 # a server, so it stays out of access logs and Referer headers.
 RESET_PAGE = "/reset-password"
+FORGOT_PAGE = "/forgot-password"
 
 # The one password policy is the API's (models/user.py Password); this only says it.
 NEW_PASSWORD = Field(
@@ -213,3 +216,69 @@ async def reset_password_page(request: Request) -> HTMLResponse:
     # Whoever was signed in here is not who is choosing this password.
     clear_session_cookies(response)
     return response
+
+
+# -- "forgot password" ---------------------------------------------------------------------------
+
+
+def forgot_form() -> Form:
+    return Form(
+        "forgot-password-form",
+        "/api/v1/auth/forgot-password",
+        "Send me a reset link",
+        [Field("login", "Username or email", required=True)],
+        notes=(
+            "If an email channel is set up for password resets, a one-time link is mailed to"
+            " the account's address. Otherwise ask an admin for one.",
+        ),
+        show="forgot-result",
+    )
+
+
+@router.get(FORGOT_PAGE)
+async def forgot_password_page(request: Request) -> HTMLResponse:
+    """Open to anyone. The API answers every name alike, so the page can only say that a link
+    is on its way if the account exists: it never learns whether it does."""
+    return html(request, "forgot_password.html", {"form": forgot_form()})
+
+
+def password_reset_settings_form(
+    channels: Sequence[Mapping[str, Any]], chosen: Mapping[str, Any]
+) -> Form:
+    mail = [Choice(str(c["id"]), c["name"]) for c in channels if c["scheme"] in EMAIL_SCHEMES]
+    return Form(
+        "password-reset-settings-form",
+        "/api/v1/settings/password-reset",
+        "Save",
+        [
+            Field(
+                "channel_id",
+                "Email channel",
+                Kind.select,
+                "only email (mailto://) channels can send a link to a user's own address",
+                (Choice("", "off: only admins issue reset links"), *mail),
+                cleared="null",
+            )
+        ],
+        "PUT",
+        "",
+        "Password resets",
+        chosen,
+        notes=('"Forgot password?" on the sign-in page mails a one-time link through this.',),
+    )
+
+
+@router.get("/settings")
+async def settings_page(console: ConsoleDep) -> HTMLResponse:
+    chosen = await console.get("/settings/password-reset")
+    channels = (await console.get("/notification-channels", limit=CHOICES))["items"]
+    return page(
+        console,
+        "manage.html",
+        title="Settings",
+        manager=MANAGER,
+        item=chosen,
+        facts={"password reset links by email": chosen["channel_name"] or "off"},
+        forms=[password_reset_settings_form(channels, chosen)],
+        back=("Dashboard", "/"),
+    )

@@ -88,7 +88,9 @@ async def request_reset(
 ) -> None:
     counters = _counters(settings, login.strip(), address)
     window = timedelta(seconds=settings.login_window_seconds)
-    await throttle.ensure_allowed(session, counters, window, now)
+    await throttle.ensure_allowed(
+        session, counters, window, now, "too many reset links asked for; try again later"
+    )
     await throttle.count_failure(sessionmaker, counters, window, now)
     chosen = await read_settings(session)
     if chosen.channel_name is None:

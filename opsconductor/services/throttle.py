@@ -35,7 +35,11 @@ def counters_for(settings: Settings, username: str, address: str | None) -> list
 
 
 async def ensure_allowed(
-    session: AsyncSession, counters: list[Counter], window: timedelta, now: datetime
+    session: AsyncSession,
+    counters: list[Counter],
+    window: timedelta,
+    now: datetime,
+    refusal: str = "too many failed sign-in attempts; try again later",
 ) -> None:
     limits = {counter.key: counter.limit for counter in counters}
     rows = await session.exec(select(LoginThrottle).where(col(LoginThrottle.key).in_(limits)))
@@ -45,9 +49,7 @@ async def ensure_allowed(
         if row.failures >= limits[row.key] and row.window_started_at + window > now
     ]
     if waits:
-        raise TooManyRequests(
-            "too many failed sign-in attempts; try again later", math.ceil(max(waits))
-        )
+        raise TooManyRequests(refusal, math.ceil(max(waits)))
 
 
 async def count_failure(

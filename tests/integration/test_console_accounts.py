@@ -1,23 +1,34 @@
 """The console's channel, user and account pages in Debian's chromium: an admin creates a
 channel and test-sends to the loopback receiver, creates a user, changes their role and
 issues a reset link the user follows; the user sets a profile, makes an API token that works
-until they revoke it, and changes their password."""
+until they revoke it, and changes their password. And "forgot password": an admin chooses the
+email channel, a signed-out user asks for a link, which the SMTP sink receives and which sets
+their new password; asking too often is refused at the form."""
 
+import asyncio
 import re
 
 import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
+from opsconductor.config import Settings
 from tests.fixtures.http_receiver import HttpReceiver
+from tests.fixtures.smtp_sink import SmtpSink
 from tests.identity_helpers import Account, api, bearer
 from tests.integration.test_console import Visitor, browser, signed_in
+from tests.integration.test_notifications import mail_url
+from tests.integration.test_password_forgot import forgot
+from tests.run_helpers import post
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 __all__ = ["browser"]  # the module-scoped chromium fixture, shared with test_console
 
 RESET_PASSWORD = "chosen-through-the-link"
 NEW_PASSWORD = "changed-on-the-account-page"
+FORGOT_PASSWORD = "chosen-after-forgetting"
+# The API's answer to every "forgot password" request, whoever it names.
+NEUTRAL = "If an account with that username or email has an email address, a reset link"
 
 
 async def sign_in_on_the_form(visitor: Visitor, username: str, password: str) -> None:
@@ -124,3 +135,76 @@ async def test_channels_users_and_your_own_account(
     await you.get_by_role("button", name="Sign out").click()
     await expect(you).to_have_url(re.compile(r"/login$"))
     await sign_in_on_the_form(casey, "casey", NEW_PASSWORD)
+
+
+async def test_a_forgotten_password_is_reset_through_the_link_mailed_by_the_chosen_channel(
+    browser: Browser,
+    served: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    admin: Account,
+    operator: Account,
+    smtp_sink: SmtpSink,
+) -> None:
+    await post(http, admin, "/notification-channels", {"name": "mail", "url": mail_url(smtp_sink)})
+    await post(
+        http, admin, "/notification-channels", {"name": "hook", "url": "json://127.0.0.1:9/x"}
+    )
+    visitor = await signed_in(browser, served, admin)
+    page = visitor.page
+
+    # The admin chooses the channel among the email ones (the json one is not offered).
+    await page.get_by_role("link", name="Settings", exact=True).click()
+    await expect(page.get_by_role("definition")).to_have_text("off")
+    channel = page.get_by_label("Email channel")
+    await expect(channel.get_by_role("option")).to_have_text(
+        ["off: only admins issue reset links", "mail"]
+    )
+    await channel.select_option(label="mail")
+    async with page.expect_event("load"):
+        await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("definition")).to_have_text("mail")
+    await expect(channel.get_by_role("option", selected=True)).to_have_text("mail")
+    await visitor.look("settings")
+
+    # Signed out: "Forgot password?" on the sign-in form; an unknown name and a real one get
+    # the same answer.
+    you = Visitor(await (await browser.new_context()).new_page(), visitor.base)
+    await you.open("/login")
+    await you.page.get_by_role("link", name="Forgot password?").click()
+    answers = []
+    for name in ("nobody@example.com", f"{operator.username}@example.com"):
+        await you.page.reload()
+        await you.page.get_by_label("Username or email").fill(name)
+        await you.page.get_by_role("button", name="Send me a reset link").click()
+        await expect(you.page.get_by_role("status")).to_contain_text(NEUTRAL)
+        answers.append(await you.page.get_by_role("status").text_content())
+    assert answers[0] == answers[1]
+    await you.look("forgot-password")
+
+    # In a thread: the workers that send it run on this test's event loop.
+    mailed = await asyncio.to_thread(smtp_sink.wait_for, 1, 60)
+    (mail,) = mailed
+    assert mail.rcpt_tos == [f"{operator.username}@example.com"]
+    found = re.search(r"(\S+)/reset-password#token=(\S+)", mail.body)
+    assert found is not None, mail.body
+    assert found[1] == settings.public_url.rstrip("/")
+    # The link as mailed, at the address this test serves the console on.
+    await you.open(f"/reset-password#token={found[2]}")
+    await you.page.get_by_label("New password").fill(FORGOT_PASSWORD)
+    await you.page.get_by_role("button", name="Set password").click()
+    await expect(you.page).to_have_url(re.compile(r"/login$"))
+    await sign_in_on_the_form(you, operator.username, FORGOT_PASSWORD)
+
+    # Asking for one name too often: the API's refusal is shown at the form.
+    for _ in range(settings.login_max_failures - 1):
+        assert (await forgot(http, "nobody@example.com")).status_code == 202
+    await you.open("/forgot-password")
+    await you.page.get_by_label("Username or email").fill("nobody@example.com")
+    await you.page.get_by_role("button", name="Send me a reset link").click()
+    refused = you.page.get_by_role("alert").filter(has_text="too many reset links asked for")
+    await expect(refused).to_be_visible()
+    await expect(you.page.get_by_role("status")).to_be_hidden()
+    assert you.errors == [
+        "Failed to load resource: the server responded with a status of 429 (Too Many Requests)"
+    ]

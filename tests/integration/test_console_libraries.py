@@ -1,5 +1,6 @@
 """The console's library, credential-grant, host-key and delivery-log pages in Debian's
-chromium, as an admin: a library installed from a file, upgraded and disabled; a credential
+chromium, as an admin: a library installed from a file, upgraded and disabled; the built-in
+libraries installed with one button; a credential
 granted to a user, with its access log; a changed host key accepted after seeing both
 fingerprints; a test send found in the delivery log of every channel. Locators by role and
 label only."""
@@ -75,7 +76,17 @@ async def test_libraries_grants_a_changed_host_key_and_the_delivery_log(
     )
     await page.get_by_role("button", name="Install library").click()
     await expect(page.get_by_role("cell", name="chores/uptime")).to_be_visible()
+    # The built-in libraries: what was installed is said, and the list then has them.
+    await page.get_by_role("button", name="Install built-in libraries").click()
+    builtin = page.get_by_role("status")
+    await expect(builtin).to_contain_text("linux 1.0.0")
+    await expect(builtin).to_contain_text("windows 1.0.0")
     await visitor.look("libraries")
+    await builtin.get_by_role("link", name="Reload the list").click()
+    for name in ("linux", "windows"):
+        await expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
+    await page.get_by_role("button", name="Install built-in libraries").click()
+    await expect(builtin).to_contain_text("linux 1.0.0 — installed already")
     await page.get_by_role("link", name="chores").click()
     await expect(page.get_by_role("heading", name="Library chores")).to_be_visible()
     actions = page.get_by_role("region", name="Actions")  # what a job may use

@@ -93,4 +93,6 @@ async def test_a_forgotten_password_is_reset_through_the_link_mailed_to_the_user
     # answer still says nothing about the account).
     for _ in range(ASKS_PER_NAME - 1):
         assert (await forgot(http, "nobody@example.com")).status_code == 202
-    assert_problem(await forgot(http, "nobody@example.com"), 429)
+    throttled = await forgot(http, "nobody@example.com")
+    assert_problem(throttled, 429)
+    assert throttled.json()["detail"] == "too many reset links asked for; try again later"

@@ -111,7 +111,7 @@
   };
 
   // A form with data-show puts the answer's fields into the element of that id
-  // ([data-answer="field"]; a boolean shows the element's data-yes or data-no, a list of plain
+  // ([data-answer="field"], or "." for the whole answer, e.g. a list; a boolean shows the element's data-yes or data-no, a list of plain
   // values is joined, any other object shown as JSON; a slot with data-link makes each value a
   // link to that path, "{}" standing for the value; a slot with data-prefix shows the value
   // after it, e.g. a link) and stays.
@@ -123,7 +123,7 @@
   const showAnswer = (form, answer) => {
     const shown = document.getElementById(form.dataset.show);
     for (const slot of shown.querySelectorAll("[data-answer]")) {
-      const value = answer[slot.dataset.answer];
+      const value = slot.dataset.answer === "." ? answer : answer[slot.dataset.answer];
       if (typeof value === "boolean") {
         slot.textContent = value ? slot.dataset.yes : slot.dataset.no;
         slot.className = value ? "ok" : "error";
@@ -139,9 +139,13 @@
       } else if (Array.isArray(value) && !value.length) {
         slot.textContent = "none";
       } else if (Array.isArray(value) && value.every((entry) => entry?.name || entry?.address)) {
-        // A list of results: each by its name or address, with what is said about it.
-        const said = (entry) => [entry.name ?? entry.address, entry.target ?? entry.reason]
-          .filter(Boolean).join(" — ");
+        // A list of results: each by its name or address (and version), with what is said
+        // about it; a library whose version was there already says so.
+        const already = (entry) => (entry.installed === false ? "installed already" : "");
+        const said = (entry) => [
+          [entry.name ?? entry.address, entry.version].filter(Boolean).join(" "),
+          entry.target ?? entry.reason ?? already(entry),
+        ].filter(Boolean).join(" — ");
         slot.textContent = value.map(said).join(", ");
       } else slot.textContent = shownText(value);
     }
@@ -178,6 +182,8 @@
     event.preventDefault();
     if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
     clearProblems(form);
+    // An earlier answer shown beside the form is not this one's (nor true of a refusal).
+    if (form.dataset.show) document.getElementById(form.dataset.show).hidden = true;
     const buttons = form.querySelectorAll("button");
     buttons.forEach((button) => (button.disabled = true));
     try {
