@@ -207,7 +207,11 @@ def dag_of(steps: list[Any]) -> Dag:
         row = rows.get(column, 0)
         rows[column] = row + 1
         place[step_id] = (column * (NODE_WIDTH + GAP_X), row * (NODE_HEIGHT + GAP_Y))
-    nodes = [{"id": step_id, "x": x, "y": y} for step_id, (x, y) in place.items()]
+    # A node's needs name it for a screen reader, as the edges into it show them on screen.
+    nodes = [
+        {"id": step_id, "x": x, "y": y, "needs": [n for n in needs[step_id] if n in place]}
+        for step_id, (x, y) in place.items()
+    ]
     edges = [
         {
             "x1": place[upstream][0] + NODE_WIDTH,

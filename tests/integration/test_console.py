@@ -8,7 +8,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import httpx
 import pytest
@@ -30,6 +30,8 @@ SWAGGER_UI_AXE_FINDINGS = ("color-contrast", "nested-interactive", "html-has-lan
 WIDTHS = (1280, 390)
 CHROMIUM = "/usr/bin/chromium"
 TEMPORAL_UI = "http://127.0.0.1:8233"
+# The run page's grid of targets and steps, by its heading.
+RUN_GRID = "Targets \N{MULTIPLICATION SIGN} steps"
 
 
 @pytest.fixture
@@ -141,7 +143,7 @@ async def test_a_job_built_in_the_forms_runs_with_its_log_arriving_live(
     page = visitor.page
     await visitor.look("jobs-empty")
     await page.get_by_role("link", name="New job").click()
-    document = page.locator("#document")
+    document = page.get_by_label("Document (YAML)")
     await document.fill(
         "name: console-built\n"
         "parameters:\n  word: {type: string, default: hello}\n"
@@ -149,54 +151,60 @@ async def test_a_job_built_in_the_forms_runs_with_its_log_arriving_live(
         "steps: []\n"
     )
 
-    step_form = page.locator("#step-form")
+    step_form = page.get_by_role("form", name="Add a step")
+    command = step_form.get_by_label(re.compile(r"^Command \*"))
     await swapped(page, step_form.get_by_label("Action").select_option("ssh.command"))
     await step_form.get_by_label("Step id").fill("talk")
     await swapped(page, step_form.get_by_role("button", name="Add step").click())
-    # No command: the problem is shown at its field and the document keeps its steps.
-    await expect(page.locator('.field-error[data-for="with.command"]')).to_have_text(
-        "Field required"
-    )
+    # No command: the problem is shown at its field, announced and tied to it, and the
+    # document keeps its steps.
+    await expect(command).to_have_attribute("aria-invalid", "true")
+    await expect(command).to_have_accessible_description("Field required")
+    await expect(step_form.get_by_role("alert")).to_have_text("Field required")
     await expect(document).to_have_value(re.compile(r"steps: \[\]"))
-    await page.locator('textarea[name="with.command"]').fill(
-        "echo {{ params.word }}; sleep 2; echo two; sleep 1"
-    )
+    await command.fill("echo {{ params.word }}; sleep 2; echo two; sleep 1")
     await swapped(page, step_form.get_by_role("button", name="Add step").click())
     await expect(document).to_have_value(re.compile(r"id: talk"))
 
     await swapped(page, step_form.get_by_label("Action").select_option("ssh.command"))
     await step_form.get_by_label("Step id").fill("after")
     await step_form.get_by_label("talk").check()
-    await page.locator('textarea[name="with.command"]').fill("echo done")
+    await command.fill("echo done")
     await swapped(page, step_form.get_by_role("button", name="Add step").click())
     await expect(document).to_have_value(re.compile(r"needs:\n\s*- talk"))
-    await expect(page.locator("#preview")).to_contain_text("The document is valid.")
-    await expect(page.locator("svg.dag .node")).to_have_count(2)
+    await expect(page.get_by_role("region", name="Check and picture")).to_contain_text(
+        "The document is valid."
+    )
+    steps = page.get_by_role("figure", name="Steps and their order").get_by_role("img")
+    await expect(steps).to_have_count(2)
+    await expect(steps.first).to_have_accessible_name("talk")
+    await expect(steps.nth(1)).to_have_accessible_name("after, after talk")
     await visitor.look("builder")
 
     await page.get_by_role("button", name="Save job").click()
     await expect(page).to_have_url(re.compile(r"/jobs/[0-9a-f-]{36}$"))
-    await expect(page.locator("h1")).to_contain_text("console-built")
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("console-built")
     await visitor.look("job")
 
+    await expect(page.get_by_role("form", name="Run", exact=True)).to_be_visible()
     word = page.get_by_label("word")
     await expect(word).to_have_value("hello")
     await word.fill("one")
     await page.get_by_role("button", name="Run now").click()
     await expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}$"))
-    log = page.locator("#log")
+    log = page.get_by_role("log", name="Log", exact=True)
+    run_status = page.get_by_role("status", name="Status", exact=True)
     await expect(log).to_contain_text("one", timeout=30_000)
     # The first line is on screen while the command still runs: the log is followed live.
     assert "two" not in await log.inner_text()
-    await expect(page.locator("#run-status")).to_have_text("running")
+    await expect(run_status).to_have_text("running")
     await visitor.look("run-live")
     await expect(log).to_contain_text("two", timeout=30_000)
     await expect(log).to_contain_text("done", timeout=30_000)
-    await expect(page.locator("#log-state")).to_have_text(
-        "The run ended: succeeded.", timeout=30_000
-    )
-    await expect(page.locator("#run-status")).to_have_text("succeeded", timeout=10_000)
-    await expect(page.locator("table.grid td")).to_have_count(2)
+    log_state = page.get_by_role("region", name="Log", exact=True).get_by_role("status")
+    await expect(log_state).to_have_text("The run ended: succeeded.", timeout=30_000)
+    await expect(run_status).to_have_text("succeeded", timeout=10_000)
+    await expect(page.get_by_role("table", name=RUN_GRID).get_by_role("cell")).to_have_count(2)
     workflow = page.get_by_role("link", name=re.compile("in the Temporal Web UI"))
     assert (await workflow.get_attribute("href") or "").startswith(
         f"{TEMPORAL_UI}/namespaces/default/workflows/"
@@ -212,20 +220,22 @@ async def test_a_job_built_in_the_forms_runs_with_its_log_arriving_live(
     assert saved.json()["version"] == 2
     await visitor.open(job_path)
     await page.get_by_role("link", name="diff with v1").click()
-    await expect(page.locator("pre.diff .add")).to_contain_text(["+description: now described"])
+    await expect(page.get_by_role("insertion")).to_contain_text(["+description: now described"])
     await visitor.look("job-diff")
     # Saved again from the builder unchanged: the same document, so no third version.
     await page.get_by_role("link", name="Edit in the builder").click()
-    await expect(page.locator("#document")).to_have_value(re.compile(r"description: now described"))
+    await expect(page.get_by_label("Document (YAML)")).to_have_value(
+        re.compile(r"description: now described")
+    )
     await page.get_by_role("button", name="Save job").click()
     await expect(page).to_have_url(re.compile(f"{job_path}$"))
-    await expect(page.locator("h1")).to_contain_text("v2")
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("v2")
 
     await visitor.open("/runs?status=succeeded")
-    await expect(page.locator("table.runs")).to_contain_text("console-built")
+    await expect(page.get_by_role("table", name="Runs")).to_contain_text("console-built")
     await visitor.look("runs")
     await visitor.open("/")
-    await expect(page.locator("#dashboard")).to_contain_text("worker:ssh")
+    await expect(page.get_by_role("region", name="Health")).to_contain_text("worker:ssh")
     await visitor.look("dashboard")
 
 
@@ -264,21 +274,24 @@ async def test_the_run_log_names_a_retried_steps_tries_shows_any_bytes_and_the_g
 
     await visitor.open(f"/runs/{run_id}")
 
-    await expect(visitor.page.locator("#log-state")).to_have_text("The run ended: succeeded.")
-    assert (await visitor.page.locator("#log").inner_text()).splitlines() == [
+    page = visitor.page
+    log = page.get_by_role("region", name="Log", exact=True)
+    await expect(log.get_by_role("status")).to_have_text("The run ended: succeeded.")
+    assert (await log.get_by_role("log").inner_text()).splitlines() == [
         f"[{loopback}/flaky] first go",
         f"[{loopback}/flaky try 2] second go a\\x00b\\xff",
     ]
-    await expect(visitor.page.locator("table.grid")).to_contain_text("2 tries")
+    grid = page.get_by_role("region", name=RUN_GRID)
+    await expect(grid.get_by_role("table")).to_contain_text("2 tries")
 
     # A run of 60 targets shows its counts and 50 targets a page; the status filter narrows.
     planted = await plant_run(app, ended["job_id"], 60)
-    page = visitor.page
-    rows = page.locator("table.grid tbody tr")
+    # The table's rows with data cells: not its header row.
+    rows = grid.get_by_role("row").filter(has=page.get_by_role("cell"))
     await visitor.open(f"/runs/{planted}")
-    await expect(page.locator("#target-counts")).to_have_text(
-        "60 targets · pending 10 · succeeded 49 · failed 1"
-    )
+    await expect(
+        grid.get_by_text("60 targets · pending 10 · succeeded 49 · failed 1", exact=True)
+    ).to_be_visible()
     await expect(rows).to_have_count(50)
     await page.get_by_role("link", name="Next").click()
     await expect(rows).to_have_count(10)
@@ -289,7 +302,7 @@ async def test_the_run_log_names_a_retried_steps_tries_shows_any_bytes_and_the_g
     await page.get_by_role("button", name="Filter").click()
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_contain_text("exit 1")
-    await expect(page.locator(".pager")).to_have_text("1 in all.")
+    await expect(grid.get_by_role("navigation", name="Pages")).to_have_text("1 in all.")
 
 
 async def test_a_new_user_sets_up_from_an_empty_install_and_runs_on_a_chosen_target(
@@ -459,26 +472,30 @@ async def test_a_trigger_made_in_the_console_answers_a_test_event_and_logs_it(
     await page.get_by_role("button", name="Create trigger").click()
     await expect(page.get_by_role("heading", name="Trigger console-disk")).to_be_visible()
     await expect(page.get_by_label("URL")).to_have_value(re.compile(r"/hooks/[0-9a-f-]{36}$"))
-    await expect(page.locator("main")).not_to_contain_text("a-console-secret")
+    await expect(page.get_by_role("main")).not_to_contain_text("a-console-secret")
 
     # The sample alert, as a dry run: the decision and the mapped parameter, and no run.
     await page.get_by_role("button", name="Send test event").click()
     result = page.get_by_role("status")
-    await expect(result.locator("dd").first).to_have_text("would_start")
+    await expect(result.get_by_role("definition").first).to_have_text("would_start")
     await expect(result).to_contain_text('"mount": "/var"')
-    await expect(result.locator("dd").nth(1)).to_have_text("none")
+    await expect(result.get_by_role("definition").nth(1)).to_have_text("none")
     # Really started: a link to its run.
     await page.get_by_label("Really start runs").check()
     await page.get_by_role("button", name="Send test event").click()
-    await expect(result.locator("dd").first).to_have_text("started")
+    await expect(result.get_by_role("definition").first).to_have_text("started")
     run_link = result.get_by_role("link")
     await expect(run_link).to_have_attribute("href", re.compile(r"^/runs/"))
 
     await page.reload()
-    log = page.locator("table")
-    await expect(log.locator("tbody tr")).to_have_count(2)
-    await expect(log.locator("tbody tr").first).to_contain_text("started test")
-    await expect(log.locator("tbody tr").nth(1)).to_contain_text("would_start test (dry run)")
+    deliveries = (
+        page.get_by_role("table", name="Delivery log")
+        .get_by_role("row")
+        .filter(has=page.get_by_role("cell"))
+    )
+    await expect(deliveries).to_have_count(2)
+    await expect(deliveries.first).to_contain_text("started test")
+    await expect(deliveries.nth(1)).to_contain_text("would_start test (dry run)")
     await visitor.look("trigger")
 
 
@@ -498,15 +515,20 @@ async def test_a_viewer_sees_no_write_controls_and_an_operator_approves(
     page = looker.page
     await expect(page.get_by_role("link", name="New job")).to_have_count(0)
     await looker.open(f"/runs/{run_id}")
-    await expect(page.locator(".approval")).to_contain_text("Your role cannot decide approvals.")
+    await expect(page.get_by_role("region", name="Approval needed: approve")).to_contain_text(
+        "Your role cannot decide approvals."
+    )
     await expect(page.get_by_role("button")).to_have_text(["Sign out"])
     await looker.look("run-as-viewer")
     await page.get_by_role("link", name="gated").click()
-    await expect(page.locator("#run-form")).to_have_count(0)
+    await expect(page.get_by_role("form", name="Run", exact=True)).to_have_count(0)
+    await expect(page.get_by_text("Your role cannot run jobs.")).to_be_visible()
     await expect(page.get_by_role("link", name="Edit in the builder")).to_have_count(0)
     await looker.look("job-as-viewer")
     # The API refuses the viewer's change, CSRF token and all, whatever the page shows.
     cookies = {c["name"]: c["value"] for c in await page.context.cookies()}
+    # A <meta> has no role or label: no user reads it, but a forging script would, so this
+    # security check reads it as the console's own script does.
     token = await page.locator('meta[name="csrf-token"]').get_attribute("content") or ""
     async with httpx.AsyncClient(base_url=served.base_url, cookies=cookies) as as_viewer:
         refused = await as_viewer.post(
@@ -517,11 +539,12 @@ async def test_a_viewer_sees_no_write_controls_and_an_operator_approves(
 
     approver = await signed_in(browser, served, operator)
     await approver.open(f"/runs/{run_id}")
-    await expect(approver.page.locator("#run-status")).to_have_text("waiting_approval")
+    run_status = approver.page.get_by_role("status", name="Status", exact=True)
+    await expect(run_status).to_have_text("waiting_approval")
     await approver.look("run-waiting-approval")
     await approver.page.get_by_label("Comment").fill("looks fine")
     await approver.page.get_by_role("button", name="Approve").click()
-    await expect(approver.page.locator("#run-status")).to_have_text("succeeded", timeout=20_000)
+    await expect(run_status).to_have_text("succeeded", timeout=20_000)
     run = await wait_for(http, operator, run_id, {"succeeded"})
     assert run["steps"][0]["outputs"]["by"] == operator.username
 
@@ -529,17 +552,20 @@ async def test_a_viewer_sees_no_write_controls_and_an_operator_approves(
     await post(http, operator, "/schedules", schedule)
     lists = await signed_in(browser, served, admin)
     await lists.open("/")
-    await expect(lists.page.locator("table.upcoming")).to_contain_text("nightly-gate")
-    await expect(lists.page.locator("table.upcoming")).to_contain_text("03:00:00 UTC")
+    upcoming = lists.page.get_by_role("table", name="Next scheduled runs")
+    await expect(upcoming).to_contain_text("nightly-gate")
+    await expect(upcoming).to_contain_text("03:00:00 UTC")
     await lists.look("dashboard-with-schedule")
     for name in ("schedules", "targets", "groups", "credentials", "discovery", "libraries"):
         await lists.open(f"/lists/{name}")
         await lists.look(f"list-{name}")
-    for name in ("channels", "users", "audit"):
+    for name, title, shown in (
+        ("channels", "Notification channels", "Nothing here yet."),
+        ("users", "Users", "olivia"),
+        ("audit", "Audit log", "run.approve"),
+    ):
         await lists.open(f"/lists/{name}")
-        await expect(lists.page.locator("table")).to_contain_text(
-            {"channels": "Nothing here yet.", "users": "olivia", "audit": "run.approve"}[name]
-        )
+        await expect(lists.page.get_by_role("table", name=title)).to_contain_text(shown)
         await lists.look(f"list-{name}")
     await lists.page.get_by_role("button", name="Sign out").click()
     await expect(lists.page).to_have_url(re.compile(r"/login$"))
@@ -604,16 +630,24 @@ async def test_an_expired_access_cookie_is_renewed_with_the_refresh_cookie(
     assert (forged.status_code, forged.headers["location"]) == (303, "/login?next=%2Fruns")
 
 
+class Operation(NamedTuple):
+    """How a reader finds one API operation on a docs page: an element's role and name."""
+
+    role: Literal["link", "heading"]
+    name: str | re.Pattern[str]  # a string is the whole name
+
+
 @pytest.mark.parametrize(
     ("path", "operation"),
     [
-        # An operation in Swagger UI's list, and its section in ReDoc.
-        ("/docs", ".opblock-summary-path[data-path='/api/v1/jobs']"),
-        ("/redoc", "[id='tag/jobs/operation/job.create']"),
+        # An operation's path in Swagger UI's list, and its section's heading in ReDoc.
+        ("/docs", Operation("link", "/api/v1/jobs")),
+        # ReDoc names its heading by the anchor link too: "tag/jobs/operation/job.create Job.Create"
+        ("/redoc", Operation("heading", re.compile(r" Job\.Create$"))),
     ],
 )
 async def test_the_api_docs_render_with_nothing_from_another_origin(
-    browser: Browser, served: httpx.AsyncClient, path: str, operation: str
+    browser: Browser, served: httpx.AsyncClient, path: str, operation: Operation
 ) -> None:
     page = await (await browser.new_context()).new_page()
     visitor = Visitor(page, str(served.base_url).rstrip("/"))
@@ -621,7 +655,8 @@ async def test_the_api_docs_render_with_nothing_from_another_origin(
     page.on("request", lambda request: requested.append(request.url))
     await visitor.open(path)
     # ReDoc lays out the whole schema before it shows anything; a busy machine takes a while.
-    await expect(page.locator(operation).first).to_be_attached(timeout=60_000)
+    shown = page.get_by_role(operation.role, name=operation.name, exact=True)
+    await expect(shown.first).to_be_attached(timeout=60_000)
     # Swagger UI's own markup nests its buttons and colours its method badges below AA
     # contrast, and FastAPI's page around it has no `lang` (upstream, used unchanged); the
     # rest of axe's rules hold on both pages.
