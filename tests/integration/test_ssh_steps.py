@@ -332,14 +332,17 @@ async def sshd_targets(
     resources: WorkerResources,
     prefix: str,
     count: int,
+    target_vars: dict[str, Any] | None = None,
 ) -> tuple[list[str], list[TargetSnapshot]]:
-    """`count` inventory targets on the loopback sshd, named `<prefix>-…-t<n>`, and their
-    snapshots as a run resolves them (in the inventory's order, not the names')."""
+    """`count` inventory targets on the loopback sshd, named `<prefix>-…-t<n>`, with
+    `target_vars`, and their snapshots as a run resolves them (in the inventory's order, not
+    the names')."""
     credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
     unique = f"{prefix}-{uuid.uuid4().hex[:6]}"
     names = [f"{unique}-t{n}" for n in range(count)]
     for name in names:
-        await post_ok(http, "/targets", admin.headers, sshd_target(sshd, credential["id"], name))
+        target = sshd_target(sshd, credential["id"], name) | {"vars": target_vars or {}}
+        await post_ok(http, "/targets", admin.headers, target)
     async with resources.sessionmaker() as session:
         return names, await resolve_selector(session, TargetSelector(names=names))
 
@@ -400,15 +403,47 @@ async def test_a_batch_runs_each_ssh_step_as_one_chunk_with_per_target_results_a
         ("skipped", "upstream_failed"),
         ("skipped", "upstream_failed"),
     ]
+    assert await scheduled_activities(temporal, summary.run_id) == ["ssh-command-chunk"] * 3
+
+
+async def scheduled_activities(temporal: Client, run_id: uuid.UUID, offset: int = 0) -> list[str]:
+    """The activity types a run's batch at `offset` scheduled, in order."""
     history = await temporal.get_workflow_handle(
-        batch_workflow_id(f"run-{summary.run_id}", 1, 0)
+        batch_workflow_id(f"run-{run_id}", 1, offset)
     ).fetch_history()
-    scheduled = [
+    return [
         event.activity_task_scheduled_event_attributes.activity_type.name
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
-    assert scheduled == ["ssh-command-chunk"] * 3
+
+
+async def test_targets_whose_requests_together_pass_the_payload_limit_split_into_chunks(
+    http: httpx.AsyncClient,
+    admin: Account,
+    sshd: LoopbackSshd,
+    temporal: Client,
+    worker_resources: WorkerResources,
+) -> None:
+    """Four targets with 300 kB of vars each (carried twice per target: its snapshot and its
+    template context) are each under the 1.5 MB a step may carry, together well over
+    Temporal's 2 MB payload limit: the batch runs the step as two chunks of two, and every
+    target succeeds."""
+    names, targets = await sshd_targets(
+        http, admin, sshd, worker_resources, "large", 4, {"blob": "x" * 300_000}
+    )
+    document = job({"id": "large", "action": "ssh.command", "with": {"command": "echo ok"}})
+    document["strategy"] = {"concurrency": 4}
+    handle = await start_run(
+        temporal, worker_resources.sessionmaker, document, targets, batch_size=4
+    )
+    summary = await handle.result()
+    assert summary.status is RunStatus.succeeded
+    steps = await recorded_steps(worker_resources.sessionmaker, summary.run_id)
+    assert [(steps[(name, "large")].status, steps[(name, "large")].stdout) for name in names] == [
+        ("succeeded", "ok")
+    ] * 4
+    assert await scheduled_activities(temporal, summary.run_id) == ["ssh-command-chunk"] * 2
 
 
 async def test_a_chunk_retried_after_its_worker_was_lost_runs_only_its_unfinished_targets(
