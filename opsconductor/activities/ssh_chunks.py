@@ -5,9 +5,10 @@ Each target runs as the single-target activity runs it (activities/ssh.py: its `
 rendered against its own context, its own connection, its command in its own remote session,
 killed on cancel), with the step's retry policy and timeout applied here, per target. What the
 single-target path does per target, a chunk does once: the vault read of each distinct
-credential and its key parsing, the pinned host keys (one query), the steps' `running` records
-(one statement), their final records (one statement per flush for the targets finished since
-the last one, about every second), and the run log (one insert per flush for every target).
+credential (logged with one access row per target it serves, in one insert) and its key
+parsing, the pinned host keys (one query), the steps' `running` records (one statement), their
+final records (one statement per flush for the targets finished since the last one, about
+every second), and the run log (one insert per flush for every target).
 
 A target's failure never fails the chunk: it is that target's result. The chunk heartbeats
 every second with the targets finished so far (their records written) as details, so a retry
@@ -66,14 +67,6 @@ BEAT_SECONDS = 1.0
 # Heartbeat details carry finished targets' results up to this size (a step whose output a
 # later step reads returns it); beyond it, a target is run again after a lost worker.
 MAX_PROGRESS_CHARACTERS = 1_000_000
-# The access log names the chunk by its targets (`Purpose.target` is at most 128 characters).
-MAX_OWNER_CHARACTERS = 128
-
-
-def _owner(members: list[ChunkMember]) -> str:
-    first, last = members[0].target.name, members[-1].target.name
-    label = f"{first} … {last} ({len(members)} targets)" if len(members) > 1 else first
-    return label[:MAX_OWNER_CHARACTERS]
 
 
 def _resumed(request: ChunkRequest) -> ChunkProgress:
@@ -150,7 +143,6 @@ class _Chunk:
             secrets, logins = await self._owner._credentials.reveal_for_targets(
                 requests[members[0].target.name],
                 [member.target for member in members],
-                _owner(members),
                 self._mask,
             )
         except ApplicationError as refused:  # a `secret()` no target can read

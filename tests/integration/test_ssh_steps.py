@@ -404,6 +404,18 @@ async def test_a_batch_runs_each_ssh_step_as_one_chunk_with_per_target_results_a
         ("skipped", "upstream_failed"),
     ]
     assert await scheduled_activities(temporal, summary.run_id) == ["ssh-command-chunk"] * 3
+    # One vault read per chunk, and on the access log a row for each target it served.
+    async with worker_resources.sessionmaker() as session:
+        access = (
+            await session.exec(
+                select(CredentialAccess).where(CredentialAccess.run_id == summary.run_id)
+            )
+        ).all()
+    assert sorted((row.step_id, row.target, row.outcome) for row in access) == sorted(
+        [("first", name, "revealed") for name in names]
+        + [(step, name, "revealed") for step in ("second", "third") for name in (t0, t1, t3)]
+    )
+    assert len({row.accessed_at for row in access if row.step_id == "first"}) == 1
 
 
 async def scheduled_activities(temporal: Client, run_id: uuid.UUID, offset: int = 0) -> list[str]:
