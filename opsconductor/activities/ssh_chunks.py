@@ -62,7 +62,8 @@ from opsconductor.worker.shutdown import cut_by_shutdown
 logger = logging.getLogger(__name__)
 
 # How often finished targets' records are written and the chunk heartbeats its progress. The
-# SDK sends a heartbeat at most every 80 % of the heartbeat timeout, with the latest details.
+# SDK sends a heartbeat at most every 80 % of the heartbeat timeout (8 s), with the latest
+# details: what a retry after a lost worker resumes from is at most ~9 s old.
 BEAT_SECONDS = 1.0
 # Heartbeat details carry finished targets' results up to this size (a step whose output a
 # later step reads returns it); beyond it, a target is run again after a lost worker.
@@ -274,11 +275,21 @@ class _Chunk:
         self._ended.append((request, last, error.message))
 
     async def _beat(self) -> None:
+        """Every second, the records of the members that ended since are written and the chunk
+        heartbeats the members whose records are. The write runs beside the heartbeats, not
+        before them: a slow database must not hold back the heartbeat that tells Temporal the
+        chunk is alive (`CHUNK_HEARTBEAT_TIMEOUT`, 10 s)."""
+        storing: asyncio.Task[None] | None = None
         while not self._closing.is_set():
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), BEAT_SECONDS)
-            await self._store()
+            if storing is None or storing.done():
+                if storing is not None:
+                    storing.result()  # an error other than the database's ends the chunk
+                storing = asyncio.create_task(self._store())
             activity.heartbeat(self._progress())
+        if storing is not None:
+            await storing
 
     async def _store(self) -> None:
         """Writes the records of the members that ended since the last call (one statement

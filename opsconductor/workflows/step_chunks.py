@@ -40,7 +40,11 @@ with workflow.unsafe.imports_passed_through():
 # A chunk activity retried by Temporal is one whose worker was lost (it never raises for a
 # target's failure): it resumes from its heartbeat, so a few tries cover a deploy rolled twice.
 CHUNK_ATTEMPTS = 4
-CHUNK_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# The SDK sends heartbeats at most every 80 % of this (8 s): a chunk's progress reaches
+# Temporal that often, so a retry after a lost worker runs again at most the targets that
+# finished in the last ~9 s, and a cancel reaches the chunk within ~8 s. The chunk heartbeats
+# every second and never waits on the database to do so (activities/ssh_chunks.py).
+CHUNK_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 # Room on top of the members' own bounds for connecting, records and the run log.
 CHUNK_SLACK = timedelta(minutes=1)
 # The `workflow.patched` id of splitting a step's targets into chunks by the size of their

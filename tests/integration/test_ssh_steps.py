@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlmodel import col, select
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import ActivityTaskScheduledEventAttributes
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import ActivityEnvironment
 
@@ -403,7 +404,11 @@ async def test_a_batch_runs_each_ssh_step_as_one_chunk_with_per_target_results_a
         ("skipped", "upstream_failed"),
         ("skipped", "upstream_failed"),
     ]
-    assert await scheduled_activities(temporal, summary.run_id) == ["ssh-command-chunk"] * 3
+    scheduled = await scheduled_activities(temporal, summary.run_id)
+    # A chunk's progress reaches Temporal at most 8 s apart (80 % of its heartbeat timeout).
+    assert [(event.activity_type.name, event.heartbeat_timeout.seconds) for event in scheduled] == [
+        ("ssh-command-chunk", 10)
+    ] * 3
     # One vault read per chunk, and on the access log a row for each target it served.
     async with worker_resources.sessionmaker() as session:
         access = (
@@ -418,13 +423,15 @@ async def test_a_batch_runs_each_ssh_step_as_one_chunk_with_per_target_results_a
     assert len({row.accessed_at for row in access if row.step_id == "first"}) == 1
 
 
-async def scheduled_activities(temporal: Client, run_id: uuid.UUID, offset: int = 0) -> list[str]:
-    """The activity types a run's batch at `offset` scheduled, in order."""
+async def scheduled_activities(
+    temporal: Client, run_id: uuid.UUID
+) -> list[ActivityTaskScheduledEventAttributes]:
+    """The activities a run's first batch scheduled, in order."""
     history = await temporal.get_workflow_handle(
-        batch_workflow_id(f"run-{run_id}", 1, offset)
+        batch_workflow_id(f"run-{run_id}", 1, 0)
     ).fetch_history()
     return [
-        event.activity_task_scheduled_event_attributes.activity_type.name
+        event.activity_task_scheduled_event_attributes
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
@@ -455,7 +462,8 @@ async def test_targets_whose_requests_together_pass_the_payload_limit_split_into
     assert [(steps[(name, "large")].status, steps[(name, "large")].stdout) for name in names] == [
         ("succeeded", "ok")
     ] * 4
-    assert await scheduled_activities(temporal, summary.run_id) == ["ssh-command-chunk"] * 2
+    scheduled = await scheduled_activities(temporal, summary.run_id)
+    assert [event.activity_type.name for event in scheduled] == ["ssh-command-chunk"] * 2
 
 
 async def test_a_chunk_retried_after_its_worker_was_lost_runs_only_its_unfinished_targets(
