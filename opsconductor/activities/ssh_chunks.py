@@ -136,6 +136,12 @@ class _Chunk:
         self._closing = asyncio.Event()
 
     async def run(self, members: list[ChunkMember]) -> None:
+        # At once, before the vault and host-key reads, not after the first beat: the first
+        # heartbeat is due within the heartbeat timeout (10 s) of the start, and a worker lost
+        # a moment after the chunk started must leave the attempts it started on record, so
+        # the retry does not count them.
+        self._started = {member.target.name: member.first_attempt for member in members}
+        activity.heartbeat(self._progress())
         requests = {
             member.target.name: self._request.step_request(member, first_attempt=1)
             for member in members
@@ -161,10 +167,6 @@ class _Chunk:
                 [(requests[member.target.name], member.first_attempt) for member in members],
             )
         limit = asyncio.Semaphore(self._request.concurrency)
-        # At once, not after the first beat: a worker lost a moment after the chunk started
-        # must leave the attempts it started on record, so the retry does not count them.
-        self._started = {member.target.name: member.first_attempt for member in members}
-        activity.heartbeat(self._progress())
         async with RunLogWriter(self._owner._sessionmaker, self._request.run_id) as writer:
             beat = asyncio.create_task(self._beat())
             runs = {
