@@ -32,6 +32,10 @@ ADMIN_PASSWORD = "bench-admin-password"
 # Not the tests' user: the sshd fixture resets its user's password, which would break a
 # concurrent test session's password logins.
 SSH_USER = "opsc-bench"
+# Unauthenticated connections the benchmark's sshd admits at once: B1's baselines open all N
+# at once (asyncssh's gather, ansible's N forks), and B1 runs N = 1,000, where the tests' 500
+# dropped the floor's connections past it.
+SSH_MAX_STARTUPS = 2000
 READY_TIMEOUT = 90.0
 
 
@@ -159,7 +163,9 @@ def running_stack(workdir: Path, api_workers: int = 1) -> Iterator[Stack]:
         )
         stack.callback(_stop, receiver)
 
-        sshd = stack.enter_context(LoopbackSshd(workdir / "sshd", username=SSH_USER))
+        sshd = stack.enter_context(
+            LoopbackSshd(workdir / "sshd", username=SSH_USER, max_startups=SSH_MAX_STARTUPS)
+        )
         settings = Settings.model_validate(
             {
                 "env": "development",

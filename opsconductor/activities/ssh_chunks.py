@@ -5,9 +5,10 @@ Each target runs as the single-target activity runs it (activities/ssh.py: its `
 rendered against its own context, its own connection, its command in its own remote session,
 killed on cancel), with the step's retry policy and timeout applied here, per target. What the
 single-target path does per target, a chunk does once: the vault read of each distinct
-credential and its key parsing, the pinned host keys (one query), the steps' `running` records
-(one statement), their final records (one statement per flush for the targets finished since
-the last one, about every second), and the run log (one insert per flush for every target).
+credential (logged with one access row per target it serves, in one insert) and its key
+parsing, the pinned host keys (one query), the steps' `running` records (one statement), their
+final records (one statement per flush for the targets finished since the last one, about
+every second), and the run log (one insert per flush for every target).
 
 A target's failure never fails the chunk: it is that target's result. The chunk heartbeats
 every second with the targets finished so far (their records written) as details, so a retry
@@ -61,19 +62,12 @@ from opsconductor.worker.shutdown import cut_by_shutdown
 logger = logging.getLogger(__name__)
 
 # How often finished targets' records are written and the chunk heartbeats its progress. The
-# SDK sends a heartbeat at most every 80 % of the heartbeat timeout, with the latest details.
+# SDK sends a heartbeat at most every 80 % of the heartbeat timeout (8 s), with the latest
+# details: what a retry after a lost worker resumes from is at most ~9 s old.
 BEAT_SECONDS = 1.0
 # Heartbeat details carry finished targets' results up to this size (a step whose output a
 # later step reads returns it); beyond it, a target is run again after a lost worker.
 MAX_PROGRESS_CHARACTERS = 1_000_000
-# The access log names the chunk by its targets (`Purpose.target` is at most 128 characters).
-MAX_OWNER_CHARACTERS = 128
-
-
-def _owner(members: list[ChunkMember]) -> str:
-    first, last = members[0].target.name, members[-1].target.name
-    label = f"{first} … {last} ({len(members)} targets)" if len(members) > 1 else first
-    return label[:MAX_OWNER_CHARACTERS]
 
 
 def _resumed(request: ChunkRequest) -> ChunkProgress:
@@ -142,6 +136,12 @@ class _Chunk:
         self._closing = asyncio.Event()
 
     async def run(self, members: list[ChunkMember]) -> None:
+        # At once, before the vault and host-key reads, not after the first beat: the first
+        # heartbeat is due within the heartbeat timeout (10 s) of the start, and a worker lost
+        # a moment after the chunk started must leave the attempts it started on record, so
+        # the retry does not count them.
+        self._started = {member.target.name: member.first_attempt for member in members}
+        activity.heartbeat(self._progress())
         requests = {
             member.target.name: self._request.step_request(member, first_attempt=1)
             for member in members
@@ -150,7 +150,6 @@ class _Chunk:
             secrets, logins = await self._owner._credentials.reveal_for_targets(
                 requests[members[0].target.name],
                 [member.target for member in members],
-                _owner(members),
                 self._mask,
             )
         except ApplicationError as refused:  # a `secret()` no target can read
@@ -168,10 +167,6 @@ class _Chunk:
                 [(requests[member.target.name], member.first_attempt) for member in members],
             )
         limit = asyncio.Semaphore(self._request.concurrency)
-        # At once, not after the first beat: a worker lost a moment after the chunk started
-        # must leave the attempts it started on record, so the retry does not count them.
-        self._started = {member.target.name: member.first_attempt for member in members}
-        activity.heartbeat(self._progress())
         async with RunLogWriter(self._owner._sessionmaker, self._request.run_id) as writer:
             beat = asyncio.create_task(self._beat())
             runs = {
@@ -282,11 +277,21 @@ class _Chunk:
         self._ended.append((request, last, error.message))
 
     async def _beat(self) -> None:
+        """Every second, the records of the members that ended since are written and the chunk
+        heartbeats the members whose records are. The write runs beside the heartbeats, not
+        before them: a slow database must not hold back the heartbeat that tells Temporal the
+        chunk is alive (`CHUNK_HEARTBEAT_TIMEOUT`, 10 s)."""
+        storing: asyncio.Task[None] | None = None
         while not self._closing.is_set():
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), BEAT_SECONDS)
-            await self._store()
+            if storing is None or storing.done():
+                if storing is not None:
+                    storing.result()  # an error other than the database's ends the chunk
+                storing = asyncio.create_task(self._store())
             activity.heartbeat(self._progress())
+        if storing is not None:
+            await storing
 
     async def _store(self) -> None:
         """Writes the records of the members that ended since the last call (one statement

@@ -20,6 +20,7 @@ from opsconductor.services.vault import (
     CredentialUnavailable,
     Purpose,
     Revealed,
+    record_accesses,
     reveal,
     reveal_named,
 )
@@ -56,7 +57,7 @@ class StepCredentials:
     ) -> tuple[SecretResolver, Revealed]:
         """The resolver for `secret()` and the login credential (the step's `credential:` or
         the target's). A missing or unusable credential rejects the step."""
-        purpose = Purpose.run_step(request.run_id, request.step_id, target.name)
+        purpose = Purpose.run_step(request.run_id, request.step_id, [target.name])
         try:
             secrets, credential = await self._reveal(request, target, purpose)
         except CredentialUnavailable as error:
@@ -79,20 +80,20 @@ class StepCredentials:
         return values, credential
 
     async def reveal_for_targets(
-        self, request: StepRequest, targets: list[TargetSnapshot], owner: str, mask: SecretMask
+        self, request: StepRequest, targets: list[TargetSnapshot], mask: SecretMask
     ) -> tuple[SecretResolver, dict[str, Revealed | CredentialUnavailable]]:
-        """`reveal` for many targets at once (a chunk's, named `owner` on the access log): the
-        values `secret()` reads and each distinct login credential decrypted once. Per target
-        name, its credential, or why it has none usable. A `secret()` that cannot be read
-        rejects them all."""
-        purpose = Purpose.run_step(request.run_id, request.step_id, owner)
+        """`reveal` for many targets at once (a chunk's): the values `secret()` reads and each
+        distinct login credential decrypted once, each decryption logged with one access row
+        per target it serves. Per target name, its credential, or why it has none usable. A
+        `secret()` that cannot be read rejects them all."""
+        everyone = Purpose.run_step(request.run_id, request.step_id, [t.name for t in targets])
         try:
-            values = await self._secret_values(request, purpose)
+            values = await self._secret_values(request, everyone)
         except CredentialUnavailable as error:
             raise rejected(str(error)) from None
         for value in values.values():
             mask.remember(value)
-        by_login: dict[str | uuid.UUID, Revealed | CredentialUnavailable] = {}
+        by_login: dict[str | uuid.UUID, list[TargetSnapshot]] = {}
         logins: dict[str, Revealed | CredentialUnavailable] = {}
         for target in targets:
             login = request.credential or target.credential_id
@@ -100,18 +101,20 @@ class StepCredentials:
                 logins[target.name] = CredentialUnavailable(
                     f"target {target.name!r} has no credential and the step names none"
                 )
-                continue
-            if login not in by_login:
-                try:
-                    name = login if isinstance(login, str) else None
-                    credential_id = login if isinstance(login, uuid.UUID) else None
-                    revealed = await self._reveal_one(name, credential_id, purpose)
-                    for value in revealed.values():
-                        mask.remember(value)
-                    by_login[login] = revealed
-                except CredentialUnavailable as error:
-                    by_login[login] = error
-            logins[target.name] = by_login[login]
+            else:
+                by_login.setdefault(login, []).append(target)
+        for login, users in by_login.items():
+            purpose = Purpose.run_step(request.run_id, request.step_id, [t.name for t in users])
+            revealed: Revealed | CredentialUnavailable
+            try:
+                name = login if isinstance(login, str) else None
+                credential_id = login if isinstance(login, uuid.UUID) else None
+                revealed = await self._reveal_one(name, credential_id, purpose)
+                for value in revealed.values():
+                    mask.remember(value)
+            except CredentialUnavailable as error:
+                revealed = error
+            logins.update({target.name: revealed for target in users})
         return _resolver(values), logins
 
     async def reveal_without_target(
@@ -119,7 +122,7 @@ class StepCredentials:
     ) -> tuple[SecretResolver, Revealed | None]:
         """For actions that log in to no target (http.request): the values `secret()` reads
         and, when the step names one, the credential it authenticates with."""
-        owner = request.target.name if request.target else None
+        owner = [request.target.name] if request.target else []
         purpose = Purpose.run_step(request.run_id, request.step_id, owner)
         try:
             values = await self._secret_values(request, purpose)
@@ -154,5 +157,5 @@ class StepCredentials:
         except CredentialRefused as refusal:
             # The refusal is on the access log although the step fails.
             async with unit_of_work(self._sessionmaker) as session:
-                session.add(refusal.access)
+                await record_accesses(session, refusal.accesses)
             raise

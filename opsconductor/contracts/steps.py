@@ -135,6 +135,9 @@ class StepResult(BaseModel):
 CHUNKED_ACTIONS = frozenset({"ssh.command"})
 # Targets per chunk activity in runs stored from now on; a batch holds at most 100 by default.
 DEFAULT_CHUNK_SIZE = 100
+# A step's input (one target's request, or a chunk's) must stay under Temporal's 2 MB payload
+# limit, with room for encryption.
+MAX_STEP_INPUT = 1_500_000
 
 
 class ChunkRetry(BaseModel):

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncssh
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -305,12 +306,13 @@ class CredentialUnavailable(Exception):
 
 
 class CredentialRefused(CredentialUnavailable):
-    """The run's requester holds no grant for the credential. Carries the access log row that
-    records the refusal, for the caller to commit apart from the failing unit of work."""
+    """The run's requester holds no grant for the credential. Carries the access log rows that
+    record the refusal (one per target), for the caller to commit apart from the failing unit
+    of work."""
 
-    def __init__(self, message: str, access: CredentialAccess):
+    def __init__(self, message: str, accesses: list[CredentialAccess]):
         super().__init__(message)
-        self.access = access
+        self.accesses = accesses
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,17 +320,19 @@ class Purpose:
     """Why a secret is decrypted; recorded with every access."""
 
     kind: AccessPurpose
-    target: str | None = None
+    # The targets the secret is decrypted for: one access row each, so the log answers "was
+    # this credential used on host X" also for a chunk's one decryption. Empty: no target.
+    targets: tuple[str, ...] = ()
     run_id: uuid.UUID | None = None
     step_id: str | None = None
 
     @classmethod
-    def run_step(cls, run_id: uuid.UUID, step_id: str, target: str | None) -> "Purpose":
-        return cls(AccessPurpose.run_step, target, run_id, step_id)
+    def run_step(cls, run_id: uuid.UUID, step_id: str, targets: Sequence[str]) -> "Purpose":
+        return cls(AccessPurpose.run_step, tuple(targets), run_id, step_id)
 
     @classmethod
     def connection_test(cls, target: str) -> "Purpose":
-        return cls(AccessPurpose.connection_test, target)
+        return cls(AccessPurpose.connection_test, (target,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,17 +356,31 @@ class Revealed:
         return values
 
 
-def _access(credential: Credential, purpose: Purpose, **fields: Any) -> CredentialAccess:
-    return CredentialAccess(
-        credential_id=credential.id,
-        credential_name=credential.name,
-        purpose=purpose.kind,
-        run_id=purpose.run_id,
-        step_id=purpose.step_id,
-        target=purpose.target,
-        worker_host=socket.gethostname(),
-        **fields,
-    )
+def _accesses(credential: Credential, purpose: Purpose, **fields: Any) -> list[CredentialAccess]:
+    """The access log rows of one decryption (or refusal): one per target it is for, all at
+    the same moment."""
+    worker_host, accessed_at = socket.gethostname(), utcnow()
+    return [
+        CredentialAccess(
+            credential_id=credential.id,
+            credential_name=credential.name,
+            purpose=purpose.kind,
+            run_id=purpose.run_id,
+            step_id=purpose.step_id,
+            target=target,
+            worker_host=worker_host,
+            accessed_at=accessed_at,
+            **fields,
+        )
+        for target in purpose.targets or (None,)
+    ]
+
+
+async def record_accesses(session: AsyncSession, accesses: list[CredentialAccess]) -> None:
+    """Inserts access rows in one statement (a chunk's at most 100 rows bind ~1,100 of the
+    32,767 parameters a statement may carry)."""
+    rows = [access.model_dump() for access in accesses]
+    await session.exec(insert(CredentialAccess).values(rows))
 
 
 async def _check_grant(
@@ -379,7 +397,7 @@ async def _check_grant(
         raise CredentialRefused(
             f"credential {credential.name!r} is not granted to {requester.username}, "
             "who this run acts for; nothing was decrypted",
-            _access(
+            _accesses(
                 credential, purpose, outcome=AccessOutcome.refused, requester=requester.username
             ),
         )
@@ -399,8 +417,7 @@ async def reveal(
         raise CredentialUnavailable(
             f"credential {credential.name!r} cannot be decrypted: {error}"
         ) from None
-    session.add(_access(credential, purpose, requester=requester))
-    await session.flush()
+    await record_accesses(session, _accesses(credential, purpose, requester=requester))
     return Revealed(
         id=credential.id,
         name=credential.name,

@@ -14,6 +14,7 @@ Workflow code: no I/O, no clock, no randomness.
 
 import asyncio
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -24,6 +25,7 @@ from temporalio.exceptions import ActivityError, CancelledError
 with workflow.unsafe.imports_passed_through():
     from opsconductor.contracts.queues import TaskQueue
     from opsconductor.contracts.steps import (
+        MAX_STEP_INPUT,
         ChunkMember,
         ChunkRequest,
         ChunkResult,
@@ -38,14 +40,25 @@ with workflow.unsafe.imports_passed_through():
 # A chunk activity retried by Temporal is one whose worker was lost (it never raises for a
 # target's failure): it resumes from its heartbeat, so a few tries cover a deploy rolled twice.
 CHUNK_ATTEMPTS = 4
-CHUNK_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# The SDK sends heartbeats at most every 80 % of this (8 s): a chunk's progress reaches
+# Temporal that often, so a retry after a lost worker runs again at most the targets that
+# finished in the last ~9 s, and a cancel reaches the chunk within ~8 s. The chunk heartbeats
+# every second and never waits on the database to do so (activities/ssh_chunks.py).
+CHUNK_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 # Room on top of the members' own bounds for connecting, records and the run log.
 CHUNK_SLACK = timedelta(minutes=1)
+# The `workflow.patched` id of splitting a step's targets into chunks by the size of their
+# requests as well as by count. Histories written before it split by count alone; it is asked
+# only where the size ends a chunk early, so other histories carry no marker.
+CHUNK_INPUT_SIZE = "chunk-input-size"
 
 
 @dataclass
 class _Waiter:
     request: StepRequest
+    # The length of the request's JSON: what the target adds to a chunk's input, at most (the
+    # chunk carries the shared part once).
+    size: int
     attempts: int
     future: asyncio.Future[MemberResult]
     chunk: asyncio.Task[None] | None = field(default=None)
@@ -82,11 +95,11 @@ class StepChunks:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(
-        self, step: Step, request: StepRequest, attempts: int, step_timeout: timedelta
+        self, step: Step, request: StepRequest, attempts: int, step_timeout: timedelta, size: int
     ) -> MemberResult:
-        """The target's result of the step, once its chunk ended. A cancelled run cancels the
-        chunk (and so every command in it)."""
-        waiter = _Waiter(request, attempts, asyncio.get_running_loop().create_future())
+        """The target's result of the step, once its chunk ended; `size`: the length of the
+        request's JSON. A cancelled run cancels the chunk (and so every command in it)."""
+        waiter = _Waiter(request, size, attempts, asyncio.get_running_loop().create_future())
         pending = self._waiting.setdefault(step.id, [])
         pending.append(waiter)
         if len(pending) == 1:
@@ -102,14 +115,33 @@ class StepChunks:
 
     async def _flush(self, step: Step, step_timeout: timedelta) -> None:
         await workflow.wait_condition(lambda: True)
-        waiters = self._waiting.pop(step.id)
-        for start in range(0, len(waiters), self._size):
-            members = waiters[start : start + self._size]
+        start = 0
+        for members in self._split(self._waiting.pop(step.id)):
             task = asyncio.create_task(self._chunk(step, members, start, step_timeout))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             for waiter in members:
                 waiter.chunk = task
+            start += len(members)
+
+    def _split(self, waiters: list[_Waiter]) -> Iterator[list[_Waiter]]:
+        """The chunks, in arrival order: at most `size` targets each, and targets whose
+        requests together stay under MAX_STEP_INPUT (so under Temporal's payload limit however
+        large their contexts; a target alone over it never gets here)."""
+        chunk: list[_Waiter] = []
+        total = 0
+        for waiter in waiters:
+            full = len(chunk) == self._size
+            if chunk and (
+                full
+                or (total + waiter.size > MAX_STEP_INPUT and workflow.patched(CHUNK_INPUT_SIZE))
+            ):
+                yield chunk
+                chunk, total = [], 0
+            chunk.append(waiter)
+            total += waiter.size
+        if chunk:
+            yield chunk
 
     async def _chunk(
         self, step: Step, waiters: list[_Waiter], first: int, step_timeout: timedelta

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from opsconductor.contracts.steps import (
         CHUNKED_ACTIONS,
+        MAX_STEP_INPUT,
         WORKER_SHUTDOWN,
         StepRequest,
         StepResult,
@@ -73,8 +74,6 @@ WORKER_RECORDS_STATE = "worker-records-step-state"
 # The `workflow.patched` id of running chunked actions' per-target steps in chunk activities
 # (workflows/step_chunks.py). Histories written before it ran one activity per target.
 CHUNKED_STEPS = "chunked-steps"
-# A step's input must stay under Temporal's 2 MB payload limit, with room for encryption.
-MAX_STEP_INPUT = 1_500_000
 
 # An action the workflow performs itself: (step, target name, context) -> outcome.
 InWorkflowAction = Callable[[Step, str | None, dict[str, object]], Awaitable[StepOutcome]]
@@ -309,7 +308,7 @@ class StepExecutor:
                 "results in it",
             )
         if self._chunked(step, request):
-            result = await self._chunk_member(step, target_name, request)
+            result = await self._chunk_member(step, target_name, request, size)
         else:
             result = await self._attempts(step, target_name, request)
         if isinstance(result, StepOutcome):
@@ -371,7 +370,7 @@ class StepExecutor:
         )
 
     async def _chunk_member(
-        self, step: Step, target_name: str | None, request: StepRequest
+        self, step: Step, target_name: str | None, request: StepRequest, size: int
     ) -> StepResult | StepOutcome:
         """`_attempts` for a target whose step runs in a chunk: the chunk applies the retry
         policy; a member a worker's shutdown cut off runs again in a later chunk, as above."""
@@ -379,7 +378,7 @@ class StepExecutor:
         attempts, reruns = step.retry.attempts, 0
         step_timeout = step.timeout or DEFAULT_STEP_TIMEOUT
         while True:
-            member = await self._chunks.run(step, request, attempts, step_timeout)
+            member = await self._chunks.run(step, request, attempts, step_timeout, size)
             last = member.result
             if not member.cut:
                 if member.error is not None:

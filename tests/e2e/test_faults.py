@@ -34,7 +34,8 @@ from tests.vault_helpers import key_credential, sshd_target
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-# A worker that dies is noticed by the step's heartbeat timeout (30 s), then the step retries.
+# A worker that dies is noticed by the step's heartbeat timeout (30 s; 10 s for a chunked
+# `ssh.command`), then the step retries.
 RUN_ENDS_WITHIN = 150.0
 # The workers' shutdown grace, standing in for the production 10 minutes: a step that outlasts
 # it is cut off at a deploy, one that ends within it finishes on the stopping worker.

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlmodel import col, select
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import ActivityTaskScheduledEventAttributes
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import ActivityEnvironment
 
@@ -332,14 +333,17 @@ async def sshd_targets(
     resources: WorkerResources,
     prefix: str,
     count: int,
+    target_vars: dict[str, Any] | None = None,
 ) -> tuple[list[str], list[TargetSnapshot]]:
-    """`count` inventory targets on the loopback sshd, named `<prefix>-…-t<n>`, and their
-    snapshots as a run resolves them (in the inventory's order, not the names')."""
+    """`count` inventory targets on the loopback sshd, named `<prefix>-…-t<n>`, with
+    `target_vars`, and their snapshots as a run resolves them (in the inventory's order, not
+    the names')."""
     credential = await post_ok(http, "/credentials", admin.headers, key_credential(sshd))
     unique = f"{prefix}-{uuid.uuid4().hex[:6]}"
     names = [f"{unique}-t{n}" for n in range(count)]
     for name in names:
-        await post_ok(http, "/targets", admin.headers, sshd_target(sshd, credential["id"], name))
+        target = sshd_target(sshd, credential["id"], name) | {"vars": target_vars or {}}
+        await post_ok(http, "/targets", admin.headers, target)
     async with resources.sessionmaker() as session:
         return names, await resolve_selector(session, TargetSelector(names=names))
 
@@ -400,15 +404,66 @@ async def test_a_batch_runs_each_ssh_step_as_one_chunk_with_per_target_results_a
         ("skipped", "upstream_failed"),
         ("skipped", "upstream_failed"),
     ]
+    scheduled = await scheduled_activities(temporal, summary.run_id)
+    # A chunk's progress reaches Temporal at most 8 s apart (80 % of its heartbeat timeout).
+    assert [(event.activity_type.name, event.heartbeat_timeout.seconds) for event in scheduled] == [
+        ("ssh-command-chunk", 10)
+    ] * 3
+    # One vault read per chunk, and on the access log a row for each target it served.
+    async with worker_resources.sessionmaker() as session:
+        access = (
+            await session.exec(
+                select(CredentialAccess).where(CredentialAccess.run_id == summary.run_id)
+            )
+        ).all()
+    assert sorted((row.step_id, row.target, row.outcome) for row in access) == sorted(
+        [("first", name, "revealed") for name in names]
+        + [(step, name, "revealed") for step in ("second", "third") for name in (t0, t1, t3)]
+    )
+    assert len({row.accessed_at for row in access if row.step_id == "first"}) == 1
+
+
+async def scheduled_activities(
+    temporal: Client, run_id: uuid.UUID
+) -> list[ActivityTaskScheduledEventAttributes]:
+    """The activities a run's first batch scheduled, in order."""
     history = await temporal.get_workflow_handle(
-        batch_workflow_id(f"run-{summary.run_id}", 1, 0)
+        batch_workflow_id(f"run-{run_id}", 1, 0)
     ).fetch_history()
-    scheduled = [
-        event.activity_task_scheduled_event_attributes.activity_type.name
+    return [
+        event.activity_task_scheduled_event_attributes
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
-    assert scheduled == ["ssh-command-chunk"] * 3
+
+
+async def test_targets_whose_requests_together_pass_the_payload_limit_split_into_chunks(
+    http: httpx.AsyncClient,
+    admin: Account,
+    sshd: LoopbackSshd,
+    temporal: Client,
+    worker_resources: WorkerResources,
+) -> None:
+    """Four targets with 300 kB of vars each (carried twice per target: its snapshot and its
+    template context) are each under the 1.5 MB a step may carry, together well over
+    Temporal's 2 MB payload limit: the batch runs the step as two chunks of two, and every
+    target succeeds."""
+    names, targets = await sshd_targets(
+        http, admin, sshd, worker_resources, "large", 4, {"blob": "x" * 300_000}
+    )
+    document = job({"id": "large", "action": "ssh.command", "with": {"command": "echo ok"}})
+    document["strategy"] = {"concurrency": 4}
+    handle = await start_run(
+        temporal, worker_resources.sessionmaker, document, targets, batch_size=4
+    )
+    summary = await handle.result()
+    assert summary.status is RunStatus.succeeded
+    steps = await recorded_steps(worker_resources.sessionmaker, summary.run_id)
+    assert [(steps[(name, "large")].status, steps[(name, "large")].stdout) for name in names] == [
+        ("succeeded", "ok")
+    ] * 4
+    scheduled = await scheduled_activities(temporal, summary.run_id)
+    assert [event.activity_type.name for event in scheduled] == ["ssh-command-chunk"] * 2
 
 
 async def test_a_chunk_retried_after_its_worker_was_lost_runs_only_its_unfinished_targets(
