@@ -83,6 +83,14 @@ def chunk_timeout(step: Step, step_timeout: timedelta, members: int, concurrency
     return member * math.ceil(members / concurrency) + CHUNK_SLACK
 
 
+def targets_shown(members: list[ChunkMember]) -> str:
+    """A chunk's targets as the Temporal UI shows them: the one, or the first and last."""
+    names = [member.target.name for member in members]
+    if len(names) == 1:
+        return names[0]
+    return f"{names[0]} … {names[-1]} ({len(names)})"
+
+
 class StepChunks:
     """Collects the requests of targets that reach a chunked step together and runs them as
     chunk activities of at most `size` targets each."""
@@ -115,14 +123,12 @@ class StepChunks:
 
     async def _flush(self, step: Step, step_timeout: timedelta) -> None:
         await workflow.wait_condition(lambda: True)
-        start = 0
         for members in self._split(self._waiting.pop(step.id)):
-            task = asyncio.create_task(self._chunk(step, members, start, step_timeout))
+            task = asyncio.create_task(self._chunk(step, members, step_timeout))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             for waiter in members:
                 waiter.chunk = task
-            start += len(members)
 
     def _split(self, waiters: list[_Waiter]) -> Iterator[list[_Waiter]]:
         """The chunks, in arrival order: at most `size` targets each, and targets whose
@@ -143,9 +149,7 @@ class StepChunks:
         if chunk:
             yield chunk
 
-    async def _chunk(
-        self, step: Step, waiters: list[_Waiter], first: int, step_timeout: timedelta
-    ) -> None:
+    async def _chunk(self, step: Step, waiters: list[_Waiter], step_timeout: timedelta) -> None:
         waiters = [waiter for waiter in waiters if not waiter.future.done()]
         if not waiters:
             return
@@ -186,10 +190,10 @@ class StepChunks:
                     step, step_timeout, len(waiters), self._concurrency
                 ),
                 heartbeat_timeout=CHUNK_HEARTBEAT_TIMEOUT,
-                # What the Temporal UI shows for the activity: `chunk 0-99 · usage · ssh.command`
-                # (with an en dash).
-                summary=f"chunk {first}\u2013{first + len(waiters) - 1} · {step.id} · "
-                f"{step.action}",
+                # What the Temporal UI shows for the activity: its targets, as for a target's
+                # own activity (`web-1 · usage · ssh.command`) or a batch
+                # (`web-1 … web-99 (99) · usage · ssh.command`).
+                summary=f"{targets_shown(request.members)} · {step.id} · {step.action}",
                 retry_policy=RetryPolicy(maximum_attempts=CHUNK_ATTEMPTS),
             )
         except asyncio.CancelledError:

@@ -393,7 +393,7 @@ async def test_metrics_move_and_the_request_id_reaches_the_worker_logs(
         labels
         for (name, labels) in metric_samples(worker_metrics)
         if name.startswith("temporal_activity_execution")
-        and ("activity_type", "ssh-step") in labels
+        and ("task_queue", "ssh") in labels
     ]
     assert activity_series, worker_metrics[:REPORT_CHARS]
 
@@ -406,15 +406,16 @@ async def test_metrics_move_and_the_request_id_reaches_the_worker_logs(
         ]
 
     cli.stack.worker.wait_until(
-        lambda: any(entry.get("activity") == "ssh-step" for entry in lines_of_run()),
+        lambda: any(entry.get("activity") == "ssh-command-chunk" for entry in lines_of_run()),
         30,
-        "logging the ssh-step activity with the request id",
+        "logging the ssh-command-chunk activity with the request id",
     )
     entries = lines_of_run()
-    # The step's activity, and the workflow's local activities (a succeeded step's records
-    # are its worker's, so no record-step here).
+    # The step's activity (an `ssh.command` step runs in a chunk of its batch's targets), and
+    # the workflow's local activities (a succeeded step's records are its worker's, so no
+    # record-step here).
     assert {entry["activity"] for entry in entries if "activity" in entry} >= {
-        "ssh-step",
+        "ssh-command-chunk",
         "load-target-batch",
         "record-run-status",
     }

@@ -63,9 +63,12 @@ def up_with_run(
             "parameters": {"marker": {"type": "string"}},
             "targets": {"names": ["loopback"]},
             # A later step reads the first one's output, so that output crosses history (sealed)
-            # with the first step's result; unread output stays on the step's record only.
+            # with the first step's result; unread output stays on the step's record only. A
+            # script runs as an activity of its own, whose result the history's list shows
+            # inline; `ssh.command` steps run in chunks, whose results (every target's) the
+            # list cuts short, and the `temporal` CLI test below reads those whole.
             "steps": [
-                {"id": "usage", "action": "ssh.command", "with": {"command": f"echo {output}"}},
+                {"id": "usage", "action": "ssh.script", "with": {"script": f"echo {output}\n"}},
                 {
                     "id": "reads",
                     "needs": ["usage"],
@@ -164,7 +167,7 @@ async def test_the_ui_shows_a_run_decoded_with_no_codec_banner(
     await page.goto(page.url.replace("/timeline", "/history"))
     text = await wait_for_text(page, up_with_run.output)
     await page.screenshot(path=ARTIFACTS / "batch-history.png", full_page=True)
-    assert f'"stdout":"{up_with_run.output}"' in text, text[:4000]
+    assert f'"stdout":"{up_with_run.output}' in text, text[:4000]
     assert CODEC_BANNER not in text
     await context.close()
 
