@@ -392,8 +392,7 @@ async def test_metrics_move_and_the_request_id_reaches_the_worker_logs(
     activity_series = [
         labels
         for (name, labels) in metric_samples(worker_metrics)
-        if name.startswith("temporal_activity_execution")
-        and ("task_queue", "ssh") in labels
+        if name.startswith("temporal_activity_execution") and ("task_queue", "ssh") in labels
     ]
     assert activity_series, worker_metrics[:REPORT_CHARS]
 
