@@ -366,7 +366,7 @@ class JobRunWorkflow:
             step_ids=list(step_ids),
             concurrency=per_batch,
             failure_allowance=self._failure_allowance(),
-            failed_before=len(self._failed_targets()),
+            failed_before=self._failed_count(),
             started=sorted(self._started_targets.intersection(members)),
             prior=prior,
             run_once=list(self._run_once.values()),
@@ -491,6 +491,9 @@ class JobRunWorkflow:
     def _failed_targets(self) -> list[str]:
         return list(self._target_tally()[1])
 
+    def _failed_count(self) -> int:
+        return len(self._target_tally()[1])  # counted, not copied: asked before every batch
+
     def _target_tally(self) -> tuple[list[str], list[str]]:
         """Started targets with no failure, in target order, and targets with a failure that
         was not tolerated. A target whose every step was skipped because something upstream
@@ -528,13 +531,13 @@ class JobRunWorkflow:
 
     def _too_many_failed(self) -> bool:
         allowance = self._failure_allowance()
-        return allowance is not None and len(self._failed_targets()) > allowance
+        return allowance is not None and self._failed_count() > allowance
 
     def _final_status(self) -> RunStatus:
         if any(outcome.blocks_dependants for outcome in self._run_once.values()):
             return RunStatus.failed
         allowance = self._failure_allowance() or 0
-        return RunStatus.failed if len(self._failed_targets()) > allowance else RunStatus.succeeded
+        return RunStatus.failed if self._failed_count() > allowance else RunStatus.succeeded
 
     def _show_status(self, status: RunStatus) -> None:
         """The status as the progress query and the run's search attribute show it."""
