@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO
 
 from opsconductor.embedded.ports import wait_for_port
+from opsconductor.processes import end_with_parent
 
 
 class TemporalServerError(RuntimeError):
@@ -88,6 +89,8 @@ class TemporalDevServer:
             # Its own process group: a Ctrl-C in the terminal reaches `up`, which then stops
             # the server after the API and worker, instead of all of them at once.
             start_new_session=True,
+            # But not a life of its own: a killed `up` (or test session) takes it along.
+            preexec_fn=end_with_parent,
         )
         ports = [self.port] if self.ui_port is None else [self.port, self.ui_port]
         for port in ports:
