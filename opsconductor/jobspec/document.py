@@ -38,7 +38,10 @@ class ParameterSpec(Strict):
     maximum: float | None = None
     enum: list[JsonValue] | None = None
     secret: bool = Field(
-        default=False, description="Masked in run output and never shown back in answers"
+        default=False,
+        # docs/jobs.md says the same: a flag for tools that read the schema, no more.
+        description="Not acted on by this release: the value is stored on the run as given. "
+        "Keep secrets in the vault and read them with secret('name')",
     )
 
 
