@@ -7,11 +7,8 @@ The API's clients (login, apply, run, runs, targets, schedules list...) report e
 
 import asyncio
 import functools
-import logging
-import os
-import sys
 from collections.abc import Awaitable, Callable
-from typing import NoReturn, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -32,19 +29,6 @@ EXIT_CONFIGURATION = 2
 def fail(message: str) -> typer.Exit:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(EXIT_CONFIGURATION)
-
-
-def exit_now(code: int) -> NoReturn:
-    """Ends a process that has used a Temporal client, skipping interpreter teardown.
-
-    The SDK's runtime threads can outlive the event loop and abort the interpreter while it
-    shuts down (temporalio/sdk-python#300), turning a clean exit into a crash; the work is
-    done and flushed by then, so there is nothing left for teardown to do.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    os._exit(code)
 
 
 def fail_on_configuration_errors(command: Callable[P, R]) -> Callable[P, R]:

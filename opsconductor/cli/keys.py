@@ -14,9 +14,10 @@ import typer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opsconductor.cli.failures import exit_now, fail, fail_on_configuration_errors
+from opsconductor.cli.failures import fail, fail_on_configuration_errors
 from opsconductor.config import Settings
 from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
+from opsconductor.processes import exit_now
 from opsconductor.security.envelope import KeyRing
 from opsconductor.security.keys import load_process_keys
 from opsconductor.services.key_retirement import KeyUsers, key_users

@@ -91,10 +91,11 @@ def _reconcile() -> None:
     from sqlalchemy.exc import DBAPIError
 
     from opsconductor.api.background import reconcile
-    from opsconductor.cli.failures import exit_now, fail
+    from opsconductor.cli.failures import fail
     from opsconductor.config import Settings
     from opsconductor.db import create_engine, create_sessionmaker
     from opsconductor.errors import DependencyUnavailable
+    from opsconductor.processes import exit_now
     from opsconductor.services.schedule_reconciler import ReconcileReport
     from opsconductor.temporal.client import connect as connect_temporal
 

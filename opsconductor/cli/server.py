@@ -9,12 +9,13 @@ import typer
 
 from opsconductor.api.serve import serve
 from opsconductor.cli.check import run_probe
-from opsconductor.cli.failures import exit_now, fail_on_configuration_errors, require_free_port
+from opsconductor.cli.failures import fail_on_configuration_errors, require_free_port
 from opsconductor.cli.up import bring_up
 from opsconductor.config import Settings
 from opsconductor.contracts.queues import ALL_QUEUES, TaskQueue
 from opsconductor.db import database_url
 from opsconductor.logging import configure_logging
+from opsconductor.processes import exit_now
 from opsconductor.schema import upgrade_to_head
 from opsconductor.security.keys import load_process_keys
 from opsconductor.temporal.client import connect

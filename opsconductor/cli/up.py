@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -35,6 +36,7 @@ from opsconductor.schema import upgrade_to_head
 from opsconductor.security.keys import load_process_keys
 from opsconductor.services.users import bootstrap_admin
 from opsconductor.temporal.search_attributes import dev_server_search_attributes
+from opsconductor.worker.health import RESTART_EXIT_CODE
 
 READY_TIMEOUT = 60.0
 CHILD_STOP_TIMEOUT = 30.0
@@ -45,6 +47,8 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    # Starts the same process again (a worker that asks to be restarted).
+    start_again: Callable[[], subprocess.Popen[bytes]]
     # How long a stop may take before the child is killed.
     stop_timeout: float = CHILD_STOP_TIMEOUT
 
@@ -166,9 +170,15 @@ def _check_ports(settings: Settings) -> None:
 
 def _spawn(name: str, arguments: list[str], environment: dict[str, str], logs: Path) -> Child:
     logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"{name}.log"
+    start = partial(_start, arguments, environment, logs / f"{name}.log")
+    return Child(name, start(), logs / f"{name}.log", start)
+
+
+def _start(
+    arguments: list[str], environment: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "opsconductor", *arguments],
             env=environment,
             stdin=subprocess.DEVNULL,
@@ -176,7 +186,6 @@ def _spawn(name: str, arguments: list[str], environment: dict[str, str], logs: P
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return Child(name, process, log_path)
 
 
 def _wait_until_healthy(api_url: str, children: list[Child]) -> bool:
@@ -204,14 +213,25 @@ def _supervise(children: list[Child]) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     while not stop_requested:
-        for child in children:
-            if child.process.poll() is not None:
-                _say(f"{child.name} exited with {child.process.returncode}; stopping", error=True)
-                _say_log_tail(child)
-                return 1
+        if not keep_children_running(children):
+            return 1
         time.sleep(0.5)
     _say("stopping (running steps may finish first: OPSCONDUCTOR_WORKER_SHUTDOWN_GRACE)")
     return 0
+
+
+def keep_children_running(children: list[Child]) -> bool:
+    """Starts again a child that asked to be (a worker holding a run it could not give back,
+    worker/health.py); False when one exited otherwise, which stops the stack."""
+    for child in children:
+        if child.process.poll() == RESTART_EXIT_CODE:
+            _say(f"{child.name} asked to be restarted ({child.log_path}); starting it again")
+            child.process = child.start_again()
+        elif child.process.poll() is not None:
+            _say(f"{child.name} exited with {child.process.returncode}; stopping", error=True)
+            _say_log_tail(child)
+            return False
+    return True
 
 
 def _stop_children(children: list[Child]) -> None:

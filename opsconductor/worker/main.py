@@ -13,13 +13,17 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from opsconductor.config import Settings
 from opsconductor.contracts.queues import TaskQueue
 from opsconductor.db import create_engine, create_sessionmaker
+from opsconductor.processes import exit_now
 from opsconductor.temporal.client import connect, worker_runtime
+from opsconductor.worker.health import RESTART_EXIT_CODE, watching_evictions
 from opsconductor.worker.registry import WorkerResources, activities_for, workflows_for
 from opsconductor.worker.shutdown import StepShutdownInterceptor
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_THROTTLE = timedelta(seconds=2)
+# Past the activities' grace, for the SDK to hand back their outcomes before the process goes.
+SHUTDOWN_MARGIN_SECONDS = 5
 
 # Templates are rendered in workflows; Jinja is pure computation, so it is shared with the
 # sandbox rather than re-imported (and re-checked) for every workflow run.
@@ -67,17 +71,36 @@ async def _serve(workers: list[Worker], queues: Sequence[TaskQueue], settings: S
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
-    logger.info("worker started", extra={"queues": [queue.value for queue in queues]})
-    running = [asyncio.create_task(worker.run()) for worker in workers]
-    stopped = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([stopped, *running], return_when=asyncio.FIRST_COMPLETED)
-    stopped.cancel()
-    logger.info(
-        "worker stopping; waiting for running activities",
-        extra={"grace_seconds": settings.worker_shutdown_grace.total_seconds()},
-    )
-    await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
-    outcomes = await asyncio.gather(*running, return_exceptions=True)
+    with watching_evictions() as evictions:
+        logger.info("worker started", extra={"queues": [queue.value for queue in queues]})
+        running = [asyncio.create_task(worker.run()) for worker in workers]
+        stopped = asyncio.create_task(stop.wait())
+        stuck = asyncio.create_task(evictions.stuck.wait())
+        done, _ = await asyncio.wait(
+            [stopped, stuck, *running], return_when=asyncio.FIRST_COMPLETED
+        )
+        stopped.cancel()
+        stuck.cancel()
+        if stuck in done:
+            logger.error(
+                "a workflow could not be evicted; this worker restarts so that its run moves on",
+                extra={"run_id": evictions.run_id},
+            )
+        grace = settings.worker_shutdown_grace.total_seconds()
+        logger.info(
+            "worker stopping; waiting for running activities", extra={"grace_seconds": grace}
+        )
+        shutdown = asyncio.gather(
+            *(worker.shutdown() for worker in workers), return_exceptions=True
+        )
+        if stuck in done:
+            # The stuck eviction never completes, and the SDK's shutdown waits for it: running
+            # activities get their grace, then the process goes regardless.
+            # Nor can the event loop be closed around it: the process ends here.
+            await asyncio.wait([shutdown], timeout=grace + SHUTDOWN_MARGIN_SECONDS)
+            exit_now(RESTART_EXIT_CODE)
+        await shutdown
+        outcomes = await asyncio.gather(*running, return_exceptions=True)
     logger.info("worker stopped")
     if stopped not in done:
         # A worker ended on its own (it lost the server for good): fail loudly, not silently.
