@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import ActivityTaskScheduledEventAttributes
 from temporalio.client import Client, WorkflowHandle
 
 from opsconductor.contracts.queues import TaskQueue
@@ -20,6 +22,7 @@ from opsconductor.contracts.runs import (
     RunRequest,
     RunStatus,
     RunSummary,
+    batch_workflow_id,
 )
 from opsconductor.contracts.steps import DEFAULT_CHUNK_SIZE, TargetSnapshot
 from opsconductor.db import unit_of_work
@@ -115,3 +118,17 @@ async def recorded_run(sessionmaker: async_sessionmaker[AsyncSession], run_id: u
         run = await session.get(Run, run_id)
     assert run is not None
     return run
+
+
+async def scheduled_activities(
+    temporal: Client, run_id: uuid.UUID
+) -> list[ActivityTaskScheduledEventAttributes]:
+    """The activities a run's first batch scheduled, in order."""
+    history = await temporal.get_workflow_handle(
+        batch_workflow_id(f"run-{run_id}", 1, 0)
+    ).fetch_history()
+    return [
+        event.activity_task_scheduled_event_attributes
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]

@@ -12,14 +12,12 @@ from typing import Any
 import httpx
 import pytest
 from sqlmodel import col, select
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import ActivityTaskScheduledEventAttributes
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import ActivityEnvironment
 
 from opsconductor.activities.ssh_chunks import SshChunks
 from opsconductor.config import Settings
-from opsconductor.contracts.runs import RunStatus, batch_workflow_id
+from opsconductor.contracts.runs import RunStatus
 from opsconductor.contracts.steps import (
     ChunkMember,
     ChunkProgress,
@@ -35,7 +33,7 @@ from opsconductor.models.run import RunLogLine
 from opsconductor.services.targets import resolve_selector
 from opsconductor.temporal.client import connect
 from opsconductor.worker.registry import WorkerResources
-from tests.engine_helpers import recorded_steps, start_run
+from tests.engine_helpers import recorded_steps, scheduled_activities, start_run
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account
 from tests.vault_helpers import key_credential, post_ok, sshd_target
@@ -421,20 +419,6 @@ async def test_a_batch_runs_each_ssh_step_as_one_chunk_with_per_target_results_a
         + [(step, name, "revealed") for step in ("second", "third") for name in (t0, t1, t3)]
     )
     assert len({row.accessed_at for row in access if row.step_id == "first"}) == 1
-
-
-async def scheduled_activities(
-    temporal: Client, run_id: uuid.UUID
-) -> list[ActivityTaskScheduledEventAttributes]:
-    """The activities a run's first batch scheduled, in order."""
-    history = await temporal.get_workflow_handle(
-        batch_workflow_id(f"run-{run_id}", 1, 0)
-    ).fetch_history()
-    return [
-        event.activity_task_scheduled_event_attributes
-        for event in history.events
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    ]
 
 
 async def test_targets_whose_requests_together_pass_the_payload_limit_split_into_chunks(
