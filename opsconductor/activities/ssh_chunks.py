@@ -3,18 +3,11 @@ steps"): what a target batch sends for the targets that reach an `ssh.command` s
 
 Each target runs as the single-target activity runs it (activities/ssh.py: its `with` block
 rendered against its own context, its own connection, its command in its own remote session,
-killed on cancel), with the step's retry policy and timeout applied here, per target. What the
-single-target path does per target, a chunk does once: the vault read of each distinct
-credential (logged with one access row per target it serves, in one insert) and its key
-parsing, the pinned host keys (one query), the steps' `running` records (one statement), their
-final records (one statement per flush for the targets finished since the last one, about
-every second), and the run log (one insert per flush for every target).
-
-A target's failure never fails the chunk: it is that target's result. The chunk heartbeats
-every second with the targets finished so far (their records written) as details, so a retry
-after its worker was lost runs only the others. A worker's shutdown stops the commands still
-running (as a cancel does) and answers the finished targets' results, the others marked `cut`:
-the workflow runs those again in a later chunk, as it does a single-target step.
+killed on cancel). What the single-target path does per target, a chunk does once: the vault
+read of each distinct credential (logged with one access row per target it serves, in one
+insert) and its key parsing, the pinned host keys (one query), and the run log (one insert per
+flush for every target). The retries, timeout, records, heartbeat, resume and shutdown are
+every chunked action's (activities/step_chunks.py).
 """
 
 import uuid

@@ -2,7 +2,6 @@
 receiver gets the credentials, the run shows none of them."""
 
 import base64
-import dataclasses
 import json
 import uuid
 from urllib.parse import urlsplit
@@ -17,10 +16,6 @@ from opsconductor.activities.http import HttpActions
 from opsconductor.activities.http_chunks import HttpChunks
 from opsconductor.contracts.runs import RunStatus
 from opsconductor.contracts.steps import (
-    ChunkMember,
-    ChunkProgress,
-    ChunkRequest,
-    ChunkRetry,
     MemberResult,
     StepRequest,
     StepResult,
@@ -33,7 +28,13 @@ from opsconductor.models.target import Target
 from opsconductor.services.targets import resolve_selector
 from opsconductor.temporal.client import connect
 from opsconductor.worker.registry import WorkerResources
-from tests.engine_helpers import recorded_steps, scheduled_activities, start_run
+from tests.engine_helpers import (
+    chunk_request,
+    recorded_steps,
+    scheduled_activities,
+    second_try,
+    start_run,
+)
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.identity_helpers import Account
 from tests.run_helpers import TERMINAL, start_job_run, wait_for
@@ -161,15 +162,15 @@ async def test_a_request_heartbeats_while_it_waits_for_the_answer(
 
 
 async def receiver_targets(
-    resources: WorkerResources, receiver: HttpReceiver, count: int
+    resources: WorkerResources, receiver: HttpReceiver, addresses: list[str]
 ) -> tuple[list[str], list[TargetSnapshot]]:
-    """`count` inventory targets that are the receiver (loopback, its port), as a run
-    resolves them."""
-    names = [f"web-{uuid.uuid4().hex[:6]}-t{n}" for n in range(count)]
+    """Inventory targets at these addresses with the receiver's port (at 127.0.0.1, they are
+    the receiver), as a run resolves them."""
+    names = [f"web-{uuid.uuid4().hex[:6]}-t{n}" for n in range(len(addresses))]
     async with unit_of_work(resources.sessionmaker) as session:
         session.add_all(
-            Target(name=name, address="127.0.0.1", port=urlsplit(receiver.url).port or 80)
-            for name in names
+            Target(name=name, address=address, port=urlsplit(receiver.url).port or 80)
+            for name, address in zip(names, addresses, strict=True)
         )
     async with resources.sessionmaker() as session:
         return names, await resolve_selector(session, TargetSelector(names=names))
@@ -181,19 +182,22 @@ async def test_a_batch_runs_each_http_step_as_one_chunk_with_per_target_results(
     worker_resources: WorkerResources,
     http_receiver: HttpReceiver,
 ) -> None:
-    """Two `http.request` steps over four targets in one batch are two activities, not eight
+    """Two `http.request` steps over five targets in one batch are two activities, not ten
     (docs/engine.md, "Scale: chunked steps"), and each target keeps its own result: t2's
     service answers 500 where 200 is expected, so t2 fails after its two attempts and skips
-    the next step, while the others succeed at once and the next step reads their status.
+    the next step; t4 is at the metadata address, which the egress policy refuses (once: no
+    retry changes that); the others succeed at once and the next step reads their status.
     The secret the first step sends is read once for the chunk, logged for every target."""
-    names, targets = await receiver_targets(worker_resources, http_receiver, 4)
+    names, targets = await receiver_targets(
+        worker_resources, http_receiver, ["127.0.0.1"] * 4 + ["169.254.169.254"]
+    )
     secret_name = f"chunk-key-{uuid.uuid4().hex[:6]}"
     api_key = await planted_secret(http, admin.headers, secret_name)
-    t0, t1, t2, t3 = names
+    t0, t1, t2, t3, t4 = names
     http_receiver.respond(f"/{t2}", status=500, json={"broken": True})
     document = {
         "name": f"http-chunk-{uuid.uuid4().hex[:8]}",
-        "strategy": {"concurrency": 4},
+        "strategy": {"concurrency": 5},
         "steps": [
             {
                 "id": "call",
@@ -216,7 +220,7 @@ async def test_a_batch_runs_each_http_step_as_one_chunk_with_per_target_results(
     }
     temporal = await connect(worker_resources.settings)
     handle = await start_run(
-        temporal, worker_resources.sessionmaker, document, targets, batch_size=4
+        temporal, worker_resources.sessionmaker, document, targets, batch_size=5
     )
     summary = await handle.result()
     assert summary.status is RunStatus.failed
@@ -229,15 +233,23 @@ async def test_a_batch_runs_each_http_step_as_one_chunk_with_per_target_results(
     assert (broken.status, broken.attempts, broken.outputs["status"]) == ("failed", 2, 500)
     url = f"http://127.0.0.1:{targets[2].port}/{t2}"
     assert broken.reason == f"GET {url} answered 500, expected 200"
-    assert (steps[(t2, "report")].status, steps[(t2, "report")].reason) == (
-        "skipped",
-        "upstream_failed",
+    refused = steps[(t4, "call")]
+    assert (refused.status, refused.attempts, refused.reason) == (
+        "failed",
+        1,
+        "with.url: 169.254.169.254 resolves to 169.254.169.254, in the denied network "
+        "169.254.0.0/16 (OPSCONDUCTOR_HTTP_DENIED_NETWORKS)",
     )
+    for name in (t2, t4):
+        assert (steps[(name, "report")].status, steps[(name, "report")].reason) == (
+            "skipped",
+            "upstream_failed",
+        )
     paths = sorted(
         (request.path, request.query.get("status", [""])[0]) for request in http_receiver.requests
     )
     assert paths == sorted(
-        [(f"/{name}", "") for name in names]
+        [(f"/{name}", "") for name in names[:4]]
         + [(f"/{t2}", "")]
         + [(f"/{name}/report", "200") for name in (t0, t1, t3)]
     )
@@ -268,7 +280,7 @@ async def test_an_http_chunk_retried_after_its_worker_was_lost_sends_only_unfini
     """The chunk activity's second try, given the first try's last heartbeat (t0 finished, t1
     on its first attempt), answers t0's result from it and sends only t1's request, as its
     attempt 2."""
-    names, targets = await receiver_targets(worker_resources, http_receiver, 2)
+    names, targets = await receiver_targets(worker_resources, http_receiver, ["127.0.0.1"] * 2)
     quick = {
         "name": f"http-resume-{uuid.uuid4().hex[:8]}",
         "steps": [{"id": "quick", "action": "http.request", "with": {"url": PER_TARGET_URL}}],
@@ -277,26 +289,12 @@ async def test_an_http_chunk_retried_after_its_worker_was_lost_sends_only_unfini
     handle = await start_run(temporal, worker_resources.sessionmaker, quick, targets)
     run_id = (await handle.result()).run_id
     http_receiver.reset()
-    request = ChunkRequest(
-        run_id=run_id,
-        step_id="resumed",
-        action="http.request",
-        with_={"url": PER_TARGET_URL + "/resumed"},
-        retry=ChunkRetry(interval_seconds=0.01, backoff=1),
-        timeout_seconds=30,
-        concurrency=2,
-        members=[
-            ChunkMember(target=target, context={"target": target.context()}) for target in targets
-        ],
+    request = chunk_request(
+        run_id, "resumed", "http.request", {"url": PER_TARGET_URL + "/resumed"}, targets
     )
     t0, t1 = names
     done = MemberResult(target=t0, result=StepResult(output_recorded=True))
-    environment = ActivityEnvironment()
-    environment.info = dataclasses.replace(
-        environment.info,
-        attempt=2,
-        heartbeat_details=[ChunkProgress(finished=[done], started={t1: 1}).model_dump(mode="json")],
-    )
+    environment = second_try(done, {t1: 1})
     actions = HttpActions(
         worker_resources.settings, worker_resources.sessionmaker, worker_resources.keyring
     )

@@ -2,7 +2,6 @@
 targets and credentials from the inventory."""
 
 import asyncio
-import dataclasses
 import logging
 import secrets
 import uuid
@@ -13,16 +12,11 @@ import httpx
 import pytest
 from sqlmodel import col, select
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.testing import ActivityEnvironment
 
 from opsconductor.activities.ssh_chunks import SshChunks
 from opsconductor.config import Settings
 from opsconductor.contracts.runs import RunStatus
 from opsconductor.contracts.steps import (
-    ChunkMember,
-    ChunkProgress,
-    ChunkRequest,
-    ChunkRetry,
     MemberResult,
     StepResult,
     TargetSnapshot,
@@ -33,7 +27,13 @@ from opsconductor.models.run import RunLogLine
 from opsconductor.services.targets import resolve_selector
 from opsconductor.temporal.client import connect
 from opsconductor.worker.registry import WorkerResources
-from tests.engine_helpers import recorded_steps, scheduled_activities, start_run
+from tests.engine_helpers import (
+    chunk_request,
+    recorded_steps,
+    scheduled_activities,
+    second_try,
+    start_run,
+)
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account
 from tests.vault_helpers import key_credential, post_ok, sshd_target
@@ -464,26 +464,16 @@ async def test_a_chunk_retried_after_its_worker_was_lost_runs_only_its_unfinishe
     handle = await start_run(temporal, worker_resources.sessionmaker, quick, targets)
     run_id = (await handle.result()).run_id
     tally = f"/tmp/opsc-resume-{uuid.uuid4().hex}"
-    request = ChunkRequest(
-        run_id=run_id,
-        step_id="resumed",
-        action="ssh.command",
-        with_={"command": f"echo {{{{ target.name }}}} >> {tally}; echo ran"},
-        retry=ChunkRetry(interval_seconds=0.01, backoff=1),
-        timeout_seconds=30,
-        concurrency=2,
-        members=[
-            ChunkMember(target=target, context={"target": target.context()}) for target in targets
-        ],
+    request = chunk_request(
+        run_id,
+        "resumed",
+        "ssh.command",
+        {"command": f"echo {{{{ target.name }}}} >> {tally}; echo ran"},
+        targets,
     )
     t0, t1 = names
     done = MemberResult(target=t0, result=StepResult(exit_code=0, output_recorded=True))
-    environment = ActivityEnvironment()
-    environment.info = dataclasses.replace(
-        environment.info,
-        attempt=2,
-        heartbeat_details=[ChunkProgress(finished=[done], started={t1: 1}).model_dump(mode="json")],
-    )
+    environment = second_try(done, {t1: 1})
     chunks = SshChunks(worker_resources.sessionmaker, worker_resources.keyring)
     try:
         result = await environment.run(chunks.run_chunk, request)
