@@ -6,13 +6,17 @@ the targets directly so each semantic of docs/jobs.md can be shown on its own.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import ActivityTaskScheduledEventAttributes
 from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import ActivityEnvironment
 
 from opsconductor.contracts.queues import TaskQueue
 from opsconductor.contracts.runs import (
@@ -20,8 +24,17 @@ from opsconductor.contracts.runs import (
     RunRequest,
     RunStatus,
     RunSummary,
+    batch_workflow_id,
 )
-from opsconductor.contracts.steps import DEFAULT_CHUNK_SIZE, TargetSnapshot
+from opsconductor.contracts.steps import (
+    DEFAULT_CHUNK_SIZE,
+    ChunkMember,
+    ChunkProgress,
+    ChunkRequest,
+    ChunkRetry,
+    MemberResult,
+    TargetSnapshot,
+)
 from opsconductor.db import unit_of_work
 from opsconductor.jobspec.plan import compile_plan
 from opsconductor.jobspec.validation import validate_document
@@ -115,3 +128,53 @@ async def recorded_run(sessionmaker: async_sessionmaker[AsyncSession], run_id: u
         run = await session.get(Run, run_id)
     assert run is not None
     return run
+
+
+async def scheduled_activities(
+    temporal: Client, run_id: uuid.UUID
+) -> list[ActivityTaskScheduledEventAttributes]:
+    """The activities a run's first batch scheduled, in order."""
+    history = await temporal.get_workflow_handle(
+        batch_workflow_id(f"run-{run_id}", 1, 0)
+    ).fetch_history()
+    return [
+        event.activity_task_scheduled_event_attributes
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+def chunk_request(
+    run_id: uuid.UUID,
+    step_id: str,
+    action: str,
+    with_: dict[str, Any],
+    targets: list[TargetSnapshot],
+) -> ChunkRequest:
+    """A chunk activity's request over `targets`, one attempt each, as a batch would send it."""
+    return ChunkRequest(
+        run_id=run_id,
+        step_id=step_id,
+        action=action,
+        with_=with_,
+        retry=ChunkRetry(interval_seconds=0.01, backoff=1),
+        timeout_seconds=30,
+        concurrency=len(targets),
+        members=[
+            ChunkMember(target=target, context={"target": target.context()}) for target in targets
+        ],
+    )
+
+
+def second_try(finished: MemberResult, started: dict[str, int]) -> ActivityEnvironment:
+    """Where a chunk activity runs as its second try after its worker was lost: the first
+    try's last heartbeat said `finished` was done and each of `started` on that attempt."""
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(
+        environment.info,
+        attempt=2,
+        heartbeat_details=[
+            ChunkProgress(finished=[finished], started=started).model_dump(mode="json")
+        ],
+    )
+    return environment

@@ -13,6 +13,7 @@ from opsconductor.activities.egress import EgressRefused, checked_client
 from opsconductor.activities.step_credentials import StepCredentials
 from opsconductor.activities.steps import (
     SecretMask,
+    attempt,
     bounded,
     failed,
     heartbeating,
@@ -22,7 +23,7 @@ from opsconductor.activities.steps import (
 from opsconductor.config import Settings
 from opsconductor.contracts.steps import StepRequest, StepResult
 from opsconductor.jobspec.actions import HttpRequest
-from opsconductor.jobspec.templates import is_template
+from opsconductor.jobspec.templates import SecretResolver, is_template
 from opsconductor.models.credential import CredentialKind
 from opsconductor.security.envelope import KeyRing
 from opsconductor.services.vault import Revealed
@@ -74,10 +75,28 @@ class HttpActions:
 
     async def _run_step(self, request: StepRequest) -> StepResult:
         mask = SecretMask()
+        secrets, credential = await self.reveal(request, mask)
+        return await self.perform(request, mask, secrets, credential)
+
+    async def reveal(
+        self, request: StepRequest, mask: SecretMask, targets: list[str] | None = None
+    ) -> tuple[SecretResolver, Revealed | None]:
+        """The values `secret()` reads and the credential the step names, read for the
+        request's target, or once for `targets` (a chunk's: one access row per target)."""
         named = request.with_.get("credential")
         if named is not None and (not isinstance(named, str) or is_template(named)):
             raise rejected("with.credential: name a credential literally, not with a template")
-        secrets, credential = await self._credentials.reveal_without_target(request, named, mask)
+        return await self._credentials.reveal_without_target(request, named, mask, targets)
+
+    async def perform(
+        self,
+        request: StepRequest,
+        mask: SecretMask,
+        secrets: SecretResolver,
+        credential: Revealed | None,
+    ) -> StepResult:
+        """One attempt: the request rendered against the target's context and sent through the
+        worker's client (its egress policy checked on every connection)."""
         inputs = render_inputs(request, HttpRequest, mask, secrets)
         timeout = inputs.timeout.total_seconds() if not isinstance(inputs.timeout, str) else 30
         try:
@@ -95,7 +114,7 @@ class HttpActions:
         except httpx.HTTPError as error:
             raise failed(
                 mask.apply(f"{inputs.method} {inputs.url} failed: {type(error).__name__}: {error}"),
-                StepResult(attempt=activity.info().attempt),
+                StepResult(attempt=attempt()),
             ) from None
         body = mask.apply(
             storable(response.content[:MAX_RESPONSE_BYTES].decode(errors=OUTPUT_ERRORS))
@@ -106,11 +125,7 @@ class HttpActions:
             "body": bounded(body),
             "json": _json_or_none(body),
         }
-        result = StepResult(
-            attempt=activity.info().attempt,
-            stdout=outputs["body"],
-            outputs=outputs,
-        )
+        result = StepResult(attempt=attempt(), stdout=outputs["body"], outputs=outputs)
         expected = inputs.expect_status
         assert isinstance(expected, list)
         if response.status_code not in expected:

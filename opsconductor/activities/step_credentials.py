@@ -118,11 +118,16 @@ class StepCredentials:
         return _resolver(values), logins
 
     async def reveal_without_target(
-        self, request: StepRequest, credential: str | None, mask: SecretMask
+        self,
+        request: StepRequest,
+        credential: str | None,
+        mask: SecretMask,
+        targets: list[str] | None = None,
     ) -> tuple[SecretResolver, Revealed | None]:
         """For actions that log in to no target (http.request): the values `secret()` reads
-        and, when the step names one, the credential it authenticates with."""
-        owner = [request.target.name] if request.target else []
+        and, when the step names one, the credential it authenticates with. Read for the
+        request's target, or once for `targets` (a chunk's), logged per target."""
+        owner = targets if targets is not None else [request.target.name] if request.target else []
         purpose = Purpose.run_step(request.run_id, request.step_id, owner)
         try:
             values = await self._secret_values(request, purpose)

@@ -131,8 +131,8 @@ class StepResult(BaseModel):
 
 # Actions whose per-target steps a target batch runs in chunks: one activity over up to
 # `RunRequest.chunk_size` targets (docs/engine.md, "Scale: chunked steps"). Others keep one
-# activity per target (long transfers, HTTP, plugins).
-CHUNKED_ACTIONS = frozenset({"ssh.command"})
+# activity per target (long transfers, WinRM, plugins).
+CHUNKED_ACTIONS = frozenset({"ssh.command", "http.request"})
 # Targets per chunk activity in runs stored from now on; a batch holds at most 100 by default.
 DEFAULT_CHUNK_SIZE = 100
 # A step's input (one target's request, or a chunk's) must stay under Temporal's 2 MB payload
@@ -224,4 +224,10 @@ class ChunkProgress(BaseModel):
 @activity_contract
 async def ssh_command_chunk(request: ChunkRequest) -> ChunkResult:
     """`ssh.command` over a chunk of targets (activities/ssh_chunks.py), on the ssh queue."""
+    raise NotImplementedError("a contract stub: workers register its implementation")
+
+
+@activity_contract
+async def http_request_chunk(request: ChunkRequest) -> ChunkResult:
+    """`http.request` over a chunk of targets (activities/http_chunks.py), on the http queue."""
     raise NotImplementedError("a contract stub: workers register its implementation")

@@ -12,6 +12,7 @@ from opsconductor.activities.child_runs import ChildRuns
 from opsconductor.activities.connection_test import ConnectionTests
 from opsconductor.activities.discovery import DiscoveryActions
 from opsconductor.activities.http import HttpActions
+from opsconductor.activities.http_chunks import HttpChunks
 from opsconductor.activities.notify import DeliveryLog, NotifyActions
 from opsconductor.activities.ping import ping
 from opsconductor.activities.plugins import plugin_activities
@@ -93,9 +94,11 @@ def activities_for(queue: TaskQueue, resources: WorkerResources) -> list[Callabl
         tests = ConnectionTests(resources.sessionmaker, resources.keyring)
         activities.append(tests.run_winrm_test)
     elif queue is TaskQueue.http:
-        steps.append(
-            HttpActions(resources.settings, resources.sessionmaker, resources.keyring).run_step
-        )
+        http = HttpActions(resources.settings, resources.sessionmaker, resources.keyring)
+        steps.append(http.run_step)
+        # http.request over a chunk of targets, through the same client: it stores its
+        # targets' output itself.
+        activities.append(HttpChunks(resources.sessionmaker, http).run_chunk)
     elif queue is TaskQueue.notify:
         notify = NotifyActions(resources.settings, resources.sessionmaker, resources.keyring)
         activities += [notify.deliver, notify.send_password_reset]

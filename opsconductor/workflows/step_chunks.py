@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         MemberResult,
         StepRequest,
         StepResult,
+        http_request_chunk,
         ssh_command_chunk,
     )
     from opsconductor.jobspec.document import Step
@@ -51,6 +52,11 @@ CHUNK_SLACK = timedelta(minutes=1)
 # requests as well as by count. Histories written before it split by count alone; it is asked
 # only where the size ends a chunk early, so other histories carry no marker.
 CHUNK_INPUT_SIZE = "chunk-input-size"
+# Each chunked action's chunk activity and the queue its workers poll.
+CHUNK_ACTIVITIES = {
+    "ssh.command": (ssh_command_chunk, TaskQueue.ssh),
+    "http.request": (http_request_chunk, TaskQueue.http),
+}
 
 
 @dataclass
@@ -181,11 +187,12 @@ class StepChunks:
                 if waiter.request.target is not None
             ],
         )
+        chunk_activity, queue = CHUNK_ACTIVITIES[step.action]
         try:
             result: ChunkResult = await workflow.execute_activity(
-                ssh_command_chunk,
+                chunk_activity,
                 request,
-                task_queue=TaskQueue.ssh.value,
+                task_queue=queue.value,
                 start_to_close_timeout=chunk_timeout(
                     step, step_timeout, len(waiters), self._concurrency
                 ),

@@ -74,6 +74,10 @@ WORKER_RECORDS_STATE = "worker-records-step-state"
 # The `workflow.patched` id of running chunked actions' per-target steps in chunk activities
 # (workflows/step_chunks.py). Histories written before it ran one activity per target.
 CHUNKED_STEPS = "chunked-steps"
+# The `workflow.patched` id of running `http.request` steps in chunks too. Histories written
+# before it ran one `http-step` activity per target; it is asked before CHUNKED_STEPS, so
+# those histories (which may hold that marker for their ssh steps) replay as they ran.
+CHUNKED_HTTP_STEPS = "chunked-http-steps"
 
 # An action the workflow performs itself: (step, target name, context) -> outcome.
 InWorkflowAction = Callable[[Step, str | None, dict[str, object]], Awaitable[StepOutcome]]
@@ -366,6 +370,7 @@ class StepExecutor:
             and step.action in CHUNKED_ACTIONS
             and request.target is not None
             and request.worker_records_state
+            and (step.action != "http.request" or workflow.patched(CHUNKED_HTTP_STEPS))
             and workflow.patched(CHUNKED_STEPS)
         )
 

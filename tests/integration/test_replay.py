@@ -343,6 +343,11 @@ SCENARIOS: dict[str, Callable[[Stage], Awaitable[None]]] = {
     # The same run since `workflow.patched("chunked-steps")`: the retry inside a chunk activity
     # (docs/engine.md "Scale: chunked steps"); retried-step's recordings keep the old path.
     "chunked-retried-step": retried_step,
+    # batches-failure-and-summary since `workflow.patched("chunked-http-steps")`: its
+    # http.request steps as chunk activities; the older recordings keep one per target.
+    "chunked-http-batches": functools.partial(
+        run_engine_scenario, name="batches-failure-and-summary"
+    ),
     "cancelled-run": cancelled_run,
     "run-timeout": run_timeout,
     "job-run-child": child_run,

@@ -2,7 +2,6 @@
 targets and credentials from the inventory."""
 
 import asyncio
-import dataclasses
 import logging
 import secrets
 import uuid
@@ -12,19 +11,12 @@ from typing import Any
 import httpx
 import pytest
 from sqlmodel import col, select
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import ActivityTaskScheduledEventAttributes
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.testing import ActivityEnvironment
 
 from opsconductor.activities.ssh_chunks import SshChunks
 from opsconductor.config import Settings
-from opsconductor.contracts.runs import RunStatus, batch_workflow_id
+from opsconductor.contracts.runs import RunStatus
 from opsconductor.contracts.steps import (
-    ChunkMember,
-    ChunkProgress,
-    ChunkRequest,
-    ChunkRetry,
     MemberResult,
     StepResult,
     TargetSnapshot,
@@ -35,7 +27,13 @@ from opsconductor.models.run import RunLogLine
 from opsconductor.services.targets import resolve_selector
 from opsconductor.temporal.client import connect
 from opsconductor.worker.registry import WorkerResources
-from tests.engine_helpers import recorded_steps, start_run
+from tests.engine_helpers import (
+    chunk_request,
+    recorded_steps,
+    scheduled_activities,
+    second_try,
+    start_run,
+)
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import Account
 from tests.vault_helpers import key_credential, post_ok, sshd_target
@@ -423,20 +421,6 @@ async def test_a_batch_runs_each_ssh_step_as_one_chunk_with_per_target_results_a
     assert len({row.accessed_at for row in access if row.step_id == "first"}) == 1
 
 
-async def scheduled_activities(
-    temporal: Client, run_id: uuid.UUID
-) -> list[ActivityTaskScheduledEventAttributes]:
-    """The activities a run's first batch scheduled, in order."""
-    history = await temporal.get_workflow_handle(
-        batch_workflow_id(f"run-{run_id}", 1, 0)
-    ).fetch_history()
-    return [
-        event.activity_task_scheduled_event_attributes
-        for event in history.events
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    ]
-
-
 async def test_targets_whose_requests_together_pass_the_payload_limit_split_into_chunks(
     http: httpx.AsyncClient,
     admin: Account,
@@ -480,26 +464,16 @@ async def test_a_chunk_retried_after_its_worker_was_lost_runs_only_its_unfinishe
     handle = await start_run(temporal, worker_resources.sessionmaker, quick, targets)
     run_id = (await handle.result()).run_id
     tally = f"/tmp/opsc-resume-{uuid.uuid4().hex}"
-    request = ChunkRequest(
-        run_id=run_id,
-        step_id="resumed",
-        action="ssh.command",
-        with_={"command": f"echo {{{{ target.name }}}} >> {tally}; echo ran"},
-        retry=ChunkRetry(interval_seconds=0.01, backoff=1),
-        timeout_seconds=30,
-        concurrency=2,
-        members=[
-            ChunkMember(target=target, context={"target": target.context()}) for target in targets
-        ],
+    request = chunk_request(
+        run_id,
+        "resumed",
+        "ssh.command",
+        {"command": f"echo {{{{ target.name }}}} >> {tally}; echo ran"},
+        targets,
     )
     t0, t1 = names
     done = MemberResult(target=t0, result=StepResult(exit_code=0, output_recorded=True))
-    environment = ActivityEnvironment()
-    environment.info = dataclasses.replace(
-        environment.info,
-        attempt=2,
-        heartbeat_details=[ChunkProgress(finished=[done], started={t1: 1}).model_dump(mode="json")],
-    )
+    environment = second_try(done, {t1: 1})
     chunks = SshChunks(worker_resources.sessionmaker, worker_resources.keyring)
     try:
         result = await environment.run(chunks.run_chunk, request)
