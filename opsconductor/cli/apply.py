@@ -17,7 +17,14 @@ import yaml
 
 from opsconductor.cli.client import ApiClient, CliError, connect, reports_errors
 from opsconductor.cli.kinds import KINDS, Document, Installation, import_targets
-from opsconductor.cli.output import OutputFormat, OutputOption, print_json, print_table, progress
+from opsconductor.cli.output import (
+    OutputFormat,
+    OutputOption,
+    field,
+    print_json,
+    print_table,
+    progress,
+)
 
 KIND_ALIASES = {"targets": "target"}
 MAX_NAME_MATCHES = 500
@@ -153,8 +160,8 @@ def report(results: Sequence[Planned], output: OutputFormat, dry_run: bool) -> N
     print_table(
         rows,
         [
-            ("KIND", lambda row: row["kind"]),
-            ("NAME", lambda row: row["name"]),
+            field("kind"),
+            field("name"),
             ("RESULT" if not dry_run else "PLAN", lambda row: row["result"]),
             ("FIELDS", lambda row: row["fields"] or None),
             ("NOTE", lambda row: row["note"] or None),
@@ -264,9 +271,5 @@ def import_command(
         return
     print_table(
         results,
-        [
-            ("KIND", lambda row: row["kind"]),
-            ("NAME", lambda row: row["name"]),
-            ("RESULT", lambda row: row["result"]),
-        ],
+        [field("kind"), field("name"), field("result")],
     )

@@ -8,7 +8,7 @@ import typer
 
 from opsconductor.cli.client import CliError, connect, find_listed, reports_errors
 from opsconductor.cli.operations import show_list
-from opsconductor.cli.output import OutputFormat, OutputOption, print_json, short_time
+from opsconductor.cli.output import OutputFormat, OutputOption, field, print_json, short_time
 from opsconductor.cli.secret_refs import CREDENTIAL_SECRET_FIELDS, resolve
 
 app = typer.Typer(
@@ -43,9 +43,9 @@ def list_credentials(output: OutputOption = OutputFormat.table) -> None:
         "/credentials",
         output,
         [
-            ("NAME", lambda row: row["name"]),
-            ("KIND", lambda row: row["kind"]),
-            ("USERNAME", lambda row: row["username"]),
+            field("name"),
+            field("kind"),
+            field("username"),
             ("ROTATED", lambda row: short_time(row["rotated_at"])),
             ("TARGETS", lambda row: [target["name"] for target in row["targets"]]),
             ("USABLE BY", lambda row: _grantees(row["grants"])),

@@ -12,6 +12,7 @@ from opsconductor.cli.output import (
     Column,
     OutputFormat,
     OutputOption,
+    field,
     print_json,
     short_time,
     show,
@@ -48,11 +49,7 @@ def list_groups(output: OutputOption = OutputFormat.table) -> None:
     show_list(
         "/target-groups",
         output,
-        [
-            ("NAME", lambda row: row["name"]),
-            ("MEMBERS", lambda row: row["member_count"]),
-            ("DESCRIPTION", lambda row: row["description"]),
-        ],
+        [field("name"), field("member_count", "MEMBERS"), field("description")],
     )
 
 
@@ -71,11 +68,7 @@ def show_group(reference: Name, output: OutputOption = OutputFormat.table) -> No
         members,
         output,
         members,
-        [
-            ("TARGET", lambda row: row["name"]),
-            ("ADDRESS", lambda row: row["address"]),
-            ("PROTOCOL", lambda row: row["protocol"]),
-        ],
+        [field("name", "TARGET"), field("address"), field("protocol")],
     )
 
 
@@ -113,12 +106,7 @@ def show_scan(
                 page,
                 output,
                 page["items"],
-                [
-                    ("ID", lambda row: row["id"]),
-                    ("NAME", lambda row: row["name"]),
-                    ("STATUS", lambda row: row["status"]),
-                    ("HOSTS", lambda row: row["hosts_found"]),
-                ],
+                [field("id"), field("name"), field("status"), field("hosts_found", "HOSTS")],
             )
             return
         detail = client.get(f"/discovery/scans/{scan_id}")
@@ -127,8 +115,8 @@ def show_scan(
         output,
         detail["hosts"],
         [
-            ("ADDRESS", lambda row: row["address"]),
-            ("HOSTNAME", lambda row: row["hostname"]),
+            field("address"),
+            field("hostname"),
             ("OS", lambda row: row["os_family"] or row["os_guess"]),
             ("PORTS", lambda row: [port["port"] for port in row["open_ports"]]),
         ],
@@ -173,11 +161,7 @@ def list_channels(output: OutputOption = OutputFormat.table) -> None:
     show_list(
         "/notification-channels",
         output,
-        [
-            ("NAME", lambda row: row["name"]),
-            ("SERVICE", lambda row: row["service"]),
-            ("URL", lambda row: row["url_redacted"]),
-        ],
+        [field("name"), field("service"), field("url_redacted", "URL")],
     )
 
 
@@ -204,8 +188,8 @@ def list_tokens(output: OutputOption = OutputFormat.table) -> None:
         "/tokens",
         output,
         [
-            ("ID", lambda row: row["id"]),
-            ("NAME", lambda row: row["name"]),
+            field("id"),
+            field("name"),
             ("EXPIRES", lambda row: short_time(row["expires_at"])),
             ("LAST USED", lambda row: short_time(row["last_used_at"])),
         ],
@@ -235,9 +219,9 @@ def list_users(output: OutputOption = OutputFormat.table) -> None:
         "/users",
         output,
         [
-            ("USERNAME", lambda row: row["username"]),
-            ("EMAIL", lambda row: row["email"]),
-            ("ROLE", lambda row: row["role"]),
+            field("username"),
+            field("email"),
+            field("role"),
             ("DISABLED", lambda row: "yes" if row["disabled"] else ""),
             ("LAST LOGIN", lambda row: short_time(row["last_login_at"])),
         ],

@@ -5,6 +5,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
+from operator import itemgetter
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -27,6 +28,12 @@ OutputOption = Annotated[
 ]
 
 Column = tuple[str, Callable[[dict[str, Any]], object]]
+
+
+def field(key: str, header: str | None = None) -> Column:
+    """A column showing one field of the API's answer as it is, headed by its name in capitals
+    unless a header is given."""
+    return (header or key.upper(), itemgetter(key))
 
 
 # Piped output is never wrapped, so each row stays one line for grep and awk.

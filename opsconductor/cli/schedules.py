@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from opsconductor.cli.client import ApiClient, connect, find_listed, reports_errors
-from opsconductor.cli.output import OutputFormat, OutputOption, print_json, short_time, show
+from opsconductor.cli.output import OutputFormat, OutputOption, field, print_json, short_time, show
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -34,11 +34,11 @@ def list_schedules(output: OutputOption = OutputFormat.table) -> None:
         output,
         page["items"],
         [
-            ("NAME", lambda row: row["name"]),
+            field("name"),
             ("CRON", lambda row: f"{row['cron']} ({row['timezone']})"),
             ("PAUSED", lambda row: (row["note"] or "yes") if row["paused"] else ""),
             ("NEXT", lambda row: short_time(next(iter(row["next_runs"]), None))),
-            ("OVERLAP", lambda row: row["overlap"]),
+            field("overlap"),
         ],
     )
 

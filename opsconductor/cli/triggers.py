@@ -5,7 +5,7 @@ apply`), or through `/api/v1/triggers`."""
 import typer
 
 from opsconductor.cli.client import connect, find_listed, reports_errors
-from opsconductor.cli.output import OutputFormat, OutputOption, short_time, show
+from opsconductor.cli.output import OutputFormat, OutputOption, field, short_time, show
 
 app = typer.Typer(no_args_is_help=True, help="List triggers and read their delivery logs.")
 
@@ -21,10 +21,10 @@ def list_triggers(output: OutputOption = OutputFormat.table) -> None:
         output,
         page["items"],
         [
-            ("NAME", lambda row: row["name"]),
-            ("SOURCE", lambda row: row["source"]),
+            field("name"),
+            field("source"),
             ("ENABLED", lambda row: "yes" if row["enabled"] else "no"),
-            ("URL", lambda row: row["url"]),
+            field("url"),
         ],
     )
 
@@ -47,7 +47,7 @@ def events(
         [
             ("RECEIVED", lambda row: short_time(row["received_at"])),
             ("FROM", lambda row: row["source_address"] or ""),
-            ("DECISION", lambda row: row["decision"]),
+            field("decision"),
             ("TEST", lambda row: row.get("test") or ""),
             ("RUN", lambda row: row["run_id"] or ""),
             ("REASON", lambda row: row["reason"] or ""),

@@ -166,21 +166,8 @@ async def read_scan(session: AsyncSession, scan_id: uuid.UUID) -> ScanDetail:
 
 
 def _list_item(scan: DiscoveryScan) -> ScanListItem:
-    return ScanListItem(
-        id=scan.id,
-        name=scan.name,
-        status=scan.status,
-        options=scan.options,
-        requested_by=scan.requested_by,
-        run_id=scan.run_id,
-        progress=ScanProgress(task=scan.progress_task, percent=scan.progress_percent),
-        hosts_found=scan.hosts_found,
-        notes=scan.notes,
-        reason=scan.reason,
-        created_at=scan.created_at,
-        started_at=scan.started_at,
-        finished_at=scan.finished_at,
-    )
+    progress = ScanProgress(task=scan.progress_task, percent=scan.progress_percent)
+    return ScanListItem.model_validate(scan, update={"progress": progress})
 
 
 async def _list_items(session: AsyncSession, rows: Sequence[DiscoveryScan]) -> list[ScanListItem]:

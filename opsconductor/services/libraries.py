@@ -89,37 +89,18 @@ async def _version(session: AsyncSession, library: Library, version: str) -> Lib
 def _public(library: Library, versions: Sequence[LibraryVersion]) -> LibraryPublic:
     """`versions` newest first."""
     latest = next((item.version for item in versions if item.enabled), None)
-    return LibraryPublic(
-        id=library.id,
-        name=library.name,
-        description=library.description,
-        enabled=library.enabled,
-        latest_version=latest if library.enabled else None,
-        versions=[
-            LibraryVersionSummary(
-                version=item.version,
-                enabled=item.enabled,
-                created_by=item.created_by,
-                created_at=item.created_at,
-            )
-            for item in versions
-        ],
-        document=versions[0].document if versions else {},
-        created_by=library.created_by,
-        created_at=library.created_at,
-        updated_at=library.updated_at,
+    return LibraryPublic.model_validate(
+        library,
+        update={
+            "latest_version": latest if library.enabled else None,
+            "versions": [LibraryVersionSummary.model_validate(item) for item in versions],
+            "document": versions[0].document if versions else {},
+        },
     )
 
 
 def _version_public(library: Library, version: LibraryVersion) -> LibraryVersionPublic:
-    return LibraryVersionPublic(
-        name=library.name,
-        version=version.version,
-        enabled=version.enabled,
-        document=version.document,
-        created_by=version.created_by,
-        created_at=version.created_at,
-    )
+    return LibraryVersionPublic.model_validate(version, update={"name": library.name})
 
 
 async def _public_of(session: AsyncSession, library: Library) -> LibraryPublic:

@@ -211,16 +211,5 @@ async def _targets(
 
 
 def _public_step(row: RunStep) -> RunStepPublic:
-    return RunStepPublic(
-        id=row.step_id,
-        status=row.status,
-        reason=row.reason,
-        exit_code=row.exit_code,
-        stdout=row.stdout,
-        stderr=row.stderr,
-        outputs=row.outputs,
-        attempts=row.attempts,
-        tolerated=row.tolerated,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
+    # The public id is the step's id in the job document, not the row's key.
+    return RunStepPublic.model_validate(row, update={"id": row.step_id})

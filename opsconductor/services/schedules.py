@@ -165,34 +165,23 @@ def _public(
     statuses: dict[uuid.UUID, RunStatus],
 ) -> SchedulePublic:
     next_runs = [] if found is None or schedule.paused else found.info.next_action_times
-    return SchedulePublic(
-        id=schedule.id,
-        job_id=schedule.job_id,
-        name=schedule.name,
-        cron=schedule.cron,
-        timezone=schedule.timezone,
-        parameters=schedule.parameters,
-        targets=schedule.targets,
-        overlap=schedule.overlap,
-        catchup_window=schedule.catchup_window,
-        paused=schedule.paused,
-        note=schedule.note,
-        created_by=schedule.created_by,
-        run_as=schedule.run_as,
-        created_at=schedule.created_at,
-        updated_at=schedule.updated_at,
-        next_runs=list(next_runs[:NEXT_RUNS]),
-        recent_runs=[
-            RecentRun(
-                run_id=run_id,
-                status=statuses.get(run_id),
-                scheduled_at=scheduled_at,
-                started_at=started_at,
-            )
-            # Newest first, like every other list here.
-            for run_id, scheduled_at, started_at in reversed(recent)
-        ],
-        executor=state,
+    recent_runs = [
+        RecentRun(
+            run_id=run_id,
+            status=statuses.get(run_id),
+            scheduled_at=scheduled_at,
+            started_at=started_at,
+        )
+        # Newest first, like every other list here.
+        for run_id, scheduled_at, started_at in reversed(recent)
+    ]
+    return SchedulePublic.model_validate(
+        schedule,
+        update={
+            "next_runs": list(next_runs[:NEXT_RUNS]),
+            "recent_runs": recent_runs,
+            "executor": state,
+        },
     )
 
 

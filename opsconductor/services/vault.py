@@ -185,21 +185,9 @@ async def _targets_using(
 def _public(
     credential: Credential, targets: list[TargetRef], grants: GrantsPublic
 ) -> CredentialPublic:
-    return CredentialPublic(
-        id=credential.id,
-        name=credential.name,
-        kind=credential.kind,
-        username=credential.username,
-        description=credential.description,
-        transport=credential.transport,
-        verify_tls=credential.verify_tls,
-        has_secret=bool(credential.ciphertext),
-        public_key_fingerprint=credential.public_key_fingerprint,
-        created_at=credential.created_at,
-        updated_at=credential.updated_at,
-        rotated_at=credential.rotated_at,
-        targets=targets,
-        grants=grants,
+    return CredentialPublic.model_validate(
+        credential,
+        update={"has_secret": bool(credential.ciphertext), "targets": targets, "grants": grants},
     )
 
 

@@ -63,7 +63,7 @@ async def _credentials(request: Request) -> LoginRequest:
         ) from None
 
 
-@router.post("/login", name="session.login", response_model=TokenPair, openapi_extra=_LOGIN_BODY)
+@router.post("/login", name="session.login", openapi_extra=_LOGIN_BODY)
 async def login(
     credentials: Annotated[LoginRequest, Depends(_credentials)],
     session: SessionDep,
@@ -78,7 +78,7 @@ async def login(
     )
 
 
-@router.post("/refresh", name="session.refresh", response_model=TokenPair)
+@router.post("/refresh", name="session.refresh")
 async def refresh(
     body: RefreshRequest,
     session: SessionDep,
@@ -120,7 +120,7 @@ async def update_profile(
     return await users.update_profile(session, principal.user, body, utcnow())
 
 
-@router.get("/sessions", name="session.list", response_model=Page[SessionPublic])
+@router.get("/sessions", name="session.list")
 async def list_sessions(
     principal: Account, session: SessionDep, page: PageDep
 ) -> Page[SessionPublic]:
@@ -164,12 +164,7 @@ async def redeem_password_reset(
     entry.on("user", user.id)
 
 
-@router.post(
-    "/forgot-password",
-    name="user.password_forgot",
-    response_model=ForgotPasswordAccepted,
-    status_code=status.HTTP_202_ACCEPTED,
-)
+@router.post("/forgot-password", name="user.password_forgot", status_code=status.HTTP_202_ACCEPTED)
 async def forgot_password(
     body: ForgotPassword,
     session: SessionDep,

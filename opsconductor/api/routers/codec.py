@@ -12,11 +12,11 @@ from opsconductor.services.codec import Payloads
 router = APIRouter(prefix="/codec", tags=["codec"])
 
 
-@router.post("/encode", name="codec.encode", response_model=Payloads)
+@router.post("/encode", name="codec.encode")
 async def encode(body: Payloads, caller: CodecEncoder, keys: CodecDep) -> Payloads:
     return await codec.encode(keys, body)
 
 
-@router.post("/decode", name="codec.decode", response_model=Payloads)
+@router.post("/decode", name="codec.decode")
 async def decode(body: Payloads, caller: CodecCaller, keys: CodecDep) -> Payloads:
     return await codec.decode(keys, body)

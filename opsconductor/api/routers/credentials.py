@@ -27,7 +27,7 @@ from opsconductor.services.paging import paginate
 router = APIRouter(prefix="/credentials", tags=["credentials"])
 
 
-@router.get("", name="credential.list", response_model=Page[CredentialPublic])
+@router.get("", name="credential.list")
 async def list_credentials(
     _: CredentialReader,
     session: SessionDep,
@@ -37,12 +37,7 @@ async def list_credentials(
     return await vault.list_credentials(session, kind, page.limit, page.offset)
 
 
-@router.post(
-    "",
-    name="credential.create",
-    response_model=CredentialPublic,
-    status_code=status.HTTP_201_CREATED,
-)
+@router.post("", name="credential.create", status_code=status.HTTP_201_CREATED)
 async def create_credential(
     body: CredentialCreate,
     _: CredentialManager,
@@ -56,14 +51,14 @@ async def create_credential(
     return await vault.public(session, credential)
 
 
-@router.get("/{id}", name="credential.read", response_model=CredentialPublic)
+@router.get("/{id}", name="credential.read")
 async def get_credential(
     id: uuid.UUID, _: CredentialReader, session: SessionDep
 ) -> CredentialPublic:
     return await vault.public(session, await vault.get_credential(session, id))
 
 
-@router.patch("/{id}", name="credential.update", response_model=CredentialPublic)
+@router.patch("/{id}", name="credential.update")
 async def update_credential(
     id: uuid.UUID,
     body: CredentialUpdate,
@@ -75,7 +70,7 @@ async def update_credential(
     return await vault.public(session, await vault.update_credential(session, id, body))
 
 
-@router.post("/{id}/rotate", name="credential.rotate", response_model=CredentialPublic)
+@router.post("/{id}/rotate", name="credential.rotate")
 async def rotate_credential(
     id: uuid.UUID,
     body: CredentialRotate,
@@ -108,13 +103,13 @@ async def credential_access(
     return await paginate(session, statement, page.limit, page.offset)
 
 
-@router.get("/{id}/grants", name="credential.grants", response_model=GrantsPublic)
+@router.get("/{id}/grants", name="credential.grants")
 async def get_grants(id: uuid.UUID, _: CredentialManager, session: SessionDep) -> GrantsPublic:
     """Who besides admins may use the credential (docs/security.md)."""
     return await credential_grants.read_grants(session, id)
 
 
-@router.put("/{id}/grants", name="credential.grants.update", response_model=GrantsPublic)
+@router.put("/{id}/grants", name="credential.grants.update")
 async def put_grants(
     id: uuid.UUID,
     body: GrantsUpdate,

@@ -25,12 +25,7 @@ from opsconductor.services.credential_grants import Requester
 router = APIRouter(prefix="/discovery", tags=["discovery"])
 
 
-@router.post(
-    "/scans",
-    name="discovery.scan",
-    response_model=ScanDetail,
-    status_code=status.HTTP_202_ACCEPTED,
-)
+@router.post("/scans", name="discovery.scan", status_code=status.HTTP_202_ACCEPTED)
 async def start_scan(
     body: ScanCreate,
     principal: Scanner,
@@ -41,21 +36,21 @@ async def start_scan(
     return await discovery.start_scan(session, workflows, body, principal.user.username, entry)
 
 
-@router.get("/scans", name="discovery.list", response_model=Page[ScanListItem])
+@router.get("/scans", name="discovery.list")
 async def list_scans(
     principal: DiscoveryReader, session: SessionDep, page: PageDep, status: ScanStatus | None = None
 ) -> Page[ScanListItem]:
     return await discovery.list_scans(session, status, page.limit, page.offset)
 
 
-@router.get("/scans/check", name="discovery.check", response_model=ScanCheck)
+@router.get("/scans/check", name="discovery.check")
 async def check_scan(query: Annotated[ScanCheckQuery, Query()], principal: Scanner) -> ScanCheck:
     """Hosts and ports checked as a scan would check them, starting nothing: the canonical
     entries and the number of addresses, or a 422 naming `query.hosts` or `query.ports`."""
     return discovery.check_options(query)
 
 
-@router.get("/scans/{id}", name="discovery.get", response_model=ScanDetail)
+@router.get("/scans/{id}", name="discovery.get")
 async def get_scan(id: uuid.UUID, principal: DiscoveryReader, session: SessionDep) -> ScanDetail:
     return await discovery.read_scan(session, id)
 
@@ -69,7 +64,7 @@ async def cancel_scan(
     return {"status": "cancelling"}
 
 
-@router.post("/scans/{id}/import", name="discovery.import", response_model=ScanImportResult)
+@router.post("/scans/{id}/import", name="discovery.import")
 async def import_hosts(
     id: uuid.UUID,
     body: ScanImport,

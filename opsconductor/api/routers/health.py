@@ -10,7 +10,6 @@ router = APIRouter(tags=["health"])
 
 @router.get(
     "/health",
-    response_model=HealthReport,
     responses={503: {"model": HealthReport, "description": "database or Temporal is down"}},
 )
 async def health(engine: EngineDep, workflows: WorkflowsDep, response: Response) -> HealthReport:

@@ -18,7 +18,6 @@ router = APIRouter(prefix="/hooks", tags=["triggers"])
 @router.post(
     "/{id}",
     name="trigger.deliver",
-    response_model=HookAccepted,
     status_code=status.HTTP_202_ACCEPTED,
     openapi_extra={"security": []},
 )

@@ -21,14 +21,14 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 DocumentBody = Annotated[dict[str, Any], Body(description="A job document (see docs/jobs.md)")]
 
 
-@router.post("/validate", name="job.validate", response_model=ValidationAnswer)
+@router.post("/validate", name="job.validate")
 async def validate_job(
     document: DocumentBody, principal: JobAuthor, session: SessionDep
 ) -> ValidationAnswer:
     return await jobs.validate(session, document, Requester.of(principal))
 
 
-@router.post("", name="job.create", response_model=JobPublic, status_code=201)
+@router.post("", name="job.create", status_code=201)
 async def create_job(
     document: DocumentBody, principal: JobAuthor, session: SessionDep, entry: AuditDep
 ) -> JobPublic:
@@ -37,7 +37,7 @@ async def create_job(
     return job
 
 
-@router.get("", name="job.list", response_model=Page[JobPublic])
+@router.get("", name="job.list")
 async def list_jobs(
     principal: JobReader,
     session: SessionDep,
@@ -47,12 +47,12 @@ async def list_jobs(
     return await jobs.list_jobs(session, q, page.limit, page.offset)
 
 
-@router.get("/{id}", name="job.get", response_model=JobPublic)
+@router.get("/{id}", name="job.get")
 async def get_job(id: uuid.UUID, principal: JobReader, session: SessionDep) -> JobPublic:
     return await jobs.get_job(session, id)
 
 
-@router.put("/{id}", name="job.update", response_model=JobPublic)
+@router.put("/{id}", name="job.update")
 async def update_job(
     id: uuid.UUID,
     document: DocumentBody,
@@ -90,9 +90,7 @@ async def get_version(
     return found
 
 
-@router.post(
-    "/{id}/runs", name="run.start", response_model=RunAccepted, status_code=status.HTTP_202_ACCEPTED
-)
+@router.post("/{id}/runs", name="run.start", status_code=status.HTTP_202_ACCEPTED)
 async def start_run(
     id: uuid.UUID,
     body: RunCreate,

@@ -24,16 +24,14 @@ DocumentBody = Annotated[
 ]
 
 
-@router.get("", name="library.list", response_model=Page[LibraryPublic])
+@router.get("", name="library.list")
 async def list_libraries(
     principal: LibraryReader, session: SessionDep, page: PageDep
 ) -> Page[LibraryPublic]:
     return await libraries.list_libraries(session, page.limit, page.offset)
 
 
-@router.post(
-    "", name="library.install", response_model=LibraryPublic, status_code=status.HTTP_201_CREATED
-)
+@router.post("", name="library.install", status_code=status.HTTP_201_CREATED)
 async def install_library(
     document: DocumentBody, principal: LibraryManager, session: SessionDep, entry: AuditDep
 ) -> LibraryPublic:
@@ -43,7 +41,7 @@ async def install_library(
     return library
 
 
-@router.post("/builtin", name="library.install_builtin", response_model=list[LibraryInstalled])
+@router.post("/builtin", name="library.install_builtin")
 async def install_builtin(
     principal: LibraryManager, session: SessionDep, entry: AuditDep
 ) -> list[LibraryInstalled]:
@@ -54,12 +52,12 @@ async def install_builtin(
     return installed
 
 
-@router.get("/{name}", name="library.get", response_model=LibraryPublic)
+@router.get("/{name}", name="library.get")
 async def get_library(name: str, principal: LibraryReader, session: SessionDep) -> LibraryPublic:
     return await libraries.get_library(session, name)
 
 
-@router.patch("/{name}", name="library.update", response_model=LibraryPublic)
+@router.patch("/{name}", name="library.update")
 async def update_library(
     name: str, body: LibraryUpdate, principal: LibraryManager, session: SessionDep, entry: AuditDep
 ) -> LibraryPublic:
@@ -77,12 +75,7 @@ async def remove_library(
     entry.on("library", await libraries.remove(session, name))
 
 
-@router.post(
-    "/{name}/versions",
-    name="library.upgrade",
-    response_model=LibraryVersionPublic,
-    status_code=status.HTTP_201_CREATED,
-)
+@router.post("/{name}/versions", name="library.upgrade", status_code=status.HTTP_201_CREATED)
 async def add_version(
     name: str,
     document: DocumentBody,
@@ -100,20 +93,14 @@ async def add_version(
     return version
 
 
-@router.get(
-    "/{name}/versions/{version}", name="library.version", response_model=LibraryVersionPublic
-)
+@router.get("/{name}/versions/{version}", name="library.version")
 async def get_version(
     name: str, version: str, principal: LibraryReader, session: SessionDep
 ) -> LibraryVersionPublic:
     return await libraries.get_version(session, name, version)
 
 
-@router.patch(
-    "/{name}/versions/{version}",
-    name="library.version_update",
-    response_model=LibraryVersionPublic,
-)
+@router.patch("/{name}/versions/{version}", name="library.version_update")
 async def update_version(
     name: str,
     version: str,

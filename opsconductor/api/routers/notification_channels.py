@@ -19,16 +19,14 @@ from opsconductor.services import channels
 router = APIRouter(prefix="/notification-channels", tags=["notifications"])
 
 
-@router.get("", name="channel.list", response_model=Page[ChannelPublic])
+@router.get("", name="channel.list")
 async def list_channels(
     _: ChannelReader, session: SessionDep, page: PageDep
 ) -> Page[ChannelPublic]:
     return await channels.list_channels(session, page.limit, page.offset)
 
 
-@router.post(
-    "", name="channel.create", response_model=ChannelPublic, status_code=status.HTTP_201_CREATED
-)
+@router.post("", name="channel.create", status_code=status.HTTP_201_CREATED)
 async def create_channel(
     body: ChannelCreate,
     _: ChannelManager,
@@ -42,12 +40,12 @@ async def create_channel(
     return channels.public(channel)
 
 
-@router.get("/{id}", name="channel.read", response_model=ChannelPublic)
+@router.get("/{id}", name="channel.read")
 async def get_channel(id: uuid.UUID, _: ChannelReader, session: SessionDep) -> ChannelPublic:
     return channels.public(await channels.get_channel(session, id))
 
 
-@router.patch("/{id}", name="channel.update", response_model=ChannelPublic)
+@router.patch("/{id}", name="channel.update")
 async def update_channel(
     id: uuid.UUID,
     body: ChannelUpdate,
@@ -66,7 +64,7 @@ async def delete_channel(id: uuid.UUID, _: ChannelManager, session: SessionDep) 
     await channels.delete_channel(session, id)
 
 
-@router.post("/{id}/test", name="channel.test", response_model=ChannelTestResult)
+@router.post("/{id}/test", name="channel.test")
 async def send_test(
     id: uuid.UUID, _: ChannelManager, session: SessionDep, workflows: WorkflowsDep, entry: AuditDep
 ) -> ChannelTestResult:

@@ -29,7 +29,7 @@ from opsconductor.services.run_grid import RunInclude
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 
-@router.get("", name="run.list", response_model=Page[RunListItem])
+@router.get("", name="run.list")
 async def list_runs(
     principal: RunReader,
     session: SessionDep,
@@ -50,7 +50,7 @@ async def list_runs(
     )
 
 
-@router.get("/{id}", name="run.get", response_model=RunDetail)
+@router.get("/{id}", name="run.get")
 async def get_run(
     id: uuid.UUID,
     principal: RunReader,
@@ -63,7 +63,7 @@ async def get_run(
     return await run_grid.get_run(session, id, include)
 
 
-@router.get("/{id}/targets", name="run.targets", response_model=Page[RunTargetPublic])
+@router.get("/{id}/targets", name="run.targets")
 async def list_run_targets(
     id: uuid.UUID,
     principal: RunReader,

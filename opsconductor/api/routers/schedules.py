@@ -26,7 +26,7 @@ from opsconductor.services import schedules
 router = APIRouter(prefix="/schedules", tags=["schedules"])
 
 
-@router.get("", name="schedule.list", response_model=Page[SchedulePublic])
+@router.get("", name="schedule.list")
 async def list_schedules(
     _: ScheduleReader,
     session: SessionDep,
@@ -37,9 +37,7 @@ async def list_schedules(
     return await schedules.list_schedules(session, workflows, job_id, page.limit, page.offset)
 
 
-@router.post(
-    "", name="schedule.create", response_model=SchedulePublic, status_code=status.HTTP_201_CREATED
-)
+@router.post("", name="schedule.create", status_code=status.HTTP_201_CREATED)
 async def create_schedule(
     body: ScheduleCreate,
     principal: ScheduleManager,
@@ -50,7 +48,7 @@ async def create_schedule(
     return await schedules.add_schedule(session, workflows, body, principal.user.username, entry)
 
 
-@router.get("/preview", name="schedule.preview", response_model=FirePreview)
+@router.get("/preview", name="schedule.preview")
 async def preview_schedule(
     query: Annotated[FirePreviewQuery, Query()], _: ScheduleReader
 ) -> FirePreview:
@@ -60,14 +58,14 @@ async def preview_schedule(
     return schedules.preview_fires(query)
 
 
-@router.get("/{id}", name="schedule.read", response_model=SchedulePublic)
+@router.get("/{id}", name="schedule.read")
 async def get_schedule(
     id: uuid.UUID, _: ScheduleReader, session: SessionDep, workflows: WorkflowsDep
 ) -> SchedulePublic:
     return await schedules.read_schedule(session, workflows, id)
 
 
-@router.patch("/{id}", name="schedule.update", response_model=SchedulePublic)
+@router.patch("/{id}", name="schedule.update")
 async def update_schedule(
     id: uuid.UUID,
     body: ScheduleUpdate,
@@ -87,7 +85,7 @@ async def delete_schedule(
     await schedules.remove_schedule(session, workflows, id, entry)
 
 
-@router.post("/{id}/pause", name="schedule.pause", response_model=SchedulePublic)
+@router.post("/{id}/pause", name="schedule.pause")
 async def pause_schedule(
     id: uuid.UUID,
     _: ScheduleManager,
@@ -100,7 +98,7 @@ async def pause_schedule(
     return await schedules.pause_schedule(session, workflows, id, True, note)
 
 
-@router.post("/{id}/resume", name="schedule.resume", response_model=SchedulePublic)
+@router.post("/{id}/resume", name="schedule.resume")
 async def resume_schedule(
     id: uuid.UUID,
     _: ScheduleManager,
@@ -130,7 +128,7 @@ async def trigger_schedule(
     return {"status": "triggered", "overlap": overlap.value}
 
 
-@router.get("/{id}/backfill", name="schedule.backfill_preview", response_model=BackfillAccepted)
+@router.get("/{id}/backfill", name="schedule.backfill_preview")
 async def preview_backfill(
     id: uuid.UUID,
     span: Annotated[BackfillRange, Query()],
@@ -142,12 +140,7 @@ async def preview_backfill(
     return await schedules.backfill_times(session, workflows, id, span)
 
 
-@router.post(
-    "/{id}/backfill",
-    name="schedule.backfill",
-    response_model=BackfillAccepted,
-    status_code=status.HTTP_202_ACCEPTED,
-)
+@router.post("/{id}/backfill", name="schedule.backfill", status_code=status.HTTP_202_ACCEPTED)
 async def backfill_schedule(
     id: uuid.UUID,
     body: BackfillRequest,

@@ -12,18 +12,12 @@ from opsconductor.services import password_recovery
 router = APIRouter(prefix="/settings", tags=["settings"])
 
 
-@router.get(
-    "/password-reset", name="settings.password_reset", response_model=PasswordResetSettingsPublic
-)
+@router.get("/password-reset", name="settings.password_reset")
 async def read_password_reset(_: UserManager, session: SessionDep) -> PasswordResetSettingsPublic:
     return await password_recovery.read_settings(session)
 
 
-@router.put(
-    "/password-reset",
-    name="settings.password_reset_update",
-    response_model=PasswordResetSettingsPublic,
-)
+@router.put("/password-reset", name="settings.password_reset_update")
 async def update_password_reset(
     body: PasswordResetSettingsUpdate, _: UserManager, session: SessionDep, entry: AuditDep
 ) -> PasswordResetSettingsPublic:

@@ -10,6 +10,6 @@ from opsconductor.services.steps import StepCatalog
 router = APIRouter(tags=["steps"])
 
 
-@router.get("/steps", name="step.list", response_model=StepCatalog)
+@router.get("/steps", name="step.list")
 async def list_steps(principal: JobReader, session: SessionDep) -> StepCatalog:
     return await steps.catalog(session)

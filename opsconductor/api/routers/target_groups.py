@@ -20,7 +20,7 @@ from opsconductor.services import targets
 router = APIRouter(prefix="/target-groups", tags=["targets"])
 
 
-@router.get("", name="target_group.list", response_model=Page[TargetGroupPublic])
+@router.get("", name="target_group.list")
 async def list_groups(
     _: TargetReader,
     session: SessionDep,
@@ -30,12 +30,7 @@ async def list_groups(
     return await targets.list_groups(session, q, page.limit, page.offset)
 
 
-@router.post(
-    "",
-    name="target_group.create",
-    response_model=TargetGroupPublic,
-    status_code=status.HTTP_201_CREATED,
-)
+@router.post("", name="target_group.create", status_code=status.HTTP_201_CREATED)
 async def create_group(
     body: TargetGroupCreate, _: TargetManager, session: SessionDep, entry: AuditDep
 ) -> TargetGroupPublic:
@@ -45,12 +40,12 @@ async def create_group(
     return await targets.group_public(session, group)
 
 
-@router.get("/{id}", name="target_group.read", response_model=TargetGroupPublic)
+@router.get("/{id}", name="target_group.read")
 async def get_group(id: uuid.UUID, _: TargetReader, session: SessionDep) -> TargetGroupPublic:
     return await targets.group_public(session, await targets.get_group(session, id))
 
 
-@router.patch("/{id}", name="target_group.update", response_model=TargetGroupPublic)
+@router.patch("/{id}", name="target_group.update")
 async def update_group(
     id: uuid.UUID, body: TargetGroupUpdate, _: TargetManager, session: SessionDep, entry: AuditDep
 ) -> TargetGroupPublic:
@@ -58,7 +53,7 @@ async def update_group(
     return await targets.group_public(session, await targets.update_group(session, id, body))
 
 
-@router.put("/{id}/members", name="target_group.set_members", response_model=TargetGroupPublic)
+@router.put("/{id}/members", name="target_group.set_members")
 async def set_members(
     id: uuid.UUID, body: GroupMembers, _: TargetManager, session: SessionDep, entry: AuditDep
 ) -> TargetGroupPublic:

@@ -44,7 +44,7 @@ IMPORT_BODY = {
 }
 
 
-@router.get("", name="target.list", response_model=Page[TargetPublic])
+@router.get("", name="target.list")
 async def list_targets(
     _: TargetReader,
     session: SessionDep,
@@ -65,9 +65,7 @@ async def list_targets(
     )
 
 
-@router.post(
-    "", name="target.create", response_model=TargetPublic, status_code=status.HTTP_201_CREATED
-)
+@router.post("", name="target.create", status_code=status.HTTP_201_CREATED)
 async def create_target(
     body: TargetCreate, principal: TargetManager, session: SessionDep, entry: AuditDep
 ) -> TargetPublic:
@@ -77,9 +75,7 @@ async def create_target(
     return await targets.public(session, target)
 
 
-@router.post(
-    "/import", name="target.import", response_model=ImportReport, openapi_extra=IMPORT_BODY
-)
+@router.post("/import", name="target.import", openapi_extra=IMPORT_BODY)
 async def import_targets(
     request: Request, principal: TargetManager, session: SessionDep, entry: AuditDep
 ) -> ImportReport:
@@ -119,7 +115,7 @@ def _body_invalid(message: str) -> InputInvalid:
     return InputInvalid(f"the body {message}", [FieldProblem("body", message)])
 
 
-@router.get("/selected", name="target.selected", response_model=TargetSelection)
+@router.get("/selected", name="target.selected")
 async def selected_targets(
     _: TargetReader,
     session: SessionDep,
@@ -135,12 +131,12 @@ async def selected_targets(
     return await targets.preview_selector(session, selector)
 
 
-@router.get("/{id}", name="target.read", response_model=TargetPublic)
+@router.get("/{id}", name="target.read")
 async def get_target(id: uuid.UUID, _: TargetReader, session: SessionDep) -> TargetPublic:
     return await targets.public(session, await targets.get_target(session, id))
 
 
-@router.patch("/{id}", name="target.update", response_model=TargetPublic)
+@router.patch("/{id}", name="target.update")
 async def update_target(
     id: uuid.UUID,
     body: TargetUpdate,
@@ -158,7 +154,7 @@ async def delete_target(id: uuid.UUID, _: TargetManager, session: SessionDep) ->
     await targets.delete_target(session, id)
 
 
-@router.post("/{id}/host-key", name="target.accept_host_key", response_model=TargetPublic)
+@router.post("/{id}/host-key", name="target.accept_host_key")
 async def accept_host_key(
     id: uuid.UUID, body: HostKeyAccept, _: TargetManager, session: SessionDep, entry: AuditDep
 ) -> TargetPublic:
@@ -168,7 +164,7 @@ async def accept_host_key(
     return await targets.public(session, target)
 
 
-@router.post("/{id}/test", name="target.test", response_model=ConnectionTestResult)
+@router.post("/{id}/test", name="target.test")
 async def connection_test(
     id: uuid.UUID, _: TargetManager, session: SessionDep, workflows: WorkflowsDep, entry: AuditDep
 ) -> ConnectionTestResult:

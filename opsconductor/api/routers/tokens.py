@@ -15,12 +15,7 @@ from opsconductor.services import tokens
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 
 
-@router.post(
-    "",
-    name="token.create",
-    response_model=ApiTokenCreated,
-    status_code=status.HTTP_201_CREATED,
-)
+@router.post("", name="token.create", status_code=status.HTTP_201_CREATED)
 async def create_token(
     body: ApiTokenCreate, principal: Account, session: SessionDep, entry: AuditDep
 ) -> ApiTokenCreated:

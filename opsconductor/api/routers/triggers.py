@@ -24,16 +24,14 @@ from opsconductor.services.credential_grants import Requester
 router = APIRouter(prefix="/triggers", tags=["triggers"])
 
 
-@router.get("", name="trigger.list", response_model=Page[TriggerPublic])
+@router.get("", name="trigger.list")
 async def list_triggers(
     _: TriggerReader, session: SessionDep, page: PageDep
 ) -> Page[TriggerPublic]:
     return await triggers.list_triggers(session, page.limit, page.offset)
 
 
-@router.post(
-    "", name="trigger.create", response_model=TriggerPublic, status_code=status.HTTP_201_CREATED
-)
+@router.post("", name="trigger.create", status_code=status.HTTP_201_CREATED)
 async def create_trigger(
     body: TriggerCreate,
     principal: TriggerManager,
@@ -47,12 +45,12 @@ async def create_trigger(
     return triggers.public(trigger)
 
 
-@router.get("/{id}", name="trigger.read", response_model=TriggerPublic)
+@router.get("/{id}", name="trigger.read")
 async def get_trigger(id: uuid.UUID, _: TriggerReader, session: SessionDep) -> TriggerPublic:
     return triggers.public(await triggers.get_trigger(session, id))
 
 
-@router.patch("/{id}", name="trigger.update", response_model=TriggerPublic)
+@router.patch("/{id}", name="trigger.update")
 async def update_trigger(
     id: uuid.UUID,
     body: TriggerUpdate,
@@ -75,7 +73,7 @@ async def delete_trigger(
     entry.detail["name"] = trigger.name
 
 
-@router.get("/{id}/events", name="trigger.events", response_model=Page[TriggerEventPublic])
+@router.get("/{id}/events", name="trigger.events")
 async def list_events(
     id: uuid.UUID, _: TriggerReader, session: SessionDep, page: PageDep
 ) -> Page[TriggerEventPublic]:
@@ -83,7 +81,7 @@ async def list_events(
     return await triggers.list_events(session, id, page.limit, page.offset)
 
 
-@router.post("/{id}/test", name="trigger.test", response_model=TriggerTestResult)
+@router.post("/{id}/test", name="trigger.test")
 async def send_test_event(
     id: uuid.UUID,
     body: TriggerTestRequest,

@@ -57,10 +57,7 @@ async def disable_user(id: uuid.UUID, _: UserManager, session: SessionDep) -> No
 
 
 @router.post(
-    "/{id}/password-reset",
-    name="user.password_reset",
-    response_model=PasswordResetIssued,
-    status_code=status.HTTP_201_CREATED,
+    "/{id}/password-reset", name="user.password_reset", status_code=status.HTTP_201_CREATED
 )
 async def issue_password_reset(
     id: uuid.UUID, _: UserManager, session: SessionDep, settings: SettingsDep

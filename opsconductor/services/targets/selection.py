@@ -14,17 +14,7 @@ from opsconductor.services.targets.groups import group_ids
 
 
 def snapshot(target: Target) -> TargetSnapshot:
-    return TargetSnapshot(
-        id=target.id,
-        name=target.name,
-        address=target.address,
-        port=target.port,
-        protocol=target.protocol,
-        credential_id=target.credential_id,
-        os=target.os,
-        tags=target.tags,
-        vars=target.vars,
-    )
+    return TargetSnapshot.model_validate(target, from_attributes=True)
 
 
 async def resolve_selector(session: AsyncSession, selector: TargetSelector) -> list[TargetSnapshot]:
