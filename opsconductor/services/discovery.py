@@ -29,7 +29,7 @@ from opsconductor.contracts.steps import StepRequest, TargetSnapshot
 from opsconductor.db import commit_then_launch
 from opsconductor.errors import Conflict, DependencyUnavailable, FieldProblem, InputInvalid
 from opsconductor.jobspec.scan import ScanOptions, normalize_ports, parse_hosts
-from opsconductor.models.base import utcnow
+from opsconductor.models.base import public_view, utcnow
 from opsconductor.models.credential import Credential
 from opsconductor.models.discovery import (
     DiscoveredHost,
@@ -167,7 +167,7 @@ async def read_scan(session: AsyncSession, scan_id: uuid.UUID) -> ScanDetail:
 
 def _list_item(scan: DiscoveryScan) -> ScanListItem:
     progress = ScanProgress(task=scan.progress_task, percent=scan.progress_percent)
-    return ScanListItem.model_validate(scan, update={"progress": progress})
+    return public_view(ScanListItem, scan, progress=progress)
 
 
 async def _list_items(session: AsyncSession, rows: Sequence[DiscoveryScan]) -> list[ScanListItem]:

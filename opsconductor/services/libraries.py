@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opsconductor.errors import Conflict, FieldProblem, InputInvalid, NotFound
 from opsconductor.jobspec.expansion import FileReference, InstalledLibrary, InstalledVersion
 from opsconductor.jobspec.library import LibraryDocument, semver_key, validate_library
-from opsconductor.models.base import utcnow
+from opsconductor.models.base import public_view, utcnow
 from opsconductor.models.job import Job, JobVersion
 from opsconductor.models.library import (
     Library,
@@ -89,18 +89,17 @@ async def _version(session: AsyncSession, library: Library, version: str) -> Lib
 def _public(library: Library, versions: Sequence[LibraryVersion]) -> LibraryPublic:
     """`versions` newest first."""
     latest = next((item.version for item in versions if item.enabled), None)
-    return LibraryPublic.model_validate(
+    return public_view(
+        LibraryPublic,
         library,
-        update={
-            "latest_version": latest if library.enabled else None,
-            "versions": [LibraryVersionSummary.model_validate(item) for item in versions],
-            "document": versions[0].document if versions else {},
-        },
+        latest_version=latest if library.enabled else None,
+        versions=[public_view(LibraryVersionSummary, item) for item in versions],
+        document=versions[0].document if versions else {},
     )
 
 
 def _version_public(library: Library, version: LibraryVersion) -> LibraryVersionPublic:
-    return LibraryVersionPublic.model_validate(version, update={"name": library.name})
+    return public_view(LibraryVersionPublic, version, name=library.name)
 
 
 async def _public_of(session: AsyncSession, library: Library) -> LibraryPublic:

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.contracts.runs import StepStatus
 from opsconductor.errors import InputInvalid, NotFound
+from opsconductor.models.base import public_view
 from opsconductor.models.page import Page
 from opsconductor.models.run import (
     RUN_ONCE_TARGET,
@@ -212,4 +213,4 @@ async def _targets(
 
 def _public_step(row: RunStep) -> RunStepPublic:
     # The public id is the step's id in the job document, not the row's key.
-    return RunStepPublic.model_validate(row, update={"id": row.step_id})
+    return public_view(RunStepPublic, row, id=row.step_id)

@@ -32,7 +32,7 @@ from opsconductor.errors import (
 from opsconductor.jobspec.cron import in_words, next_fires, parse
 from opsconductor.jobspec.document import JobDocument
 from opsconductor.jobspec.parameters import resolve_parameters
-from opsconductor.models.base import utcnow
+from opsconductor.models.base import public_view, utcnow
 from opsconductor.models.job import JobPublic
 from opsconductor.models.page import Page
 from opsconductor.models.run import Run
@@ -175,13 +175,12 @@ def _public(
         # Newest first, like every other list here.
         for run_id, scheduled_at, started_at in reversed(recent)
     ]
-    return SchedulePublic.model_validate(
+    return public_view(
+        SchedulePublic,
         schedule,
-        update={
-            "next_runs": list(next_runs[:NEXT_RUNS]),
-            "recent_runs": recent_runs,
-            "executor": state,
-        },
+        next_runs=list(next_runs[:NEXT_RUNS]),
+        recent_runs=recent_runs,
+        executor=state,
     )
 
 

@@ -8,6 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.errors import FieldProblem, InputInvalid, NotAuthenticated, NotFound
 from opsconductor.models.api_token import ApiToken, ApiTokenCreate, ApiTokenCreated
+from opsconductor.models.base import public_view
 from opsconductor.models.page import Page
 from opsconductor.models.user import User
 from opsconductor.security.rbac import Permission, Principal, allows, lower_role, role_exceeds
@@ -45,7 +46,7 @@ async def create_token(
     )
     session.add(token)
     await session.flush()
-    return ApiTokenCreated.model_validate(token, update={"token": secret.value})
+    return public_view(ApiTokenCreated, token, token=secret.value)
 
 
 async def list_own(

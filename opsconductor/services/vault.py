@@ -20,7 +20,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opsconductor.errors import Conflict, FieldProblem, InputInvalid
-from opsconductor.models.base import utcnow
+from opsconductor.models.base import public_view, utcnow
 from opsconductor.models.credential import (
     AccessOutcome,
     AccessPurpose,
@@ -185,9 +185,12 @@ async def _targets_using(
 def _public(
     credential: Credential, targets: list[TargetRef], grants: GrantsPublic
 ) -> CredentialPublic:
-    return CredentialPublic.model_validate(
+    return public_view(
+        CredentialPublic,
         credential,
-        update={"has_secret": bool(credential.ciphertext), "targets": targets, "grants": grants},
+        has_secret=bool(credential.ciphertext),
+        targets=targets,
+        grants=grants,
     )
 
 
