@@ -1,6 +1,6 @@
 """The worker moves what it built at start (modules, workers, the SDK's sandbox) out of the
 collector's reach before it serves, so the full collections that steps' allocations trigger
-walk only what steps allocate (docs/engine.md, "The worker's memory and the collector")."""
+walk only what steps allocate (docs/engine.md, "The worker's per-target cost")."""
 
 import gc
 from collections.abc import Sequence
