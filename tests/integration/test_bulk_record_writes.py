@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlmodel import col, select
 
@@ -24,7 +23,7 @@ from opsconductor.models.run import RunLogLine, RunStep
 from opsconductor.services.vault import record_accesses
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.identity_helpers import Account
-from tests.run_helpers import create_job, notify_job, plant_run
+from tests.run_helpers import create_job, each_statement, notify_job, plant_run
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +40,8 @@ def inserts_into(app: FastAPI, table: str) -> Iterator[list[tuple[int, bool]]]:
             rows = len(parameters) if many else 1
             seen.append((rows, context.cache_hit == context.dialect.CACHE_HIT))
 
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
+    with each_statement(app, note):
         yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 def _requests(run_id: uuid.UUID, names: list[str], step_id: str) -> list[StepRequest]:
