@@ -1,12 +1,12 @@
 """The async engine, the per-request session and the database health check."""
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Executable, event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -86,6 +86,19 @@ async def unit_of_work(
             raise
         else:
             await session.commit()
+
+
+async def execute_many(
+    session: AsyncSession, statement: Executable, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """`statement` (an INSERT or an upsert on a Core table, no values of its own) once per row,
+    as one executemany. Not `insert(...).values(rows)`: SQLAlchemy builds a multi-row VALUES
+    clause anew for each call (a bind parameter per value, ~4 ms for 100 rows of seven columns)
+    and compiles it again for each row count (~11 ms), where this statement is compiled once
+    for the process and asyncpg sends the rows in one round trip."""
+    if rows:
+        connection = await session.connection()
+        await connection.execute(statement, list(rows))
 
 
 def side_transaction(

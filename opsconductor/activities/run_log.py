@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opsconductor.db import unit_of_work
+from opsconductor.db import execute_many, unit_of_work
 from opsconductor.models.base import utcnow
 from opsconductor.models.run import RUN_ONCE_TARGET, RunLogLine
 from opsconductor.text import storable
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 FLUSH_INTERVAL_SECONDS = 0.25
 MAX_BUFFERED_LINES = 500
 MAX_LINE_CHARACTERS = 8192
-LINES_PER_INSERT = 1000
+_INSERT_LINE = insert(RunLogLine.__table__)  # type: ignore[attr-defined]
 
 
 class RunLogWriter:
@@ -80,11 +80,7 @@ class RunLogWriter:
 
     async def _insert(self, batch: list[dict[str, object]]) -> None:
         async with unit_of_work(self._sessionmaker) as session:
-            # One statement may bind at most 32,767 parameters (seven a line): a command that
-            # prints thousands of lines between two flushes is written in several.
-            for start in range(0, len(batch), LINES_PER_INSERT):
-                chunk = batch[start : start + LINES_PER_INSERT]
-                await session.exec(insert(RunLogLine).values(chunk))
+            await execute_many(session, _INSERT_LINE, batch)
 
     async def _flush_periodically(self) -> None:
         while not self._closing.is_set():

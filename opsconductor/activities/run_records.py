@@ -7,7 +7,7 @@ queue round trip) and retried by Temporal if the database is briefly away, for a
 import uuid
 from typing import Any
 
-from sqlalchemy import func, text, update
+from sqlalchemy import Table, func, or_, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
@@ -25,7 +25,7 @@ from opsconductor.contracts.runs import (
     TargetBatch,
 )
 from opsconductor.contracts.steps import StepRequest, StepResult, TargetSnapshot
-from opsconductor.db import unit_of_work
+from opsconductor.db import execute_many, unit_of_work
 from opsconductor.models.base import utcnow
 from opsconductor.models.run import RUN_ONCE_TARGET, Run, RunStep
 from opsconductor.services import run_records
@@ -148,8 +148,29 @@ def _step_values(request: StepRequest, **values: Any) -> dict[str, Any]:
 
 # A worker's write never reopens a record the workflow already closed (a cancelled run's steps,
 # closed while an attempt was still starting).
-_STILL_OPEN = col(RunStep.status).in_(["pending", "running"])
+# (Not `in_`: its list is an "expanding" parameter, which executemany does not take.)
+_STILL_OPEN = or_(col(RunStep.status) == "pending", col(RunStep.status) == "running")
 _STEP_KEY = ["run_id", "target", "step_id"]
+_RUN_STEPS: Table = RunStep.__table__  # type: ignore[attr-defined]
+
+
+def _step_upsert_many(updated: list[str], where: Any) -> Any:
+    """An upsert of run steps, run per row (`execute_many`): compiled once for the process."""
+    statement = insert(_RUN_STEPS)
+    return statement.on_conflict_do_update(
+        index_elements=_STEP_KEY,
+        set_={name: statement.excluded[name] for name in updated},
+        where=where,
+    )
+
+
+# The first attempt's start is the step's start.
+_MARK_RUNNING = _step_upsert_many(["status", "attempts"], _STILL_OPEN)
+_OUTPUT_COLUMNS = ["exit_code", "stdout", "stderr", "outputs"]
+_STORE_OUTPUT = _step_upsert_many(_OUTPUT_COLUMNS, None)
+_STORE_FINAL = _step_upsert_many(
+    [*_OUTPUT_COLUMNS, "status", "attempts", "finished_at"], _STILL_OPEN
+)
 
 
 async def mark_step_running(
@@ -170,15 +191,8 @@ async def mark_steps_running(
         _step_values(request, status="running", attempts=attempt, started_at=now, tolerated=False)
         for request, attempt in steps
     ]
-    statement = insert(RunStep).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=_STEP_KEY,
-        # The first attempt's start is the step's start.
-        set_={"status": "running", "attempts": statement.excluded.attempts},
-        where=_STILL_OPEN,
-    )
     async with unit_of_work(sessionmaker) as session:
-        await session.exec(statement)
+        await execute_many(session, _MARK_RUNNING, rows)
 
 
 async def store_step_output(
@@ -214,14 +228,5 @@ async def store_steps_output(
         final = {"status": "succeeded", "finished_at": now} if succeeded else {}
         inserted = {"status": "running", "attempts": attempts, "tolerated": False}
         rows.append(_step_values(request, **{**inserted, **output, **final}))
-    statement = insert(RunStep).values(rows)
-    updated = ["exit_code", "stdout", "stderr", "outputs"]
-    if succeeded:
-        updated += ["status", "attempts", "finished_at"]
-    statement = statement.on_conflict_do_update(
-        index_elements=_STEP_KEY,
-        set_={name: statement.excluded[name] for name in updated},
-        where=_STILL_OPEN if succeeded else None,
-    )
     async with unit_of_work(sessionmaker) as session:
-        await session.exec(statement)
+        await execute_many(session, _STORE_FINAL if succeeded else _STORE_OUTPUT, rows)

@@ -19,6 +19,7 @@ from sqlalchemy import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opsconductor.db import execute_many
 from opsconductor.errors import Conflict, FieldProblem, InputInvalid
 from opsconductor.models.base import public_view, utcnow
 from opsconductor.models.credential import (
@@ -75,6 +76,7 @@ SECRET_MODELS: dict[CredentialKind, type[_Secret]] = {
     CredentialKind.http_bearer: TokenSecret,
     CredentialKind.secret: ValueSecret,
 }
+_INSERT_ACCESS = insert(CredentialAccess.__table__)  # type: ignore[attr-defined]
 # Kinds that log in somewhere, and so need the account name.
 NEEDS_USERNAME = frozenset(
     {
@@ -368,10 +370,8 @@ def _accesses(credential: Credential, purpose: Purpose, **fields: Any) -> list[C
 
 
 async def record_accesses(session: AsyncSession, accesses: list[CredentialAccess]) -> None:
-    """Inserts access rows in one statement (a chunk's at most 100 rows bind ~1,100 of the
-    32,767 parameters a statement may carry)."""
-    rows = [access.model_dump() for access in accesses]
-    await session.exec(insert(CredentialAccess).values(rows))
+    """Inserts access rows in one round trip (a chunk's: one row per target)."""
+    await execute_many(session, _INSERT_ACCESS, [access.model_dump() for access in accesses])
 
 
 async def _check_grant(

@@ -10,11 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
 
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.identity_helpers import Account, api, assert_problem
-from tests.run_helpers import create_job, notify_job, plant_run
+from tests.run_helpers import create_job, each_statement, notify_job, plant_run
 
 pytestmark = pytest.mark.integration
 
@@ -26,12 +25,8 @@ def counted_statements(app: FastAPI) -> Iterator[list[str]]:
     def count(*args: Any) -> None:
         issued.append(args[2])
 
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with each_statement(app, count):
         yield issued
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 async def test_a_run_answers_counts_in_statements_and_bytes_that_do_not_grow_with_targets(
