@@ -55,7 +55,9 @@ async def _principal(
     token = bearer or session_cookie(request)
     if not token:
         raise NotAuthenticated()
-    principal = await authenticate(session, keys.signing_key, token)
+    principal = await authenticate(
+        session, keys.signing_key, token, reading=request.method in SAFE_METHODS
+    )
     request.state.principal = principal
     # A cookie is sent by the browser on its own; a header only by a page of this origin.
     if (
