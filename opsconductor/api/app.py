@@ -45,7 +45,12 @@ from opsconductor.api.routers import (
 from opsconductor.api.routers import settings as install_settings
 from opsconductor.config import Settings
 from opsconductor.console import install_console
-from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
+from opsconductor.db import (
+    create_engine,
+    create_reading_sessionmaker,
+    create_sessionmaker,
+    unit_of_work,
+)
 from opsconductor.security.keys import load_process_keys
 from opsconductor.services.sealing import keyring_from
 from opsconductor.services.users import bootstrap_admin
@@ -79,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.codec = EncryptionCodec(app.state.keys, accept_plain=True)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.reading_sessionmaker = create_reading_sessionmaker(engine)
         # The API starts, and /health reports on it, even while Temporal is still coming up.
         app.state.temporal = await connect(settings, lazy=True)
         async with unit_of_work(app.state.sessionmaker) as session:

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import asyncpg.transaction
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -39,11 +40,21 @@ def identity_lookups(sent: list[str]) -> list[str]:
 
 
 async def test_a_repeated_list_request_reads_only_its_page(
-    http: httpx.AsyncClient, app: FastAPI, viewer: Account
+    http: httpx.AsyncClient, app: FastAPI, viewer: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    begun: list[str] = []
+    start = asyncpg.transaction.Transaction.start
+
+    async def counted_start(transaction: asyncpg.transaction.Transaction) -> None:
+        begun.append("BEGIN")
+        await start(transaction)
+
+    monkeypatch.setattr(asyncpg.transaction.Transaction, "start", counted_start)
     for path in ("/targets", "/runs"):
         first = await http.get(api(path), headers=viewer.headers)
         assert first.status_code == 200, first.text
+    # A reading request's statements run without BEGIN and COMMIT (db.create_reading_sessionmaker).
+    assert begun == []
     with statements(app) as sent:
         targets = await http.get(api("/targets"), headers=viewer.headers)
     assert targets.status_code == 200
@@ -62,6 +73,7 @@ async def test_a_repeated_list_request_reads_only_its_page(
         )
     assert profile.status_code == 200, profile.text
     assert identity_lookups(sent) != []
+    assert begun == ["BEGIN"]
 
 
 async def test_role_changes_and_revocations_apply_to_the_next_read(
