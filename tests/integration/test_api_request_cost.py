@@ -1,38 +1,18 @@
 """What a list request costs the API in statements, and that the few seconds' memory of who a
 token belongs to (services/principal_cache.py) never outlives a revocation in this process."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 import asyncpg.transaction
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
 
 from tests.identity_helpers import Account, api, bearer
+from tests.sql_helpers import counted_statements
 
 pytestmark = pytest.mark.integration
 
 # Columns of the rows that say who a token belongs to, as SQLAlchemy names them.
 _IDENTITY_COLUMNS = ("auth_sessions.id", "users.id", "api_tokens.id")
-
-
-@contextmanager
-def statements(app: FastAPI) -> Iterator[list[str]]:
-    """The SQL statements the app's engine sends while the block runs."""
-    sent: list[str] = []
-
-    def note(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        sent.append(statement)
-
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 def identity_lookups(sent: list[str]) -> list[str]:
@@ -55,19 +35,19 @@ async def test_a_repeated_list_request_reads_only_its_page(
         assert first.status_code == 200, first.text
     # A reading request's statements run without BEGIN and COMMIT (db.create_reading_sessionmaker).
     assert begun == []
-    with statements(app) as sent:
+    with counted_statements(app) as sent:
         targets = await http.get(api("/targets"), headers=viewer.headers)
     assert targets.status_code == 200
     # The count and the page, then the page's group names; who is asking is remembered.
     assert identity_lookups(sent) == []
     assert len(sent) == 3, sent
-    with statements(app) as sent:
+    with counted_statements(app) as sent:
         runs = await http.get(api("/runs"), headers=viewer.headers)
     assert runs.status_code == 200
     assert identity_lookups(sent) == []
     assert len(sent) == 2, sent
     # A change is always checked against the database.
-    with statements(app) as sent:
+    with counted_statements(app) as sent:
         profile = await http.patch(
             api("/auth/me"), headers=viewer.headers, json={"display_name": "Victor"}
         )

@@ -3,35 +3,18 @@ same number of SQL statements for 5 targets as for 200; `GET /runs/{id}/targets`
 filters the grid. Runs are planted in the database (no workers): only the reads are tested."""
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
 
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.identity_helpers import Account, api, assert_problem
 from tests.run_helpers import create_job, notify_job, plant_run
+from tests.sql_helpers import counted_statements
 
 pytestmark = pytest.mark.integration
-
-
-@contextmanager
-def counted_statements(app: FastAPI) -> Iterator[list[str]]:
-    issued: list[str] = []
-
-    def count(*args: Any) -> None:
-        issued.append(args[2])
-
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield issued
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 async def test_a_run_answers_counts_in_statements_and_bytes_that_do_not_grow_with_targets(
