@@ -52,6 +52,7 @@ from opsconductor.db import (
     unit_of_work,
 )
 from opsconductor.security.keys import load_process_keys
+from opsconductor.services.principal_cache import IDENTITY_CHANNEL, forget_on_notification
 from opsconductor.services.sealing import keyring_from
 from opsconductor.services.users import bootstrap_admin
 from opsconductor.temporal.client import connect
@@ -98,10 +99,17 @@ def create_app(settings: Settings) -> FastAPI:
                 reconcile_runs_forever(app.state.sessionmaker, app.state.temporal, settings)
             ),
         ]
+        # Changes to users, sessions and API tokens made by other processes (services/
+        # principal_cache.py): a connection of its own, held for the app's life.
+        identity = await engine.connect()
+        listening = (await identity.get_raw_connection()).driver_connection
+        assert listening is not None  # an open connection has its asyncpg one
+        await listening.add_listener(IDENTITY_CHANNEL, forget_on_notification)
         logger.info("api started", extra={"version": __version__})
         try:
             yield
         finally:
+            await identity.close()
             for task in background:
                 task.cancel()
                 with suppress(asyncio.CancelledError):

@@ -7,10 +7,13 @@ always checks the token against the database. Two bounds keep it honest:
 - an entry is used for at most `FRESH_SECONDS` after the database lookup that made it, and
   never past the moment its credential lapses (the access token's or session's expiry, the API
   token's);
-- any committed change in this process to a user, a session or an API token (a revocation,
-  a logout, disabling a user, a new role, a new password; also a login) forgets every entry,
-  so in the process that made the change it applies to the very next request. Other API
-  processes (`opsconductor api --workers N`) forget theirs within `FRESH_SECONDS`.
+- any committed change to a user, a session or an API token (a revocation, a logout,
+  disabling a user, a new role, a new password; also a login) forgets every entry: at once in
+  the process that made it, and in every API process through PostgreSQL's NOTIFY on
+  `IDENTITY_CHANNEL`, sent in the change's own transaction (so it arrives only if the change
+  is committed) by any process that imports this module: other API workers, the CLI. An API
+  process whose listening connection is lost until it reconnects still forgets within
+  `FRESH_SECONDS`.
 """
 
 import time
@@ -20,7 +23,7 @@ from datetime import datetime
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from opsconductor.models.api_token import ApiToken
@@ -34,8 +37,10 @@ MAX_ENTRIES = 10_000
 
 # The rows whose change may change who a token belongs to, or whether it still works.
 _IDENTITY_ROWS = (User, AuthSession, ApiToken)
-# Set on a session (its `info`) that wrote one of them, until it commits or rolls back.
+# Set on a session (its `info`) that wrote one of them, until it commits.
 _CHANGED = "opsconductor.identity_changed"
+# Every API process listens here (api/app.py) and forgets on each notification.
+IDENTITY_CHANNEL = "opsconductor_identity"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +112,17 @@ def _note_identity_statements(state: ORMExecuteState) -> None:
         mapper.class_ in _IDENTITY_ROWS for mapper in state.all_mappers
     ):
         state.session.info[_CHANGED] = True
+
+
+@event.listens_for(Session, "before_commit")
+def _tell_other_processes(session: Session) -> None:
+    if session.info.get(_CHANGED):
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": IDENTITY_CHANNEL})
+
+
+def forget_on_notification(*_notification: object) -> None:
+    """An asyncpg listener for IDENTITY_CHANNEL."""
+    PRINCIPALS.forget_all()
 
 
 @event.listens_for(Session, "after_commit")
