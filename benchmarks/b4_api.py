@@ -37,20 +37,37 @@ PLANT_FLEET_RUN = text(
                                             'vars', vars, 'os', os))
         FROM targets WHERE tags ->> 'fleet' = 'b4')
     WHERE workflow_id = 'run-planted-1'
+    RETURNING id
     """
 )
 
 
-async def plant_runs(stack: Stack, job_id: str, count: int) -> None:
+async def plant_runs(stack: Stack, job_id: str, count: int) -> str:
+    """Plants the runs; the fleet-wide run's id."""
     engine = create_engine(stack.settings)
     try:
         async with engine.begin() as connection:
             await connection.execute(PLANT_RUNS, {"job_id": job_id, "count": count})
-            await connection.execute(PLANT_FLEET_RUN)
+            fleet_run = (await connection.execute(PLANT_FLEET_RUN)).scalar_one()
             await connection.execute(text("ANALYZE runs"))
             await connection.execute(text("ANALYZE targets"))
     finally:
         await engine.dispose()
+    return str(fleet_run)
+
+
+async def _read_one_run(stack: Stack, run_id: str, reads: int) -> tuple[list[float], int]:
+    """`GET /runs/{id}` of the fleet-wide run, one client: latencies and the body's bytes."""
+    latencies: list[float] = []
+    size = 0
+    async with httpx.AsyncClient(timeout=60, headers=stack.headers) as http:
+        for _ in range(reads):
+            started = time.perf_counter()
+            answer = await http.get(stack.api(f"/runs/{run_id}"))
+            latencies.append(time.perf_counter() - started)
+            answer.raise_for_status()
+            size = len(answer.content)
+    return latencies, size
 
 
 async def _hammer(
@@ -100,8 +117,23 @@ async def bench_b4(
             },
         )
     await plant_targets(stack, "b4", targets, 22)
-    await plant_runs(stack, job_id, runs)
+    fleet_run = await plant_runs(stack, job_id, runs)
     rows: list[Row] = []
+    await _read_one_run(stack, fleet_run, 2)  # warm-up
+    latencies, size = await _read_one_run(stack, fleet_run, 20)
+    one_run = f"a run over {targets} targets, one client"
+    rows += [
+        Row(
+            "B4",
+            one_run,
+            "GET /runs/{id} p50",
+            percentile(latencies, 0.5) * 1000,
+            unit="ms",
+            aim="< 50",
+        ),
+        Row("B4", one_run, "GET /runs/{id} max", max(latencies) * 1000, unit="ms"),
+        Row("B4", one_run, "GET /runs/{id} body", size / 1024, unit="KiB", aim="< 64"),
+    ]
     case = f"{targets} targets, {runs} runs, {clients} clients"
     for path in ("/targets", "/runs", "/runs?status=failed", "/targets?tag=fleet=b4&offset=5000"):
         await _hammer(stack, path, clients, 2)  # warm-up

@@ -58,6 +58,17 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+def create_reading_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for API requests that only read (GET, HEAD): no BEGIN and no COMMIT.
+
+    Under PostgreSQL's READ COMMITTED every statement takes its own snapshot, inside a
+    transaction or not, so a reading request's page and count see what they saw before; the
+    two round trips a transaction adds were a fifth of the API's CPU on a list request
+    (benchmarks/README.md, fix 8). What a reading request writes in passing (an API token's
+    `last_used_at`) is one statement, committed as it runs. Same pool as `engine`."""
+    return create_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
 # The transaction rule, everywhere: services never commit. Whoever opens the unit of work
 # commits it: a request (the `SessionDep` dependency), a CLI command, an activity, a background
 # loop of the API (api/background.py). Work that must be kept even when the surrounding unit of

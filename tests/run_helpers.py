@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import event
 
 from opsconductor.contracts.runs import RunStatus, StepStatus
 from opsconductor.db import unit_of_work
@@ -21,18 +19,6 @@ from tests.fixtures.http_receiver import HttpReceiver
 from tests.identity_helpers import Account, api
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
-
-
-@contextmanager
-def each_statement(app: FastAPI, note: Callable[..., None]) -> Iterator[None]:
-    """`note` called with every statement the app's engine sends (SQLAlchemy's
-    `before_cursor_execute`: connection, cursor, statement, parameters, context, executemany)."""
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 async def post(client: httpx.AsyncClient, who: Account, path: str, body: Any) -> dict[str, Any]:

@@ -45,8 +45,14 @@ from opsconductor.api.routers import (
 from opsconductor.api.routers import settings as install_settings
 from opsconductor.config import Settings
 from opsconductor.console import install_console
-from opsconductor.db import create_engine, create_sessionmaker, unit_of_work
+from opsconductor.db import (
+    create_engine,
+    create_reading_sessionmaker,
+    create_sessionmaker,
+    unit_of_work,
+)
 from opsconductor.security.keys import load_process_keys
+from opsconductor.services.principal_cache import IDENTITY_CHANNEL, forget_on_notification
 from opsconductor.services.sealing import keyring_from
 from opsconductor.services.users import bootstrap_admin
 from opsconductor.temporal.client import connect
@@ -79,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.codec = EncryptionCodec(app.state.keys, accept_plain=True)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.reading_sessionmaker = create_reading_sessionmaker(engine)
         # The API starts, and /health reports on it, even while Temporal is still coming up.
         app.state.temporal = await connect(settings, lazy=True)
         async with unit_of_work(app.state.sessionmaker) as session:
@@ -92,10 +99,17 @@ def create_app(settings: Settings) -> FastAPI:
                 reconcile_runs_forever(app.state.sessionmaker, app.state.temporal, settings)
             ),
         ]
+        # Changes to users, sessions and API tokens made by other processes (services/
+        # principal_cache.py): a connection of its own, held for the app's life.
+        identity = await engine.connect()
+        listening = (await identity.get_raw_connection()).driver_connection
+        assert listening is not None  # an open connection has its asyncpg one
+        await listening.add_listener(IDENTITY_CHANNEL, forget_on_notification)
         logger.info("api started", extra={"version": __version__})
         try:
             yield
         finally:
+            await identity.close()
             for task in background:
                 task.cancel()
                 with suppress(asyncio.CancelledError):

@@ -11,7 +11,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
-from opsconductor.api.deps import API_PREFIX, KeysDep, SessionDep, SessionmakerDep, SettingsDep
+from opsconductor.api.deps import (
+    API_PREFIX,
+    READING_METHODS,
+    KeysDep,
+    SessionDep,
+    SessionmakerDep,
+    SettingsDep,
+)
 from opsconductor.config import Settings
 from opsconductor.errors import NotAuthenticated, OpsConductorError, PermissionDenied
 from opsconductor.models.audit import Outcome
@@ -27,7 +34,6 @@ _bearer = OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/auth/login", auto_error=F
 
 # The console's session: the same access token, in an HttpOnly SameSite=Strict cookie.
 SESSION_COOKIE = "opsconductor_session"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_PEERS = frozenset({"127.0.0.1", "::1"})
 # Refusals, as opposed to attempts that went wrong.
 _DENIED_STATUSES = frozenset({401, 403, 429})
@@ -55,12 +61,14 @@ async def _principal(
     token = bearer or session_cookie(request)
     if not token:
         raise NotAuthenticated()
-    principal = await authenticate(session, keys.signing_key, token)
+    principal = await authenticate(
+        session, keys.signing_key, token, reading=request.method in READING_METHODS
+    )
     request.state.principal = principal
     # A cookie is sent by the browser on its own; a header only by a page of this origin.
     if (
         not bearer
-        and request.method not in SAFE_METHODS
+        and request.method not in READING_METHODS
         and not csrf_matches(
             keys.signing_key, principal.session_id, request.headers.get(CSRF_HEADER)
         )
@@ -154,7 +162,7 @@ async def _audited(
         request_id=getattr(request.state, "request_id", None),
         client_address=client.address,
     )
-    if request.method in SAFE_METHODS:
+    if request.method in READING_METHODS:
         yield entry
         return
     try:

@@ -19,6 +19,9 @@ from opsconductor.services.workflows import Workflows
 from opsconductor.temporal.codec import EncryptionCodec
 
 API_PREFIX = "/api/v1"
+# Requests that change nothing: their session has no transaction (db.create_reading_sessionmaker)
+# and their principal may be a few seconds old (services/principal_cache.py).
+READING_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Past any real list, and far below PostgreSQL's bigint, which a larger offset overflows.
 MAX_OFFSET = 1_000_000_000
 # PostgreSQL text holds no NUL character, and UTF-8 has no lone surrogate halves.
@@ -74,7 +77,12 @@ async def _codec(request: Request) -> EncryptionCodec:
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with unit_of_work(request.app.state.sessionmaker) as session:
+    sessionmaker = (
+        request.app.state.reading_sessionmaker
+        if request.method in READING_METHODS
+        else request.app.state.sessionmaker
+    )
+    async with unit_of_work(sessionmaker) as session:
         yield session
 
 

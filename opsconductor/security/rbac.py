@@ -6,6 +6,7 @@ permissions it grants.
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from opsconductor.models.user import Role, User
@@ -100,3 +101,5 @@ class Principal:
     role: Role
     session_id: uuid.UUID | None = None
     api_token_id: uuid.UUID | None = None
+    # When the credential it was found by lapses (None: never on its own).
+    expires_at: datetime | None = None

@@ -10,7 +10,7 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 
@@ -41,6 +41,7 @@ class OpaqueToken:
 class AccessClaims:
     user_id: uuid.UUID
     session_id: uuid.UUID
+    expires_at: datetime
 
 
 def _digest(secret: str) -> str:
@@ -95,6 +96,10 @@ def read_access_token(signing_key: bytes, token: str) -> AccessClaims:
         )
         if claims["typ"] != ACCESS_TYPE:
             raise NotAuthenticated(INVALID_CREDENTIALS)
-        return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]))
+        return AccessClaims(
+            uuid.UUID(claims["sub"]),
+            uuid.UUID(claims["sid"]),
+            datetime.fromtimestamp(claims["exp"], UTC),
+        )
     except (jwt.InvalidTokenError, ValueError, TypeError):
         raise NotAuthenticated(INVALID_CREDENTIALS) from None

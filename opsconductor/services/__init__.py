@@ -15,3 +15,8 @@ What a service answers, one rule for every resource:
 - Answers about an operation rather than a resource (an import report, a connection test) are
   their own models.
 """
+
+# Imported for its SQLAlchemy event hooks: every process that changes users, sessions or API
+# tokens through a service (the API, the CLI) tells the API processes to forget whom tokens
+# belong to (services/principal_cache.py).
+from opsconductor.services import principal_cache  # noqa: F401

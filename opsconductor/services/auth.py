@@ -1,6 +1,6 @@
 """Signing in, refreshing, and finding out who a bearer token belongs to."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -24,6 +24,7 @@ from opsconductor.security.tokens import (
 )
 from opsconductor.services import sessions, throttle, tokens, users
 from opsconductor.services.audit import AuditEntry
+from opsconductor.services.principal_cache import PRINCIPALS
 
 REUSED = "refresh token reused"
 
@@ -104,14 +105,32 @@ async def refresh(
     return await sessions.issue_tokens(session, settings, signing_key, user, auth_session, now)
 
 
-async def authenticate(session: AsyncSession, signing_key: bytes, bearer: str) -> Principal:
+async def authenticate(
+    session: AsyncSession, signing_key: bytes, bearer: str, *, reading: bool = False
+) -> Principal:
     """The principal behind an access token or API token, checked against the database.
 
-    The session row is read on every request (one primary-key lookup) rather than cached, so
-    logging out, revoking a session or disabling a user takes effect on the next request;
-    the role too comes from the user row, not from the token.
+    The session (or API token) row is read with the user rather than trusted from the token,
+    so logging out, revoking a session or disabling a user takes effect on the next request;
+    the role too comes from the user row, not from the token. A request that only reads
+    (`reading`) may be answered from the last few seconds' lookups of the same token
+    (services/principal_cache.py bounds how stale, and forgets on any change to these rows).
     """
     now = utcnow()
+    if reading:
+        remembered = PRINCIPALS.recall(bearer, now)
+        if remembered is not None:
+            return remembered
+    generation = PRINCIPALS.generation
+    principal = await _look_up(session, signing_key, bearer, now)
+    if reading:
+        PRINCIPALS.remember(bearer, principal, generation)
+    return principal
+
+
+async def _look_up(
+    session: AsyncSession, signing_key: bytes, bearer: str, now: datetime
+) -> Principal:
     if bearer.startswith(API_TOKEN_PREFIX):
         return await tokens.authenticate(session, bearer, now)
     claims = read_access_token(signing_key, bearer)
@@ -126,4 +145,9 @@ async def authenticate(session: AsyncSession, signing_key: bytes, bearer: str) -
     auth_session, user = row
     if user.id != claims.user_id or user.disabled or not sessions.is_active(auth_session, now):
         raise NotAuthenticated(INVALID_CREDENTIALS)
-    return Principal(user=user, role=user.role, session_id=auth_session.id)
+    return Principal(
+        user=user,
+        role=user.role,
+        session_id=auth_session.id,
+        expires_at=min(claims.expires_at, auth_session.expires_at),
+    )

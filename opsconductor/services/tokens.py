@@ -95,4 +95,9 @@ async def authenticate(session: AsyncSession, presented: str, now: datetime) -> 
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
         token.last_used_at = now
     # The owner may have been demoted since the token was made: the lower role applies.
-    return Principal(user=user, role=lower_role(token.role, user.role), api_token_id=token.id)
+    return Principal(
+        user=user,
+        role=lower_role(token.role, user.role),
+        api_token_id=token.id,
+        expires_at=token.expires_at,
+    )

@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from opsconductor.api.app import create_app
 from opsconductor.api.deps import SessionDep
-from opsconductor.db import create_engine, create_sessionmaker
+from opsconductor.db import create_engine, create_reading_sessionmaker, create_sessionmaker
 from opsconductor.errors import Conflict
 from opsconductor.models.user import Role, User, UserCreate
 from opsconductor.services.users import create_user, get_by_username
@@ -181,6 +181,7 @@ async def test_database_down_answers_503_problem(tmp_path: Path, temporal_addres
     app.state.settings = settings
     app.state.engine = create_engine(settings)
     app.state.sessionmaker = create_sessionmaker(app.state.engine)
+    app.state.reading_sessionmaker = create_reading_sessionmaker(app.state.engine)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         answer = await http.get("/test/users")

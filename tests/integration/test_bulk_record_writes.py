@@ -23,7 +23,8 @@ from opsconductor.models.run import RunLogLine, RunStep
 from opsconductor.services.vault import record_accesses
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.identity_helpers import Account
-from tests.run_helpers import create_job, each_statement, notify_job, plant_run
+from tests.run_helpers import create_job, notify_job, plant_run
+from tests.sql_helpers import each_statement
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,97 @@
+"""What a list request costs the API in statements, and that the few seconds' memory of who a
+token belongs to (services/principal_cache.py) never outlives a revocation in this process."""
+
+import asyncpg.transaction
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.identity_helpers import Account, api, bearer
+from tests.sql_helpers import counted_statements
+
+pytestmark = pytest.mark.integration
+
+# Columns of the rows that say who a token belongs to, as SQLAlchemy names them.
+_IDENTITY_COLUMNS = ("auth_sessions.id", "users.id", "api_tokens.id")
+
+
+def identity_lookups(sent: list[str]) -> list[str]:
+    return [text for text in sent if any(column in text for column in _IDENTITY_COLUMNS)]
+
+
+async def test_a_repeated_list_request_reads_only_its_page(
+    http: httpx.AsyncClient, app: FastAPI, viewer: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    begun: list[str] = []
+    start = asyncpg.transaction.Transaction.start
+
+    async def counted_start(transaction: asyncpg.transaction.Transaction) -> None:
+        begun.append("BEGIN")
+        await start(transaction)
+
+    monkeypatch.setattr(asyncpg.transaction.Transaction, "start", counted_start)
+    for path in ("/targets", "/runs"):
+        first = await http.get(api(path), headers=viewer.headers)
+        assert first.status_code == 200, first.text
+    # A reading request's statements run without BEGIN and COMMIT (db.create_reading_sessionmaker).
+    assert begun == []
+    with counted_statements(app) as sent:
+        targets = await http.get(api("/targets"), headers=viewer.headers)
+    assert targets.status_code == 200
+    # The count and the page, then the page's group names; who is asking is remembered.
+    assert identity_lookups(sent) == []
+    assert len(sent) == 3, sent
+    with counted_statements(app) as sent:
+        runs = await http.get(api("/runs"), headers=viewer.headers)
+    assert runs.status_code == 200
+    assert identity_lookups(sent) == []
+    assert len(sent) == 2, sent
+    # A change is always checked against the database.
+    with counted_statements(app) as sent:
+        profile = await http.patch(
+            api("/auth/me"), headers=viewer.headers, json={"display_name": "Victor"}
+        )
+    assert profile.status_code == 200, profile.text
+    assert identity_lookups(sent) != []
+    assert begun == ["BEGIN"]
+
+
+async def test_role_changes_and_revocations_apply_to_the_next_read(
+    http: httpx.AsyncClient, admin: Account, viewer: Account
+) -> None:
+    async def audit_status() -> int:
+        return (await http.get(api("/audit"), headers=viewer.headers)).status_code
+
+    assert await audit_status() == 403
+    promoted = await http.patch(
+        api(f"/users/{viewer.id}"), headers=admin.headers, json={"role": "admin"}
+    )
+    assert promoted.status_code == 200, promoted.text
+    assert await audit_status() == 200
+    demoted = await http.patch(
+        api(f"/users/{viewer.id}"), headers=admin.headers, json={"role": "viewer"}
+    )
+    assert demoted.status_code == 200, demoted.text
+    assert await audit_status() == 403
+
+    made = await http.post(api("/tokens"), headers=viewer.headers, json={"name": "script"})
+    assert made.status_code == 201, made.text
+    token = bearer(made.json()["token"])
+    assert (await http.get(api("/targets"), headers=token)).status_code == 200
+    revoked = await http.delete(api(f"/tokens/{made.json()['id']}"), headers=viewer.headers)
+    assert revoked.status_code == 204
+    assert (await http.get(api("/targets"), headers=token)).status_code == 401
+
+    assert (await http.get(api("/targets"), headers=viewer.headers)).status_code == 200
+    disabled = await http.delete(api(f"/users/{viewer.id}"), headers=admin.headers)
+    assert disabled.status_code == 204, disabled.text
+    assert (await http.get(api("/targets"), headers=viewer.headers)).status_code == 401
+
+
+async def test_logging_out_ends_the_session_for_the_next_read(
+    http: httpx.AsyncClient, viewer: Account
+) -> None:
+    assert (await http.get(api("/runs"), headers=viewer.headers)).status_code == 200
+    out = await http.post(api("/auth/logout"), headers=viewer.headers)
+    assert out.status_code == 204, out.text
+    assert (await http.get(api("/runs"), headers=viewer.headers)).status_code == 401
