@@ -5,6 +5,7 @@ same way: a fixed number of runs in flight, each timed from its request to its e
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -15,7 +16,7 @@ from temporalio.client import Client
 
 from benchmarks.bare_temporal import TASK_QUEUE, BareWorkflow
 from benchmarks.fleet import Row, percentile, run_job, save_job
-from benchmarks.stack import Stack
+from benchmarks.stack import Stack, cached_bytecode_environment
 
 WARMUP = 10
 
@@ -62,7 +63,13 @@ async def bench_b2(stack: Stack, temporal: Client, runs: int, inflight: int) -> 
     assert bare_address is not None
     log = (stack.workdir / "logs" / "bare-worker.log").open("ab")
     bare_worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.bare_temporal", bare_address, stdout=log, stderr=log
+        sys.executable,
+        "-m",
+        "benchmarks.bare_temporal",
+        bare_address,
+        stdout=log,
+        stderr=log,
+        env=cached_bytecode_environment(stack.workdir, dict(os.environ)),
     )
     try:
         plain = await Client.connect(bare_address)

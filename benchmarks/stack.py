@@ -69,6 +69,20 @@ class Stack:
         return seconds
 
 
+def cached_bytecode_environment(workdir: Path, environment: dict[str, str]) -> dict[str, str]:
+    """`environment` for a process of the stack (or the bare baseline's worker) that keeps its
+    modules' compiled bytecode, in the working directory, as the Docker image ships it
+    (`compileall` in the Dockerfile). The Temporal sandbox imports the workflow modules anew
+    for every workflow run; with `PYTHONDONTWRITEBYTECODE` and a source checkout (this machine's
+    setting) that import compiled `job_run.py` from source each time, a cost no deployment pays:
+    15 % of the worker's CPU in B2 (benchmarks/README.md, "Issue #19: B2's round trips")."""
+    cached = {
+        name: value for name, value in environment.items() if name != "PYTHONDONTWRITEBYTECODE"
+    }
+    cached["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    return cached
+
+
 def _spawn(
     arguments: list[str], environment: dict[str, str], log: IO[bytes]
 ) -> subprocess.Popen[bytes]:
@@ -140,7 +154,7 @@ def running_stack(workdir: Path, api_workers: int = 1) -> Iterator[Stack]:
             "OPSCONDUCTOR_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
             "OPSCONDUCTOR_API_WORKERS": str(api_workers),
         }
-        child_environment = {**os.environ, **environment}
+        child_environment = cached_bytecode_environment(workdir, {**os.environ, **environment})
         logs = workdir / "logs"
         logs.mkdir(exist_ok=True)
         children: dict[str, subprocess.Popen[bytes]] = {}

@@ -2,10 +2,13 @@
 
 import asyncio
 import gc
+import importlib.util
 import logging
 import signal
+import sys
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -56,11 +59,32 @@ def build_workers(
     ]
 
 
+def uncompiled_workflow_modules(queues: Sequence[TaskQueue]) -> list[str]:
+    """The modules of the workflows served on `queues` that have no compiled bytecode next to
+    (or under `sys.pycache_prefix` for) their source. The sandbox imports a workflow's module
+    anew for every workflow run; without bytecode each run compiles it from source (checked
+    once the worker has imported them: an import that could write the bytecode has done so)."""
+    names = sorted({workflow.__module__ for queue in queues for workflow in workflows_for(queue)})
+    missing = []
+    for name in names:
+        source = sys.modules[name].__file__
+        if source is not None and not Path(importlib.util.cache_from_source(source)).exists():
+            missing.append(name)
+    return missing
+
+
 async def run_workers(settings: Settings, queues: Sequence[TaskQueue]) -> None:
     client = await connect(settings, runtime=worker_runtime(settings))
     engine = create_engine(settings)
     resources = WorkerResources(settings, create_sessionmaker(engine))
     workers = build_workers(client, queues, resources)
+    if uncompiled := uncompiled_workflow_modules(queues):
+        logger.warning(
+            "workflow modules without compiled bytecode: every workflow run compiles them "
+            "from source; run `python -m compileall` over the package (docs/engine.md, "
+            '"A run\'s round trips")',
+            extra={"modules": uncompiled},
+        )
     # Everything imported and built so far lives as long as the process: moved out of the
     # collector's reach, so its full collections (a few a minute under load) walk what steps
     # allocate, not the ~270,000 objects of the worker's modules (docs/engine.md, "The run's

@@ -422,6 +422,18 @@ def test_dockerfile_builds_in_stages(dockerfile: str) -> None:
     assert any(arguments.endswith("/app /app") for arguments in copied_from_builder)
 
 
+def test_the_image_ships_the_package_compiled(dockerfile: str) -> None:
+    """The runtime writes no bytecode (read-only code, PYTHONDONTWRITEBYTECODE), and the
+    workflow sandbox imports the workflow modules anew for every workflow run: without
+    compiled bytecode in /app each run would compile them from source (docs/engine.md,
+    "A run's round trips")."""
+    builder = stages(dockerfile)[0]
+    assert any(
+        i.keyword == "RUN" and "compileall" in i.arguments and "/app/opsconductor" in i.arguments
+        for i in builder
+    )
+
+
 def test_dockerfile_runs_as_a_non_root_user(dockerfile: str) -> None:
     runtime = stages(dockerfile)[-1]
     users = [i.arguments for i in runtime if i.keyword == "USER"]

@@ -892,6 +892,19 @@ async def local_activities(handle: Any) -> list[str]:
 RECORD_WRITES = ("record-run-status", "record-step", "record-run", "close-run-steps")
 
 
+async def round_trips(handle: Any) -> dict[str, int]:
+    """What a workflow's history cost in trips through the Temporal server."""
+    counts = {"workflow tasks": 0, "activities": 0, "children": 0}
+    async for event in handle.fetch_history_events():
+        if event.HasField("workflow_task_completed_event_attributes"):
+            counts["workflow tasks"] += 1
+        elif event.HasField("activity_task_scheduled_event_attributes"):
+            counts["activities"] += 1
+        elif event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+            counts["children"] += 1
+    return counts
+
+
 async def test_a_one_step_run_writes_its_records_once_as_it_starts_and_once_as_it_ends(
     world: StubWorld,
 ):
@@ -911,6 +924,9 @@ async def test_a_one_step_run_writes_its_records_once_as_it_starts_and_once_as_i
     # the step was scheduled, the step's by its worker (as it records its success).
     assert seen == [(RunStatus.running, StepStatus.running)]
     assert await local_activities(handle) == ["record-run-status", "record-run"]
+    # The same round trips as a bare workflow with one activity (benchmark B2's baseline): two
+    # workflow tasks (the start, the activity's result), one activity, no child workflow.
+    assert await round_trips(handle) == {"workflow tasks": 2, "activities": 1, "children": 0}
     assert book.folded_writes == 1
     assert [record.status for record in book.statuses] == [RunStatus.running, RunStatus.succeeded]
     assert book.table() == {(None, "get"): ("succeeded", None)}
