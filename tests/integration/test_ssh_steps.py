@@ -483,6 +483,10 @@ async def test_a_chunk_logs_in_with_options_built_once_and_nothing_of_the_worker
     assert len(used) == 3
     assert all(options is built[0] for options in used)
     assert agent_callers == 0
+    # Nor an X.509 CA bundle, a Kerberos ticket (GSS) or a PKCS#11 token: no `gssapi` or
+    # token here to show it by behaviour, so the options say it.
+    login = built[0]
+    assert (login.x509_trusted_certs, login.gss_host, login.pkcs11_provider) == (None, None, None)
 
 
 async def test_targets_whose_requests_together_pass_the_payload_limit_split_into_chunks(
