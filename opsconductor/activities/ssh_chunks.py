@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
+import asyncssh
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -65,7 +66,7 @@ class _SshChunk(StepChunk):
     ) -> None:
         super().__init__(owner._sessionmaker, request, finished)
         self._owner = owner
-        self._options: dict[int, dict[str, object] | CredentialUnavailable] = {}
+        self._options: dict[int, asyncssh.SSHClientConnectionOptions | CredentialUnavailable] = {}
 
     @asynccontextmanager
     async def prepared(
@@ -107,7 +108,7 @@ class _SshChunk(StepChunk):
             endpoint, login.credential, operation, self._mask, prefetched
         )
 
-    def _login_options(self, credential: Revealed) -> dict[str, object]:
+    def _login_options(self, credential: Revealed) -> asyncssh.SSHClientConnectionOptions:
         """Parsed once per credential in the chunk."""
         options = self._options.get(id(credential))
         if options is None:

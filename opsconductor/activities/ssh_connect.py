@@ -4,7 +4,12 @@ The host key is checked inside the handshake (`validate_host_public_key`), again
 fingerprint pinned on the target row, read at connection time so an operator's acceptance
 applies at once. With nothing pinned yet the key is trusted on first use and pinned after the
 login succeeds; a different key later is refused until an operator accepts it. Nothing else is
-trusted: no known_hosts file, no ssh-agent, no ~/.ssh keys or config of the worker's user.
+trusted: no known_hosts file, no ssh-agent, no ~/.ssh keys or config of the worker's user, no
+X.509 CA bundle, no Kerberos (GSS) ticket, no PKCS#11 token.
+
+What a connection logs in with is built once per credential (`login_options`: a chunk builds it
+once for all its targets, docs/engine.md "The worker's per-target cost") and handed to every
+connection it serves; only the address, the pinned key and the timeout are per connection.
 """
 
 import hmac
@@ -77,8 +82,9 @@ class _PinnedHostKey(asyncssh.SSHClient):
         return hmac.compare_digest(self.presented, self.pinned)
 
 
-def login_options(credential: Revealed) -> dict[str, object]:
-    """How to log in with the credential (its key parsed: once per credential in a chunk)."""
+def login_options(credential: Revealed) -> asyncssh.SSHClientConnectionOptions:
+    """How to log in with the credential, and nothing else the worker's user has: built (its
+    key parsed) once per credential in a chunk, shared by all its connections."""
     if credential.kind is CredentialKind.ssh_key:
         try:
             key = asyncssh.import_private_key(
@@ -89,16 +95,33 @@ def login_options(credential: Revealed) -> dict[str, object]:
             raise CredentialUnavailable(
                 f"the private key of credential {credential.name!r} does not load"
             ) from None
-        return {"client_keys": [key], "password": None, "preferred_auth": ("publickey",)}
-    if credential.kind is CredentialKind.ssh_password:
-        return {
+        login: dict[str, object] = {
+            "client_keys": asyncssh.load_keypairs([key]),
+            "password": None,
+            "preferred_auth": ("publickey",),
+        }
+    elif credential.kind is CredentialKind.ssh_password:
+        login = {
             "client_keys": None,
             "password": credential.secret["password"],
             "preferred_auth": ("password", "keyboard-interactive"),
         }
-    raise CredentialUnavailable(
-        f"credential {credential.name!r} is a {credential.kind} credential; "
-        "SSH needs ssh_key or ssh_password"
+    else:
+        raise CredentialUnavailable(
+            f"credential {credential.name!r} is a {credential.kind} credential; "
+            "SSH needs ssh_key or ssh_password"
+        )
+    return asyncssh.SSHClientConnectionOptions(
+        username=credential.username,
+        known_hosts=([], [], []),  # the pinned key is checked by _PinnedHostKey
+        x509_trusted_certs=None,
+        agent_path=None,
+        config=None,
+        gss_host=None,  # never the worker's Kerberos ticket (GSS key exchange or login)
+        pkcs11_provider=None,
+        ignore_encrypted=True,
+        keepalive_interval=KEEPALIVE_SECONDS,
+        **login,
     )
 
 
@@ -114,7 +137,7 @@ class Prefetched:
     login options of its credential."""
 
     pinned: str | None
-    options: dict[str, object]
+    options: asyncssh.SSHClientConnectionOptions
 
 
 @asynccontextmanager
@@ -139,15 +162,9 @@ async def ssh_connection(
         connection = await asyncssh.connect(
             endpoint.address,
             endpoint.port,
-            username=credential.username,
+            options=options,
             client_factory=lambda: checker,
-            known_hosts=([], [], []),
-            agent_path=None,
-            config=None,
-            ignore_encrypted=True,
             connect_timeout=endpoint.connect_timeout,
-            keepalive_interval=KEEPALIVE_SECONDS,
-            **options,
         )
     except asyncssh.HostKeyNotVerifiable:
         presented = checker.presented or "an unreadable key"

@@ -8,11 +8,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import httpx
 import pytest
 from sqlmodel import col, select
 from temporalio.client import Client, WorkflowFailureError
 
+from opsconductor.activities import ssh_chunks, ssh_connect
 from opsconductor.activities.ssh_chunks import SshChunks
 from opsconductor.config import Settings
 from opsconductor.contracts.runs import RunStatus
@@ -25,6 +27,7 @@ from opsconductor.jobspec.document import TargetSelector
 from opsconductor.models.credential import CredentialAccess
 from opsconductor.models.run import RunLogLine
 from opsconductor.services.targets import resolve_selector
+from opsconductor.services.vault import Revealed
 from opsconductor.temporal.client import connect
 from opsconductor.worker.registry import WorkerResources
 from tests.engine_helpers import (
@@ -419,6 +422,71 @@ async def test_a_batch_runs_each_ssh_step_as_one_chunk_with_per_target_results_a
         + [(step, name, "revealed") for step in ("second", "third") for name in (t0, t1, t3)]
     )
     assert len({row.accessed_at for row in access if row.step_id == "first"}) == 1
+
+
+async def test_a_chunk_logs_in_with_options_built_once_and_nothing_of_the_workers_user(
+    http: httpx.AsyncClient,
+    admin: Account,
+    sshd: LoopbackSshd,
+    temporal: Client,
+    worker_resources: WorkerResources,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A chunk parses its credential's key and builds its connection options once, and every
+    target's connection reuses them (docs/engine.md, "The worker's per-target cost"); and the
+    worker's user's ssh config, known_hosts and agent are never consulted (docs/vault.md,
+    "Host keys"): here a config that sends every host to port 1, a known_hosts entry with a
+    wrong key for the sshd, and an agent socket that counts its callers."""
+    names, targets = await sshd_targets(http, admin, sshd, worker_resources, "options", 3)
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text("Host *\n  Port 1\n  User nobody\n")
+    other_key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    (home / ".ssh" / "known_hosts").write_text(f"[{sshd.host}]:{sshd.port} {other_key}")
+    agent_callers = 0
+
+    def count_caller(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal agent_callers
+        agent_callers += 1
+        writer.close()
+
+    agent = await asyncio.start_unix_server(count_caller, tmp_path / "agent.sock")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(tmp_path / "agent.sock"))
+    built: list[asyncssh.SSHClientConnectionOptions] = []
+    used: list[object] = []
+
+    def counted_login_options(credential: Revealed) -> asyncssh.SSHClientConnectionOptions:
+        built.append(ssh_connect.login_options(credential))
+        return built[-1]
+
+    real_connect = asyncssh.connect
+
+    def recorded_connect(*args: Any, **kwargs: Any) -> Any:
+        used.append(kwargs.get("options"))
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(ssh_chunks, "login_options", counted_login_options)
+    monkeypatch.setattr(asyncssh, "connect", recorded_connect)
+    document = job({"id": "who", "action": "ssh.command", "with": {"command": "id -un"}})
+    document["strategy"] = {"concurrency": 3}
+    async with agent:
+        handle = await start_run(
+            temporal, worker_resources.sessionmaker, document, targets, batch_size=3
+        )
+        summary = await handle.result()
+    assert summary.status is RunStatus.succeeded
+    steps = await recorded_steps(worker_resources.sessionmaker, summary.run_id)
+    assert [steps[(name, "who")].stdout for name in names] == [sshd.username] * 3
+    assert len(built) == 1
+    assert len(used) == 3
+    assert all(options is built[0] for options in used)
+    assert agent_callers == 0
+    # Nor an X.509 CA bundle, a Kerberos ticket (GSS) or a PKCS#11 token: no `gssapi` or
+    # token here to show it by behaviour, so the options say it.
+    login = built[0]
+    assert (login.x509_trusted_certs, login.gss_host, login.pkcs11_provider) == (None, None, None)
 
 
 async def test_targets_whose_requests_together_pass_the_payload_limit_split_into_chunks(
