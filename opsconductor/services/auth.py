@@ -124,6 +124,10 @@ async def authenticate(
     generation = PRINCIPALS.generation
     principal = await _look_up(session, signing_key, bearer, now)
     if reading:
+        # Kept past this request, so taken out of its session: that session's rollback (a
+        # read that fails) or commit would otherwise expire the user's loaded fields, and a
+        # later request could not read them back through a closed session.
+        session.expunge(principal.user)
         PRINCIPALS.remember(bearer, principal, generation)
     return principal
 

@@ -1,6 +1,8 @@
 """What a list request costs the API in statements, and that the few seconds' memory of who a
 token belongs to (services/principal_cache.py) never outlives a revocation in this process."""
 
+import uuid
+
 import asyncpg.transaction
 import httpx
 import pytest
@@ -95,3 +97,15 @@ async def test_logging_out_ends_the_session_for_the_next_read(
     out = await http.post(api("/auth/logout"), headers=viewer.headers)
     assert out.status_code == 204, out.text
     assert (await http.get(api("/runs"), headers=viewer.headers)).status_code == 401
+
+
+async def test_a_remembered_principal_outlives_the_request_that_failed_after_finding_it(
+    http: httpx.AsyncClient, viewer: Account
+) -> None:
+    # The token's first lookup is made by a read that then fails: its session rolls back,
+    # which must not take the remembered user's fields with it (the fuzzer found a 500 here).
+    missing = await http.get(api(f"/runs/{uuid.uuid4()}"), headers=viewer.headers)
+    assert missing.status_code == 404, missing.text
+    me = await http.get(api("/auth/me"), headers=viewer.headers)
+    assert me.status_code == 200, me.text
+    assert me.json()["username"] == viewer.username
