@@ -108,7 +108,8 @@ def process_stack(
         api.wait_until(lambda: healthy(url), 90, f"healthy at {url}/health")
         yield stack
     finally:
-        api.kill()
+        # The API now serving, which `restart_api` may have replaced.
+        stack.api.kill()
         for command in stack.workers:
             command.kill()
 
