@@ -64,7 +64,7 @@ def create_reading_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Async
     Under PostgreSQL's READ COMMITTED every statement takes its own snapshot, inside a
     transaction or not, so a reading request's page and count see what they saw before; the
     two round trips a transaction adds were a fifth of the API's CPU on a list request
-    (benchmarks/README.md, fix 8). What a reading request writes in passing (an API token's
+    (benchmarks/README.md, fix 10). What a reading request writes in passing (an API token's
     `last_used_at`) is one statement, committed as it runs. Same pool as `engine`."""
     return create_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
 

@@ -87,8 +87,8 @@ async def run_workers(settings: Settings, queues: Sequence[TaskQueue]) -> None:
         )
     # Everything imported and built so far lives as long as the process: moved out of the
     # collector's reach, so its full collections (a few a minute under load) walk what steps
-    # allocate, not the ~270,000 objects of the worker's modules (docs/engine.md, "The run's
-    # fixed cost").
+    # allocate, not the ~270,000 objects of the worker's modules (docs/engine.md, "The worker's
+    # per-target cost").
     gc.freeze()
     try:
         await _serve(workers, queues, settings)
