@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncssh
+from asyncssh.public_key import get_default_public_key_algs
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -68,6 +69,13 @@ class Endpoint:
     connect_timeout: float = CONNECT_TIMEOUT_SECONDS
 
 
+# A host with an SSH CA presents a certificate when the client offers certificate algorithms
+# (asyncssh's default lists them first), and we trust no CA: the pin is of the plain key, so
+# only plain-key algorithms are offered, in asyncssh's default order (the key chosen on a host
+# without a certificate, and so every pin made before this, stays the same).
+PLAIN_HOST_KEY_ALGORITHMS = [algorithm.decode() for algorithm in get_default_public_key_algs()]
+
+
 class _PinnedHostKey(asyncssh.SSHClient):
     def __init__(self, pinned: str | None):
         self.pinned = pinned
@@ -114,6 +122,7 @@ def login_options(credential: Revealed) -> asyncssh.SSHClientConnectionOptions:
     return asyncssh.SSHClientConnectionOptions(
         username=credential.username,
         known_hosts=([], [], []),  # the pinned key is checked by _PinnedHostKey
+        server_host_key_algs=PLAIN_HOST_KEY_ALGORITHMS,
         x509_trusted_certs=None,
         agent_path=None,
         config=None,

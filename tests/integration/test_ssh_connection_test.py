@@ -1,6 +1,7 @@
 """POST /targets/{id}/test: a real login to the loopback sshd, run by the ssh worker, and the
 host-key pinning that comes with it."""
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -65,6 +66,33 @@ async def test_a_real_login_pins_the_host_key(
     assert (await run_test(http, operator.headers, target["id"]))["ok"] is True
     rows = await execute_sql(settings.database_url or "", "SELECT count(*) FROM credential_access")
     assert rows[0][0] == 2
+
+
+async def test_a_host_offering_a_host_certificate_is_reached_with_its_plain_key(
+    http: httpx.AsyncClient,
+    admin: Account,
+    operator: Account,
+    tmp_path: Path,
+) -> None:
+    """Fleets with an SSH CA sign their host keys; we pin plain keys and trust no CA, so the
+    worker must ask for the plain key rather than be handed a certificate it cannot check."""
+    with LoopbackSshd(tmp_path / "sshd", host_certificate=True) as certified:
+        credential = await shared_credential(
+            http, admin.headers, key_credential(certified, name="ca-fleet-key")
+        )
+        target = await post_ok(
+            http,
+            "/targets",
+            operator.headers,
+            sshd_target(certified, credential["id"], name="ca-signed"),
+        )
+        first = await run_test(http, operator.headers, target["id"])
+        assert first["ok"] is True, first
+        assert first["host_key_fingerprint"] == certified.host_key_fingerprint
+        # The second login checks the pinned key.
+        second = await run_test(http, operator.headers, target["id"])
+        assert second["ok"] is True, second
+    assert "HostCertificate" in certified.config_path.read_text()
 
 
 async def test_a_changed_host_key_is_refused_until_an_operator_accepts_it(
