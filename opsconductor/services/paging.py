@@ -43,7 +43,6 @@ Listing = SelectOfScalar[Any] | Select[*tuple[Any, ...]]
 TOTAL_CAP = 10_000
 CURSOR_FIELD = "query.cursor"
 _BIGINT = 2**63
-_UNSTORABLE_IN_TEXT = ("\x00",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +123,7 @@ def _decode(cursor: str, keys: Sequence[_SortKey]) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         tagged = json.loads(raw)
-    except (binascii.Error, ValueError) as exc:
+    except (binascii.Error, ValueError, RecursionError) as exc:
         raise _bad_cursor() from exc
     if not isinstance(tagged, list) or len(tagged) != len(keys):
         raise _bad_cursor()
@@ -165,7 +164,7 @@ def _decoded_value(item: object, key: _SortKey) -> Any:
                 return raw
             if isinstance(expected, type) and issubclass(expected, enum.Enum):
                 return expected(raw)
-        if tag == "s" and isinstance(raw, str) and not any(c in raw for c in _UNSTORABLE_IN_TEXT):
+        if tag == "s" and isinstance(raw, str) and "\x00" not in raw:
             raw.encode()  # refuses unpaired surrogates, which PostgreSQL text cannot hold
             if expected is str:
                 return raw
@@ -187,7 +186,7 @@ def _after(keys: Sequence[_SortKey], values: Sequence[Any]) -> ColumnElement[boo
         equal_so_far.append(key.expression.is_(None) if value is None else key.expression == value)
     first, first_value = keys[0], values[0]
     condition = or_(*alternatives)
-    if first_value is not None and not _nullable(first.expression):
+    if len(keys) > 1 and first_value is not None and not _nullable(first.expression):
         if first.descending:
             return and_(first.expression <= first_value, condition)
         return and_(first.expression >= first_value, condition)
