@@ -163,32 +163,46 @@ async def test_past_the_cap_the_total_says_so_in_the_api_and_the_console(
     assert "2+ in all." in runs_page
 
 
-async def test_the_cli_pages_through_a_list_by_its_next_cursor(
-    served: httpx.AsyncClient, app: FastAPI, admin: Account, tmp_path: Path
+async def test_the_cli_pages_by_next_and_shows_a_capped_count(
+    served: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    app: FastAPI,
+    admin: Account,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    async def cli(*arguments: str) -> tuple[str, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "opsconductor", *arguments,
+            env=user_env(
+                OPSCONDUCTOR_URL=str(served.base_url),
+                OPSCONDUCTOR_TOKEN=admin.tokens["access_token"],
+                XDG_CONFIG_HOME=str(tmp_path / "config"),
+            ),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, stderr.decode()
+        return stdout.decode(), stderr.decode()
+
     # One more target than the CLI's page (500): the last by name is on the second page.
     async with unit_of_work(app.state.sessionmaker) as session:
         session.add_all(Target(name=f"p-{n:03}", address="a.lan", port=22) for n in range(501))
     document = tmp_path / "target.yaml"
     document.write_text("kind: target\nname: p-500\naddress: b.lan\n")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "opsconductor", "apply", "--dry-run", "-f", str(document),
-        "-o", "json",
-        env=user_env(
-            OPSCONDUCTOR_URL=str(served.base_url),
-            OPSCONDUCTOR_TOKEN=admin.tokens["access_token"],
-            XDG_CONFIG_HOME=str(tmp_path / "config"),
-        ),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, stderr.decode()
+    stdout, _ = await cli("apply", "--dry-run", "-f", str(document), "-o", "json")
     # Found on the second page: an update of its address, not a create.
-    planned = json.loads(stdout)
-    print(planned)
+    (planned,) = json.loads(stdout)["documents"]
     assert (planned["name"], planned["result"], planned["fields"]) == (
         "p-500",
         "update",
         ["address"],
     )
+
+    # The API runs in this process: its count stops at 2 here.
+    monkeypatch.setattr(paging, "TOTAL_CAP", 2)
+    job_id = await create_job(http, admin, JOB)
+    await plant_runs(app, job_id, [utcnow() - timedelta(minutes=n) for n in range(3)])
+    _, stderr = await cli("runs", "--limit", "1")
+    assert "2+ runs in all; see more with --offset" in stderr
