@@ -82,7 +82,7 @@ async def _cursor_at(stack: Stack, path: str, skipped: int) -> str:
     cursor = None
     async with httpx.AsyncClient(timeout=60, headers=stack.headers) as http:
         while seen < skipped:
-            params = {"cursor": cursor} if cursor else {}
+            params: dict[str, str] = {"cursor": cursor} if cursor else {}
             answer = await http.get(stack.api(path), params=params)
             answer.raise_for_status()
             page = answer.json()
