@@ -2,7 +2,6 @@
 
 import re
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
@@ -15,6 +14,7 @@ from opsconductor.db import unit_of_work
 from opsconductor.errors import FieldProblem, InputInvalid
 from opsconductor.security.envelope import KeyRing
 from opsconductor.security.keys import ProcessKeys
+from opsconductor.services.paging import PageRequest
 from opsconductor.services.workflows import Workflows
 from opsconductor.temporal.codec import EncryptionCodec
 
@@ -86,17 +86,12 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-@dataclass(frozen=True, slots=True)
-class PageParams:
-    limit: int
-    offset: int
-
-
 async def _page(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-) -> PageParams:
-    return PageParams(limit=limit, offset=offset)
+    cursor: Annotated[str | None, Query(min_length=1, max_length=2000)] = None,
+) -> PageRequest:
+    return PageRequest(limit=limit, offset=offset, cursor=cursor)
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
@@ -115,7 +110,7 @@ SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionma
 # scope="function": the commit happens before the answer is sent, so a failed commit is never
 # reported to the client as a success.
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
-PageDep = Annotated[PageParams, Depends(_page)]
+PageDep = Annotated[PageRequest, Depends(_page)]
 
 
 def _unstorable_paths(value: Any, path: str) -> Iterator[str]:

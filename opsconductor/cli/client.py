@@ -299,17 +299,29 @@ def connect(url: str | None = None) -> ApiClient:
 FIND_PAGE = 500
 
 
+def listed(client: ApiClient, path: str, page_size: int, **params: Any) -> Iterator[Any]:
+    """Every item of a list endpoint, a page at a time, each page continuing from the last by
+    its `next` cursor (docs/api.md "Lists": `total` stops counting at 10,000)."""
+    cursor = None
+    while True:
+        page = client.get(path, **params, limit=page_size, cursor=cursor)
+        yield from page["items"]
+        cursor = page["next"]
+        if cursor is None:
+            return
+
+
+def counted(page: dict[str, Any]) -> str:
+    """A list's total as people read it: `1,234`, or `10,000+` past the count's cap."""
+    return f"{page['total']:,}{'+' if page['total_capped'] else ''}"
+
+
 def find_listed(
     client: ApiClient, path: str, reference: str, noun: str, key: str = "name"
 ) -> dict[str, Any]:
     """The item of a list endpoint whose id or `key` is `reference`, paging through the list."""
-    offset = 0
-    while True:
-        page = client.get(path, limit=FIND_PAGE, offset=offset)
-        for item in page["items"]:
-            if reference in (str(item["id"]), item[key]):
-                found: dict[str, Any] = item
-                return found
-        offset += FIND_PAGE
-        if offset >= page["total"]:
-            raise CliError(f"no {noun} named {reference!r}")
+    for item in listed(client, path, FIND_PAGE):
+        if reference in (str(item["id"]), item[key]):
+            found: dict[str, Any] = item
+            return found
+    raise CliError(f"no {noun} named {reference!r}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsconductor.cli.client import ApiClient, CliError
+from opsconductor.cli.client import ApiClient, CliError, listed
 from opsconductor.cli.secret_refs import CREDENTIAL_SECRET_FIELDS, export_reference, resolve
 
 PAGE = 500
@@ -42,16 +42,9 @@ class Installation:
     def items(self, kind: str) -> dict[str, dict[str, Any]]:
         if kind not in self._listed:
             handler = KINDS[kind]
-            found: dict[str, dict[str, Any]] = {}
-            offset = 0
-            while True:
-                page = self.client.get(handler.path, limit=PAGE, offset=offset)
-                for item in page["items"]:
-                    found[str(item[handler.key])] = item
-                offset += len(page["items"])
-                if not page["items"] or offset >= page.get("total", offset):
-                    break
-            self._listed[kind] = found
+            self._listed[kind] = {
+                str(item[handler.key]): item for item in listed(self.client, handler.path, PAGE)
+            }
         return self._listed[kind]
 
     def forget(self, kind: str) -> None:

@@ -20,7 +20,15 @@ from typer._click.core import Context
 from typer.core import TyperGroup
 
 from opsconductor.cli.apply import find_job_id
-from opsconductor.cli.client import ApiClient, CliError, StreamBroken, connect, reports_errors
+from opsconductor.cli.client import (
+    ApiClient,
+    CliError,
+    StreamBroken,
+    connect,
+    counted,
+    listed,
+    reports_errors,
+)
 from opsconductor.cli.output import (
     OutputFormat,
     OutputOption,
@@ -259,13 +267,7 @@ def show_run(
 
 def _grid(client: ApiClient, run_id: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every target matching the filters, a page at a time from `GET /runs/{id}/targets`."""
-    offset = 0
-    while True:
-        page = client.get(f"/runs/{run_id}/targets", **filters, limit=GRID_PAGE, offset=offset)
-        yield from page["items"]
-        offset += GRID_PAGE
-        if offset >= page["total"]:
-            return
+    yield from listed(client, f"/runs/{run_id}/targets", GRID_PAGE, **filters)
 
 
 def _counted(by_status: dict[str, int]) -> str:
@@ -378,8 +380,8 @@ def runs(
             ("FINISHED", lambda row: short_time(row["finished_at"])),
         ],
     )
-    if output is OutputFormat.table and page["total"] > offset + len(page["items"]):
-        typer.echo(f"{page['total']} runs in all; see more with --offset", err=True)
+    if output is OutputFormat.table and page["next"] is not None:
+        typer.echo(f"{counted(page)} runs in all; see more with --offset", err=True)
 
 
 app = typer.Typer()

@@ -67,7 +67,14 @@ def when(value: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def counted(answer: dict[str, Any]) -> str:
+    """A list answer's total as people read it: `1,234`, or `10,000+` where the API stopped
+    counting (docs/api.md "Lists")."""
+    return f"{answer['total']:,}{'+' if answer['total_capped'] else ''}"
+
+
 templates.env.filters["when"] = when
+templates.env.filters["counted"] = counted
 
 RUN_STATUSES = tuple(status.value for status in RunStatus)
 STEP_STATUSES = tuple(status.value for status in StepStatus)
@@ -159,7 +166,7 @@ def _local(path: str) -> str:
 async def _dashboard(console: Console) -> dict[str, Any]:
     since = (utcnow() - SINCE["24h"]).isoformat()
     counts = {
-        status: (await console.get("/runs", status=status, since=since, limit=1))["total"]
+        status: counted(await console.get("/runs", status=status, since=since, limit=1))
         for status in RUN_STATUSES
     }
     return {
@@ -184,7 +191,7 @@ async def _first_steps(console: Console) -> list[FirstStep]:
     dashboard shows the guide only to an install still being set up."""
 
     async def some(path: str) -> bool:
-        return bool((await console.get(path, limit=1))["total"])
+        return bool((await console.get(path, limit=1))["items"])
 
     jobs = (await console.get("/jobs", limit=1))["items"]
     steps = [

@@ -22,6 +22,9 @@ class Run(SQLModel, table=True):
     __tablename__ = "runs"
     __table_args__ = (
         Index("ix_runs_job_id_created_at", "job_id", "created_at"),
+        # The runs list's order (services/runs.py::list_runs), read backwards: its first page
+        # and each cursor page read only their rows (benchmarks/README.md, fix 13).
+        Index("ix_runs_created_at_id", "created_at", "id"),
         # NULLs are distinct: only runs started with an Idempotency-Key are held to it.
         UniqueConstraint(
             "job_id",

@@ -12,7 +12,7 @@ from opsconductor.db import side_transaction
 from opsconductor.models.audit import AuditEvent, AuditFilter, Outcome
 from opsconductor.models.page import Page
 from opsconductor.models.user import User
-from opsconductor.services.paging import paginate
+from opsconductor.services.paging import PageRequest, paginate
 
 
 @dataclass(slots=True)
@@ -59,7 +59,7 @@ async def record_separately(
 
 
 async def list_events(
-    session: AsyncSession, filters: AuditFilter, limit: int, offset: int
+    session: AsyncSession, filters: AuditFilter, page: PageRequest
 ) -> Page[AuditEvent]:
     statement = select(AuditEvent)
     equalities = {
@@ -77,4 +77,4 @@ async def list_events(
     if filters.until is not None:
         statement = statement.where(col(AuditEvent.occurred_at) < filters.until)
     statement = statement.order_by(col(AuditEvent.occurred_at).desc(), col(AuditEvent.id))
-    return await paginate(session, statement, limit, offset)
+    return await paginate(session, statement, page)

@@ -45,7 +45,7 @@ from opsconductor.models.page import Page
 from opsconductor.security.envelope import DecryptionFailed, KeyRing
 from opsconductor.services.jobs import DOCUMENT, live_jobs_where
 from opsconductor.services.lookup import get_or_404
-from opsconductor.services.paging import paginate, paginate_as
+from opsconductor.services.paging import PageRequest, paginate, paginate_as
 from opsconductor.services.sealing import open_row, sealed_columns
 from opsconductor.services.workflows import Workflows
 from opsconductor.workflows.notifications import ChannelTestWorkflow
@@ -122,9 +122,9 @@ async def get_channel(session: AsyncSession, channel_id: uuid.UUID) -> Notificat
     return await get_or_404(session, NotificationChannel, channel_id, "notification channel")
 
 
-async def list_channels(session: AsyncSession, limit: int, offset: int) -> Page[ChannelPublic]:
+async def list_channels(session: AsyncSession, page: PageRequest) -> Page[ChannelPublic]:
     statement = select(NotificationChannel).order_by(col(NotificationChannel.name))
-    return await paginate_as(session, statement, limit, offset, _publics)
+    return await paginate_as(session, statement, page, _publics)
 
 
 async def _publics(
@@ -245,8 +245,7 @@ async def list_deliveries(
     channel_id: uuid.UUID | None,
     status: DeliveryStatus | None,
     event: DeliveryEvent | None,
-    limit: int,
-    offset: int,
+    page: PageRequest,
 ) -> Page[NotificationDelivery]:
     statement = select(NotificationDelivery).order_by(
         col(NotificationDelivery.created_at).desc(), col(NotificationDelivery.id)
@@ -260,7 +259,7 @@ async def list_deliveries(
     for column, value in filters.items():
         if value is not None:
             statement = statement.where(column == value)
-    return await paginate(session, statement, limit, offset)
+    return await paginate(session, statement, page)
 
 
 # -- worker side: the one way a channel's URL is decrypted ------------------------------------

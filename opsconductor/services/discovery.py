@@ -52,7 +52,7 @@ from opsconductor.models.target import TARGET_NAME_PATTERN, Protocol, Target, Ta
 from opsconductor.services.audit import AuditEntry
 from opsconductor.services.credential_grants import Requester, check_target_credential
 from opsconductor.services.lookup import get_or_404
-from opsconductor.services.paging import paginate_as
+from opsconductor.services.paging import PageRequest, paginate_as
 from opsconductor.services.targets import groups, inventory
 from opsconductor.services.targets.inventory import CREDENTIAL_KINDS_FOR
 from opsconductor.services.workflows import Workflows
@@ -175,14 +175,14 @@ async def _list_items(session: AsyncSession, rows: Sequence[DiscoveryScan]) -> l
 
 
 async def list_scans(
-    session: AsyncSession, status: ScanStatus | None, limit: int, offset: int
+    session: AsyncSession, status: ScanStatus | None, page: PageRequest
 ) -> Page[ScanListItem]:
     statement = select(DiscoveryScan).order_by(
         col(DiscoveryScan.created_at).desc(), col(DiscoveryScan.id)
     )
     if status is not None:
         statement = statement.where(DiscoveryScan.status == status)
-    return await paginate_as(session, statement, limit, offset, _list_items)
+    return await paginate_as(session, statement, page, _list_items)
 
 
 async def found_hosts(session: AsyncSession, scan_id: uuid.UUID) -> list[DiscoveredHost]:

@@ -21,7 +21,7 @@ from opsconductor.models.page import Page
 from opsconductor.services import credential_grants
 from opsconductor.services.credential_grants import Requester
 from opsconductor.services.libraries import installed_libraries
-from opsconductor.services.paging import paginate
+from opsconductor.services.paging import PageRequest, paginate, with_items
 
 # The stored document, for conditions on the JSONB value (e.g. `.contains({...})`).
 DOCUMENT = JobVersion.__table__.c.document  # type: ignore[attr-defined]
@@ -221,7 +221,7 @@ async def get_job_version(
 
 
 async def list_jobs(
-    session: AsyncSession, search: str | None, limit: int, offset: int
+    session: AsyncSession, search: str | None, page: PageRequest
 ) -> Page[JobPublic]:
     statement = (
         select(Job, JobVersion)
@@ -238,18 +238,12 @@ async def list_jobs(
         statement = statement.where(
             func.lower(Job.name).like(pattern) | func.lower(Job.description).like(pattern)
         )
-    total = (await session.exec(select(func.count()).select_from(statement.subquery()))).one()
-    rows = (await session.exec(statement.limit(limit).offset(offset))).all()
-    return Page(
-        items=[public(job, version) for job, version in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
+    rows = await paginate(session, statement, page)
+    return with_items(rows, [public(job, version) for job, version in rows.items])
 
 
 async def list_versions(
-    session: AsyncSession, job_id: uuid.UUID, limit: int, offset: int
+    session: AsyncSession, job_id: uuid.UUID, page: PageRequest
 ) -> Page[JobVersion]:
     await _get(session, job_id)
     statement = (
@@ -257,7 +251,7 @@ async def list_versions(
         .where(JobVersion.job_id == job_id)
         .order_by(col(JobVersion.version).desc())
     )
-    return await paginate(session, statement, limit, offset)
+    return await paginate(session, statement, page)
 
 
 async def delete_job(session: AsyncSession, job_id: uuid.UUID) -> None:

@@ -33,7 +33,7 @@ from opsconductor.models.library import (
     LibraryVersionSummary,
 )
 from opsconductor.models.page import Page
-from opsconductor.services.paging import paginate_as
+from opsconductor.services.paging import PageRequest, paginate_as
 
 BUILTIN_PACKAGE = "opsconductor.libraries"
 
@@ -217,9 +217,9 @@ async def _publics(session: AsyncSession, libraries: Sequence[Library]) -> list[
     return [_public(library, versions.get(library.id, [])) for library in libraries]
 
 
-async def list_libraries(session: AsyncSession, limit: int, offset: int) -> Page[LibraryPublic]:
+async def list_libraries(session: AsyncSession, page: PageRequest) -> Page[LibraryPublic]:
     statement = select(Library).order_by(col(Library.name))
-    return await paginate_as(session, statement, limit, offset, _publics)
+    return await paginate_as(session, statement, page, _publics)
 
 
 async def get_library(session: AsyncSession, name: str) -> LibraryPublic:

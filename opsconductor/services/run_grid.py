@@ -30,7 +30,7 @@ from opsconductor.models.run import (
     RunTargetsSummary,
     StepTargetCounts,
 )
-from opsconductor.services.paging import paginate_as
+from opsconductor.services.paging import PageRequest, paginate_as
 
 
 class RunInclude(StrEnum):
@@ -69,8 +69,7 @@ async def list_targets(
     *,
     status: StepStatus | None,
     step: str | None,
-    limit: int,
-    offset: int,
+    page: PageRequest,
 ) -> Page[RunTargetPublic]:
     """A page of the grid by target name. `status` filters by the target's status, or with
     `step` by that step's status on the target (pending where the step has not begun)."""
@@ -102,7 +101,7 @@ async def list_targets(
     async def present(session: AsyncSession, names: Sequence[str]) -> list[RunTargetPublic]:
         return await _targets(session, run_id, names)
 
-    return await paginate_as(session, statement, limit, offset, present)
+    return await paginate_as(session, statement, page, present)
 
 
 async def _run_without_snapshots(session: AsyncSession, run_id: uuid.UUID) -> Run:

@@ -65,7 +65,7 @@ from opsconductor.services import credential_grants, jobs, run_reconciler
 from opsconductor.services.audit import AuditEntry
 from opsconductor.services.credential_grants import Requester
 from opsconductor.services.lookup import get_or_404
-from opsconductor.services.paging import paginate_as
+from opsconductor.services.paging import PageRequest, paginate_as
 from opsconductor.services.run_launch import (
     idempotent_run_id,
     launch,
@@ -359,8 +359,7 @@ async def list_runs(
     status: RunStatus | None,
     since: datetime | None,
     parent_run_id: uuid.UUID | None = None,
-    limit: int,
-    offset: int,
+    page: PageRequest,
 ) -> Page[RunListItem]:
     # A run's target snapshots and parameters are not listed, and a 10,000-target run's
     # snapshots are megabytes of JSON to decode on every page that shows it.
@@ -370,7 +369,8 @@ async def list_runs(
             defer(Run.targets, raiseload=True),  # type: ignore[arg-type]
             defer(Run.parameters, raiseload=True),  # type: ignore[arg-type]
         )
-        .order_by(col(Run.created_at).desc(), col(Run.id))
+        # Both descending: ix_runs_created_at_id read backwards serves the order and a cursor.
+        .order_by(col(Run.created_at).desc(), col(Run.id).desc())
     )
     if job_id is not None:
         statement = statement.where(Run.job_id == job_id)
@@ -380,7 +380,7 @@ async def list_runs(
         statement = statement.where(col(Run.created_at) >= since)
     if parent_run_id is not None:
         statement = statement.where(Run.parent_run_id == parent_run_id)
-    return await paginate_as(session, statement, limit, offset, _list_items)
+    return await paginate_as(session, statement, page, _list_items)
 
 
 async def _list_items(session: AsyncSession, rows: Sequence[Run]) -> list[RunListItem]:

@@ -53,7 +53,7 @@ from opsconductor.models.schedule import (
 from opsconductor.services import jobs, temporal_schedules
 from opsconductor.services.audit import AuditEntry
 from opsconductor.services.lookup import get_or_404
-from opsconductor.services.paging import paginate
+from opsconductor.services.paging import PageRequest, paginate, with_items
 from opsconductor.services.workflows import Workflows
 
 # The advisory lock between changes (shared) and the reconciler (exclusive): the reconciler
@@ -97,14 +97,13 @@ async def _locked(session: AsyncSession, schedule_id: uuid.UUID) -> Schedule:
 
 
 async def list_schedules(
-    session: AsyncSession, workflows: Workflows, job_id: uuid.UUID | None, limit: int, offset: int
+    session: AsyncSession, workflows: Workflows, job_id: uuid.UUID | None, page: PageRequest
 ) -> Page[SchedulePublic]:
     statement = select(Schedule).order_by(col(Schedule.name))
     if job_id is not None:
         statement = statement.where(Schedule.job_id == job_id)
-    page = await paginate(session, statement, limit, offset)
-    items = await present(session, workflows.client, page.items)
-    return Page(items=items, total=page.total, limit=limit, offset=offset)
+    rows = await paginate(session, statement, page)
+    return with_items(rows, await present(session, workflows.client, rows.items))
 
 
 async def present(

@@ -19,7 +19,7 @@ from opsconductor.security.tokens import (
     issue_access_token,
     new_opaque_token,
 )
-from opsconductor.services.paging import paginate
+from opsconductor.services.paging import PageRequest, paginate, with_items
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +114,7 @@ async def list_active(
     user_id: uuid.UUID,
     current: uuid.UUID | None,
     now: datetime,
-    limit: int,
-    offset: int,
+    page: PageRequest,
 ) -> Page[SessionPublic]:
     statement = (
         select(AuthSession)
@@ -126,9 +125,10 @@ async def list_active(
         )
         .order_by(col(AuthSession.last_used_at).desc())
     )
-    page = await paginate(session, statement, limit, offset)
-    items = [public_view(SessionPublic, row, current=row.id == current) for row in page.items]
-    return Page(items=items, total=page.total, limit=limit, offset=offset)
+    rows = await paginate(session, statement, page)
+    return with_items(
+        rows, [public_view(SessionPublic, row, current=row.id == current) for row in rows.items]
+    )
 
 
 async def get_own_active(

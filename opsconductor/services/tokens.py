@@ -19,7 +19,7 @@ from opsconductor.security.tokens import (
     secret_matches,
     split_opaque_token,
 )
-from opsconductor.services.paging import paginate
+from opsconductor.services.paging import PageRequest, paginate
 
 # Busy automation would otherwise write the same row on every call.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -49,15 +49,13 @@ async def create_token(
     return public_view(ApiTokenCreated, token, token=secret.value)
 
 
-async def list_own(
-    session: AsyncSession, user_id: uuid.UUID, limit: int, offset: int
-) -> Page[ApiToken]:
+async def list_own(session: AsyncSession, user_id: uuid.UUID, page: PageRequest) -> Page[ApiToken]:
     statement = (
         select(ApiToken)
         .where(col(ApiToken.user_id) == user_id, col(ApiToken.revoked_at).is_(None))
         .order_by(col(ApiToken.created_at).desc())
     )
-    return await paginate(session, statement, limit, offset)
+    return await paginate(session, statement, page)
 
 
 async def revoke(

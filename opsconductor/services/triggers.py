@@ -30,7 +30,7 @@ from opsconductor.models.trigger import (
 from opsconductor.security.envelope import KeyRing
 from opsconductor.services import credential_grants, jobs
 from opsconductor.services.credential_grants import Requester
-from opsconductor.services.paging import paginate, paginate_as
+from opsconductor.services.paging import PageRequest, paginate, paginate_as, with_items
 from opsconductor.services.sealing import sealed_columns
 
 HOOK_PATH = "/hooks"
@@ -117,9 +117,9 @@ async def get_trigger(session: AsyncSession, trigger_id: uuid.UUID) -> Trigger:
     return trigger
 
 
-async def list_triggers(session: AsyncSession, limit: int, offset: int) -> Page[TriggerPublic]:
+async def list_triggers(session: AsyncSession, page: PageRequest) -> Page[TriggerPublic]:
     statement = select(Trigger).order_by(col(Trigger.name))
-    return await paginate_as(session, statement, limit, offset, _publics)
+    return await paginate_as(session, statement, page, _publics)
 
 
 async def _publics(session: AsyncSession, rows: Sequence[Trigger]) -> list[TriggerPublic]:
@@ -196,7 +196,7 @@ async def delete_trigger(session: AsyncSession, trigger_id: uuid.UUID) -> Trigge
 
 
 async def list_events(
-    session: AsyncSession, trigger_id: uuid.UUID, limit: int, offset: int
+    session: AsyncSession, trigger_id: uuid.UUID, page: PageRequest
 ) -> Page[TriggerEventPublic]:
     await get_trigger(session, trigger_id)
     statement = (
@@ -204,10 +204,7 @@ async def list_events(
         .where(TriggerEvent.trigger_id == trigger_id)
         .order_by(col(TriggerEvent.received_at).desc(), col(TriggerEvent.id))
     )
-    page = await paginate(session, statement, limit, offset)
-    return Page(
-        items=[TriggerEventPublic.model_validate(row, from_attributes=True) for row in page.items],
-        total=page.total,
-        limit=limit,
-        offset=offset,
+    rows = await paginate(session, statement, page)
+    return with_items(
+        rows, [TriggerEventPublic.model_validate(row, from_attributes=True) for row in rows.items]
     )

@@ -29,7 +29,7 @@ from opsconductor.security.tokens import (
     split_opaque_token,
 )
 from opsconductor.services.lookup import get_or_404
-from opsconductor.services.paging import paginate
+from opsconductor.services.paging import PageRequest, paginate
 from opsconductor.services.sessions import revoke_sessions
 
 
@@ -54,8 +54,8 @@ async def require_user(session: AsyncSession, username: str) -> User:
     return user
 
 
-async def list_users(session: AsyncSession, limit: int, offset: int) -> Page[User]:
-    return await paginate(session, select(User).order_by(col(User.username)), limit, offset)
+async def list_users(session: AsyncSession, page: PageRequest) -> Page[User]:
+    return await paginate(session, select(User).order_by(col(User.username)), page)
 
 
 async def create_user(session: AsyncSession, data: UserCreate) -> User:

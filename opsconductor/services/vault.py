@@ -41,7 +41,7 @@ from opsconductor.models.target import Target
 from opsconductor.security.envelope import DecryptionFailed, KeyRing
 from opsconductor.services.credential_grants import grants_of, requester_named, usable
 from opsconductor.services.lookup import get_or_404
-from opsconductor.services.paging import paginate_as
+from opsconductor.services.paging import PageRequest, paginate_as
 from opsconductor.services.sealing import open_row, sealed_columns
 
 # -- secret shapes ----------------------------------------------------------------------------
@@ -203,12 +203,12 @@ async def public(session: AsyncSession, credential: Credential) -> CredentialPub
 
 
 async def list_credentials(
-    session: AsyncSession, kind: CredentialKind | None, limit: int, offset: int
+    session: AsyncSession, kind: CredentialKind | None, page: PageRequest
 ) -> Page[CredentialPublic]:
     statement = select(Credential).order_by(col(Credential.name))
     if kind is not None:
         statement = statement.where(Credential.kind == kind)
-    return await paginate_as(session, statement, limit, offset, _publics)
+    return await paginate_as(session, statement, page, _publics)
 
 
 async def _publics(session: AsyncSession, rows: Sequence[Credential]) -> list[CredentialPublic]:

@@ -78,7 +78,7 @@ async def test_list_filters(http: httpx.AsyncClient, operator: Account) -> None:
         response = await http.get(api("/targets"), headers=headers, params=params)
         assert response.status_code == 200, response.text
         body = response.json()
-        assert set(body) == {"items", "total", "limit", "offset"}
+        assert set(body) == {"items", "total", "total_capped", "limit", "offset", "next"}
         return [item["name"] for item in body["items"]]
 
     assert await names() == ["db-1", "web-1", "web-2"]

@@ -20,4 +20,4 @@ async def list_audit_events(
     page: PageDep,
     filters: Annotated[AuditFilter, Query()],
 ) -> Page[AuditEvent]:
-    return await audit.list_events(session, filters, page.limit, page.offset)
+    return await audit.list_events(session, filters, page)

@@ -125,7 +125,7 @@ async def list_sessions(
     principal: Account, session: SessionDep, page: PageDep
 ) -> Page[SessionPublic]:
     return await sessions.list_active(
-        session, principal.user.id, principal.session_id, utcnow(), page.limit, page.offset
+        session, principal.user.id, principal.session_id, utcnow(), page
     )
 
 

@@ -34,7 +34,7 @@ async def list_credentials(
     page: PageDep,
     kind: Annotated[CredentialKind | None, Query()] = None,
 ) -> Page[CredentialPublic]:
-    return await vault.list_credentials(session, kind, page.limit, page.offset)
+    return await vault.list_credentials(session, kind, page)
 
 
 @router.post("", name="credential.create", status_code=status.HTTP_201_CREATED)
@@ -100,7 +100,7 @@ async def credential_access(
         .where(CredentialAccess.credential_id == id)
         .order_by(col(CredentialAccess.accessed_at).desc())
     )
-    return await paginate(session, statement, page.limit, page.offset)
+    return await paginate(session, statement, page)
 
 
 @router.get("/{id}/grants", name="credential.grants")

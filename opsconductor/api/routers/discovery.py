@@ -40,7 +40,7 @@ async def start_scan(
 async def list_scans(
     principal: DiscoveryReader, session: SessionDep, page: PageDep, status: ScanStatus | None = None
 ) -> Page[ScanListItem]:
-    return await discovery.list_scans(session, status, page.limit, page.offset)
+    return await discovery.list_scans(session, status, page)
 
 
 @router.get("/scans/check", name="discovery.check")

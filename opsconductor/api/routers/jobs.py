@@ -44,7 +44,7 @@ async def list_jobs(
     page: PageDep,
     q: Annotated[str | None, Query(max_length=100, description="Name or description")] = None,
 ) -> Page[JobPublic]:
-    return await jobs.list_jobs(session, q, page.limit, page.offset)
+    return await jobs.list_jobs(session, q, page)
 
 
 @router.get("/{id}", name="job.get")
@@ -79,7 +79,7 @@ async def delete_job(
 async def list_versions(
     id: uuid.UUID, principal: JobReader, session: SessionDep, page: PageDep
 ) -> Page[JobVersion]:
-    return await jobs.list_versions(session, id, page.limit, page.offset)
+    return await jobs.list_versions(session, id, page)
 
 
 @router.get("/{id}/versions/{version}", name="job.version", response_model=JobVersionPublic)

@@ -28,7 +28,7 @@ DocumentBody = Annotated[
 async def list_libraries(
     principal: LibraryReader, session: SessionDep, page: PageDep
 ) -> Page[LibraryPublic]:
-    return await libraries.list_libraries(session, page.limit, page.offset)
+    return await libraries.list_libraries(session, page)
 
 
 @router.post("", name="library.install", status_code=status.HTTP_201_CREATED)

@@ -23,7 +23,7 @@ router = APIRouter(prefix="/notification-channels", tags=["notifications"])
 async def list_channels(
     _: ChannelReader, session: SessionDep, page: PageDep
 ) -> Page[ChannelPublic]:
-    return await channels.list_channels(session, page.limit, page.offset)
+    return await channels.list_channels(session, page)
 
 
 @router.post("", name="channel.create", status_code=status.HTTP_201_CREATED)

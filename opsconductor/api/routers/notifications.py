@@ -30,6 +30,5 @@ async def list_deliveries(
         channel_id=channel_id,
         status=status,
         event=event,
-        limit=page.limit,
-        offset=page.offset,
+        page=page,
     )

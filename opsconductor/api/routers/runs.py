@@ -45,8 +45,7 @@ async def list_runs(
         status=status,
         since=since,
         parent_run_id=parent_run_id,
-        limit=page.limit,
-        offset=page.offset,
+        page=page,
     )
 
 
@@ -75,9 +74,7 @@ async def list_run_targets(
     ] = None,
     step: Annotated[str | None, Query(pattern=STEP_ID_PATTERN)] = None,
 ) -> Page[RunTargetPublic]:
-    return await run_grid.list_targets(
-        session, id, status=status, step=step, limit=page.limit, offset=page.offset
-    )
+    return await run_grid.list_targets(session, id, status=status, step=step, page=page)
 
 
 @router.get(

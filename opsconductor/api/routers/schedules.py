@@ -34,7 +34,7 @@ async def list_schedules(
     page: PageDep,
     job_id: uuid.UUID | None = None,
 ) -> Page[SchedulePublic]:
-    return await schedules.list_schedules(session, workflows, job_id, page.limit, page.offset)
+    return await schedules.list_schedules(session, workflows, job_id, page)
 
 
 @router.post("", name="schedule.create", status_code=status.HTTP_201_CREATED)

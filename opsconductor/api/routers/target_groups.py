@@ -27,7 +27,7 @@ async def list_groups(
     page: PageDep,
     q: Annotated[str | None, Query(max_length=200, description="Part of the name")] = None,
 ) -> Page[TargetGroupPublic]:
-    return await targets.list_groups(session, q, page.limit, page.offset)
+    return await targets.list_groups(session, q, page)
 
 
 @router.post("", name="target_group.create", status_code=status.HTTP_201_CREATED)

@@ -60,8 +60,7 @@ async def list_targets(
         group=group,
         protocol=protocol,
         search=q,
-        limit=page.limit,
-        offset=page.offset,
+        page=page,
     )
 
 

@@ -27,7 +27,7 @@ async def create_token(
 
 @router.get("", name="token.list", response_model=Page[ApiTokenPublic])
 async def list_tokens(principal: Account, session: SessionDep, page: PageDep) -> Page[ApiToken]:
-    return await tokens.list_own(session, principal.user.id, page.limit, page.offset)
+    return await tokens.list_own(session, principal.user.id, page)
 
 
 @router.delete("/{id}", name="token.revoke", status_code=status.HTTP_204_NO_CONTENT)

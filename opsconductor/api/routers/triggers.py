@@ -28,7 +28,7 @@ router = APIRouter(prefix="/triggers", tags=["triggers"])
 async def list_triggers(
     _: TriggerReader, session: SessionDep, page: PageDep
 ) -> Page[TriggerPublic]:
-    return await triggers.list_triggers(session, page.limit, page.offset)
+    return await triggers.list_triggers(session, page)
 
 
 @router.post("", name="trigger.create", status_code=status.HTTP_201_CREATED)
@@ -78,7 +78,7 @@ async def list_events(
     id: uuid.UUID, _: TriggerReader, session: SessionDep, page: PageDep
 ) -> Page[TriggerEventPublic]:
     """The delivery log, newest first: one row per event, or per delivery refused whole."""
-    return await triggers.list_events(session, id, page.limit, page.offset)
+    return await triggers.list_events(session, id, page)
 
 
 @router.post("/{id}/test", name="trigger.test")

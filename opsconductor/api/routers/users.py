@@ -24,7 +24,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 @router.get("", name="user.list", response_model=Page[UserPublic])
 async def list_users(_: UserReader, session: SessionDep, page: PageDep) -> Page[User]:
-    return await users.list_users(session, page.limit, page.offset)
+    return await users.list_users(session, page)
 
 
 @router.post("", name="user.create", response_model=UserPublic, status_code=status.HTTP_201_CREATED)

@@ -22,7 +22,7 @@ from opsconductor.models.target import (
 )
 from opsconductor.services.jobs import DOCUMENT, live_jobs_where
 from opsconductor.services.lookup import get_or_404
-from opsconductor.services.paging import paginate_as
+from opsconductor.services.paging import PageRequest, paginate_as
 
 # -- names ------------------------------------------------------------------------------------
 
@@ -96,12 +96,12 @@ async def _publics(session: AsyncSession, rows: Sequence[TargetGroup]) -> list[T
 
 
 async def list_groups(
-    session: AsyncSession, search: str | None, limit: int, offset: int
+    session: AsyncSession, search: str | None, page: PageRequest
 ) -> Page[TargetGroupPublic]:
     statement = select(TargetGroup).order_by(col(TargetGroup.name))
     if search:
         statement = statement.where(func.lower(TargetGroup.name).like(f"%{search.lower()}%"))
-    return await paginate_as(session, statement, limit, offset, _publics)
+    return await paginate_as(session, statement, page, _publics)
 
 
 # -- writing ----------------------------------------------------------------------------------

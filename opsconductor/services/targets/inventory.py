@@ -23,7 +23,7 @@ from opsconductor.models.target import (
 )
 from opsconductor.services.credential_grants import Requester, check_target_credential
 from opsconductor.services.lookup import get_or_404
-from opsconductor.services.paging import paginate_as
+from opsconductor.services.paging import PageRequest, paginate_as
 from opsconductor.services.targets.groups import set_groups
 
 # Which credential kinds can log in over which protocol.
@@ -89,8 +89,7 @@ async def list_targets(
     group: str | None,
     protocol: Protocol | None,
     search: str | None,
-    limit: int,
-    offset: int,
+    page: PageRequest,
 ) -> Page[TargetPublic]:
     statement = select(Target).order_by(col(Target.name))
     if tags:
@@ -111,7 +110,7 @@ async def list_targets(
         statement = statement.where(
             or_(func.lower(Target.name).like(pattern), func.lower(Target.address).like(pattern))
         )
-    return await paginate_as(session, statement, limit, offset, _publics)
+    return await paginate_as(session, statement, page, _publics)
 
 
 # -- writing ----------------------------------------------------------------------------------
