@@ -12,11 +12,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import httpx
+import psutil
 from temporalio.client import Client
 
 from benchmarks.bare_temporal import TASK_QUEUE, BareWorkflow
 from benchmarks.fleet import Row, percentile, run_job, save_job
-from benchmarks.stack import Stack, cached_bytecode_environment
+from benchmarks.stack import Stack, cached_bytecode_environment, process_tree_cpu
 
 WARMUP = 10
 
@@ -74,10 +75,13 @@ async def bench_b2(stack: Stack, temporal: Client, runs: int, inflight: int) -> 
     try:
         plain = await Client.connect(bare_address)
 
+        bare_ids: list[str] = []
+
         async def bare_one() -> float:
             started = time.perf_counter()
+            bare_ids.append(f"bare-{uuid.uuid4()}")
             await plain.execute_workflow(
-                BareWorkflow.run, url, id=f"bare-{uuid.uuid4()}", task_queue=TASK_QUEUE
+                BareWorkflow.run, url, id=bare_ids[-1], task_queue=TASK_QUEUE
             )
             return time.perf_counter() - started
 
@@ -100,8 +104,11 @@ async def bench_b2(stack: Stack, temporal: Client, runs: int, inflight: int) -> 
                 },
             )
 
+            workflow_ids: list[str] = []
+
             async def ours_one() -> float:
-                _, seconds = await run_job(http, stack, temporal, job_id)
+                run_id, seconds = await run_job(http, stack, temporal, job_id)
+                workflow_ids.append(f"run-{run_id}")
                 return seconds
 
             await _drive(WARMUP, inflight, ours_one)
@@ -110,7 +117,15 @@ async def bench_b2(stack: Stack, temporal: Client, runs: int, inflight: int) -> 
             before = stack.cpu_seconds()
             ours = await _drive(runs, inflight, ours_one)
             after = stack.cpu_seconds()
+            # The bare side's CPU: its worker, and the same shared services.
+            bare_process = psutil.Process(bare_worker.pid)
+            bare_before = {**stack.cpu_seconds(), "worker": process_tree_cpu(bare_process)}
             bare = await _drive(runs, inflight, bare_one)
+            bare_after = {**stack.cpu_seconds(), "worker": process_tree_cpu(bare_process)}
+            events = (
+                await _events(temporal, workflow_ids[-1]),
+                await _events(plain, bare_ids[-1]),
+            )
     finally:
         bare_worker.terminate()
         await bare_worker.wait()
@@ -118,4 +133,22 @@ async def bench_b2(stack: Stack, temporal: Client, runs: int, inflight: int) -> 
     rows = _rows(f"{runs} runs, {inflight} in flight", ours, bare)
     for name in stack.processes:
         rows.append(Row("B2", "", f"CPU s {name}", after[name] - before[name]))
+    # Per run, against the bare side's (no API; PostgreSQL idles meanwhile): on a saturated
+    # machine, runs/s is the cores over the sum of these.
+    for name in [*stack.processes, "total"]:
+        ours_ms = _per_run_ms(before, after, name, runs)
+        bare_ms = _per_run_ms(bare_before, bare_after, name, runs)
+        rows.append(Row("B2", "", f"CPU/run {name}", ours_ms, bare_ms, "bare Temporal", "ms"))
+    rows.append(Row("B2", "", "history events/run", *events, "bare Temporal", "events"))
     return rows
+
+
+def _per_run_ms(before: dict[str, float], after: dict[str, float], name: str, runs: int) -> float:
+    if name == "total":
+        return sum(after[key] - before[key] for key in after) * 1000 / runs
+    return (after[name] - before[name]) * 1000 / runs if name in after else 0.0
+
+
+async def _events(client: Client, workflow_id: str) -> int:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return len(history.events)

@@ -60,13 +60,21 @@ class Stack:
     def cpu_seconds(self) -> dict[str, float]:
         """User + system CPU seconds of each of our processes so far, with their children's
         (the API's processes when it runs several)."""
-        seconds = {}
-        for name, process in self.processes.items():
-            seconds[name] = sum(
-                times.user + times.system
-                for times in (p.cpu_times() for p in [process, *process.children(recursive=True)])
-            )
-        return seconds
+        return {name: process_tree_cpu(process) for name, process in self.processes.items()}
+
+
+def process_tree_cpu(process: psutil.Process) -> float:
+    """User + system CPU seconds of `process` and its descendants, with those of the children it
+    has reaped (PostgreSQL's postmaster reaps the backends of closed connections)."""
+    root = process.cpu_times()
+    seconds = root.user + root.system + root.children_user + root.children_system
+    for child in process.children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue  # ended meanwhile: its parent's children_* time holds it once reaped
+        seconds += times.user + times.system
+    return seconds
 
 
 def cached_bytecode_environment(workdir: Path, environment: dict[str, str]) -> dict[str, str]:
@@ -114,6 +122,11 @@ def _wait_healthy(api_url: str, children: list[subprocess.Popen[bytes]]) -> None
             pass
         time.sleep(0.5)
     raise RuntimeError(f"the stack was not healthy within {READY_TIMEOUT:.0f}s")
+
+
+def _postmaster(postgres: EmbeddedPostgres) -> psutil.Process:
+    """PostgreSQL's postmaster: its pid is the first line of `postmaster.pid`."""
+    return psutil.Process(int((postgres.pgdata / "postmaster.pid").read_text().split()[0]))
 
 
 def _temporal_process(port: int) -> psutil.Process:
@@ -201,6 +214,7 @@ def running_stack(workdir: Path, api_workers: int = 1) -> Iterator[Stack]:
                 "api": psutil.Process(children["api"].pid),
                 "worker": psutil.Process(children["worker"].pid),
                 "temporal": _temporal_process(temporal_port),
+                "postgres": _postmaster(postgres),
             },
         )
         login = httpx.post(

@@ -64,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         unpack_targets,
     )
     from opsconductor.workflows.notifications import Announcer
+    from opsconductor.workflows.patches import bundled, open_bundle, patched
     from opsconductor.workflows.records import RecordFailed, write_record
     from opsconductor.workflows.step_execution import (
         StepExecutor,
@@ -152,7 +153,8 @@ class JobRunWorkflow:
             write=self._write_step,
             before_worker_records=self._write_status,
         )
-        self._folds = workflow.patched(FOLD_RUN_RECORDS_PATCH)
+        open_bundle()
+        self._folds = patched(FOLD_RUN_RECORDS_PATCH)
         if request.progress is None:
             self._started_at = workflow.now()
             if self._folds:
@@ -297,7 +299,7 @@ class JobRunWorkflow:
             or workflow.info().is_continue_as_new_suggested()
         ):
             # Decided once, when first due: a run recorded before the patch never continues.
-            self._continuing = self._may_continue() and workflow.patched(CONTINUE_AS_NEW_PATCH)
+            self._continuing = self._may_continue() and patched(CONTINUE_AS_NEW_PATCH)
         return self._continuing is True
 
     def _may_continue(self) -> bool:
@@ -541,8 +543,10 @@ class JobRunWorkflow:
 
     def _show_status(self, status: RunStatus) -> None:
         """The status as the progress query and the run's search attribute show it."""
-        self._status = status
-        if workflow.patched(RUN_STATUS_SEARCH_ATTRIBUTE_PATCH):
+        shown, self._status = self._status, status
+        if status is shown and bundled():
+            return  # the search attribute holds it already (older runs upserted it again)
+        if patched(RUN_STATUS_SEARCH_ATTRIBUTE_PATCH):
             workflow.upsert_search_attributes([RUN_STATUS.value_set(status.value)])
 
     def _status_record(self, reason: str | None = None) -> RunStatusRecord:

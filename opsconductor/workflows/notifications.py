@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from opsconductor.jobspec.document import NotifyRule, RunEvent
     from opsconductor.jobspec.durations import format_duration
     from opsconductor.jobspec.messages import run_facts
+    from opsconductor.workflows.patches import APART_PATCH, patched
 
 # One attempt: apprise's own call is bounded well within it (activities/notify.py).
 ATTEMPT_TIMEOUT = timedelta(seconds=60)
@@ -59,8 +60,6 @@ TEST_WORKER_WAIT = timedelta(seconds=15)
 # How long each attempt of a rule's message waits for a notify worker before the delivery is
 # recorded failed: long enough for a notify worker's restart, short enough to be told.
 WORKER_WAIT = timedelta(minutes=10)
-# The patch that moved a run's messages into delivery workflows (see the module's docstring).
-APART_PATCH = "notifications-apart-from-the-run"
 
 _EVENT_OF_STATUS = {
     RunStatus.succeeded: RunEvent.success,
@@ -139,7 +138,7 @@ class Announcer:
                 body=rule.body,
                 context=context,
             )
-            if workflow.patched(APART_PATCH):
+            if patched(APART_PATCH):
                 order = DeliveryOrder(
                     request=delivery, retry=_retry_of(rule), worker_wait=WORKER_WAIT
                 )

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         ssh_command_chunk,
     )
     from opsconductor.jobspec.document import Step
+    from opsconductor.workflows.patches import CHUNK_INPUT_SIZE, patched
 
 # A chunk activity retried by Temporal is one whose worker was lost (it never raises for a
 # target's failure): it resumes from its heartbeat, so a few tries cover a deploy rolled twice.
@@ -48,10 +49,6 @@ CHUNK_ATTEMPTS = 4
 CHUNK_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 # Room on top of the members' own bounds for connecting, records and the run log.
 CHUNK_SLACK = timedelta(minutes=1)
-# The `workflow.patched` id of splitting a step's targets into chunks by the size of their
-# requests as well as by count. Histories written before it split by count alone; it is asked
-# only where the size ends a chunk early, so other histories carry no marker.
-CHUNK_INPUT_SIZE = "chunk-input-size"
 # Each chunked action's chunk activity and the queue its workers poll.
 CHUNK_ACTIVITIES = {
     "ssh.command": (ssh_command_chunk, TaskQueue.ssh),
@@ -145,8 +142,7 @@ class StepChunks:
         for waiter in waiters:
             full = len(chunk) == self._size
             if chunk and (
-                full
-                or (total + waiter.size > MAX_STEP_INPUT and workflow.patched(CHUNK_INPUT_SIZE))
+                full or (total + waiter.size > MAX_STEP_INPUT and patched(CHUNK_INPUT_SIZE))
             ):
                 yield chunk
                 chunk, total = [], 0

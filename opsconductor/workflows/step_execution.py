@@ -49,6 +49,13 @@ with workflow.unsafe.imports_passed_through():
     from opsconductor.jobspec.durations import parse_duration
     from opsconductor.jobspec.plugins import known_actions
     from opsconductor.jobspec.templates import TemplateProblem, render, render_condition
+    from opsconductor.workflows.patches import (
+        CHUNKED_HTTP_STEPS,
+        CHUNKED_STEPS,
+        RERUN_ON_WORKER_SHUTDOWN,
+        WORKER_RECORDS_STATE,
+        patched,
+    )
     from opsconductor.workflows.records import write_record
     from opsconductor.workflows.step_chunks import StepChunks
 
@@ -63,21 +70,6 @@ NOT_RETRYABLE = ["StepRejected", WORKER_SHUTDOWN]
 # retries: a deploy rolls each worker once, so three covers a deploy rolled back and redone;
 # a step cut off more often than that fails rather than loop through a crash-looping fleet.
 MAX_SHUTDOWN_RERUNS = 3
-# The `workflow.patched` id of re-running such steps. Histories written before it handled the
-# WorkerShutdown failure as a failed step (a new ssh worker under an old orchestration worker
-# produces exactly that), so they replay that way; every newer history carries the marker.
-RERUN_ON_WORKER_SHUTDOWN = "rerun-step-on-worker-shutdown"
-# The `workflow.patched` id of letting a step's worker record its `running` and `succeeded`
-# states (`StepRequest.worker_records_state`). Histories written before it recorded both from
-# the workflow, as local activities, and replay that way.
-WORKER_RECORDS_STATE = "worker-records-step-state"
-# The `workflow.patched` id of running chunked actions' per-target steps in chunk activities
-# (workflows/step_chunks.py). Histories written before it ran one activity per target.
-CHUNKED_STEPS = "chunked-steps"
-# The `workflow.patched` id of running `http.request` steps in chunks too. Histories written
-# before it ran one `http-step` activity per target; it is asked before CHUNKED_STEPS, so
-# those histories (which may hold that marker for their ssh steps) replay as they ran.
-CHUNKED_HTTP_STEPS = "chunked-http-steps"
 
 # An action the workflow performs itself: (step, target name, context) -> outcome.
 InWorkflowAction = Callable[[Step, str | None, dict[str, object]], Awaitable[StepOutcome]]
@@ -277,7 +269,7 @@ class StepExecutor:
         workflow starts after the activity), are recorded by the workflow."""
         if step.action in self._in_workflow or step.action == "job.run":
             return False
-        return workflow.patched(WORKER_RECORDS_STATE)
+        return patched(WORKER_RECORDS_STATE)
 
     async def _perform(
         self,
@@ -349,7 +341,7 @@ class StepExecutor:
                 result = await self._activity(step, request, attempts)
             except ActivityError as error:
                 cut = shutdown_cut(error)
-                if cut is None or not workflow.patched(RERUN_ON_WORKER_SHUTDOWN):
+                if cut is None or not patched(RERUN_ON_WORKER_SHUTDOWN):
                     return self._activity_failure(step, target_name, error, request, attempts)
                 if reruns == MAX_SHUTDOWN_RERUNS:
                     outcome = self._activity_failure(step, target_name, error, request, attempts)
@@ -370,8 +362,8 @@ class StepExecutor:
             and step.action in CHUNKED_ACTIONS
             and request.target is not None
             and request.worker_records_state
-            and (step.action != "http.request" or workflow.patched(CHUNKED_HTTP_STEPS))
-            and workflow.patched(CHUNKED_STEPS)
+            and (step.action != "http.request" or patched(CHUNKED_HTTP_STEPS))
+            and patched(CHUNKED_STEPS)
         )
 
     async def _chunk_member(

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from opsconductor.contracts.steps import TargetSnapshot
     from opsconductor.jobspec.document import Step
     from opsconductor.workflows.context import read_later, target_context
+    from opsconductor.workflows.patches import open_bundle
     from opsconductor.workflows.records import write_record
     from opsconductor.workflows.step_chunks import StepChunks
     from opsconductor.workflows.step_execution import StepExecutor, run_dag, skipped
@@ -38,6 +39,7 @@ def output_share(outcomes: int) -> int:
 class TargetBatchWorkflow:
     @workflow.run
     async def run(self, request: BatchRequest) -> BatchResult:
+        open_bundle()
         self._request = request
         self._document = request.plan.document
         chunks = StepChunks(request.chunk_size, request.concurrency) if request.chunk_size else None

@@ -348,6 +348,9 @@ SCENARIOS: dict[str, Callable[[Stage], Awaitable[None]]] = {
     "chunked-http-batches": functools.partial(
         run_engine_scenario, name="batches-failure-and-summary"
     ),
+    # batches-failure-and-summary with the patch bundle (workflows/patches.py): one marker in
+    # each of its histories for every patch before it; the older recordings ask each patch.
+    "bundled-batches": functools.partial(run_engine_scenario, name="batches-failure-and-summary"),
     "cancelled-run": cancelled_run,
     "run-timeout": run_timeout,
     "job-run-child": child_run,
