@@ -68,6 +68,13 @@ class RunLogWriter:
     def queue(self, line: dict[str, object]) -> None:
         self._pending.append(line)
 
+    def finish_soon(self) -> None:
+        """Writes what is queued now instead of at the next tick, and stops the ticks: for a
+        caller whose streams have ended and that has other writes to make before it closes
+        the writer (a chunk's final records), so the two run side by side. Lines queued later
+        are still written when the writer closes."""
+        self._closing.set()
+
     async def flush(self) -> None:
         if not self._pending:
             return

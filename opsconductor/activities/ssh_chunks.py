@@ -10,6 +10,7 @@ flush for every target). The retries, timeout, records, heartbeat, resume and sh
 every chunked action's (activities/step_chunks.py).
 """
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -72,20 +73,31 @@ class _SshChunk(StepChunk):
     async def prepared(
         self, members: list[ChunkMember], requests: dict[str, StepRequest]
     ) -> AsyncIterator[dict[str, Attempt]]:
-        secrets, logins = await self._owner._credentials.reveal_for_targets(
-            requests[members[0].target.name],
-            [member.target for member in members],
-            self._mask,
-        )
-        async with unit_of_work(self._owner._sessionmaker) as session:
-            pins = await host_keys.pinned_host_keys(
-                session, [member.target.id for member in members]
+        # The pinned host keys (one query) are read while the credentials are.
+        pinning = asyncio.create_task(self._pinned_keys(members))
+        try:
+            secrets, logins = await self._owner._credentials.reveal_for_targets(
+                requests[members[0].target.name],
+                [member.target for member in members],
+                self._mask,
             )
+        except BaseException:
+            pinning.cancel()
+            await asyncio.gather(pinning, return_exceptions=True)
+            raise
+        pins = await pinning
         async with RunLogWriter(self._owner._sessionmaker, self._request.run_id) as writer:
+            self.run_log = writer
             yield {
                 name: partial(self._attempt, request, _Login(secrets, logins[name], pins, writer))
                 for name, request in requests.items()
             }
+
+    async def _pinned_keys(self, members: list[ChunkMember]) -> dict[uuid.UUID, str | None]:
+        async with unit_of_work(self._owner._sessionmaker) as session:
+            return await host_keys.pinned_host_keys(
+                session, [member.target.id for member in members]
+            )
 
     async def _attempt(self, request: StepRequest, login: "_Login") -> StepResult:
         target = request.target

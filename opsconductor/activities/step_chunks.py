@@ -26,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from opsconductor.activities.run_log import RunLogWriter
 from opsconductor.activities.run_records import mark_steps_running, store_steps_output
 from opsconductor.activities.step_output import failure_result, for_history
 from opsconductor.activities.steps import SecretMask, member_attempt
@@ -95,6 +96,12 @@ class StepChunk(ABC):
         self._ended: list[tuple[StepRequest, StepResult, str | None]] = []
         self._mask = SecretMask()
         self._closing = asyncio.Event()
+        # The members' `running` records, written beside their first attempts; every later
+        # write of theirs waits for it (`_store`), so it never lands after one.
+        self._marking: asyncio.Task[None] | None = None
+        # The run log the action's members write to, if any (set in `prepared`): told to write
+        # its last lines as the members end, beside their final records.
+        self.run_log: RunLogWriter | None = None
 
     @abstractmethod
     def prepared(
@@ -123,12 +130,16 @@ class StepChunk(ABC):
                     self._end(requests[member.target.name], member, refused)
                 await self._store()
                 return
-            with suppress(OSError, SQLAlchemyError):  # only what a reader sees meanwhile
-                await mark_steps_running(
-                    self._sessionmaker,
-                    [(requests[member.target.name], member.first_attempt) for member in members],
+            self._marking = asyncio.create_task(
+                self._mark_running(
+                    [(requests[member.target.name], member.first_attempt) for member in members]
                 )
+            )
             await self._run_members(members, requests, attempts)
+
+    async def _mark_running(self, steps: list[tuple[StepRequest, int]]) -> None:
+        with suppress(OSError, SQLAlchemyError):  # only what a reader sees meanwhile
+            await mark_steps_running(self._sessionmaker, steps)
 
     async def _run_members(
         self,
@@ -159,6 +170,8 @@ class StepChunk(ABC):
             # The finished members' records are written before the chunk answers, also when a
             # shutdown cuts it (the workflow keeps what the worker wrote).
             self._closing.set()
+            if self.run_log is not None:
+                self.run_log.finish_soon()
             await asyncio.shield(beat)
             await self._store()
 
@@ -232,6 +245,8 @@ class StepChunk(ABC):
     async def _store(self) -> None:
         """Writes the records of the members that ended since the last call (one statement
         for those that succeeded, one for those that failed) and counts them finished."""
+        if self._marking is not None:
+            await asyncio.shield(self._marking)
         ended, self._ended = self._ended, []
         for succeeded in (True, False):
             rows = [

@@ -18,9 +18,10 @@ from opsconductor.activities.run_log import RunLogStream, RunLogWriter
 from opsconductor.activities.run_records import mark_steps_running, store_steps_output
 from opsconductor.contracts.steps import StepRequest, StepResult, TargetSnapshot
 from opsconductor.db import unit_of_work
-from opsconductor.models.credential import AccessOutcome, AccessPurpose, CredentialAccess
+from opsconductor.models.base import utcnow
+from opsconductor.models.credential import AccessOutcome, AccessPurpose
 from opsconductor.models.run import RunLogLine, RunStep
-from opsconductor.services.vault import record_accesses
+from opsconductor.services.vault import AccessRow, record_accesses
 from tests.fixtures.http_receiver import HttpReceiver
 from tests.identity_helpers import Account
 from tests.run_helpers import create_job, notify_job, plant_run
@@ -117,17 +118,21 @@ async def test_bulk_writes_are_one_executemany_compiled_once_whatever_their_row_
         )
         assert list(logged)[-7:] == [f"line {n}" for n in range(7)]
 
-    def accesses(count: int) -> list[CredentialAccess]:
+    def accesses(count: int) -> list[AccessRow]:
         return [
-            CredentialAccess(
-                credential_id=uuid.uuid4(),
-                credential_name="bulk",
-                purpose=AccessPurpose.run_step,
-                run_id=run_id,
-                target=name,
-                worker_host="test",
-                outcome=AccessOutcome.revealed,
-            )
+            {
+                "id": uuid.uuid4(),
+                "credential_id": uuid.uuid4(),
+                "credential_name": "bulk",
+                "purpose": AccessPurpose.run_step,
+                "run_id": run_id,
+                "step_id": None,
+                "target": name,
+                "worker_host": "test",
+                "accessed_at": utcnow(),
+                "outcome": AccessOutcome.revealed,
+                "requester": None,
+            }
             for name in names[:count]
         ]
 

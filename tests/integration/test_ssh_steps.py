@@ -11,8 +11,10 @@ from typing import Any
 import asyncssh
 import httpx
 import pytest
+from sqlalchemy import event
 from sqlmodel import col, select
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.testing import ActivityEnvironment
 
 from opsconductor.activities import ssh_chunks, ssh_connect
 from opsconductor.activities.ssh_chunks import SshChunks
@@ -556,3 +558,70 @@ async def test_a_chunk_retried_after_its_worker_was_lost_runs_only_its_unfinishe
     assert (steps[(t1, "resumed")].status, steps[(t1, "resumed")].attempts) == ("succeeded", 2)
     assert (t0, "resumed") not in steps
     assert await log_lines(worker_resources, run_id) == [("stdout", "ran")]
+
+
+async def test_a_chunk_answers_with_every_record_and_log_line_written_one_statement_each(
+    http: httpx.AsyncClient,
+    admin: Account,
+    sshd: LoopbackSshd,
+    temporal: Client,
+    worker_resources: WorkerResources,
+) -> None:
+    """When a chunk activity answers, each target's output lines are in the run log, the last
+    ones included, and its record is written (t1 fails twice: its end is the workflow's to
+    record). The chunk's reads and writes for all its targets are one statement each: the
+    pinned host keys, the vault's access rows, the `running` records, written before any
+    later record of theirs (benchmarks/README.md, fix 16)."""
+    names, targets = await sshd_targets(http, admin, sshd, worker_resources, "ends", 3)
+    quick = job({"id": "quick", "action": "ssh.command", "with": {"command": "true"}})
+    handle = await start_run(temporal, worker_resources.sessionmaker, quick, targets)
+    run_id = (await handle.result()).run_id
+    command = (
+        "echo first; echo last of {{ target.name }}; case {{ target.name }} in *-t1) exit 1;; esac"
+    )
+    request = chunk_request(run_id, "ends", "ssh.command", {"command": command}, targets)
+    request.members[1] = request.members[1].model_copy(update={"attempts": 2})
+    statements: list[tuple[str, int]] = []
+
+    def note(*args: Any) -> None:
+        statement, parameters, executemany = args[2], args[3], args[5]
+        statements.append((statement, len(parameters) if executemany else 1))
+
+    engine = worker_resources.sessionmaker.kw["bind"].sync_engine
+    chunks = SshChunks(worker_resources.sessionmaker, worker_resources.keyring)
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        result = await ActivityEnvironment().run(chunks.run_chunk, request)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+    t0, t1, t2 = names
+    assert [(member.target, member.error) for member in result.members] == [
+        (t0, None),
+        (t1, "exited with 1, expected 0"),
+        (t2, None),
+    ]
+    lines = [line for stream, line in await log_lines(worker_resources, run_id)]
+    assert sorted(lines) == sorted(
+        line for name in (t0, t1, t1, t2) for line in ("first", f"last of {name}")
+    )
+    steps = await recorded_steps(worker_resources.sessionmaker, run_id)
+    # t1's failure is the workflow's to record, from the chunk's answer; its output is stored.
+    assert [(steps[(name, "ends")].status, steps[(name, "ends")].stdout) for name in names] == [
+        ("succeeded", f"first\nlast of {t0}"),
+        ("running", f"first\nlast of {t1}"),
+        ("succeeded", f"first\nlast of {t2}"),
+    ]
+
+    def rows_written(prefix: str) -> list[int]:
+        return [rows for statement, rows in statements if statement.startswith(prefix)]
+
+    assert rows_written("SELECT targets.id, targets.host_key_fingerprint") == [1]
+    assert rows_written("INSERT INTO credential_access") == [3]
+    # The `running` records first (every later write waits for them), all three at once.
+    first_record = next(st for st, _ in statements if st.startswith("INSERT INTO run_steps"))
+    assert "started_at" in first_record
+    assert "finished_at" not in first_record
+    assert rows_written("INSERT INTO run_steps")[0] == 3
+    # The grant check reads who the run acts for, not the run's target snapshots.
+    assert not any("runs.targets" in statement for statement, _ in statements)
