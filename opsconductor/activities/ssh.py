@@ -13,6 +13,7 @@ the step ran with `sudo`) before the step's channel closes.
 """
 
 import asyncio
+import codecs
 import re
 import shlex
 from collections.abc import Awaitable, Callable
@@ -64,6 +65,7 @@ SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
 
 # The first stdout line of every command: `<marker><session id>` (also its process group id).
 SESSION_MARKER = "opsconductor-session:"
+SESSION_MARKER_BYTES = SESSION_MARKER.encode()
 # Runs in the new session: announce its id, then become the shell (`$0`) that runs
 # the step's command (`$1`); both arrive as arguments, so the command is never re-quoted.
 _ANNOUNCE_THEN_RUN = f'printf "{SESSION_MARKER}%s\\n" "$$"; exec "$0" -c "$1"'
@@ -151,15 +153,29 @@ async def _stop_session(
         )
 
 
-async def _announced_session(reader: asyncssh.SSHReader[str], tail: OutputTail) -> int | None:
+class _StreamText:
+    """One stream's bytes as text, by opsconductor.text's rule (bytes that are not UTF-8 arrive
+    as `\\xNN`). Each stream has a decoder of its own: asyncssh's `encoding=` shares one per
+    channel, so half a character at the end of a stdout packet was finished, or spoiled, by
+    the next stderr packet."""
+
+    def __init__(self, tail: OutputTail) -> None:
+        self._tail = tail
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors=OUTPUT_ERRORS)
+
+    def add(self, data: bytes, final: bool = False) -> None:
+        if text := self._decoder.decode(data, final):
+            self._tail.add(text)
+
+
+async def _announced_session(reader: asyncssh.SSHReader[bytes], stdout: _StreamText) -> int | None:
     """Reads the wrapper's first line; anything else (a shell that failed before it) is output."""
     line = await reader.readline()
-    if line.startswith(SESSION_MARKER):
+    if line.startswith(SESSION_MARKER_BYTES):
         with suppress(ValueError):
-            return int(line.removeprefix(SESSION_MARKER).strip())
+            return int(line.removeprefix(SESSION_MARKER_BYTES).strip())
         return None
-    if line:
-        tail.add(line)
+    stdout.add(line)
     return None
 
 
@@ -172,9 +188,10 @@ def _script_command(inputs: SshScript) -> str:
     return " ".join(shlex.quote(word) for word in words)
 
 
-async def _drain(reader: asyncssh.SSHReader[str], tail: OutputTail) -> None:
+async def _drain(reader: asyncssh.SSHReader[bytes], text: _StreamText) -> None:
     async for chunk in reader:
-        tail.add(chunk)
+        text.add(chunk)
+    text.add(b"", final=True)
 
 
 class SshActions:
@@ -299,23 +316,24 @@ class SshActions:
     ) -> StepResult:
         async with self._log(request, mask, writer) as log:
             stdout, stderr = OutputTail("stdout", log), OutputTail("stderr", log)
-            # Lossless: bytes that are not UTF-8 arrive as `\\xNN` (opsconductor.text's rule).
-            process = await connection.create_process(
-                command, encoding="utf-8", errors=OUTPUT_ERRORS
-            )
+            # Bytes, decoded per stream (_StreamText).
+            process = await connection.create_process(command, encoding=None)
             session: int | None = None
 
             async def drain_stdout() -> None:
                 nonlocal session
-                session = await _announced_session(process.stdout, stdout)
-                await _drain(process.stdout, stdout)
+                stdout_text = _StreamText(stdout)
+                session = await _announced_session(process.stdout, stdout_text)
+                await _drain(process.stdout, stdout_text)
 
             try:
                 async with heartbeating():
                     if stdin is not None:
-                        process.stdin.write(stdin)
+                        process.stdin.write(stdin.encode())
                     process.stdin.write_eof()
-                    await asyncio.gather(drain_stdout(), _drain(process.stderr, stderr))
+                    await asyncio.gather(
+                        drain_stdout(), _drain(process.stderr, _StreamText(stderr))
+                    )
                     completed = await process.wait()
             except asyncio.CancelledError:
                 # The run was cancelled (or the step timed out): stop the remote command and

@@ -36,6 +36,14 @@ async def test_nul_invalid_utf8_and_binary_output_is_kept_and_readable(
             # Outputs with NUL reach the next step's context, and its record, too.
             "with": {"command": "echo '{{ steps.binary.stderr }}'"},
         },
+        {
+            "id": "split",
+            "action": "ssh.command",
+            # U+05D0 (0xD7 0x90) cut in two on stdout, with a line on stderr in between.
+            "with": {
+                "command": "printf '\\327'; sleep 0.3; echo err >&2; sleep 0.3; printf '\\220\\n'"
+            },
+        },
     )
     assert run["status"] == "succeeded", run
     steps = target_steps(run)
@@ -49,6 +57,8 @@ async def test_nul_invalid_utf8_and_binary_output_is_kept_and_readable(
     assert "\x00" not in binary["stdout"]
     # Written through the shell, the escape's backslash is printed as it is.
     assert steps["after"]["stdout"] == SHOWN
+    # Each stream is decoded on its own: half a character on stdout waits for its other half.
+    assert (steps["split"]["stdout"], steps["split"]["stderr"]) == ("\u05d0", "err")
 
     answer = await http.get(api(f"/runs/{run['id']}/logs"), headers=viewer.headers)
     assert answer.status_code == 200
