@@ -137,7 +137,7 @@ def codec_caller(permission: Permission) -> Any:
 
 
 async def _audited(request: Request, session: SessionDep) -> AsyncIterator[AuditEntry]:
-    """Installed on the whole API router, so no mutating route can forget its audit row.
+    """Installed with every API router (app.py), so no mutating route can forget its audit row.
 
     The action is the route's name ("user.create"); a route adds the resource id or the
     actor when it learns them. Success is recorded in the request's transaction, so the row
@@ -152,7 +152,7 @@ async def _audited(request: Request, session: SessionDep) -> AsyncIterator[Audit
         route.name,
         resource_id=request.path_params.get("id"),
         request_id=getattr(request.state, "request_id", None),
-        client_address=request.client.host if request.client else None,
+        client_address=(await client_info(request)).address,
     )
     if request.method in READING_METHODS:
         yield entry
@@ -182,7 +182,7 @@ def _status_of(error: Exception) -> int:
     return 422 if isinstance(error, RequestValidationError) else 500
 
 
-# Installed once on the API router; a route that wants to add to its row takes AuditDep,
+# Installed with every API router (app.py); a route that wants to add to its row takes AuditDep,
 # which resolves (through the dependency cache) to the same entry.
 AUDITED = Depends(_audited, scope="function")
 AuditDep = Annotated[AuditEntry, AUDITED]
