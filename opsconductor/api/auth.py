@@ -11,18 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
-from opsconductor.api.deps import (
-    API_PREFIX,
-    READING_METHODS,
-    KeysDep,
-    SessionDep,
-    SessionmakerDep,
-    SettingsDep,
-)
+from opsconductor.api.deps import API_PREFIX, READING_METHODS, SessionDep, SettingsDep
 from opsconductor.config import Settings
 from opsconductor.errors import NotAuthenticated, OpsConductorError, PermissionDenied
 from opsconductor.models.audit import Outcome
 from opsconductor.security.csrf import CSRF_HEADER, csrf_matches
+from opsconductor.security.keys import ProcessKeys
 from opsconductor.security.rbac import Permission, Principal, allows
 from opsconductor.services import audit
 from opsconductor.services.audit import AuditEntry
@@ -54,13 +48,15 @@ ClientDep = Annotated[ClientInfo, Depends(client_info)]
 async def _principal(
     request: Request,
     session: SessionDep,
-    keys: KeysDep,
     bearer: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
     # A bearer header always wins; the cookie is only looked at without one.
     token = bearer or session_cookie(request)
     if not token:
         raise NotAuthenticated()
+    # Read here rather than through KeysDep: every dependency FastAPI solves costs every
+    # request (benchmarks/README.md fix 14), and this one is on all of them.
+    keys: ProcessKeys = request.app.state.keys
     principal = await authenticate(
         session, keys.signing_key, token, reading=request.method in READING_METHODS
     )
@@ -127,13 +123,12 @@ async def _codec_caller(
     security_scopes: SecurityScopes,
     request: Request,
     session: SessionDep,
-    keys: KeysDep,
     settings: SettingsDep,
     bearer: Annotated[str | None, Depends(_bearer)],
 ) -> Principal | None:
     if not bearer and _trusted_ui_call(request, settings):
         return None
-    return await _authorized(security_scopes, await _principal(request, session, keys, bearer))
+    return await _authorized(security_scopes, await _principal(request, session, bearer))
 
 
 def codec_caller(permission: Permission) -> Any:
@@ -141,18 +136,15 @@ def codec_caller(permission: Permission) -> Any:
     return Security(_codec_caller, scopes=[permission.value])
 
 
-async def _audited(
-    request: Request,
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
-    client: ClientDep,
-) -> AsyncIterator[AuditEntry]:
-    """Installed on the whole API router, so no mutating route can forget its audit row.
+async def _audited(request: Request, session: SessionDep) -> AsyncIterator[AuditEntry]:
+    """Installed with every API router (app.py), so no mutating route can forget its audit row.
 
     The action is the route's name ("user.create"); a route adds the resource id or the
     actor when it learns them. Success is recorded in the request's transaction, so the row
     exists exactly when the change does; a failure or refusal in a transaction of its own,
-    because the request's is rolled back.
+    because the request's is rolled back. The client and the sessionmaker are read here, not
+    through dependencies of their own: this one runs on every request, reads included, and
+    each dependency solved costs each request (benchmarks/README.md fix 14).
     """
     route = request.scope["route"]
     assert isinstance(route, APIRoute)
@@ -160,7 +152,7 @@ async def _audited(
         route.name,
         resource_id=request.path_params.get("id"),
         request_id=getattr(request.state, "request_id", None),
-        client_address=client.address,
+        client_address=(await client_info(request)).address,
     )
     if request.method in READING_METHODS:
         yield entry
@@ -172,7 +164,7 @@ async def _audited(
         _take_actor(request, entry)
         entry.detail["status"] = status
         outcome = Outcome.denied if status in _DENIED_STATUSES else Outcome.failure
-        await audit.record_separately(sessionmaker, entry, outcome)
+        await audit.record_separately(request.app.state.sessionmaker, entry, outcome)
         raise
     _take_actor(request, entry)
     audit.record(session, entry, Outcome.success)
@@ -190,7 +182,7 @@ def _status_of(error: Exception) -> int:
     return 422 if isinstance(error, RequestValidationError) else 500
 
 
-# Installed once on the API router; a route that wants to add to its row takes AuditDep,
+# Installed with every API router (app.py); a route that wants to add to its row takes AuditDep,
 # which resolves (through the dependency cache) to the same entry.
 AUDITED = Depends(_audited, scope="function")
 AuditDep = Annotated[AuditEntry, AUDITED]

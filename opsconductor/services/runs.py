@@ -49,7 +49,7 @@ from opsconductor.jobspec.document import JobDocument, TargetSelector
 from opsconductor.jobspec.parameters import resolve_parameters
 from opsconductor.jobspec.plan import compile_plan
 from opsconductor.jobspec.validation import pydantic_problems
-from opsconductor.models.base import utcnow
+from opsconductor.models.base import public_view, utcnow
 from opsconductor.models.job import JobPublic
 from opsconductor.models.page import Page
 from opsconductor.models.run import (
@@ -384,7 +384,7 @@ async def list_runs(
 
 
 async def _list_items(session: AsyncSession, rows: Sequence[Run]) -> list[RunListItem]:
-    return [RunListItem.model_validate(row, from_attributes=True) for row in rows]
+    return [public_view(RunListItem, row) for row in rows]
 
 
 async def log_lines(

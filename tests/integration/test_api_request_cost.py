@@ -2,11 +2,20 @@
 token belongs to (services/principal_cache.py) never outlives a revocation in this process."""
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import asyncpg.transaction
+import fastapi.dependencies.utils
+import fastapi.routing
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from starlette.routing import Match
+from starlette.types import Scope
 
 from tests.identity_helpers import Account, api, bearer
 from tests.sql_helpers import counted_statements
@@ -109,3 +118,61 @@ async def test_a_remembered_principal_outlives_the_request_that_failed_after_fin
     me = await http.get(api("/auth/me"), headers=viewer.headers)
     assert me.status_code == 200, me.text
     assert me.json()["username"] == viewer.username
+
+
+@contextmanager
+def counted_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[list[object], list[str]]]:
+    """The routes a request was matched against (one entry per try) and the dependencies
+    FastAPI solved for it (one entry per dependency, sub-dependencies included)."""
+    tried: list[object] = []
+    solved: list[str] = []
+    matches = APIRoute.matches
+    solve = fastapi.dependencies.utils.solve_dependencies
+
+    def counted_matches(route: APIRoute, scope: Scope) -> tuple[Match, Scope]:
+        tried.append(route)
+        return matches(route, scope)
+
+    async def counted_solve(*, dependant: Dependant, **arguments: Any) -> Any:
+        call = dependant.call
+        solved.append(getattr(call, "__name__", type(call).__name__))
+        return await solve(dependant=dependant, **arguments)
+
+    monkeypatch.setattr(APIRoute, "matches", counted_matches)
+    # The handler calls it by its own import; it calls itself for each sub-dependency.
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted_solve)
+    monkeypatch.setattr(fastapi.dependencies.utils, "solve_dependencies", counted_solve)
+    yield tried, solved
+
+
+async def test_a_list_request_tries_each_route_once_and_solves_few_dependencies(
+    http: httpx.AsyncClient, viewer: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What FastAPI does per request before the route runs (benchmarks/README.md fix 14)."""
+    await http.get(api("/runs"), headers=viewer.headers)  # the token's lookup, remembered
+    with counted_calls(monkeypatch) as (tried, solved):
+        answer = await http.get(api("/runs"), headers=viewer.headers)
+    assert answer.status_code == 200, answer.text
+    # Routes are included into the app, one level: the routers before `runs` are matched
+    # once, the chosen router's routes twice (to choose the router, then the route).
+    runs_routes = [route for route in tried if getattr(route, "name", "").startswith("run.")]
+    others = [route for route in tried if route not in runs_routes]
+    assert len(others) == len(set(map(id, others))), "a route was matched twice"
+    assert max(runs_routes.count(route) for route in runs_routes) == 2
+    # The route, its permission (the principal and the bearer header under it), the page,
+    # the API router's two (unstorable text, audit entry), and the session, which the route,
+    # the principal and the audit entry each ask for (made once: FastAPI's cache). Nothing
+    # else: what only reads the app's state (keys, sessionmaker, client address) is read in
+    # place, not solved as a dependency of its own on every request.
+    assert sorted(solved) == sorted(
+        [
+            "list_runs",
+            "_authorized",
+            "_principal",
+            "OAuth2PasswordBearer",  # the bearer header, named in the OpenAPI document
+            "_page",
+            "refuse_unstorable_text",
+            "_audited",
+            *["_session"] * 3,
+        ]
+    ), ", ".join(solved)
