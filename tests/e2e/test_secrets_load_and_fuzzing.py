@@ -325,7 +325,10 @@ async def test_200_concurrent_runs_while_clients_list_runs_and_targets(
             await asyncio.gather(*readers)
     elapsed = time.monotonic() - started
     unsuccessful = [run for run in runs if run["status"] != "succeeded"]
-    assert unsuccessful == [], f"{len(unsuccessful)} of {LOAD_RUNS} runs did not succeed"
+    # The whole answer (reason, run-once steps and their errors) says why, should one fail.
+    assert unsuccessful == [], (
+        f"{len(unsuccessful)} of {LOAD_RUNS} runs did not succeed: {unsuccessful}"
+    )
     assert all(status < 500 for status in statuses), statuses
     assert set(statuses) == {200, 202}, statuses
     assert len([r for r in receiver.requests if r.path == "/load"]) == LOAD_RUNS
