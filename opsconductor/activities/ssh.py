@@ -153,6 +153,9 @@ async def _stop_session(
         )
 
 
+_UTF8_DECODER = codecs.getincrementaldecoder("utf-8")
+
+
 class _StreamText:
     """One stream's bytes as text, by opsconductor.text's rule (bytes that are not UTF-8 arrive
     as `\\xNN`). Each stream has a decoder of its own: asyncssh's `encoding=` shares one per
@@ -161,7 +164,7 @@ class _StreamText:
 
     def __init__(self, tail: OutputTail) -> None:
         self._tail = tail
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors=OUTPUT_ERRORS)
+        self._decoder = _UTF8_DECODER(errors=OUTPUT_ERRORS)
 
     def add(self, data: bytes, final: bool = False) -> None:
         if text := self._decoder.decode(data, final):
