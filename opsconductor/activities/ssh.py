@@ -66,6 +66,8 @@ SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
 # The first stdout line of every command: `<marker><session id>` (also its process group id).
 SESSION_MARKER = "opsconductor-session:"
 SESSION_MARKER_BYTES = SESSION_MARKER.encode()
+# Longer without a newline, the first stdout line is not the announcement but output.
+MAX_ANNOUNCEMENT_BYTES = len(SESSION_MARKER_BYTES) + 32
 # Runs in the new session: announce its id, then become the shell (`$0`) that runs
 # the step's command (`$1`); both arrive as arguments, so the command is never re-quoted.
 _ANNOUNCE_THEN_RUN = f'printf "{SESSION_MARKER}%s\\n" "$$"; exec "$0" -c "$1"'
@@ -153,6 +155,9 @@ async def _stop_session(
         )
 
 
+_UTF8_DECODER = codecs.getincrementaldecoder("utf-8")
+
+
 class _StreamText:
     """One stream's bytes as text, by opsconductor.text's rule (bytes that are not UTF-8 arrive
     as `\\xNN`). Each stream has a decoder of its own: asyncssh's `encoding=` shares one per
@@ -161,22 +166,72 @@ class _StreamText:
 
     def __init__(self, tail: OutputTail) -> None:
         self._tail = tail
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors=OUTPUT_ERRORS)
+        self._decoder = _UTF8_DECODER(errors=OUTPUT_ERRORS)
 
     def add(self, data: bytes, final: bool = False) -> None:
         if text := self._decoder.decode(data, final):
             self._tail.add(text)
 
 
-async def _announced_session(reader: asyncssh.SSHReader[bytes], stdout: _StreamText) -> int | None:
-    """Reads the wrapper's first line; anything else (a shell that failed before it) is output."""
-    line = await reader.readline()
+def _announced_session(line: bytes, stdout: _StreamText) -> int | None:
+    """The wrapper's first line; anything else (a shell that failed before it) is output."""
     if line.startswith(SESSION_MARKER_BYTES):
         with suppress(ValueError):
             return int(line.removeprefix(SESSION_MARKER_BYTES).strip())
         return None
     stdout.add(line)
     return None
+
+
+class _CommandSession(asyncssh.SSHClientSession[bytes]):
+    """A command's channel, its output handled as asyncssh delivers it: no reader tasks or
+    waits per packet (benchmarks/README.md, fix 17). The first stdout line is the wrapper's
+    session id; the rest of stdout, and stderr, go to their tails. `closed` ends with the
+    channel, or with the error that lost it."""
+
+    def __init__(self, stdout: OutputTail, stderr: OutputTail) -> None:
+        self._stdout = _StreamText(stdout)
+        self._stderr = _StreamText(stderr)
+        self._first_line: bytes | None = b""  # until its newline
+        self._reading = True
+        self.session: int | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def stop_reading(self) -> None:
+        """What the command writes from now on (a cancelled step's last words while its
+        session is stopped) is not its output."""
+        self._first_line = None
+        self._reading = False
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if not self._reading:
+            return
+        if datatype == asyncssh.EXTENDED_DATA_STDERR:
+            self._stderr.add(data)
+            return
+        if self._first_line is not None:
+            head, newline, data = data.partition(b"\n")
+            self._first_line += head + newline
+            if not newline and len(self._first_line) <= MAX_ANNOUNCEMENT_BYTES:
+                return
+            line, self._first_line = self._first_line, None
+            self.session = _announced_session(line, self._stdout)
+        if data:
+            self._stdout.add(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._first_line:  # stdout ended without a newline
+            _announced_session(self._first_line, self._stdout)
+        if self._reading:
+            self._stdout.add(b"", final=True)
+            self._stderr.add(b"", final=True)
+            self.stop_reading()
+        if self.closed.done():  # cancelled: nobody waits
+            return
+        if exc is None:
+            self.closed.set_result(None)
+        else:
+            self.closed.set_exception(exc)
 
 
 def _script_command(inputs: SshScript) -> str:
@@ -186,12 +241,6 @@ def _script_command(inputs: SshScript) -> str:
     stdin_args = ["-s", "--"] if interpreter[-1].rsplit("/", 1)[-1] in SHELLS else ["-"]
     words = [*interpreter, *stdin_args, *inputs.args]
     return " ".join(shlex.quote(word) for word in words)
-
-
-async def _drain(reader: asyncssh.SSHReader[bytes], text: _StreamText) -> None:
-    async for chunk in reader:
-        text.add(chunk)
-    text.add(b"", final=True)
 
 
 class SshActions:
@@ -317,33 +366,24 @@ class SshActions:
         async with self._log(request, mask, writer) as log:
             stdout, stderr = OutputTail("stdout", log), OutputTail("stderr", log)
             # Bytes, decoded per stream (_StreamText).
-            process = await connection.create_process(command, encoding=None)
-            session: int | None = None
-
-            async def drain_stdout() -> None:
-                nonlocal session
-                stdout_text = _StreamText(stdout)
-                session = await _announced_session(process.stdout, stdout_text)
-                await _drain(process.stdout, stdout_text)
-
+            output = _CommandSession(stdout, stderr)
+            channel, _ = await connection.create_session(lambda: output, command, encoding=None)
             try:
                 async with heartbeating():
                     if stdin is not None:
-                        process.stdin.write(stdin.encode())
-                    process.stdin.write_eof()
-                    await asyncio.gather(
-                        drain_stdout(), _drain(process.stderr, _StreamText(stderr))
-                    )
-                    completed = await process.wait()
+                        channel.write(stdin.encode())
+                    channel.write_eof()
+                    await output.closed
             except asyncio.CancelledError:
                 # The run was cancelled (or the step timed out): stop the remote command and
                 # everything it started rather than leave them running unattended.
-                await _stop_session(connection, session, sudo)
+                output.stop_reading()
+                await _stop_session(connection, output.session, sudo)
                 with suppress(OSError, asyncssh.Error):
-                    process.kill()
-                process.close()
+                    channel.kill()
+                channel.close()
                 raise
-        exit_code = completed.exit_status
+        exit_code = channel.get_exit_status()
         if exit_code is not None and exit_code < 0:
             exit_code = None  # asyncssh says -1 for "killed by a signal"
         return exit_result(exit_code, stdout.result(mask), stderr.result(mask))

@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncssh
+from asyncssh.logging import SSHLogger
 from asyncssh.public_key import get_default_public_key_algs
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -33,6 +34,20 @@ from opsconductor.services.vault import CredentialUnavailable, Revealed
 # asyncssh logs every command it sends at INFO, and a rendered command may hold a secret
 # (`{{ secret('db') }}`): its records below WARNING never reach our log pipeline.
 logging.getLogger("asyncssh").setLevel(logging.WARNING)
+_format_and_log = SSHLogger.log
+
+
+def _log_if_enabled(
+    self: SSHLogger, level: int, msg: object, *args: object, **kwargs: object
+) -> None:
+    """asyncssh turns every argument of every record into text before the logger's level is
+    checked: ~20 debug and info records per connection, 3 % of the worker's CPU per target
+    (benchmarks/README.md, "Issue #19: fix 17"). The level is checked first."""
+    if self.isEnabledFor(level):
+        _format_and_log(self, level, msg, *args, **kwargs)
+
+
+SSHLogger.log = _log_if_enabled  # type: ignore[method-assign]
 
 CONNECT_TIMEOUT_SECONDS = 20
 KEEPALIVE_SECONDS = 15

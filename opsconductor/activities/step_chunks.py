@@ -201,7 +201,9 @@ class StepChunk(ABC):
                 self._started[member.target.name] = attempt
                 member_attempt.set(attempt)
                 try:
-                    result = await asyncio.wait_for(run_attempt(), timeout)
+                    # In the member's own task: `wait_for` would start one more per attempt.
+                    async with asyncio.timeout(timeout):
+                        result = await run_attempt()
                 except ApplicationError as error:
                     if error.non_retryable or tried == member.attempts - 1:
                         self._end(request, member, error)

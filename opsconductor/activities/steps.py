@@ -70,20 +70,26 @@ class SecretMask:
 
     def __init__(self) -> None:
         self._values: set[str] = set()
+        # Longest first, so a secret containing another is masked whole; sorted once per
+        # change, not per line (a chunk's mask holds its SSH key's lines and encodings).
+        self._longest_first: list[str] = []
 
     def remember(self, value: str) -> str:
         if value:
+            known = len(self._values)
             self._values.add(value)
             self._values.update(derived_forms(value))
+            if len(self._values) != known:
+                self._longest_first = sorted(self._values, key=len, reverse=True)
         return value
 
     def wrap(self, resolver: SecretResolver) -> SecretResolver:
         return lambda name: self.remember(resolver(name))
 
     def apply(self, text: str) -> str:
-        # Longest first, so a secret containing another is masked whole.
-        for value in sorted(self._values, key=len, reverse=True):
-            text = text.replace(value, MASK)
+        for value in self._longest_first:
+            if value in text:
+                text = text.replace(value, MASK)
         return text
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import asyncssh
 import httpx
 import pytest
+from asyncssh.logging import SSHLogger
 from sqlalchemy import event
 from sqlmodel import col, select
 from temporalio.client import Client, WorkflowFailureError
@@ -471,6 +472,19 @@ async def test_a_chunk_logs_in_with_options_built_once_and_nothing_of_the_worker
 
     monkeypatch.setattr(ssh_chunks, "login_options", counted_login_options)
     monkeypatch.setattr(asyncssh, "connect", recorded_connect)
+    # asyncssh's records below WARNING are dropped before their arguments are made text.
+    logged: list[int] = []
+    formatted: list[int] = []
+
+    def counted_log(self: SSHLogger, level: int, msg: object, *args: object, **kw: Any) -> None:
+        logged.append(level)
+        ssh_connect._log_if_enabled(self, level, msg, *args, **kw)
+
+    def counted_format(self: SSHLogger, level: int, msg: object, *args: object, **kw: Any) -> None:
+        formatted.append(level)
+
+    monkeypatch.setattr(SSHLogger, "log", counted_log)
+    monkeypatch.setattr(ssh_connect, "_format_and_log", counted_format)
     document = job({"id": "who", "action": "ssh.command", "with": {"command": "id -un"}})
     document["strategy"] = {"concurrency": 3}
     async with agent:
@@ -489,6 +503,8 @@ async def test_a_chunk_logs_in_with_options_built_once_and_nothing_of_the_worker
     # token here to show it by behaviour, so the options say it.
     login = built[0]
     assert (login.x509_trusted_certs, login.gss_host, login.pkcs11_provider) == (None, None, None)
+    assert len([level for level in logged if level < logging.WARNING]) >= 3 * 10
+    assert all(level >= logging.WARNING for level in formatted)
 
 
 async def test_targets_whose_requests_together_pass_the_payload_limit_split_into_chunks(
