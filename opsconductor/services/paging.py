@@ -222,12 +222,14 @@ async def paginate(session: AsyncSession, statement: Listing, page: PageRequest)
     statement = statement.order_by(None).order_by(
         *(key.expression.desc() if key.descending else key.expression for key in keys)
     )
+    # The cursor is read first: a bad one is refused before any statement is sent.
+    after = None if page.cursor is None else _after(keys, _decode(page.cursor, keys))
     counted = select(func.count()).select_from(
         statement.order_by(None).limit(TOTAL_CAP + 1).subquery()
     )
     matching = (await session.exec(counted)).one()
-    if page.cursor is not None:
-        statement = statement.where(_after(keys, _decode(page.cursor, keys)))
+    if after is not None:
+        statement = statement.where(after)
     paged: Any = statement.limit(page.limit + 1).offset(page.offset)
     rows: Sequence[Any] = (await session.exec(paged)).all()
     items = list(rows[: page.limit])
