@@ -199,6 +199,9 @@ class CheckedNetworkBackend(httpcore.AsyncNetworkBackend):
         await self._backend.sleep(seconds)
 
 
+POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+
+
 class CheckedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport over a `CheckedNetworkBackend`."""
 
@@ -207,7 +210,14 @@ class CheckedTransport(httpx.AsyncHTTPTransport):
         # httpx takes no network backend; its transport sends every request through `_pool`
         # (tests/integration/test_http_egress.py fails if a release stops doing so).
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(), network_backend=backend
+            ssl_context=httpx.create_ssl_context(),
+            network_backend=backend,
+            # httpx's own limits, which a pool built by hand does not get: httpcore's defaults
+            # are 10 connections for the whole worker (a slow host held them all, and other
+            # steps timed out waiting for one) and idle connections kept for ever.
+            max_connections=POOL_LIMITS.max_connections,
+            max_keepalive_connections=POOL_LIMITS.max_keepalive_connections,
+            keepalive_expiry=POOL_LIMITS.keepalive_expiry,
         )
 
 

@@ -111,3 +111,18 @@ async def test_a_network_an_operator_denies_is_refused_and_its_service_sees_noth
     assert by_name["status"] == "failed"
     assert str(by_name["reason"]).startswith("with.url: localhost resolves to ")
     assert http_receiver.requests == []
+
+
+async def test_a_slow_host_gets_every_parallel_request_at_once(
+    http: httpx.AsyncClient, operator: Account, http_receiver: HttpReceiver
+) -> None:
+    """15 side-by-side steps to a host that answers after 2 s are all in its hands at once:
+    the worker's connections are not capped at 10 (httpcore's default for a pool built by
+    hand, which made the others wait and could time them out)."""
+    http_receiver.respond("/slow", delay=2.0)
+    url = f"{http_receiver.url}/slow"
+    records = await run_steps(
+        http, operator, "slow-host", *(get(f"s{index}", url) for index in range(15))
+    )
+    assert [record["status"] for record in records] == ["succeeded"] * 15
+    assert http_receiver.most_in_hand == 15
