@@ -29,7 +29,12 @@ from opsconductor.security.envelope import KeyRing
 from opsconductor.services.vault import Revealed
 from opsconductor.text import OUTPUT_ERRORS, storable
 
+# What a step keeps of an answer's body. The rest is not read at all: a server may stream
+# without end, and a worker that buffered it would run out of memory with every step it holds.
 MAX_RESPONSE_BYTES = 1024 * 1024
+CUT_BODY_NOTE = (
+    f"\n[… the body went on past {MAX_RESPONSE_BYTES // 1024 // 1024} MiB; the rest was not read]"
+)
 
 
 def _auth(credential: Revealed | None) -> httpx.Auth | None:
@@ -100,7 +105,7 @@ class HttpActions:
         inputs = render_inputs(request, HttpRequest, mask, secrets)
         timeout = inputs.timeout.total_seconds() if not isinstance(inputs.timeout, str) else 30
         try:
-            response = await self._client.request(
+            async with self._client.stream(
                 inputs.method,
                 inputs.url,
                 headers=inputs.headers,
@@ -108,7 +113,8 @@ class HttpActions:
                 content=inputs.body,
                 auth=_auth(credential) or httpx.USE_CLIENT_DEFAULT,
                 timeout=timeout,
-            )
+            ) as response:
+                content, cut = await _body_start(response)
         except EgressRefused as refusal:
             raise rejected(mask.apply(str(refusal))) from None
         except httpx.HTTPError as error:
@@ -116,9 +122,9 @@ class HttpActions:
                 mask.apply(f"{inputs.method} {inputs.url} failed: {type(error).__name__}: {error}"),
                 StepResult(attempt=attempt()),
             ) from None
-        body = mask.apply(
-            storable(response.content[:MAX_RESPONSE_BYTES].decode(errors=OUTPUT_ERRORS))
-        )
+        body = mask.apply(storable(content.decode(errors=OUTPUT_ERRORS)))
+        if cut:
+            body += CUT_BODY_NOTE
         outputs: dict[str, Any] = {
             "status": response.status_code,
             "headers": {name: mask.apply(value) for name, value in response.headers.items()},
@@ -137,6 +143,17 @@ class HttpActions:
                 result,
             )
         return result
+
+
+async def _body_start(response: httpx.Response) -> tuple[bytes, bool]:
+    """The body's first `MAX_RESPONSE_BYTES`, and whether it went on. Leaving the stream before
+    its end closes the connection rather than returning it to the pool."""
+    start = bytearray()
+    async for piece in response.aiter_bytes():
+        start += piece
+        if len(start) > MAX_RESPONSE_BYTES:
+            return bytes(start[:MAX_RESPONSE_BYTES]), True
+    return bytes(start), False
 
 
 def _json_or_none(body: str) -> Any:

@@ -4,6 +4,7 @@ cloud metadata, and SSH targets that are closed, blackholed or never speak."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -357,3 +358,69 @@ async def test_a_backtracking_pattern_is_answered_at_once_with_the_parameter_nam
     (problem,) = answer.json()["errors"]
     assert problem["path"] == "body.parameters.name"
     assert problem["type"] == "pattern_timeout"
+
+
+class EndlessBody:
+    """An HTTP server answering every request with a chunked body that never ends; counts
+    what it managed to send before the client hung up."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/stream"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        connection, _ = self._listener.accept()
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(4096)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            piece = b"%x\r\n%s\r\n" % (64 * 1024, b"y" * 64 * 1024)
+            try:
+                while True:
+                    connection.sendall(piece)
+                    self.sent += len(piece)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+async def test_an_answer_that_never_ends_is_cut_at_1_mib_and_the_step_ends(
+    http: httpx.AsyncClient, operator: Account
+) -> None:
+    server = EndlessBody()
+    try:
+        run_id = await start_job_run(
+            http,
+            operator,
+            {
+                "name": f"endless-{uuid.uuid4().hex[:8]}",
+                "steps": [
+                    {
+                        "id": "fetch",
+                        "run_once": True,
+                        "action": "http.request",
+                        "with": {"url": server.url},
+                    }
+                ],
+            },
+        )
+        # Before, the worker read the whole body: the step ran (and its memory grew) until the
+        # step's own 10-minute timeout.
+        run = await wait_for(http, operator, run_id, TERMINAL, polls=300)
+    finally:
+        server.close()
+    (step,) = run["steps"]
+    assert (run["status"], step["status"]) == ("succeeded", "succeeded"), run
+    # The record keeps the last 64 KiB of the 1 MiB read, and says the body went on.
+    kept, cut, bounded = step["stdout"].rsplit("\n", 2)
+    assert set(kept) == {"y"}
+    assert cut == "[… the body went on past 1 MiB; the rest was not read]"
+    assert bounded.endswith(" earlier characters in the run log]")
+    # The worker stopped reading and hung up: what the server got out is what fits in the
+    # sockets' buffers past the 1 MiB kept, not an endless stream.
+    assert server.sent < 32 * MiB
