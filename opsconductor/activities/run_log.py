@@ -7,10 +7,9 @@ second rather than one per line; `GET /runs/{id}/logs?follow=true` reads them as
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
 from contextlib import suppress
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,6 +26,22 @@ logger = logging.getLogger(__name__)
 FLUSH_INTERVAL_SECONDS = 0.25
 MAX_BUFFERED_LINES = 500
 MAX_LINE_CHARACTERS = 8192
+# What is held of a line still being written. A stored line keeps its first MAX_LINE_CHARACTERS
+# once masked; held beyond that is only the room masking may take (a secret replaced by `***`).
+# Holding all of it made a line without end (`head -c 1G /dev/zero`) cost the worker memory
+# without bound and time in its square: every piece was joined to all the line before it.
+MAX_HELD_CHARACTERS = 8 * MAX_LINE_CHARACTERS
+
+
+class LineMask(Protocol):
+    """The step's secrets: `apply` masks a whole line; `apply_to_start` masks the start of a
+    line whose rest was not held, so the end may hold the first part of a secret."""
+
+    def apply(self, text: str) -> str: ...
+
+    def apply_to_start(self, text: str) -> str: ...
+
+
 _INSERT_LINE = insert(RunLogLine.__table__)  # type: ignore[attr-defined]
 
 
@@ -104,6 +119,32 @@ class RunLogWriter:
                 self._pending = self._pending[-MAX_BUFFERED_LINES:]
 
 
+class _LineStart:
+    """The start of a line being written: at most MAX_HELD_CHARACTERS of it."""
+
+    def __init__(self) -> None:
+        self._pieces: list[str] = []
+        self._size = 0
+        self._whole = True
+
+    def __bool__(self) -> bool:
+        return self._size > 0 or not self._whole
+
+    def add(self, text: str) -> None:
+        room = MAX_HELD_CHARACTERS - self._size
+        if len(text) > room:
+            text, self._whole = text[:room], False
+        if text:
+            self._pieces.append(text)
+            self._size += len(text)
+
+    def take(self) -> tuple[str, bool]:
+        """The line's start, and whether it is the whole line; the next line starts empty."""
+        line, whole = "".join(self._pieces), self._whole
+        self._pieces, self._size, self._whole = [], 0, True
+        return line, whole
+
+
 class RunLogStream:
     """One step's output on one target. Use as an async context manager; `write` never blocks
     on the database. Its lines go to `writer` when given (which the caller runs), else to a
@@ -116,7 +157,7 @@ class RunLogStream:
         step_id: str,
         target: str | None,
         attempt: int,
-        mask: Callable[[str], str] = lambda text: text,
+        mask: LineMask | None = None,
         writer: RunLogWriter | None = None,
     ):
         self._run_id = run_id
@@ -124,7 +165,7 @@ class RunLogStream:
         self._target = target or RUN_ONCE_TARGET
         self._attempt = attempt
         self._mask = mask
-        self._partial: dict[str, str] = {}
+        self._partial: dict[str, _LineStart] = {}
         self._own = writer is None
         self._writer = writer or RunLogWriter(sessionmaker, run_id)
 
@@ -139,22 +180,28 @@ class RunLogStream:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for stream, rest in self._partial.items():
-            if rest:
-                self._queue(stream, rest)
+        for stream, start in self._partial.items():
+            if start:
+                self._queue(stream, start)
         self._partial.clear()
         if self._own:
             await self._writer.__aexit__(exc_type, exc, tb)
 
     def write(self, stream: str, text: str) -> None:
         """Accepts output as it arrives, in chunks that may split lines."""
-        buffered = self._partial.get(stream, "") + text
-        *complete, rest = buffered.split("\n")
-        self._partial[stream] = rest
+        start = self._partial.setdefault(stream, _LineStart())
+        *complete, rest = text.split("\n")
         for line in complete:
-            self._queue(stream, line)
+            start.add(line)
+            self._queue(stream, start)
+        start.add(rest)
 
-    def _queue(self, stream: str, line: str) -> None:
+    def _queue(self, stream: str, start: _LineStart) -> None:
+        line, whole = start.take()
+        if whole:
+            line = line.rstrip("\r")
+        if self._mask is not None:
+            line = self._mask.apply(line) if whole else self._mask.apply_to_start(line)
         self._writer.queue(
             {
                 "run_id": self._run_id,
@@ -162,7 +209,7 @@ class RunLogStream:
                 "step_id": self._step_id,
                 "attempt": self._attempt,
                 "stream": stream,
-                "line": storable(self._mask(line.rstrip("\r")))[:MAX_LINE_CHARACTERS],
+                "line": storable(line)[:MAX_LINE_CHARACTERS],
                 "created_at": utcnow(),
             }
         )

@@ -349,7 +349,7 @@ class SshActions:
             request.step_id,
             target,
             request.attempt(attempt()),
-            mask.apply,
+            mask,
             writer,
         )
 

@@ -92,6 +92,13 @@ class SecretMask:
                 text = text.replace(value, MASK)
         return text
 
+    def apply_to_start(self, text: str) -> str:
+        """`apply` to the start of a text whose rest is unknown: its last characters may begin
+        a secret the rest would complete, so as many as the longest secret are dropped."""
+        masked = self.apply(text)
+        longest = len(self._longest_first[0]) if self._longest_first else 0
+        return masked[: max(0, len(masked) - longest)]
+
 
 def bounded(text: str) -> str:
     if len(text) <= MAX_OUTPUT_CHARACTERS:

@@ -338,7 +338,7 @@ class WinrmActions:
             request.step_id,
             connection.target,
             request.attempt(attempt()),
-            mask.apply,
+            mask,
         ) as log:
             stdout, stderr = OutputTail("stdout", log), OutputTail("stderr", log)
             # PowerShell's CLIXML error stream is only readable whole: it reaches the run log

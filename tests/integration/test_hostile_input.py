@@ -3,6 +3,7 @@ cloud metadata, and SSH targets that are closed, blackholed or never speak."""
 
 from __future__ import annotations
 
+import secrets
 import socket
 import threading
 import time
@@ -16,7 +17,7 @@ import pytest
 from tests.fixtures.sshd import LoopbackSshd
 from tests.identity_helpers import PROBLEM, Account, api
 from tests.run_helpers import TERMINAL, run_on_target, start_job_run, target_steps, wait_for
-from tests.vault_helpers import key_credential, post_ok, shared_credential, sshd_target
+from tests.vault_helpers import grant, key_credential, post_ok, shared_credential, sshd_target
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -308,6 +309,51 @@ async def test_a_flood_of_output_is_capped_on_the_record_and_kept_in_the_log(
             break
         lines += [entry["line"] for entry in page.json()]
     assert sorted(lines) == sorted(f"line-{i}-xxxxxxxxxx" for i in range(1, 6001)), lines[:3]
+
+
+async def test_a_line_without_end_is_logged_by_its_start_with_no_secret_cut_in_half(
+    http: httpx.AsyncClient, admin: Account, operator: Account, loopback: str
+) -> None:
+    # A secret longer than what is masked of a cut line's start: if the cut kept part of it,
+    # that part would reach the log unmasked.
+    value = secrets.token_hex(500)
+    credential = await post_ok(
+        http,
+        "/credentials",
+        admin.headers,
+        {"name": f"long-{uuid.uuid4().hex[:6]}", "kind": "secret", "secret": {"value": value}},
+    )
+    await grant(http, admin.headers, credential["id"], roles=["operator"])
+    run = await run_on_target(
+        http,
+        operator,
+        loopback,
+        {
+            "id": "zeros",
+            "action": "ssh.command",
+            "with": {"command": "head -c 134217728 /dev/zero | tr '\\0' x; echo; echo after"},
+        },
+        {
+            "id": "secret",
+            "action": "ssh.command",
+            "with": {
+                "command": f"s='{{{{ secret(\"{credential['name']}\") }}}}'; i=0; "
+                'while [ $i -lt 70 ]; do printf %s "$s"; i=$((i+1)); done; echo; echo after'
+            },
+        },
+    )
+    # Before, the worker joined each piece of a line to all of it before: 128 MiB without a
+    # newline held the worker's loop for minutes (and its memory grew with the line).
+    assert run["status"] == "succeeded", run
+    answer = await http.get(api(f"/runs/{run['id']}/logs"), headers=operator.headers)
+    logged: dict[str, list[str]] = {"zeros": [], "secret": []}
+    for entry in answer.json():
+        logged[entry["step_id"]].append(entry["line"])
+    assert logged["zeros"] == ["x" * 8192, "after"]
+    # The cut line keeps what is left of its start once masked, less the longest secret's
+    # length: here nothing, where a plain mask would have kept 536 characters of the secret.
+    assert logged["secret"] == ["", "after"]
+    assert value[:32] not in answer.text
 
 
 async def test_a_duration_too_large_for_any_clock_is_refused_by_field(
