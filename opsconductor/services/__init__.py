@@ -11,8 +11,9 @@ What a service answers, one rule for every resource:
   answers `public(session, row)` of what the service gave it.
 - A list answers `Page[XPublic]` through `paging.paginate_as`, so whatever `public` adds is
   fetched for the whole page at once rather than row by row (or, cheaper still, as a column of
-  the page's own statement, through `paging.paginate` and `with_items`: the targets list). A resource without a `public`
-  (one whose answer is its columns, e.g. the notification delivery log) answers rows there too.
+  the page's own statement, through `paging.paginate` and `with_items`: the targets list). A
+  resource without a `public` (one whose answer is its columns, e.g. the notification delivery
+  log) answers rows there too.
 - Answers about an operation rather than a resource (an import report, a connection test) are
   their own models.
 """
