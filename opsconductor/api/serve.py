@@ -24,6 +24,10 @@ def serve(settings: Settings, workers: int) -> None:
         # "auto", said aloud: httptools (a dependency) parses HTTP when installed, a C parser
         # where h11 is Python on every request (benchmarks/README.md fix 14).
         "http": "auto",
+        # "auto" again: uvloop (a dependency, except on Windows) runs this process's event loop
+        # when installed, and with it every asyncpg round trip (benchmarks/README.md fix 18).
+        # The worker keeps asyncio's loop: the Temporal SDK's own runtime does its network I/O.
+        "loop": "auto",
         "server_header": False,
         "timeout_graceful_shutdown": 15,
         # uvicorn believes X-Forwarded-For from loopback by default (or FORWARDED_ALLOW_IPS):

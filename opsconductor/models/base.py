@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, LargeBinary
 from sqlmodel import Field, SQLModel
+from sqlmodel._compat import is_table_model_class
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -53,11 +54,20 @@ def public_view(schema: type[Schema], row: SQLModel, **extra: object) -> Schema:
     A loaded column's value sits in the row's `__dict__` (SQLAlchemy's instance state): it is
     read from there, not through the attribute's descriptor (`hasattr` then `getattr`: two
     Python calls per field per row, half of this function's time, benchmarks/README.md fix 14);
-    anything else (a property, an expired column) is read as an attribute."""
+    anything else (a property, an expired column) is read as an attribute.
+
+    The answer is validated into a blank instance, as SQLModel's `__init__` does for a schema
+    (not a table): handing pydantic the dict instead makes it call that `__init__` (a Python
+    override), which validates the same dict again into `self` and copies the instance's
+    `__dict__` around it, two validator calls per row (benchmarks/README.md fix 18)."""
+    if is_table_model_class(schema):
+        raise TypeError(f"public_view makes API answers, not table rows: {schema.__name__}")
     loaded = vars(row)
     values = {
         name: loaded[name] if name in loaded else getattr(row, name)
         for name in schema.model_fields
         if name not in extra and (name in loaded or hasattr(row, name))
     }
-    return schema.__pydantic_validator__.validate_python({**values, **extra})  # type: ignore[no-any-return]
+    answer: Schema = schema.__new__(schema)  # SQLModel's __new__ sets up pydantic's private state
+    schema.__pydantic_validator__.validate_python({**values, **extra}, self_instance=answer)
+    return answer

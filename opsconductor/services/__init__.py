@@ -10,8 +10,10 @@ What a service answers, one rule for every resource:
   adds what the row does not hold (a target's group names, a credential's targets…). A router
   answers `public(session, row)` of what the service gave it.
 - A list answers `Page[XPublic]` through `paging.paginate_as`, so whatever `public` adds is
-  fetched for the whole page at once rather than row by row. A resource without a `public`
-  (one whose answer is its columns, e.g. the notification delivery log) answers rows there too.
+  fetched for the whole page at once rather than row by row (or, cheaper still, as a column of
+  the page's own statement, through `paging.paginate` and `with_items`: the targets list). A
+  resource without a `public` (one whose answer is its columns, e.g. the notification delivery
+  log) answers rows there too.
 - Answers about an operation rather than a resource (an import report, a connection test) are
   their own models.
 """

@@ -3,7 +3,8 @@
 import uuid
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, or_
+from sqlalchemy import ScalarSelect, func, or_
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -23,7 +24,7 @@ from opsconductor.models.target import (
 )
 from opsconductor.services.credential_grants import Requester, check_target_credential
 from opsconductor.services.lookup import get_or_404
-from opsconductor.services.paging import PageRequest, paginate_as
+from opsconductor.services.paging import PageRequest, paginate, with_items
 from opsconductor.services.targets.groups import set_groups
 
 # Which credential kinds can log in over which protocol.
@@ -67,9 +68,18 @@ async def public(session: AsyncSession, target: Target) -> TargetPublic:
     return _public(target, (await _group_names(session, [target.id])).get(target.id, []))
 
 
-async def _publics(session: AsyncSession, rows: Sequence[Target]) -> list[TargetPublic]:
-    groups = await _group_names(session, [row.id for row in rows])
-    return [_public(row, groups.get(row.id, [])) for row in rows]
+def _group_names_column() -> ScalarSelect[list[str] | None]:
+    """A listed target's group names, sorted, as a column of the page's own statement: one round
+    trip fewer than asking for the page's names after it (benchmarks/README.md fix 18). The
+    page's `total` is counted from the same statement, and PostgreSQL drops a column the count
+    does not read, so the names are looked up for the page's rows only. A target in no group has
+    NULL (the aggregate of no rows)."""
+    return (
+        select(func.array_agg(aggregate_order_by(col(TargetGroup.name), col(TargetGroup.name))))
+        .join(TargetGroupMember, col(TargetGroup.id) == col(TargetGroupMember.group_id))
+        .where(col(TargetGroupMember.target_id) == col(Target.id))
+        .scalar_subquery()
+    )
 
 
 def parse_tag_filters(values: Iterable[str], parameter: str = "tag") -> dict[str, str]:
@@ -91,7 +101,7 @@ async def list_targets(
     search: str | None,
     page: PageRequest,
 ) -> Page[TargetPublic]:
-    statement = select(Target).order_by(col(Target.name))
+    statement = select(Target, _group_names_column()).order_by(col(Target.name))
     if tags:
         # JSONB containment: every given tag must match (served by the GIN index).
         statement = statement.where(col(Target.tags).contains(tags))
@@ -110,7 +120,8 @@ async def list_targets(
         statement = statement.where(
             or_(func.lower(Target.name).like(pattern), func.lower(Target.address).like(pattern))
         )
-    return await paginate_as(session, statement, page, _publics)
+    rows = await paginate(session, statement, page)
+    return with_items(rows, [_public(target, groups or []) for target, groups in rows.items])
 
 
 # -- writing ----------------------------------------------------------------------------------
