@@ -7,6 +7,7 @@ are sub-second (the job document accepts `ms`), so no test waits on a real clock
 """
 
 import asyncio
+import collections
 import json
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -699,21 +700,34 @@ async def test_targets_run_in_child_workflows_of_batch_size(world: StubWorld):
 async def test_a_succeeded_step_costs_its_activity_and_no_record_in_history(world: StubWorld):
     """The worker records a step's `running` and `succeeded` states: a batch's history holds one
     activity per target and step, and local activities (records) only for what the worker
-    cannot know, here the failure after the last attempt (docs/engine.md)."""
+    cannot know, here the failure after the last attempt (docs/engine.md). A run whose targets
+    fit in one batch runs it in its own workflow: no child, one patch marker."""
     document = job(ssh("a"), ssh("b", needs=["a"]))
     handle, book = await world.start(document, 3, behaviour=failing("b", ["t3"]))
 
     summary = await handle.result()
 
     assert summary.failed_targets == ["t3"]
-    batch = world.client.get_workflow_handle(batch_workflow_id(handle.id, 1, 0))
-    activities, records = 0, 0
-    async for event in batch.fetch_history_events():
-        activities += event.HasField("activity_task_scheduled_event_attributes")
+    counts: collections.Counter[str] = collections.Counter()
+    async for event in handle.fetch_history_events():
+        counts["events"] += 1
+        counts["activities"] += event.HasField("activity_task_scheduled_event_attributes")
+        counts["children"] += event.HasField(
+            "start_child_workflow_execution_initiated_event_attributes"
+        )
+        counts["workflow tasks"] += event.HasField("workflow_task_completed_event_attributes")
         if event.HasField("marker_recorded_event_attributes"):
-            records += event.marker_recorded_event_attributes.marker_name == "core_local_activity"
-    assert activities == 6
-    assert records == 2  # loading the batch's targets, and t3's failed `b`
+            counts[event.marker_recorded_event_attributes.marker_name] += 1
+    # Records: the `running` status, loading the batch's targets, t3's failed `b`, the end.
+    # (With a batch child: 59 events in two histories, 8 workflow tasks, 2 patch markers.)
+    assert counts == {
+        "events": 46,
+        "activities": 6,
+        "children": 0,
+        "workflow tasks": 6,
+        "core_patch": 1,
+        "core_local_activity": 4,
+    }
     table = book.table()
     assert [table[(t, step)] for t in ("t1", "t2") for step in "ab"] == [("succeeded", None)] * 4
     assert table[("t3", "b")][0] == "failed"
