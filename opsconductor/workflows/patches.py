@@ -3,7 +3,8 @@
 Every `workflow.patched(id)` a run asks for the first time writes a `core_patch` marker and an
 upsert of Temporal's `TemporalChangeVersion` search attribute into its history: two events per
 patch, in every new run, though a new run always takes every patch. So the `job-run` and
-`job-run-batch` workflows ask one patch, BUNDLE, as the first thing each run does (`open`):
+`job-run-batch` workflows ask one patch, BUNDLE_2 (BUNDLE in histories written before it), as
+the first thing each run does (`open_bundle`):
 
 - a new run takes it (one marker, one upsert) and with it every patch in BUNDLED, without
   asking them (no marker, no upsert);

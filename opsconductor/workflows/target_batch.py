@@ -1,4 +1,5 @@
-"""A batch of a run's targets running one per-target segment, as a child of the job-run workflow.
+"""A batch of a run's targets running one per-target segment, as a child of the job-run workflow
+(or in it, when the run's targets fit in one batch: `BatchRun`).
 
 Splitting targets into batches keeps every history bounded: a run over 10,000 targets is a
 parent with one event group per batch, and children of at most `batch_size` targets each, all
