@@ -133,15 +133,28 @@ async def recorded_run(sessionmaker: async_sessionmaker[AsyncSession], run_id: u
 async def scheduled_activities(
     temporal: Client, run_id: uuid.UUID
 ) -> list[ActivityTaskScheduledEventAttributes]:
-    """The activities a run's first batch scheduled, in order."""
-    history = await temporal.get_workflow_handle(
-        batch_workflow_id(f"run-{run_id}", 1, 0)
-    ).fetch_history()
+    """The activities a run's first batch scheduled, in order: in its `job-run-batch` child, or
+    in the run's own workflow when its targets fit in one batch (then with its run-once
+    steps' activities, if it has any)."""
+    workflow_id = await batch_history_id(temporal, run_id)
+    history = await temporal.get_workflow_handle(workflow_id).fetch_history()
     return [
         event.activity_task_scheduled_event_attributes
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
+
+
+async def batch_history_id(temporal: Client, run_id: uuid.UUID) -> str:
+    """The workflow whose history holds a run's first batch: its child `run-<id>-s1-b0`, or
+    the run's own workflow, which runs a batch that holds all its targets itself."""
+    run = f"run-{run_id}"
+    child = batch_workflow_id(run, 1, 0)
+    async for event in temporal.get_workflow_handle(run).fetch_history_events():
+        started = event.start_child_workflow_execution_initiated_event_attributes
+        if started.workflow_id == child:
+            return child
+    return run
 
 
 def chunk_request(

@@ -3,7 +3,8 @@
 Every `workflow.patched(id)` a run asks for the first time writes a `core_patch` marker and an
 upsert of Temporal's `TemporalChangeVersion` search attribute into its history: two events per
 patch, in every new run, though a new run always takes every patch. So the `job-run` and
-`job-run-batch` workflows ask one patch, BUNDLE, as the first thing each run does (`open`):
+`job-run-batch` workflows ask one patch, BUNDLE_2 (BUNDLE in histories written before it), as
+the first thing each run does (`open_bundle`):
 
 - a new run takes it (one marker, one upsert) and with it every patch in BUNDLED, without
   asking them (no marker, no upsert);
@@ -30,6 +31,11 @@ with workflow.unsafe.imports_passed_through():
 
 # The patch ids below, one marker for all (issue #19, benchmarks/README.md "fix 15").
 BUNDLE = "patch-bundle-1"
+# BUNDLE and what changed after it, one marker for all again (benchmarks/README.md "fix 19"):
+# a run whose targets fit in one batch runs that batch in its own workflow, without a
+# `job-run-batch` child (`one_batch_inline`). Histories that took BUNDLE ran every batch as a
+# child, and replay that way.
+BUNDLE_2 = "patch-bundle-2"
 
 # The patches of workflows/step_execution.py. Re-running a step its worker's shutdown cut off:
 # histories written before it handled the WorkerShutdown failure as a failed step (a new ssh
@@ -69,14 +75,22 @@ BUNDLED = frozenset(
 
 
 def open_bundle() -> None:
-    """Asks BUNDLE: the first call of a `job-run` or `job-run-batch` run, before any command."""
-    workflow.patched(BUNDLE)
+    """Asks BUNDLE_2, then (a history written before it) BUNDLE: the first call of a `job-run`
+    or `job-run-batch` run, before any command. A new run takes BUNDLE_2 and never asks
+    BUNDLE: one marker."""
+    bundled()
 
 
 def bundled() -> bool:
-    """Whether this run took the bundle. (The SDK keeps the answer `open_bundle` got: asking
+    """Whether this run took a bundle. (The SDK keeps the answers `open_bundle` got: asking
     again writes nothing.)"""
-    return workflow.patched(BUNDLE)
+    return workflow.patched(BUNDLE_2) or workflow.patched(BUNDLE)
+
+
+def one_batch_inline() -> bool:
+    """Whether a run whose targets fit in one batch runs it in its own workflow: it took
+    BUNDLE_2."""
+    return workflow.patched(BUNDLE_2)
 
 
 def patched(patch_id: str) -> bool:

@@ -1,4 +1,5 @@
-"""A batch of a run's targets running one per-target segment, as a child of the job-run workflow.
+"""A batch of a run's targets running one per-target segment, as a child of the job-run workflow
+(or in it, when the run's targets fit in one batch: `BatchRun`).
 
 Splitting targets into batches keeps every history bounded: a run over 10,000 targets is a
 parent with one event group per batch, and children of at most `batch_size` targets each, all
@@ -40,6 +41,15 @@ class TargetBatchWorkflow:
     @workflow.run
     async def run(self, request: BatchRequest) -> BatchResult:
         open_bundle()
+        return await BatchRun(request).run()
+
+
+class BatchRun:
+    """One batch's targets walking their DAGs: the body of a `job-run-batch` child, or run in
+    the `job-run` workflow itself when the run's targets fit in one batch (workflows/job_run.py,
+    `_run_batch`)."""
+
+    def __init__(self, request: BatchRequest) -> None:
         self._request = request
         self._document = request.plan.document
         chunks = StepChunks(request.chunk_size, request.concurrency) if request.chunk_size else None
@@ -50,6 +60,9 @@ class TargetBatchWorkflow:
         }
         self._started = set(request.started)
         self._segment: dict[str, list[StepOutcome]] = {}
+
+    async def run(self) -> BatchResult:
+        request = self._request
         targets = await write_record(
             load_target_batch,
             TargetBatch(run_id=request.run_id, offset=request.offset, count=request.count),

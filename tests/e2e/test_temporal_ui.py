@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from opsconductor.contracts.runs import batch_workflow_id
 from opsconductor.embedded.temporal import temporal_executable
 from tests.e2e.test_up import Command, Stack, wait_healthy
 from tests.fixtures.sshd import LoopbackSshd
@@ -160,13 +159,13 @@ async def test_the_ui_shows_a_run_decoded_with_no_codec_banner(
     copied = str(await page.evaluate("navigator.clipboard.readText()"))
     assert f'"marker": "{up_with_run.planted}"' in copied, copied
 
-    # The step ran in the batch child; its result (the output) is in the child's history.
-    first_batch = batch_workflow_id(f"run-{up_with_run.run_id}", segment=1, offset=0)
-    await page.goto(f"{ui}/{first_batch}")
+    # One target fits in one batch, which ran in the run's own workflow: the step's result
+    # (the output) is in the run's history.
+    await page.goto(f"{ui}/run-{up_with_run.run_id}")
     await page.wait_for_url("**/timeline")
     await page.goto(page.url.replace("/timeline", "/history"))
     text = await wait_for_text(page, up_with_run.output)
-    await page.screenshot(path=ARTIFACTS / "batch-history.png", full_page=True)
+    await page.screenshot(path=ARTIFACTS / "run-history.png", full_page=True)
     assert f'"stdout":"{up_with_run.output}' in text, text[:4000]
     assert CODEC_BANNER not in text
     await context.close()
@@ -243,13 +242,11 @@ def test_the_temporal_cli_decodes_with_an_api_token(up_with_run: UpWithRun) -> N
     stack, run_id = up_with_run.stack, up_with_run.run_id
     codec = ["--codec-endpoint", f"{stack.api_url}/codec"]
     auth = ["--codec-auth", f"Bearer {up_with_run.admin.token}"]
-    shown = {}
-    for workflow_id in (f"run-{run_id}", batch_workflow_id(f"run-{run_id}", 1, 0)):
-        answer = workflow_show(stack, workflow_id, *codec, *auth)
-        assert answer.returncode == 0, answer.stderr
-        shown[workflow_id] = "\n".join(payload_texts(json.loads(answer.stdout)))
-    assert f'"marker":"{up_with_run.planted}"' in shown[f"run-{run_id}"]
-    assert f'"stdout":"{up_with_run.output}"' in "".join(shown.values())
+    answer = workflow_show(stack, f"run-{run_id}", *codec, *auth)
+    assert answer.returncode == 0, answer.stderr
+    shown = "\n".join(payload_texts(json.loads(answer.stdout)))
+    assert f'"marker":"{up_with_run.planted}"' in shown
+    assert f'"stdout":"{up_with_run.output}"' in shown
     # Without the token the codec refuses, and the CLI shows nothing decoded.
     refused = workflow_show(stack, f"run-{run_id}", *codec)
     assert refused.returncode != 0

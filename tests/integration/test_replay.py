@@ -135,13 +135,14 @@ class Stage:
     sshd: LoopbackSshd
 
 
-async def run_engine_scenario(stage: Stage, name: str) -> None:
+async def run_engine_scenario(stage: Stage, name: str, batch_size: int = 2) -> None:
     stage.receiver.respond("/deploy-web-3", status=500)
     handle = await start_run(
         stage.client,
         stage.resources.sessionmaker,
         ENGINE_SCENARIOS[name],
         web_targets(stage.receiver.url, 3),
+        batch_size=batch_size,
     )
     if name == "approval-then-targets":
         for _ in range(300):
@@ -351,6 +352,13 @@ SCENARIOS: dict[str, Callable[[Stage], Awaitable[None]]] = {
     # batches-failure-and-summary with the patch bundle (workflows/patches.py): one marker in
     # each of its histories for every patch before it; the older recordings ask each patch.
     "bundled-batches": functools.partial(run_engine_scenario, name="batches-failure-and-summary"),
+    # batches-failure-and-summary with its three targets in one batch, and a cancelled run of one
+    # target, since `patch-bundle-2`: the batch runs in the run's own workflow, no child
+    # (docs/engine.md "Scale: target batches"); the older recordings run it as a child.
+    "one-batch-inline": functools.partial(
+        run_engine_scenario, name="batches-failure-and-summary", batch_size=3
+    ),
+    "one-batch-cancelled": cancelled_run,
     "cancelled-run": cancelled_run,
     "run-timeout": run_timeout,
     "job-run-child": child_run,

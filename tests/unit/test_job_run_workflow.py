@@ -7,11 +7,13 @@ are sub-second (the job document accepts `ms`), so no test waits on a real clock
 """
 
 import asyncio
+import collections
 import json
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, CancelledError
 
@@ -685,6 +687,9 @@ async def test_targets_run_in_child_workflows_of_batch_size(world: StubWorld):
         for segment in (1, 2)
         for offset in (0, 2, 4)
     ]
+    # What the Temporal UI shows for a batch: its range of targets.
+    first = world.client.get_workflow_handle(batch_workflow_id(handle.id, 1, 0))
+    assert await (await first.describe()).static_summary() == "targets t1 … t2 (2)"
     # The run-once step saw every batch's outcome.
     report = book.calls_of("report")
     assert len(report) == 1
@@ -696,24 +701,44 @@ async def test_targets_run_in_child_workflows_of_batch_size(world: StubWorld):
     assert [table[(t, "c")] for t in ("t1", "t2", "t3", "t5")] == [("succeeded", None)] * 4
 
 
+TASK_EVENTS = {
+    EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+}
+
+
 async def test_a_succeeded_step_costs_its_activity_and_no_record_in_history(world: StubWorld):
     """The worker records a step's `running` and `succeeded` states: a batch's history holds one
     activity per target and step, and local activities (records) only for what the worker
-    cannot know, here the failure after the last attempt (docs/engine.md)."""
+    cannot know, here the failure after the last attempt (docs/engine.md). A run whose targets
+    fit in one batch runs it in its own workflow: no child, one patch marker."""
     document = job(ssh("a"), ssh("b", needs=["a"]))
     handle, book = await world.start(document, 3, behaviour=failing("b", ["t3"]))
 
     summary = await handle.result()
 
     assert summary.failed_targets == ["t3"]
-    batch = world.client.get_workflow_handle(batch_workflow_id(handle.id, 1, 0))
-    activities, records = 0, 0
-    async for event in batch.fetch_history_events():
-        activities += event.HasField("activity_task_scheduled_event_attributes")
+    counts: collections.Counter[str] = collections.Counter()
+    async for event in handle.fetch_history_events():
+        # Workflow tasks' own events left out: how activity results group into tasks varies.
+        counts["events"] += event.event_type not in TASK_EVENTS
+        counts["activities"] += event.HasField("activity_task_scheduled_event_attributes")
+        counts["children"] += event.HasField(
+            "start_child_workflow_execution_initiated_event_attributes"
+        )
         if event.HasField("marker_recorded_event_attributes"):
-            records += event.marker_recorded_event_attributes.marker_name == "core_local_activity"
-    assert activities == 6
-    assert records == 2  # loading the batch's targets, and t3's failed `b`
+            counts[event.marker_recorded_event_attributes.marker_name] += 1
+    # Records: the `running` status, loading the batch's targets, t3's failed `b`, the end.
+    # (With a batch child, before `patch-bundle-2`: 35 events in two histories, 2 patch
+    # markers, and the child's first and last workflow tasks.)
+    assert counts == {
+        "events": 28,
+        "activities": 6,
+        "children": 0,
+        "core_patch": 1,
+        "core_local_activity": 4,
+    }
     table = book.table()
     assert [table[(t, step)] for t in ("t1", "t2") for step in "ab"] == [("succeeded", None)] * 4
     assert table[("t3", "b")][0] == "failed"
@@ -890,7 +915,13 @@ async def local_activities(handle: Any) -> list[str]:
     return names
 
 
-RECORD_WRITES = ("record-run-status", "record-step", "record-run", "close-run-steps")
+RECORD_WRITES = (
+    "record-run-status",
+    "record-step",
+    "record-run",
+    "close-run-steps",
+    "load-target-batch",
+)
 
 
 async def round_trips(handle: Any) -> dict[str, int]:
@@ -955,7 +986,7 @@ async def test_a_one_step_run_writes_its_records_once_as_it_starts_and_once_as_i
     assert await beyond_bare(handle) == (
         17,
         [
-            "patch patch-bundle-1",
+            "patch patch-bundle-2",
             "upsert TemporalChangeVersion",
             "upsert OpsRunStatus=running",
             "upsert OpsRunStatus=succeeded",
@@ -981,7 +1012,12 @@ async def test_a_per_target_run_writes_once_before_its_batches_and_once_at_its_e
 
     assert summary.status is RunStatus.succeeded
     assert seen == [RunStatus.running, RunStatus.running]
-    assert await local_activities(handle) == ["record-run-status", "record-run"]
+    # The batch (both targets) runs in the run's own workflow, which reads its targets too.
+    assert await local_activities(handle) == [
+        "record-run-status",
+        "load-target-batch",
+        "record-run",
+    ]
     assert [record.status for record in book.statuses] == [RunStatus.running, RunStatus.succeeded]
 
 
