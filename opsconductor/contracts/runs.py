@@ -157,6 +157,15 @@ def batch_size_for(plan: Plan, configured: int) -> int:
     return max(1, min(configured, BATCH_EVENT_BUDGET // (EVENTS_PER_TARGET_STEP * steps)))
 
 
+def fits_one_history(plan: Plan, targets: int) -> bool:
+    """Whether all of a run's per-target steps over all its targets fit one batch's event
+    budget. Only then may a run whose targets fit in one batch run that batch in its own
+    workflow (workflows/job_run.py): each per-target segment is a batch of its own, and a run of
+    50 per-step steps over 100 targets would otherwise put 50 batches' events in one history."""
+    steps = sum(len(s.step_ids) for s in plan.segments if s.kind is SegmentKind.per_target)
+    return targets * steps * EVENTS_PER_TARGET_STEP <= BATCH_EVENT_BUDGET
+
+
 # Batches one execution of the job-run workflow runs before it continues as new (a fresh
 # history, same workflow id). The parent's history grows ~33 kB and ~9 events per batch
 # (docs/engine.md, "Scale: the parent continues as new"): 500 batches stay near 16 MB and

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         StepStatus,
         batch_workflow_id,
         close_run_steps,
+        fits_one_history,
         record_run,
         record_run_status,
         record_step,
@@ -375,11 +376,17 @@ class JobRunWorkflow:
             keep_output=self._kept_output(step_ids),
             chunk_size=self._request.chunk_size,
         )
-        if len(members) == len(self._request.target_names) and one_batch_inline():
+        everyone = self._request.target_names
+        if (
+            len(members) == len(everyone)
+            and fits_one_history(self._request.plan, len(everyone))
+            and one_batch_inline()
+        ):
             # The run's only batch runs here: a child would add its start, its two workflow
             # tasks and this workflow's task on its end to the run (benchmarks/README.md, "fix
-            # 19"). Its history stays bounded: this run's events and one batch's. A cancel, a
-            # failed record or a template problem reaches `run` as it does from a child.
+            # 19"). Its history stays bounded: this run's events and, over all its segments,
+            # no more than one batch may hold (`fits_one_history`). A cancel, a failed record or
+            # a template problem reaches `run` as it does from a child.
             return await BatchRun(request).run()
         try:
             return await workflow.execute_child_workflow(

@@ -11,6 +11,7 @@ from opsconductor.contracts.runs import (
     StepOutcome,
     StepStatus,
     batch_size_for,
+    fits_one_history,
 )
 from opsconductor.contracts.steps import StepResult, TargetSnapshot
 from opsconductor.jobspec.document import JobDocument
@@ -99,3 +100,23 @@ def test_batches_shrink_as_steps_grow_so_a_batch_history_stays_in_budget() -> No
         *(command(f"s{index}") for index in range(50)), strategy={"order": "per-step"}
     )
     assert batch_size_for(compile_plan(per_step), 100) == 100
+
+
+def test_a_run_runs_its_one_batch_in_its_own_history_only_if_all_its_segments_fit_there() -> None:
+    # 50 per-step steps over 100 targets: 50 batches of 100 targets, each a segment of its own.
+    # In the run's own workflow they would be 50,000 events, past Temporal's limit; they stay
+    # children. One step over 100 targets, or 10 steps, fits one batch's budget.
+    per_step = document(
+        *(command(f"s{index}") for index in range(50)), strategy={"order": "per-step"}
+    )
+    assert not fits_one_history(compile_plan(per_step), 100)
+    assert fits_one_history(compile_plan(per_step), 20)
+    assert fits_one_history(compile_plan(document(command("hostname"))), 100)
+    ten = document(*(command(f"s{index}") for index in range(10)))
+    assert fits_one_history(compile_plan(ten), 100)
+    assert not fits_one_history(compile_plan(ten), 101)
+    # Run-once steps run in the run's workflow either way and do not count.
+    gate = {"id": "gate", "run_once": True, "action": "control.sleep", "with": {"duration": "1s"}}
+    assert fits_one_history(
+        compile_plan(document(*(command(f"s{i}") for i in range(10)), gate)), 100
+    )
