@@ -10,8 +10,11 @@ question to answer.
 """
 
 import asyncio
+import importlib.util
 import ipaddress
+import logging
 import socket
+import sys
 import typing
 from collections.abc import Iterable, Sequence
 from typing import Protocol
@@ -38,6 +41,26 @@ METADATA_ADDRESS = ipaddress.ip_address("169.254.169.254")
 # translator (RFC 6052 NAT64's well-known prefix).
 NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
 SETTING = "OPSCONDUCTOR_HTTP_DENIED_NETWORKS"
+
+
+def _sniffio_missing_answered_at_once() -> None:
+    """httpcore runs `import sniffio` each time it sets up a lock, an event or a cancellation
+    shield (13 times per request), and dnspython on each query. Without sniffio installed
+    (anyio no longer needs it) each of those is a failed import that searches every sys.path
+    entry again: 22 % of the http worker's CPU in B3 (benchmarks/README.md, "fix 20"). A name
+    that `sys.modules` holds as None fails to import at once (ModuleNotFoundError, which both
+    take as "asyncio"); an installed sniffio is left to answer."""
+    if importlib.util.find_spec("sniffio") is None:
+        sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
+
+
+_sniffio_missing_answered_at_once()
+# httpx logs every request at INFO with its whole URL, and a rendered URL may hold a secret
+# (`?key={{ secret('api') }}`): its records and httpcore's below WARNING never reach our log
+# pipeline (as asyncssh's, activities/ssh_connect.py). They were also a JSON line per request
+# in the worker's log, 1.4 % of its CPU in B3 (benchmarks/README.md, "fix 20").
+for _noisy in ("httpx", "httpcore"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 
 class EgressRefused(Exception):

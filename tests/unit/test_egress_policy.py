@@ -1,8 +1,15 @@
 """The egress policy's reading of addresses and settings, and the worker's client ignoring
 the environment's proxies and netrc (docs/security.md, "Egress from `http.request`")."""
 
+import asyncio
+import importlib.abc
+import importlib.machinery
 import ipaddress
+import logging
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from pydantic import ValidationError
@@ -92,3 +99,37 @@ async def test_redirects_are_answered_not_followed() -> None:
     with pytest.raises(EgressRefused):
         async with checked_client(Settings()) as client:
             await client.get("http://169.254.169.254/")
+
+
+class _ImportLookups(importlib.abc.MetaPathFinder):
+    """Counts the names an import searches `sys.path` for (it finds nothing itself)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        self.names.append(fullname)
+        return None
+
+
+async def test_requests_search_for_no_module_and_log_nothing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpcore asks `import sniffio` for every lock, event and cancellation shield it sets
+    up; without sniffio installed, each ask searched every sys.path entry again (13 per
+    request, 22 % of the http worker's CPU; benchmarks/README.md, "fix 20"). The worker's
+    client answers them without a search. httpx logged each request's URL at INFO, a secret
+    in its query too: nothing is logged."""
+    lookups = _ImportLookups()
+    monkeypatch.setattr(sys, "meta_path", [lookups, *sys.meta_path])
+    caplog.set_level(logging.DEBUG)
+    with HttpReceiver() as receiver:
+        async with checked_client(Settings()) as client:
+            answers = await asyncio.gather(
+                *(client.get(f"{receiver.url}/n{index}?key=s3cret") for index in range(20))
+            )
+    assert [answer.status_code for answer in answers] == [200] * 20
+    assert lookups.names == []
+    assert [record for record in caplog.records if record.name.startswith("http")] == []
