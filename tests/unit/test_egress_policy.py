@@ -129,8 +129,7 @@ async def test_requests_search_for_no_module_and_log_nothing(
     lookups = _ImportLookups()
     monkeypatch.setattr(sys, "meta_path", [lookups, *sys.meta_path])
     socket_mappings = 0
-    built = _SocketProvider.extra_attributes.fget
-    assert built is not None
+    built = vars(_SocketProvider)["extra_attributes"].fget  # the property's function
 
     def counted(stream: _SocketProvider) -> Any:
         nonlocal socket_mappings
