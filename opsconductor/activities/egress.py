@@ -10,8 +10,12 @@ question to answer.
 """
 
 import asyncio
+import importlib.util
 import ipaddress
+import logging
 import socket
+import ssl
+import sys
 import typing
 from collections.abc import Iterable, Sequence
 from typing import Protocol
@@ -24,6 +28,7 @@ import dns.rdatatype
 import dns.resolver
 import httpcore
 import httpx
+from httpcore._utils import is_socket_readable
 
 from opsconductor.config import Settings, dns_server
 
@@ -38,6 +43,26 @@ METADATA_ADDRESS = ipaddress.ip_address("169.254.169.254")
 # translator (RFC 6052 NAT64's well-known prefix).
 NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
 SETTING = "OPSCONDUCTOR_HTTP_DENIED_NETWORKS"
+
+
+def _sniffio_missing_answered_at_once() -> None:
+    """httpcore runs `import sniffio` each time it sets up a lock, an event or a cancellation
+    shield (13 times per request), and dnspython on each query. Without sniffio installed
+    (anyio no longer needs it) each of those is a failed import that searches every sys.path
+    entry again: 22 % of the http worker's CPU in B3 (benchmarks/README.md, "fix 20"). A name
+    that `sys.modules` holds as None fails to import at once (ModuleNotFoundError, which both
+    take as "asyncio"); an installed sniffio is left to answer."""
+    if importlib.util.find_spec("sniffio") is None:
+        sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
+
+
+_sniffio_missing_answered_at_once()
+# httpx logs every request at INFO with its whole URL, and a rendered URL may hold a secret
+# (`?key={{ secret('api') }}`): its records and httpcore's below WARNING never reach our log
+# pipeline (as asyncssh's, activities/ssh_connect.py). They were also a JSON line per request
+# in the worker's log, 1.4 % of its CPU in B3 (benchmarks/README.md, "fix 20").
+for _noisy in ("httpx", "httpcore"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 
 class EgressRefused(Exception):
@@ -179,9 +204,10 @@ class CheckedNetworkBackend(httpcore.AsyncNetworkBackend):
         error: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
         for address in addresses:
             try:
-                return await self._backend.connect_tcp(
+                stream = await self._backend.connect_tcp(
                     str(address), port, timeout, local_address, socket_options
                 )
+                return _SocketAskedDirectly(stream)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as failure:
                 error = failure
         assert error is not None
@@ -197,6 +223,43 @@ class CheckedNetworkBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._backend.sleep(seconds)
+
+
+class _SocketAskedDirectly(httpcore.AsyncNetworkStream):
+    """The backend's stream, its socket's readability asked of the socket itself. httpcore asks
+    it of every idle connection each time a request enters or leaves the pool (`has_expired`),
+    and anyio answers through a mapping it builds again, with a `getpeername()`, on every ask:
+    17 % of the http worker's CPU in B3 (benchmarks/README.md, "fix 20")."""
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+        # The same socket under TLS (start_tls wraps this stream's).
+        self._socket: socket.socket | None = stream.get_extra_info("socket")
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        return await self._stream.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's signature)
+    ) -> httpcore.AsyncNetworkStream:
+        tls = await self._stream.start_tls(ssl_context, server_hostname, timeout)
+        return _SocketAskedDirectly(tls)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "is_readable":
+            return is_socket_readable(self._socket)
+        if info == "socket":
+            return self._socket
+        return self._stream.get_extra_info(info)
 
 
 POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)

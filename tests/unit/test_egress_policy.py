@@ -1,10 +1,19 @@
 """The egress policy's reading of addresses and settings, and the worker's client ignoring
 the environment's proxies and netrc (docs/security.md, "Egress from `http.request`")."""
 
+import asyncio
+import importlib.abc
+import importlib.machinery
 import ipaddress
+import logging
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
+from anyio.abc._sockets import _SocketProvider
 from pydantic import ValidationError
 
 from opsconductor.activities.egress import EgressPolicy, EgressRefused, checked_client
@@ -92,3 +101,52 @@ async def test_redirects_are_answered_not_followed() -> None:
     with pytest.raises(EgressRefused):
         async with checked_client(Settings()) as client:
             await client.get("http://169.254.169.254/")
+
+
+class _ImportLookups(importlib.abc.MetaPathFinder):
+    """Counts the names an import searches `sys.path` for (it finds nothing itself)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        self.names.append(fullname)
+        return None
+
+
+async def test_requests_search_for_no_module_and_log_nothing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpcore asks `import sniffio` for every lock, event and cancellation shield it sets
+    up; without sniffio installed, each ask searched every sys.path entry again (13 per
+    request, 22 % of the http worker's CPU; benchmarks/README.md, "fix 20"). The worker's
+    client answers them without a search. httpcore asks each idle connection whether its
+    socket is readable whenever a request enters or leaves the pool; anyio answered through a
+    mapping built again each time (a `getpeername()` in it): only as a connection opens now.
+    httpx logged each request's URL at INFO, a secret in its query too: nothing is logged."""
+    lookups = _ImportLookups()
+    monkeypatch.setattr(sys, "meta_path", [lookups, *sys.meta_path])
+    socket_mappings = 0
+    built = vars(_SocketProvider)["extra_attributes"].fget  # the property's function
+
+    def counted(stream: _SocketProvider) -> Any:
+        nonlocal socket_mappings
+        socket_mappings += 1
+        return built(stream)
+
+    monkeypatch.setattr(_SocketProvider, "extra_attributes", property(counted))
+    caplog.set_level(logging.DEBUG)
+    with HttpReceiver() as receiver:
+        async with checked_client(Settings()) as client:
+            answers = await asyncio.gather(
+                *(client.get(f"{receiver.url}/n{index}?key=s3cret") for index in range(20))
+            )
+            # One at a time, with the connections the burst opened idle in the pool.
+            answers += [await client.get(f"{receiver.url}/m{index}") for index in range(20)]
+    assert [answer.status_code for answer in answers] == [200] * 40
+    assert lookups.names == []
+    # As each of (at most) 20 connections opens: its socket, and whether it speaks TLS.
+    assert socket_mappings <= 2 * 20
+    assert [record for record in caplog.records if record.name.startswith("http")] == []
