@@ -32,6 +32,7 @@ from opsconductor.text import OUTPUT_ERRORS, storable
 # What a step keeps of an answer's body. The rest is not read at all: a server may stream
 # without end, and a worker that buffered it would run out of memory with every step it holds.
 MAX_RESPONSE_BYTES = 1024 * 1024
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 CUT_BODY_NOTE = (
     f"\n[… the body went on past {MAX_RESPONSE_BYTES // 1024 // 1024} MiB; the rest was not read]"
 )
@@ -104,17 +105,20 @@ class HttpActions:
         worker's client (its egress policy checked on every connection)."""
         inputs = render_inputs(request, HttpRequest, mask, secrets)
         timeout = inputs.timeout.total_seconds() if not isinstance(inputs.timeout, str) else 30
+        outgoing = self._client.build_request(
+            inputs.method,
+            inputs.url,
+            headers=inputs.headers,
+            json=inputs.json_body,
+            content=inputs.body,
+            timeout=timeout,
+        )
         try:
-            async with self._client.stream(
-                inputs.method,
-                inputs.url,
-                headers=inputs.headers,
-                json=inputs.json_body,
-                content=inputs.body,
-                auth=_auth(credential) or httpx.USE_CLIENT_DEFAULT,
-                timeout=timeout,
-            ) as response:
+            response = await self._sent(outgoing, _auth(credential))
+            try:
                 content, cut = await _body_start(response)
+            finally:
+                await response.aclose()
         except EgressRefused as refusal:
             raise rejected(mask.apply(str(refusal))) from None
         except httpx.HTTPError as error:
@@ -143,6 +147,36 @@ class HttpActions:
                 result,
             )
         return result
+
+    async def _sent(self, outgoing: httpx.Request, auth: httpx.Auth | None) -> httpx.Response:
+        """The answer's start (status and headers; the body is read after). An idempotent
+        request is sent once more, on another connection, when the kept-alive connection it
+        went out on turns out closed before any answer: the server closed it while idle as the
+        request left (its keep-alive timeout, often 2 to 5 s, crossing ours). Nothing of it was
+        answered, and RFC 9110 lets a client repeat an idempotent request; a POST or PATCH is
+        never repeated, its step fails and its own `retry` decides."""
+        reused = _ConnectionReuse()
+        outgoing.extensions["trace"] = reused.trace
+        chosen = auth or httpx.USE_CLIENT_DEFAULT
+        try:
+            return await self._client.send(outgoing, auth=chosen, stream=True)
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            if outgoing.method not in IDEMPOTENT_METHODS or not reused.reused:
+                raise
+        del outgoing.extensions["trace"]
+        return await self._client.send(outgoing, auth=chosen, stream=True)
+
+
+class _ConnectionReuse:
+    """Whether a request went out on a connection kept alive from an earlier one: httpcore's
+    trace tells when it opens a connection for it."""
+
+    def __init__(self) -> None:
+        self.reused = True
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.started":
+            self.reused = False
 
 
 async def _body_start(response: httpx.Response) -> tuple[bytes, bool]:

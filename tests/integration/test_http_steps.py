@@ -2,14 +2,19 @@
 receiver gets the credentials, the run shows none of them."""
 
 import base64
+import itertools
 import json
+import socket
+import threading
 import uuid
+from contextlib import suppress
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from sqlmodel import select
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from opsconductor.activities.http import HttpActions
@@ -159,6 +164,73 @@ async def test_a_request_heartbeats_while_it_waits_for_the_answer(
     result = await environment.run(actions.run_step, request)
     assert result.outputs["status"] == 200
     assert beats
+
+
+class ClosesKeptAliveConnections:
+    """An HTTP server that answers the first request on each connection (keeping it alive)
+    and closes the connection on the second without a word: as a server does whose keep-alive
+    timeout ends as a client reuses the connection. Records (connection, method) per request."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[int, str]] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/hook"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with suppress(OSError):
+            for number in itertools.count():
+                connection, _ = self._listener.accept()
+                threading.Thread(target=self._serve, args=(connection, number), daemon=True).start()
+
+    def _serve(self, connection: socket.socket, number: int) -> None:
+        with connection, connection.makefile("rb") as incoming:
+            for answered in (True, False):
+                method = incoming.readline().split(b" ")[0].decode()
+                length = 0
+                while (line := incoming.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                incoming.read(length)
+                self.requests.append((number, method))
+                if answered:
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+async def test_an_idempotent_request_is_sent_again_when_its_kept_alive_connection_was_closed(
+    worker_resources: WorkerResources,
+) -> None:
+    server = ClosesKeptAliveConnections()
+    actions = HttpActions(
+        worker_resources.settings, worker_resources.sessionmaker, worker_resources.keyring
+    )
+    environment = ActivityEnvironment()
+
+    async def send(method: str) -> StepResult:
+        request = StepRequest(
+            run_id=uuid.uuid4(),
+            step_id=method.lower(),
+            action="http.request",
+            with_={"url": server.url, "method": method},
+            context={},
+        )
+        return await environment.run(actions.run_step, request)
+
+    try:
+        assert (await send("GET")).outputs["status"] == 200
+        # The same connection again: closed before an answer, so sent again on a new one.
+        assert (await send("PUT")).outputs["status"] == 200
+        # A POST is never sent twice: its step fails, and says why.
+        with pytest.raises(ApplicationError) as failure:
+            await send("POST")
+    finally:
+        server.close()
+    assert "POST" in failure.value.message
+    assert "Server disconnected without sending a response" in failure.value.message
+    assert server.requests == [(0, "GET"), (0, "PUT"), (1, "PUT"), (1, "POST")]
 
 
 async def receiver_targets(
