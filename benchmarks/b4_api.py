@@ -3,13 +3,13 @@ the database (planted in SQL: the inventory and history are setup, not what is m
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import httpx
 from sqlalchemy import text
 
 from benchmarks.fleet import Row, percentile, plant_targets, save_job
+from benchmarks.load import Load, closed_loop
 from benchmarks.stack import Stack
 from opsconductor.db import create_engine
 
@@ -93,31 +93,8 @@ async def _cursor_at(stack: Stack, path: str, skipped: int) -> str:
     return str(cursor)
 
 
-async def _hammer(
-    stack: Stack, path: str, clients: int, requests_per_client: int
-) -> tuple[list[float], int, float]:
-    latencies: list[float] = []
-    retried: list[str] = []
-    async with httpx.AsyncClient(
-        timeout=60, limits=httpx.Limits(max_connections=clients), headers=stack.headers
-    ) as http:
-
-        async def client() -> None:
-            for _ in range(requests_per_client):
-                started = time.perf_counter()
-                try:
-                    answer = await http.get(stack.api(path))
-                except (httpx.ReadError, httpx.RemoteProtocolError):
-                    # uvicorn closed a kept-alive connection as it was reused: counted, the
-                    # request made again on a new connection and timed from the first try.
-                    retried.append(path)
-                    answer = await http.get(stack.api(path))
-                latencies.append(time.perf_counter() - started)
-                answer.raise_for_status()
-
-        started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        return latencies, len(retried), time.perf_counter() - started
+async def _hammer(stack: Stack, path: str, clients: int, requests_per_client: int) -> Load:
+    return await closed_loop(stack.api(path), stack.headers, clients, requests_per_client)
 
 
 async def bench_b4(
@@ -171,8 +148,9 @@ async def bench_b4(
     for shown, path in paths.items():
         await _hammer(stack, path, clients, 2)  # warm-up
         before = stack.cpu_seconds()
-        latencies, retried, seconds = await _hammer(stack, path, clients, requests_per_client)
+        load = await _hammer(stack, path, clients, requests_per_client)
         after = stack.cpu_seconds()
+        latencies = load.latencies
         rows += [
             Row("B4", case, f"GET {shown} p50", percentile(latencies, 0.5) * 1000, unit="ms"),
             Row(
@@ -183,7 +161,7 @@ async def bench_b4(
                 unit="ms",
                 aim="< 100",
             ),
-            Row("B4", case, f"GET {shown} req/s", len(latencies) / seconds, unit="1/s"),
+            Row("B4", case, f"GET {shown} req/s", len(latencies) / load.seconds, unit="1/s"),
             Row(
                 "B4",
                 case,
@@ -192,8 +170,8 @@ async def bench_b4(
                 unit="ms",
             ),
         ]
-        if retried:
+        if load.reconnects:
             rows.append(
-                Row("B4", case, f"GET {shown} dropped keep-alives", retried, unit="retried")
+                Row("B4", case, f"GET {shown} dropped keep-alives", load.reconnects, unit="retried")
             )
     return rows

@@ -1,5 +1,6 @@
 """Prometheus metrics of the API: requests by route template and status with their latency,
-and runs and steps counted from the run records at scrape time (services/run_metrics.py).
+runs and steps counted from the run records at scrape time (services/run_metrics.py), and the
+process's garbage collections.
 
 Each app has its own registry, so several apps in one process (tests) never collide.
 """
@@ -7,7 +8,7 @@ Each app has its own registry, so several apps in one process (tests) never coll
 import logging
 from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
@@ -80,6 +81,9 @@ class ApiMetrics:
         )
         self.records = RecordCollector()
         self.registry.register(self.records)
+        # The process's garbage collections by generation: a full one (generation 2) holds the
+        # event loop for as long as it walks, so their count explains a latency's tail.
+        GCCollector(registry=self.registry)
 
     def observe(self, scope: Scope, status: int, seconds: float) -> None:
         """Counts an answered HTTP request under its route's template."""

@@ -5,6 +5,9 @@ reconcilers' advisory locks, the first admin's lock), so API processes need noth
 other; more of them let reads use more cores. With N > 1, uvicorn's supervisor binds the port
 and starts N processes, each of which builds the app from the environment (`worker_app`), as
 the settings came from there in the first place.
+
+Each serving process settles its collector once its app is built (`settle_for_serving`): the
+app factory alone does not, as tests build many apps in one process.
 """
 
 import uvicorn
@@ -13,7 +16,7 @@ from fastapi import FastAPI
 from opsconductor.api.app import create_app
 from opsconductor.config import Settings
 from opsconductor.logging import configure_logging
-from opsconductor.processes import end_with_parent
+from opsconductor.processes import end_with_parent, settle_for_serving
 
 
 def serve(settings: Settings, workers: int) -> None:
@@ -36,7 +39,9 @@ def serve(settings: Settings, workers: int) -> None:
         "forwarded_allow_ips": settings.forwarded_allow_ips or None,
     }
     if workers == 1:
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        app = create_app(settings)
+        settle_for_serving()
+        uvicorn.run(app, **common)  # type: ignore[arg-type]
         return
     uvicorn.run(
         f"{__name__}:worker_app",
@@ -53,4 +58,6 @@ def worker_app() -> FastAPI:
     end_with_parent()
     settings = Settings()
     configure_logging(settings, service="api")
-    return create_app(settings)
+    app = create_app(settings)
+    settle_for_serving()
+    return app

@@ -1,7 +1,6 @@
 """Runs one Temporal worker per chosen queue in this process, and stops them gracefully."""
 
 import asyncio
-import gc
 import importlib.util
 import logging
 import signal
@@ -17,7 +16,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from opsconductor.config import Settings
 from opsconductor.contracts.queues import TaskQueue
 from opsconductor.db import create_engine, create_sessionmaker
-from opsconductor.processes import exit_now
+from opsconductor.processes import exit_now, settle_for_serving
 from opsconductor.temporal.client import connect, worker_runtime
 from opsconductor.worker.health import RESTART_EXIT_CODE, watching_evictions
 from opsconductor.worker.registry import WorkerResources, activities_for, workflows_for
@@ -86,10 +85,9 @@ async def run_workers(settings: Settings, queues: Sequence[TaskQueue]) -> None:
             extra={"modules": uncompiled},
         )
     # Everything imported and built so far lives as long as the process: moved out of the
-    # collector's reach, so its full collections (a few a minute under load) walk what steps
-    # allocate, not the ~270,000 objects of the worker's modules (docs/engine.md, "The worker's
-    # per-target cost").
-    gc.freeze()
+    # collector's reach, so its full collections walk what steps allocate, not the ~270,000
+    # objects of the worker's modules (docs/engine.md, "The worker's per-target cost").
+    settle_for_serving()
     try:
         await _serve(workers, queues, settings)
     finally:

@@ -334,6 +334,10 @@ def test_cancel_ends_a_followed_run_with_the_cancelled_exit_code(
     assert "already ended" in again.stderr
 
 
+# Each a `GET /runs` and a `GET /targets` (the test's own API process).
+LIST_REQUESTS = 150
+
+
 def metric_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
@@ -346,6 +350,34 @@ def sample(
     samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
 ) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def test_the_api_process_rarely_collects_garbage(cli: Cli) -> None:
+    """A served API process has frozen what it built and raised the collector's thresholds
+    (`settle_for_serving`): list requests trigger no full collection, whose walk held the event
+    loop for 70 to 120 ms (benchmarks/README.md fix 21), and few young ones. The default
+    thresholds gave about one young collection per two list requests."""
+    cli.login()
+    with httpx.Client(
+        base_url=f"{cli.stack.url}/api/v1",
+        headers={"Authorization": f"Bearer {cli.token}"},
+        timeout=30,
+    ) as http:
+        before = metric_samples(httpx.get(f"{cli.stack.url}/metrics").text)
+        for _ in range(LIST_REQUESTS):
+            http.get("/runs").raise_for_status()
+            http.get("/targets").raise_for_status()
+        after = metric_samples(httpx.get(f"{cli.stack.url}/metrics").text)
+
+    def collections(generation: str) -> float:
+        name = "python_gc_collections_total"
+        return sample(after, name, generation=generation) - sample(
+            before, name, generation=generation
+        )
+
+    assert sample(after, "python_gc_collections_total", generation="0") > 0  # exported at all
+    assert collections("2") == 0
+    assert collections("0") <= LIST_REQUESTS * 2 / 50
 
 
 async def test_metrics_move_and_the_request_id_reaches_the_worker_logs(
