@@ -68,18 +68,21 @@ async def public(session: AsyncSession, target: Target) -> TargetPublic:
     return _public(target, (await _group_names(session, [target.id])).get(target.id, []))
 
 
-def _group_names_column() -> ScalarSelect[list[str] | None]:
-    """A listed target's group names, sorted, as a column of the page's own statement: one round
-    trip fewer than asking for the page's names after it (benchmarks/README.md fix 18). The
-    page's `total` is counted from the same statement, and PostgreSQL drops a column the count
-    does not read, so the names are looked up for the page's rows only. A target in no group has
-    NULL (the aggregate of no rows)."""
-    return (
-        select(func.array_agg(aggregate_order_by(col(TargetGroup.name), col(TargetGroup.name))))
-        .join(TargetGroupMember, col(TargetGroup.id) == col(TargetGroupMember.group_id))
-        .where(col(TargetGroupMember.target_id) == col(Target.id))
-        .scalar_subquery()
-    )
+# A listed target's group names, sorted, as a column of the page's own statement: one round
+# trip fewer than asking for the page's names after it (benchmarks/README.md fix 18). The page's
+# `total` is counted from the same statement, and PostgreSQL drops a column the count does not
+# read, so the names are looked up for the page's rows only. A target in no group has NULL (the
+# aggregate of no rows).
+_GROUP_NAMES: ScalarSelect[list[str] | None] = (
+    select(func.array_agg(aggregate_order_by(col(TargetGroup.name), col(TargetGroup.name))))
+    .join(TargetGroupMember, col(TargetGroup.id) == col(TargetGroupMember.group_id))
+    .where(col(TargetGroupMember.target_id) == col(Target.id))
+    .scalar_subquery()
+)
+# Built once: statements are immutable (each filter below makes a new one), and building this
+# one per request was 3 % of the API's busy samples in `GET /targets` (benchmarks/README.md
+# fix 21).
+_TARGET_PAGE = select(Target, _GROUP_NAMES).order_by(col(Target.name))
 
 
 def parse_tag_filters(values: Iterable[str], parameter: str = "tag") -> dict[str, str]:
@@ -101,7 +104,7 @@ async def list_targets(
     search: str | None,
     page: PageRequest,
 ) -> Page[TargetPublic]:
-    statement = select(Target, _group_names_column()).order_by(col(Target.name))
+    statement = _TARGET_PAGE
     if tags:
         # JSONB containment: every given tag must match (served by the GIN index).
         statement = statement.where(col(Target.tags).contains(tags))
