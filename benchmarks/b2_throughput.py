@@ -140,7 +140,26 @@ async def bench_b2(stack: Stack, temporal: Client, runs: int, inflight: int) -> 
         bare_ms = _per_run_ms(bare_before, bare_after, name, runs)
         rows.append(Row("B2", "", f"CPU/run {name}", ours_ms, bare_ms, "bare Temporal", "ms"))
     rows.append(Row("B2", "", "history events/run", *events, "bare Temporal", "events"))
+    rows.append(
+        Row("B2", "", "ratio ceiling", _ceiling(before, after, bare_before, bare_after, runs))
+    )
     return rows
+
+
+def _ceiling(
+    before: dict[str, float],
+    after: dict[str, float],
+    bare_before: dict[str, float],
+    bare_after: dict[str, float],
+    runs: int,
+) -> float:
+    """The best ratio a run started through the API could reach on a machine whose cores are
+    saturated (runs/s is then the cores over the CPU per run): one whose worker and Temporal
+    cost exactly the bare workflow's, plus the API's request and its PostgreSQL transactions,
+    measured. benchmarks/README.md, "B2's bound"."""
+    bare = _per_run_ms(bare_before, bare_after, "total", runs)
+    api_and_database = sum(_per_run_ms(before, after, name, runs) for name in ("api", "postgres"))
+    return bare / (bare + api_and_database)
 
 
 def _per_run_ms(before: dict[str, float], after: dict[str, float], name: str, runs: int) -> float:
