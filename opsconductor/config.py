@@ -113,8 +113,16 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./.opsconductor")
 
     database_url: str | None = None
-    database_pool_size: int = Field(default=10, ge=1)
-    database_max_overflow: int = Field(default=20, ge=0)
+    # Connections a process keeps open once it has opened them, and those it may open beyond
+    # for a burst and closes again when returned. Every connection costs PostgreSQL a backend
+    # and a SCRAM exchange to open, so a process keeps all it may use: with 10 kept and 20 of
+    # overflow, 50 clients made the API open and close a connection for most of their requests,
+    # doubling their p99 (docs/deployment.md, "Database connections").
+    database_pool_size: int = Field(default=30, ge=1)
+    database_max_overflow: int = Field(default=0, ge=0)
+    # How long a request or step waits for a connection when all are in use; then a request is
+    # answered 503 (the database is busy, not broken) and a step's activity is retried.
+    database_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     postgres_port: int = Field(default=5433, ge=1, le=65535)
 
     # Targets per child workflow of a run (see docs/engine.md, "Scale").

@@ -38,6 +38,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         database_url(settings),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_seconds,
         pool_recycle=1800,
         # Never echo bound values (password hashes, token digests) into errors or logs.
         hide_parameters=True,

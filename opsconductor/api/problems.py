@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opsconductor.errors import DependencyUnavailable, FieldProblem, InputInvalid, OpsConductorError
@@ -138,6 +139,16 @@ async def _database_unreachable(request: Request, error: Exception) -> ProblemRe
     )
 
 
+async def _database_busy(request: Request, error: Exception) -> ProblemResponse:
+    # Every connection of this process's pool stayed in use for the pool's whole timeout: the
+    # database is reachable but this process is at its limit of connections.
+    logger.warning("no database connection came free", extra={"error": str(error)[:200]})
+    return await _domain_error(
+        request,
+        DependencyUnavailable("every database connection is in use; retry shortly"),
+    )
+
+
 async def _unexpected_error(request: Request, error: Exception) -> ProblemResponse:
     logger.error("unhandled error", exc_info=error, extra={"path": request.url.path})
     return problem(
@@ -167,5 +178,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error_problem)
     app.add_exception_handler(DBAPIError, _database_unreachable)
+    app.add_exception_handler(PoolTimeout, _database_busy)
     app.add_exception_handler(ConnectionError, _database_unreachable)
     app.add_exception_handler(Exception, _unexpected_error)
