@@ -36,6 +36,9 @@ def _postgres_bin_path() -> Path:
 
 # PostgreSQL refuses to run as root; under root we run it as this unprivileged system user.
 SYSTEM_USER = "opsconductor-pg"
+# As the Compose file's PostgreSQL: each of our processes keeps up to 30 connections
+# (OPSCONDUCTOR_DATABASE_POOL_SIZE), and `up` may run several API processes beside the worker.
+MAX_CONNECTIONS = 300
 
 
 class EmbeddedPostgres:
@@ -71,7 +74,7 @@ class EmbeddedPostgres:
             f"--pgdata={self.pgdata}",
             f"--log={self.log_path}",
             "-o",
-            f"-h {self.host} -p {self.port} -k {shlex.quote(str(self.root))}",
+            f"-h {self.host} -p {self.port} -k {shlex.quote(str(self.root))} -N {MAX_CONNECTIONS}",
         )
         if not self._database_exists():
             self._run("createdb", *self._connection_args(), DATABASE)

@@ -12,6 +12,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsconductor.db import create_engine
+from opsconductor.embedded.postgres import MAX_CONNECTIONS
 from tests.conftest import make_settings
 from tests.identity_helpers import (
     ADMIN_PASSWORD,
@@ -90,3 +91,11 @@ async def test_a_request_that_finds_every_connection_in_use_is_answered_503(
     # The connection back in the pool, the same request is answered.
     answer = await http.get(api("/targets"), headers=bearer(tokens["access_token"]))
     assert answer.status_code == 200, answer.text
+
+
+async def test_the_embedded_postgresql_takes_as_many_connections_as_the_compose_one(
+    database_url: str,
+) -> None:
+    # `up` and the tests run the embedded server; ten processes at their pool size fit.
+    [(limit,)] = await execute_sql(database_url, "SHOW max_connections")
+    assert limit == str(MAX_CONNECTIONS)
