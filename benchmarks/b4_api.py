@@ -169,6 +169,22 @@ async def bench_b4(
                 (after["api"] - before["api"]) / len(latencies) * 1000,
                 unit="ms",
             ),
+            Row(
+                "B4",
+                case,
+                f"GET {shown} PostgreSQL CPU per request",
+                (after["postgres"] - before["postgres"]) / len(latencies) * 1000,
+                unit="ms",
+            ),
+            # How many of the machine's cores the API and PostgreSQL kept busy together: near
+            # the core count, more API processes have nothing to run on.
+            Row(
+                "B4",
+                case,
+                f"GET {shown} cores busy (API + PostgreSQL)",
+                sum(after[name] - before[name] for name in ("api", "postgres")) / load.seconds,
+                unit="cores",
+            ),
         ]
         if load.reconnects:
             rows.append(
