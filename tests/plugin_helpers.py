@@ -44,6 +44,7 @@ NOT_AN_ACTION = object()
 # `acme.emit`: returns the edge case its `with.what` names.
 EMITTING_PLUGIN_SOURCE = """
 from pydantic import BaseModel
+from temporalio.exceptions import ApplicationError
 
 from opsconductor.jobspec.plugins import PluginAction
 from opsconductor.contracts.steps import StepRequest, StepResult
@@ -69,6 +70,10 @@ RESULTS = {
 
 
 async def emit(request: StepRequest) -> StepResult:
+    if request.with_["what"] == "fail":
+        # A failure showing its (last) attempt's result.
+        failed = StepResult(stdout=LOUD + "\\udcff", exit_code=3)
+        raise ApplicationError("it broke", failed, type="StepFailed", non_retryable=True)
     return RESULTS[request.with_["what"]]
 
 

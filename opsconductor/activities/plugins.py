@@ -5,7 +5,8 @@ What a plugin returns is made as safe as a core action's output before it leaves
 (opsconductor.text), each string kept to its last `MAX_OUTPUT_CHARACTERS`, and outputs of more
 than `MAX_PLUGIN_OUTPUTS` characters of JSON replaced by `{"truncated": true}`. Unchecked, a
 lone surrogate fails the result's encoding and megabytes exceed Temporal's 2 MB payload limit,
-failing the step with an obscure error and losing its output.
+failing the step with an obscure error and losing its output. The result a failure carries
+(an `ApplicationError`'s details) is made as safe.
 """
 
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from opsconductor.activities.step_output import carrying, failure_result
 from opsconductor.activities.steps import MAX_OUTPUT_CHARACTERS, bounded
 from opsconductor.contracts.queues import TaskQueue
 from opsconductor.contracts.steps import StepRequest, StepResult, fitted
@@ -73,7 +75,15 @@ def _activity(action: PluginAction) -> Callable[[StepRequest], Any]:
     # A wrapper of our own, so the plugin's callable is registered under our name and with
     # our payload types whatever decorators it carries.
     async def run(request: StepRequest) -> StepResult:
-        return _safe(_validated(action, await action.run(request)))
+        try:
+            result = await action.run(request)
+        except ApplicationError as error:
+            # The last attempt's result a failure carries is shown too: made as safe.
+            failed = failure_result(error)
+            if failed is None:
+                raise
+            raise carrying(error, _safe(failed)) from None
+        return _safe(_validated(action, result))
 
     return activity.defn(name=action.activity_name)(run)
 

@@ -26,7 +26,7 @@ async def test_a_plugin_result_is_bounded_cleaned_and_checked_on_the_record(
         "name": "emitter",
         "steps": [
             {"id": what, "run_once": True, "action": "acme.emit", "with": {"what": what}}
-            for what in ("loud", "wide", "odd", "exit")
+            for what in ("loud", "wide", "odd", "fail", "exit")
         ],
     }
     run_id = await start_job_run(http, operator, document)
@@ -54,6 +54,12 @@ async def test_a_plugin_result_is_bounded_cleaned_and_checked_on_the_record(
     assert odd["status"] == "succeeded", odd["reason"]
     assert (odd["stdout"], odd["stderr"]) == ("a\\x00b \\xff c\\ud800", "\\x00")
     assert odd["outputs"] == {"k\\x00": ["\\x00", {"s": "\\x80"}], "n": 1}
+
+    # The result a failure carries: made as safe, shown on the failed step.
+    fail = steps["fail"]
+    assert (fail["status"], fail["reason"], fail["exit_code"]) == ("failed", "it broke", 3)
+    assert "line 399999\n\\xff\n[… " in fail["stdout"]
+    assert fail["stdout"].endswith(" earlier characters not kept]")
 
     # An exit code the record cannot hold fails the step, at once, instead of its record.
     exit_step = steps["exit"]
