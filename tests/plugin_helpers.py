@@ -1,4 +1,4 @@
-"""Throwaway plugin distributions: a module and its dist-info on sys.path, no install."""
+"""A throwaway plugin distribution: a module and its dist-info on sys.path, no install."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from opsconductor.jobspec.plugins import plugin_actions
 
 PLUGIN_SOURCE = """
 from pydantic import BaseModel, ConfigDict, Field
+from temporalio.exceptions import ApplicationError
 
 from opsconductor.jobspec.plugins import PluginAction
 from opsconductor.contracts.steps import StepRequest, StepResult
@@ -27,28 +28,6 @@ class PingWith(BaseModel):
 async def ping(request: StepRequest) -> StepResult:
     return StepResult(outputs={"reachable": True})
 
-
-ACTIONS = [
-    PluginAction(
-        name="acme.ping",
-        description="Ping a host the ACME way",
-        input_model=PingWith,
-        queue=TaskQueue.http,
-        run=ping,
-        outputs=("reachable",),
-    )
-]
-NOT_AN_ACTION = object()
-"""
-
-# `acme.emit`: returns the edge case its `with.what` names.
-EMITTING_PLUGIN_SOURCE = """
-from pydantic import BaseModel
-from temporalio.exceptions import ApplicationError
-
-from opsconductor.jobspec.plugins import PluginAction
-from opsconductor.contracts.steps import StepRequest, StepResult
-from opsconductor.contracts.queues import TaskQueue
 
 LOUD = "".join(f"line {number}\\n" for number in range(400_000))  # 5.3 MB
 
@@ -79,56 +58,35 @@ async def emit(request: StepRequest) -> StepResult:
 
 ACTIONS = [
     PluginAction(
-        name="acme.emit",
-        description="Return an edge-case result",
-        input_model=EmitWith,
+        name="acme.ping",
+        description="Ping a host the ACME way",
+        input_model=PingWith,
         queue=TaskQueue.http,
-        run=emit,
-    )
+        run=ping,
+        outputs=("reachable",),
+    ),
+    # Returns the edge case its `with.what` names (tests/integration/test_plugin_results.py).
+    PluginAction("acme.emit", "Return an edge-case result", EmitWith, TaskQueue.http, emit),
 ]
+NOT_AN_ACTION = object()
 """
-
-
-def install_plugin(
-    root: Path, monkeypatch: pytest.MonkeyPatch, module: str, source: str, entry_points: str
-) -> None:
-    """`module` with `source`, declaring `entry_points` (lines of `name = module:object`)."""
-    root.mkdir()
-    (root / f"{module}.py").write_text(source)
-    dist_info = root / f"{module}-1.0.dist-info"
-    dist_info.mkdir()
-    name = module.replace("_", "-")
-    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-    (dist_info / "entry_points.txt").write_text(f"[opsconductor.actions]\n{entry_points}\n")
-    monkeypatch.syspath_prepend(str(root))
-    plugin_actions.cache_clear()
 
 
 @pytest.fixture
 def acme_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Installs `acme-ops` for one test: `acme.ping` (good) and `broken` (breaks the contract)."""
-    install_plugin(
-        tmp_path / "site",
-        monkeypatch,
-        "acme_ops",
-        PLUGIN_SOURCE,
-        "acme = acme_ops:ACTIONS\nbroken = acme_ops:NOT_AN_ACTION",
+    """Installs `acme-ops` for one test: `acme.ping` and `acme.emit` (good) and `broken` (breaks
+    the contract)."""
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "acme_ops.py").write_text(PLUGIN_SOURCE)
+    dist_info = root / "acme_ops-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-ops\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(
+        "[opsconductor.actions]\nacme = acme_ops:ACTIONS\nbroken = acme_ops:NOT_AN_ACTION\n"
     )
+    monkeypatch.syspath_prepend(str(root))
+    plugin_actions.cache_clear()
     yield
     plugin_actions.cache_clear()
     sys.modules.pop("acme_ops", None)
-
-
-@pytest.fixture
-def emitting_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Installs `acme-emit` for one test: `acme.emit`, whose results test the edges."""
-    install_plugin(
-        tmp_path / "emit-site",
-        monkeypatch,
-        "acme_emit",
-        EMITTING_PLUGIN_SOURCE,
-        "acme = acme_emit:ACTIONS",
-    )
-    yield
-    plugin_actions.cache_clear()
-    sys.modules.pop("acme_emit", None)

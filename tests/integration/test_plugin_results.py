@@ -9,15 +9,15 @@ import pytest
 
 from opsconductor.activities.steps import MAX_OUTPUT_CHARACTERS
 from tests.identity_helpers import Account
-from tests.plugin_helpers import emitting_plugin
+from tests.plugin_helpers import acme_plugin
 from tests.run_helpers import TERMINAL, start_job_run, wait_for
 
-__all__ = ["emitting_plugin"]
+__all__ = ["acme_plugin"]
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.usefixtures("emitting_plugin", "workers")
+@pytest.mark.usefixtures("acme_plugin", "workers")
 async def test_a_plugin_result_is_bounded_cleaned_and_checked_on_the_record(
     http: httpx.AsyncClient, operator: Account
 ) -> None:
