@@ -49,9 +49,10 @@ RESULTS = {
 
 
 async def emit(request: StepRequest) -> StepResult:
-    if request.with_["what"] == "fail":
+    if request.with_["what"].startswith("fail"):
         # A failure showing its (last) attempt's result.
-        failed = StepResult(stdout=LOUD + "\\udcff", exit_code=3)
+        exit_code = 2**40 if request.with_["what"] == "fail_exit" else 3
+        failed = StepResult(stdout=LOUD + "\\udcff", exit_code=exit_code)
         raise ApplicationError("it broke", failed, type="StepFailed", non_retryable=True)
     return RESULTS[request.with_["what"]]
 

@@ -78,12 +78,15 @@ def _activity(action: PluginAction) -> Callable[[StepRequest], Any]:
         try:
             result = await action.run(request)
         except ApplicationError as error:
-            # The last attempt's result a failure carries is shown too: made as safe.
-            failed = failure_result(error)
-            if failed is None:
-                raise
-            raise carrying(error, _safe(failed)) from None
-        return _safe(_validated(action, result))
+            failure = error
+        else:
+            return _safe(_validated(action, result))
+        # The last attempt's result a failure carries is shown too: made as safe. Raised
+        # outside the handler, so the plugin's error (and what it carries) is not chained on.
+        failed = failure_result(failure)
+        if failed is None:
+            raise failure
+        raise carrying(failure, _safe(_validated(action, failed)))
 
     return activity.defn(name=action.activity_name)(run)
 

@@ -26,7 +26,7 @@ async def test_a_plugin_result_is_bounded_cleaned_and_checked_on_the_record(
         "name": "emitter",
         "steps": [
             {"id": what, "run_once": True, "action": "acme.emit", "with": {"what": what}}
-            for what in ("loud", "wide", "odd", "fail", "exit")
+            for what in ("loud", "wide", "odd", "fail", "exit", "fail_exit")
         ],
     }
     run_id = await start_job_run(http, operator, document)
@@ -62,8 +62,9 @@ async def test_a_plugin_result_is_bounded_cleaned_and_checked_on_the_record(
     assert fail["stdout"].endswith(" earlier characters not kept]")
 
     # An exit code the record cannot hold fails the step, at once, instead of its record.
-    exit_step = steps["exit"]
-    assert (exit_step["status"], exit_step["attempts"]) == ("failed", 1)
-    assert exit_step["reason"] == (
-        "plugin action acme.emit returned exit_code 1099511627776, out of range"
-    )
+    # Returned, or carried by a failure.
+    for exit_step in (steps["exit"], steps["fail_exit"]):
+        assert (exit_step["status"], exit_step["attempts"]) == ("failed", 1)
+        assert exit_step["reason"] == (
+            "plugin action acme.emit returned exit_code 1099511627776, out of range"
+        )
