@@ -16,6 +16,7 @@ The escaped form is for reading: a command that itself prints `\\x00` looks the 
 """
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 # The decoding error handler for remote output: undecodable bytes become `\xNN`.
@@ -40,14 +41,15 @@ def storable(text: str) -> str:
     return _UNSTORABLE.sub(_escaped, text)
 
 
-def storable_json(value: Any) -> Any:
-    """A JSON-like value with every string in it (keys too) made `storable`."""
+def storable_json(value: Any, change: Callable[[str], str] = storable) -> Any:
+    """A JSON-like value with every string in it (keys too) made `storable`, or given to
+    `change` (which must make it storable too)."""
     if isinstance(value, str):
-        return storable(value)
+        return change(value)
     if isinstance(value, dict):
-        return {storable(str(key)): storable_json(item) for key, item in value.items()}
+        return {change(str(key)): storable_json(item, change) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [storable_json(item) for item in value]
+        return [storable_json(item, change) for item in value]
     return value
 
 

@@ -12,6 +12,7 @@ from opsconductor.jobspec.plugins import plugin_actions
 
 PLUGIN_SOURCE = """
 from pydantic import BaseModel, ConfigDict, Field
+from temporalio.exceptions import ApplicationError
 
 from opsconductor.jobspec.plugins import PluginAction
 from opsconductor.contracts.steps import StepRequest, StepResult
@@ -28,6 +29,34 @@ async def ping(request: StepRequest) -> StepResult:
     return StepResult(outputs={"reachable": True})
 
 
+LOUD = "".join(f"line {number}\\n" for number in range(400_000))  # 5.3 MB
+
+
+class EmitWith(BaseModel):
+    what: str
+
+
+RESULTS = {
+    "loud": StepResult(stdout=LOUD, stderr="warn " + LOUD, outputs={"report": LOUD, "n": 1}),
+    "wide": StepResult(outputs={f"k{number}": "x" * 1000 for number in range(3000)}),
+    "odd": StepResult(
+        stdout="a\\x00b \\udcff c\\ud800",
+        stderr="\\x00",
+        outputs={"k\\x00": ["\\x00", {"s": "\\udc80"}], "n": 1},
+    ),
+    "exit": StepResult(exit_code=2**40),
+}
+
+
+async def emit(request: StepRequest) -> StepResult:
+    if request.with_["what"].startswith("fail"):
+        # A failure showing its (last) attempt's result.
+        exit_code = 2**40 if request.with_["what"] == "fail_exit" else 3
+        failed = StepResult(stdout=LOUD + "\\udcff", exit_code=exit_code)
+        raise ApplicationError("it broke", failed, type="StepFailed", non_retryable=True)
+    return RESULTS[request.with_["what"]]
+
+
 ACTIONS = [
     PluginAction(
         name="acme.ping",
@@ -36,7 +65,9 @@ ACTIONS = [
         queue=TaskQueue.http,
         run=ping,
         outputs=("reachable",),
-    )
+    ),
+    # Returns the edge case its `with.what` names (tests/integration/test_plugin_results.py).
+    PluginAction("acme.emit", "Return an edge-case result", EmitWith, TaskQueue.http, emit),
 ]
 NOT_AN_ACTION = object()
 """
@@ -44,7 +75,8 @@ NOT_AN_ACTION = object()
 
 @pytest.fixture
 def acme_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Installs `acme-ops` for one test: `acme.ping` (good) and `broken` (breaks the contract)."""
+    """Installs `acme-ops` for one test: `acme.ping` and `acme.emit` (good) and `broken` (breaks
+    the contract)."""
     root = tmp_path / "site"
     root.mkdir()
     (root / "acme_ops.py").write_text(PLUGIN_SOURCE)

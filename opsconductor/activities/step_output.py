@@ -100,6 +100,17 @@ def failure_result(error: ApplicationError) -> StepResult | None:
         return None  # a plugin's own shape: passed on as it is
 
 
+def carrying(error: ApplicationError, result: StepResult) -> ApplicationError:
+    """`error` as raised, with `result` as its details instead."""
+    return ApplicationError(
+        error.message,
+        result,
+        type=error.type,
+        non_retryable=error.non_retryable,
+        next_retry_delay=error.next_retry_delay,
+    )
+
+
 def recording_output(
     step_activity: StepActivity, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> Callable[..., Any]:
@@ -122,13 +133,7 @@ def recording_output(
             if failed is None:
                 raise
             stored = await _stored(sessionmaker, request, failed)
-            raise ApplicationError(
-                error.message,
-                for_history(request, failed, stored),
-                type=error.type,
-                non_retryable=error.non_retryable,
-                next_retry_delay=error.next_retry_delay,
-            ) from None
+            raise carrying(error, for_history(request, failed, stored)) from None
         stored = await _stored(sessionmaker, request, result, succeeded=True)
         return for_history(request, result, stored, succeeded=True)
 

@@ -100,11 +100,13 @@ class SecretMask:
         return masked[: max(0, len(masked) - longest)]
 
 
-def bounded(text: str) -> str:
+def bounded(text: str, dropped_to: str = "in the run log") -> str:
+    """The last MAX_OUTPUT_CHARACTERS of `text`, noting how many earlier characters were cut
+    and where they went (`dropped_to`: true of the caller's output, e.g. "in the run log")."""
     if len(text) <= MAX_OUTPUT_CHARACTERS:
         return text
     dropped = len(text) - MAX_OUTPUT_CHARACTERS
-    return text[-MAX_OUTPUT_CHARACTERS:] + f"\n[… {dropped} earlier characters in the run log]"
+    return text[-MAX_OUTPUT_CHARACTERS:] + f"\n[… {dropped} earlier characters {dropped_to}]"
 
 
 # Inside a chunk activity (activities/ssh_chunks.py) each target runs its own attempts, and the

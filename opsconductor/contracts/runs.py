@@ -5,7 +5,6 @@ Plain data, safe in workflow code, and small enough for history: outputs are cap
 activities before they are returned.
 """
 
-import json
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -16,7 +15,7 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 
 from opsconductor.contracts import activity_contract
 from opsconductor.contracts.name_lists import NameList
-from opsconductor.contracts.steps import Stream, TargetSnapshot, with_repeats
+from opsconductor.contracts.steps import Stream, TargetSnapshot, fitted, with_repeats
 from opsconductor.jobspec.document import Order
 from opsconductor.jobspec.plan import Plan, SegmentKind
 
@@ -99,9 +98,7 @@ class StepOutcome(BaseModel):
     def bounded(self, limit: int) -> "StepOutcome":
         """A copy whose output fits `limit` characters per field, for crossing a workflow
         boundary where many outcomes share one payload."""
-        outputs = self.outputs
-        if len(json.dumps(outputs, default=str)) > limit:
-            outputs = {"truncated": True}
+        outputs = fitted(self.outputs, limit)
         return self.model_copy(
             update={
                 "stdout": self.stdout[-limit:],

@@ -5,6 +5,7 @@ Every step activity (core, library body or plugin) takes a `StepRequest` and ret
 plugins add actions at run time.
 """
 
+import json
 import uuid
 from typing import Any, Literal
 
@@ -27,6 +28,13 @@ def with_repeats(
     """Outputs as the action documents them: those carried once as a stream put back."""
     streams = {"stdout": stdout, "stderr": stderr}
     return {**outputs, **{name: streams[stream] for name, stream in text_outputs.items()}}
+
+
+def fitted(outputs: dict[str, Any], limit: int) -> dict[str, Any]:
+    """`outputs` itself if its JSON fits `limit` characters, else `{"truncated": True}`."""
+    if len(json.dumps(outputs, default=str)) > limit:
+        return {"truncated": True}
+    return outputs
 
 
 class TargetSnapshot(BaseModel):

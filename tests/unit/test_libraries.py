@@ -272,7 +272,7 @@ def test_plugin_actions_load_from_their_entry_point_and_validate(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.ERROR):
-        assert list(plugin_actions()) == ["acme.ping"]
+        assert list(plugin_actions()) == ["acme.ping", "acme.emit"]
     assert "is not an opsconductor PluginAction" in caplog.text
     spec = known_actions()["acme.ping"]
     assert (spec.queue, spec.activity_name, spec.outputs) == (
