@@ -49,6 +49,10 @@ RESULTS = {
 
 
 async def emit(request: StepRequest) -> StepResult:
+    if request.with_["what"] == "fail_loud":
+        raise ApplicationError("it broke: " + LOUD + "\\udcff", type="Loud", non_retryable=True)
+    if request.with_["what"] == "crash":
+        raise ValueError("no \\udcff such thing")
     if request.with_["what"].startswith("fail"):
         # A failure showing its (last) attempt's result.
         exit_code = 2**40 if request.with_["what"] == "fail_exit" else 3

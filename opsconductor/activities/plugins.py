@@ -79,14 +79,19 @@ def _activity(action: PluginAction) -> Callable[[StepRequest], Any]:
             result = await action.run(request)
         except ApplicationError as error:
             failure = error
+        except Exception as error:
+            # Failed under the error's own type name (retry policies name types), with its
+            # message made as safe as output: megabytes or a lone surrogate in it would fail
+            # the failure's own encoding.
+            raise ApplicationError(_kept(str(error)), type=type(error).__name__) from None
         else:
             return _safe(_validated(action, result))
-        # The last attempt's result a failure carries is shown too: made as safe. Raised
-        # outside the handler, so the plugin's error (and what it carries) is not chained on.
+        # The message, and the last attempt's result a failure carries, are made as safe; a
+        # plugin's own details are passed on. Raised outside the handler, so the plugin's error
+        # (and what it carries) is not chained on.
         failed = failure_result(failure)
-        if failed is None:
-            raise failure
-        raise carrying(failure, _safe(_validated(action, failed)))
+        details = failure.details if failed is None else (_safe(_validated(action, failed)),)
+        raise carrying(failure, *details, message=_kept(failure.message))
 
     return activity.defn(name=action.activity_name)(run)
 

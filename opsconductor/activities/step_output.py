@@ -100,11 +100,13 @@ def failure_result(error: ApplicationError) -> StepResult | None:
         return None  # a plugin's own shape: passed on as it is
 
 
-def carrying(error: ApplicationError, result: StepResult) -> ApplicationError:
-    """`error` as raised, with `result` as its details instead."""
+def carrying(
+    error: ApplicationError, *details: Any, message: str | None = None
+) -> ApplicationError:
+    """`error` as raised, with `details` instead of its own (and `message`, when given)."""
     return ApplicationError(
-        error.message,
-        result,
+        error.message if message is None else message,
+        *details,
         type=error.type,
         non_retryable=error.non_retryable,
         next_retry_delay=error.next_retry_delay,

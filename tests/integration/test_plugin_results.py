@@ -26,7 +26,7 @@ async def test_a_plugin_result_is_bounded_cleaned_and_checked_on_the_record(
         "name": "emitter",
         "steps": [
             {"id": what, "run_once": True, "action": "acme.emit", "with": {"what": what}}
-            for what in ("loud", "wide", "odd", "fail", "exit", "fail_exit")
+            for what in ("loud", "wide", "odd", "fail", "exit", "fail_exit", "fail_loud", "crash")
         ],
     }
     run_id = await start_job_run(http, operator, document)
@@ -60,6 +60,15 @@ async def test_a_plugin_result_is_bounded_cleaned_and_checked_on_the_record(
     assert (fail["status"], fail["reason"], fail["exit_code"]) == ("failed", "it broke", 3)
     assert "line 399999\n\\xff\n[… " in fail["stdout"]
     assert fail["stdout"].endswith(" earlier characters not kept]")
+
+    # A failure's message is made as safe too: an ApplicationError's, and any other error's
+    # (failed under its type's name).
+    fail_loud = steps["fail_loud"]
+    assert fail_loud["status"] == "failed"
+    assert "line 399999\n\\xff\n[… " in fail_loud["reason"]
+    assert fail_loud["reason"].endswith(" earlier characters not kept]")
+    crash = steps["crash"]
+    assert (crash["status"], crash["reason"]) == ("failed", "no \\xff such thing")
 
     # An exit code the record cannot hold fails the step, at once, instead of its record.
     # Returned, or carried by a failure.
