@@ -162,19 +162,15 @@ async def bench_b4(
                 aim="< 100",
             ),
             Row("B4", case, f"GET {shown} req/s", len(latencies) / load.seconds, unit="1/s"),
-            Row(
-                "B4",
-                case,
-                f"GET {shown} API CPU per request",
-                (after["api"] - before["api"]) / len(latencies) * 1000,
-                unit="ms",
-            ),
-            Row(
-                "B4",
-                case,
-                f"GET {shown} PostgreSQL CPU per request",
-                (after["postgres"] - before["postgres"]) / len(latencies) * 1000,
-                unit="ms",
+            *(
+                Row(
+                    "B4",
+                    case,
+                    f"GET {shown} {label} CPU per request",
+                    (after[process] - before[process]) / len(latencies) * 1000,
+                    unit="ms",
+                )
+                for process, label in (("api", "API"), ("postgres", "PostgreSQL"))
             ),
             # How many of the machine's cores the API and PostgreSQL kept busy together: near
             # the core count, more API processes have nothing to run on.
